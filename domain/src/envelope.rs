@@ -1,0 +1,33 @@
+//! The form in which committed events travel on the bus (NATS JetStream) to projectors.
+
+use serde::{Deserialize, Serialize};
+
+/// One committed event as published by the relay.
+///
+/// `position` is the event store's global, gap-tolerant commit counter; `sequence` is the event's
+/// number within its aggregate (1, 2, 3, ... without gaps), which projectors use for idempotency.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventEnvelope {
+    pub event_id: String,
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: serde_json::Value,
+    pub metadata: serde_json::Value,
+}
+
+impl EventEnvelope {
+    /// A stable id for an event: the same event always gets the same id, which makes it usable as
+    /// the JetStream de-duplication key (`Nats-Msg-Id`).
+    pub fn id_for(aggregate_type: &str, aggregate_id: &str, sequence: i64) -> String {
+        format!("{aggregate_type}:{aggregate_id}:{sequence}")
+    }
+
+    /// The subject an event is published on: `<prefix>.<aggregate type>.<aggregate id>`.
+    pub fn subject(prefix: &str, aggregate_type: &str, aggregate_id: &str) -> String {
+        format!("{prefix}.{aggregate_type}.{aggregate_id}")
+    }
+}

@@ -1,0 +1,70 @@
+//! Reading committed events back out of the event store, in commit (position) order.
+
+use futures::{Stream, StreamExt};
+use parley_domain::EventEnvelope;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use crate::BusError;
+
+/// The columns `envelope_from_row` reads, in every query below.
+macro_rules! select_events {
+    ($rest:literal) => {
+        concat!(
+            "SELECT e.position, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version, ",
+            "e.payload, e.metadata ",
+            $rest
+        )
+    };
+}
+
+fn envelope_from_row(row: &PgRow) -> Result<EventEnvelope, sqlx::Error> {
+    let aggregate_type: String = row.try_get("aggregate_type")?;
+    let aggregate_id: String = row.try_get("aggregate_id")?;
+    let sequence: i64 = row.try_get("sequence")?;
+    Ok(EventEnvelope {
+        event_id: EventEnvelope::id_for(&aggregate_type, &aggregate_id, sequence),
+        position: row.try_get("position")?,
+        aggregate_type,
+        aggregate_id,
+        sequence,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: row.try_get("payload")?,
+        metadata: row.try_get("metadata")?,
+    })
+}
+
+/// The events of one aggregate with `after < sequence <= up_to`, in order.
+pub async fn aggregate_events(
+    conn: &mut PgConnection,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    after: i64,
+    up_to: i64,
+) -> Result<Vec<EventEnvelope>, BusError> {
+    let sql = select_events!(
+        "FROM events e WHERE e.aggregate_type = $1 AND e.aggregate_id = $2 \
+         AND e.sequence > $3 AND e.sequence <= $4 ORDER BY e.sequence"
+    );
+    let rows = sqlx::query(sql).bind(aggregate_type).bind(aggregate_id).bind(after).bind(up_to).fetch_all(conn).await?;
+    Ok(rows.iter().map(envelope_from_row).collect::<Result<_, _>>()?)
+}
+
+/// Every event of the given aggregate types in commit order, streamed (never all in memory).
+pub fn all_events<'c>(
+    conn: &'c mut PgConnection,
+    aggregate_types: &'c [String],
+) -> impl Stream<Item = Result<EventEnvelope, BusError>> + 'c {
+    sqlx::query(select_events!("FROM events e WHERE e.aggregate_type = ANY($1) ORDER BY e.position"))
+        .bind(aggregate_types)
+        .fetch(conn)
+        .map(|row| Ok(envelope_from_row(&row?)?))
+}
+
+/// The oldest events still waiting in the outbox, up to `limit`, in commit order.
+pub async fn pending_outbox(conn: &mut PgConnection, limit: i64) -> Result<Vec<EventEnvelope>, BusError> {
+    let sql = select_events!("FROM outbox o JOIN events e ON e.position = o.position ORDER BY o.position LIMIT $1");
+    let rows = sqlx::query(sql).bind(limit).fetch_all(conn).await?;
+    Ok(rows.iter().map(envelope_from_row).collect::<Result<_, _>>()?)
+}

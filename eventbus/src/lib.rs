@@ -1,0 +1,19 @@
+//! The path of a committed event to the bus, shared by `parley-api` (which runs the relay) and
+//! `parley-projections` (which consumes the stream and rebuilds from the event store).
+
+pub mod error;
+pub mod event_store;
+pub mod relay;
+pub mod stream;
+
+pub use error::BusError;
+pub use stream::StreamSettings;
+
+/// The migrations under `migrations/`, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Applies pending migrations. Safe to run from several processes at once (sqlx takes an advisory lock).
+pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), BusError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}

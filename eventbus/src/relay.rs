@@ -1,0 +1,123 @@
+//! The outbox relay: publishes committed events to JetStream in commit order.
+//!
+//! Every event insert also inserts an `outbox` row (trigger, same transaction). The relay takes the
+//! oldest rows, publishes each with `Nats-Msg-Id` = event id, waits for JetStream's acknowledgement
+//! and only then deletes the rows. A crash before the delete re-publishes: JetStream's duplicate
+//! window and the projectors' per-aggregate versions make that harmless. NATS being down simply
+//! leaves rows in the outbox until it is back.
+//!
+//! Several `api` replicas may run a relay; a transaction-scoped advisory lock lets exactly one
+//! publish at a time, which keeps each aggregate's events in order on the stream.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use parley_domain::EventEnvelope;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::event_store::pending_outbox;
+use crate::{BusError, StreamSettings};
+
+const BATCH_SIZE: i64 = 256;
+/// An arbitrary constant naming the relay's advisory lock.
+const RELAY_LOCK_KEY: i64 = 0x7061_726c_6579_01;
+/// Fallback poll in case a notification was missed (e.g. the listener reconnected).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+pub struct Relay {
+    pool: PgPool,
+    jetstream: jetstream::Context,
+    settings: StreamSettings,
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, jetstream: jetstream::Context, settings: StreamSettings) -> Self {
+        Self { pool, jetstream, settings }
+    }
+
+    /// Runs until `shutdown` turns true. Errors are logged and retried with backoff.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut listener = self.listen().await;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.publish_batch().await {
+                Ok(published) if published as i64 == BATCH_SIZE => continue,
+                Ok(_) => {
+                    backoff = Duration::from_millis(100);
+                    tokio::select! {
+                        _ = wait_for_notification(&mut listener) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "relay could not publish");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    if listener.is_none() {
+                        listener = self.listen().await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+        listener.listen("parley_outbox").await.ok()?;
+        Some(listener)
+    }
+
+    /// Publishes up to one batch; returns how many events were published (0 if another relay holds
+    /// the lock).
+    pub async fn publish_batch(&self) -> Result<usize, BusError> {
+        let mut tx = self.pool.begin().await?;
+        let leader: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)").bind(RELAY_LOCK_KEY).fetch_one(&mut *tx).await?;
+        if !leader {
+            return Ok(0);
+        }
+        let events = pending_outbox(&mut tx, BATCH_SIZE).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut acks = Vec::with_capacity(events.len());
+        for event in &events {
+            acks.push(self.publish(event).await?);
+        }
+        for ack in acks {
+            ack.await.map_err(BusError::nats)?;
+        }
+        let positions: Vec<i64> = events.iter().map(|e| e.position).collect();
+        sqlx::query("DELETE FROM outbox WHERE position = ANY($1)").bind(&positions).execute(&mut *tx).await?;
+        tx.commit().await?;
+        tracing::debug!(count = events.len(), last_position = positions.last(), "relayed events");
+        Ok(events.len())
+    }
+
+    async fn publish(&self, event: &EventEnvelope) -> Result<jetstream::context::PublishAckFuture, BusError> {
+        let subject = EventEnvelope::subject(&self.settings.subject_prefix, &event.aggregate_type, &event.aggregate_id);
+        let payload = serde_json::to_vec(event)?;
+        let message = PublishMessage::build().payload(payload.into()).message_id(&event.event_id);
+        self.jetstream.send_publish(subject, message).await.map_err(BusError::nats)
+    }
+}
+
+async fn wait_for_notification(listener: &mut Option<PgListener>) {
+    match listener {
+        Some(l) => {
+            if let Ok(Err(error)) = tokio::time::timeout(IDLE_POLL, l.recv()).await {
+                tracing::warn!(%error, "outbox listener failed; falling back to polling");
+                *listener = None;
+            }
+        }
+        None => tokio::time::sleep(IDLE_POLL).await,
+    }
+}

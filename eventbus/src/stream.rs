@@ -1,0 +1,74 @@
+//! The JetStream stream that carries committed events.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+
+use crate::BusError;
+
+/// Where events go on NATS. Configurable so that several deployments (or test runs) can share
+/// one NATS server without seeing each other's events.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// JetStream stream name, e.g. `PARLEY_EVENTS`.
+    pub stream_name: String,
+    /// Subject prefix: events go to `<prefix>.<AggregateType>.<aggregate id>`.
+    pub subject_prefix: String,
+    /// How long the stream keeps events: the longest a projector may be down and still catch up
+    /// from the stream (it can always rebuild from the event store).
+    pub max_age: Duration,
+    pub replicas: usize,
+}
+
+/// An environment variable, or `default` when it is unset or empty.
+pub fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+}
+
+impl StreamSettings {
+    /// `PARLEY_NATS_STREAM`, `PARLEY_NATS_SUBJECT_PREFIX`, `PARLEY_NATS_STREAM_MAX_AGE_HOURS`,
+    /// `PARLEY_NATS_STREAM_REPLICAS`.
+    pub fn from_env() -> Self {
+        let max_age_hours: u64 = env_or("PARLEY_NATS_STREAM_MAX_AGE_HOURS", "168").parse().unwrap_or(168);
+        Self {
+            stream_name: env_or("PARLEY_NATS_STREAM", "PARLEY_EVENTS"),
+            subject_prefix: env_or("PARLEY_NATS_SUBJECT_PREFIX", "parley.events"),
+            max_age: Duration::from_secs(max_age_hours * 3600),
+            replicas: env_or("PARLEY_NATS_STREAM_REPLICAS", "1").parse().unwrap_or(1),
+        }
+    }
+
+    pub fn subject_for_type(&self, aggregate_type: &str) -> String {
+        format!("{}.{aggregate_type}.*", self.subject_prefix)
+    }
+}
+
+/// Creates the stream if it does not exist yet (both the relay and projectors call this, so
+/// either may start first).
+pub async fn ensure_stream(js: &jetstream::Context, settings: &StreamSettings) -> Result<stream::Stream, BusError> {
+    js.get_or_create_stream(stream::Config {
+        name: settings.stream_name.clone(),
+        subjects: vec![format!("{}.>", settings.subject_prefix)],
+        max_age: settings.max_age,
+        storage: stream::StorageType::File,
+        num_replicas: settings.replicas,
+        // Relay re-publishes after a crash are dropped by JetStream within this window; later
+        // ones are dropped by the projectors' per-aggregate versions.
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .map_err(BusError::nats)
+}
+
+/// Connects to NATS, retrying in the background until the server is reachable.
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(None)
+        .connect(url)
+        .await
+        .map_err(BusError::nats)
+}

@@ -1,0 +1,33 @@
+//! Read-model projectors: each is a durable JetStream consumer that applies events to its Postgres
+//! tables, recording its progress in the same transaction. Any projection can also be rebuilt from
+//! the event store alone (`parley-projections rebuild <name>`).
+
+pub mod config;
+pub mod error;
+pub mod projector;
+pub mod users;
+
+use async_trait::async_trait;
+use parley_domain::EventEnvelope;
+use sqlx::PgConnection;
+
+pub use error::ProjectionError;
+
+/// One read model.
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name: the durable consumer's and the checkpoint's key.
+    fn name(&self) -> &'static str;
+    /// The aggregate types whose events this projection reads.
+    fn aggregate_types(&self) -> &'static [&'static str];
+    /// Empties the read model (before a rebuild).
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError>;
+    /// Applies one event. Called exactly once per event and in per-aggregate order; the caller
+    /// handles de-duplication and ordering.
+    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), ProjectionError>;
+}
+
+/// Every projection this binary runs.
+pub fn all_projections() -> Vec<Box<dyn Projection>> {
+    vec![Box::new(users::UsersProjection)]
+}

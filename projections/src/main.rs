@@ -1,0 +1,109 @@
+//! `parley-projections [run | rebuild <projection> | migrate]`
+
+use std::process::ExitCode;
+
+use parley_projections::config::ProjectorConfig;
+use parley_projections::{all_projections, projector, ProjectionError};
+use sqlx::postgres::PgPoolOptions;
+use tokio::sync::watch;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_logging();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = ProjectorConfig::from_env();
+    let result = match args.first().map(String::as_str) {
+        None | Some("run") => run(config).await,
+        Some("rebuild") => match args.get(1) {
+            Some(name) => rebuild(config, name).await,
+            None => Err(ProjectionError::UnknownProjection(String::new())),
+        },
+        Some("migrate") => connect(&config).await.map(|_| ()),
+        Some(other) => {
+            eprintln!("unknown command {other:?}; usage: parley-projections [run | rebuild <projection> | migrate]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "parley-projections failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PARLEY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn connect(config: &ProjectorConfig) -> Result<sqlx::PgPool, ProjectionError> {
+    let pool = PgPoolOptions::new().max_connections(8).connect(&config.database_url).await?;
+    parley_eventbus::migrate(&pool).await?;
+    Ok(pool)
+}
+
+async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
+    let pool = connect(&config).await?;
+    let client = parley_eventbus::stream::connect(&config.nats_url, "parley-projections").await?;
+    let jetstream = async_nats::jetstream::new(client);
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for projection in all_projections() {
+        let consumer = format!("{}-{}", config.consumer_prefix, projection.name());
+        tracing::info!(projection = projection.name(), consumer, "starting projection");
+        tasks.push(tokio::spawn(projector::run_projection(
+            pool.clone(),
+            jetstream.clone(),
+            config.stream.clone(),
+            consumer,
+            projection,
+            shutdown.clone(),
+        )));
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+async fn rebuild(config: ProjectorConfig, name: &str) -> Result<(), ProjectionError> {
+    let pool = connect(&config).await?;
+    let projection = all_projections()
+        .into_iter()
+        .find(|p| p.name() == name)
+        .ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;
+    let applied = projector::rebuild(&pool, projection.as_ref()).await?;
+    tracing::info!(projection = name, applied, "rebuilt from the event store");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
