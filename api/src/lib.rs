@@ -1,1 +1,23 @@
-pub fn x() {}
+//! Parley's HTTP API: the write side (commands on event-sourced aggregates) and queries on the
+//! read models that `parley-projections` maintains.
+
+pub mod app;
+pub mod auth;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod ops;
+pub mod state;
+pub mod users;
+
+use poem_openapi::Tags;
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Accounts and sessions
+    Auth,
+    /// Profiles
+    Users,
+    /// Health, metrics and keys
+    Operations,
+}

@@ -1,1 +1,67 @@
-fn main() {}
+//! `parley-api [serve | migrate | openapi [FILE]]`
+
+use std::process::ExitCode;
+
+use parley_api::config::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("openapi") {
+        let spec = parley_api::app::openapi_json();
+        return match args.get(1) {
+            Some(path) => match std::fs::write(path, spec + "\n") {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("cannot write {path}: {error}");
+                    ExitCode::FAILURE
+                }
+            },
+            None => {
+                println!("{spec}");
+                ExitCode::SUCCESS
+            }
+        };
+    }
+    init_logging();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "invalid configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match args.first().map(String::as_str) {
+        None | Some("serve") => parley_api::app::serve(config).await,
+        Some("migrate") => migrate(&config).await,
+        Some(other) => {
+            eprintln!("unknown command {other:?}; usage: parley-api [serve | migrate | openapi [FILE]]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "parley-api failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(&config.database_url.0).await?;
+    parley_eventbus::migrate(&pool).await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PARLEY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -9,6 +9,10 @@ pub mod stream;
 pub use error::BusError;
 pub use stream::StreamSettings;
 
+/// The Postgres channel on which projectors announce progress after each commit (the api waits
+/// on it for read-your-writes).
+pub const PROGRESS_CHANNEL: &str = "parley_projected";
+
 /// The migrations under `migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 

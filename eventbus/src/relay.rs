@@ -18,6 +18,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use crate::event_store::pending_outbox;
+use crate::stream::ensure_stream;
 use crate::{BusError, StreamSettings};
 
 const BATCH_SIZE: i64 = 256;
@@ -41,11 +42,19 @@ impl Relay {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut listener = self.listen().await;
         let mut backoff = Duration::from_millis(100);
+        let mut stream_ready = false;
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            match self.publish_batch().await {
+            let result = match stream_ready {
+                true => self.publish_batch().await,
+                false => ensure_stream(&self.jetstream, &self.settings).await.map(|_| {
+                    stream_ready = true;
+                    0
+                }),
+            };
+            match result {
                 Ok(published) if published as i64 == BATCH_SIZE => continue,
                 Ok(_) => {
                     backoff = Duration::from_millis(100);

@@ -11,9 +11,7 @@ use tokio::sync::watch;
 
 use crate::{Projection, ProjectionError};
 
-/// The Postgres channel on which projectors announce progress (the api waits on it for
-/// read-your-writes).
-pub const PROGRESS_CHANNEL: &str = "parley_projected";
+use parley_eventbus::PROGRESS_CHANNEL;
 
 /// Applies one event to a projection inside `conn`'s transaction, exactly once per aggregate
 /// sequence: duplicates are skipped, and a gap (an event arriving before its predecessors) is

@@ -1,0 +1,131 @@
+//! Wiring: the OpenAPI service, middleware, and the server's start-up and shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::http::{header, Method};
+use poem::listener::TcpListener;
+use poem::middleware::CatchPanic;
+use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
+use poem_openapi::OpenApiService;
+use sqlx::postgres::PgPoolOptions;
+use tokio::sync::watch;
+
+use crate::auth::captcha::CaptchaVerifier;
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::routes::AuthApi;
+use crate::auth::tokens::TokenKeys;
+use crate::commands::{CommandBus, ProjectionProgress};
+use crate::config::Config;
+use crate::error::{render_any_error, ApiError};
+use crate::ops::metrics::{self, Metrics};
+use crate::ops::routes::OpsApi;
+use crate::state::AppState;
+use crate::users::routes::UsersApi;
+
+pub type Apis = (OpsApi, AuthApi, UsersApi);
+
+pub fn api_service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new((OpsApi, AuthApi, UsersApi), "Parley", env!("CARGO_PKG_VERSION"))
+        .description("Parley messaging backend. Errors are `{\"error\": {\"code\", \"message\"}}`.")
+        .server("http://127.0.0.1:8080")
+}
+
+/// The OpenAPI document, as committed under `openapi/`.
+pub fn openapi_json() -> String {
+    api_service().spec()
+}
+
+/// The whole HTTP application around a ready state.
+pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
+    let api = api_service();
+    let max_body = state.config.max_json_body_bytes;
+    Route::new()
+        .at("/openapi.json", api.spec_endpoint())
+        .nest("/docs", api.swagger_ui())
+        .nest("/", api)
+        .around(move |next, req| limit_body(next, req, max_body))
+        .around(metrics::observe)
+        .data(state)
+        .with(
+            CatchPanic::new().with_handler(|_| ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()),
+        )
+        .catch_all_error(|error| async move { render_any_error(error) })
+}
+
+/// Refuses bodies over `max` bytes (declared or streamed) with 413, and lets a body-less POST
+/// through as JSON `null` so that optional bodies (e.g. logout's) may be omitted.
+async fn limit_body<E: Endpoint>(next: E, mut req: Request, max: usize) -> poem::Result<Response> {
+    let declared = req.header(header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Err(ApiError::PayloadTooLarge { limit: max }.into());
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let body = req.take_body();
+        let bytes = body.into_bytes_limit(max).await.map_err(|_| ApiError::PayloadTooLarge { limit: max })?;
+        if bytes.is_empty() && req.header(header::CONTENT_TYPE).is_none() {
+            req.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        }
+        req.set_body(Body::from_bytes(bytes));
+    }
+    Ok(next.call(req).await?.into_response())
+}
+
+/// Connects everything, runs migrations, starts the outbox relay and serves until SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(config.database_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&config.database_url.0)
+        .await?;
+    parley_eventbus::migrate(&pool).await?;
+    let nats = parley_eventbus::stream::connect(&config.nats_url, "parley-api").await?;
+    let jetstream = async_nats::jetstream::new(nats.clone());
+
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let relay = parley_eventbus::relay::Relay::new(pool.clone(), jetstream, config.stream.clone());
+    let relay_task = tokio::spawn(relay.run(shutdown));
+
+    let tokens = TokenKeys::load_or_generate(
+        config.jwt_private_key_pem.as_ref().map(|s| s.0.as_str()),
+        &config.data_dir,
+        &config.jwt_issuer,
+        config.access_token_ttl,
+    )?;
+    let captcha = config.captcha.clone().map(CaptchaVerifier::new).transpose()?;
+    let state = Arc::new(AppState {
+        users: CommandBus::new(pool.clone(), ()),
+        sessions: CommandBus::new(pool.clone(), ()),
+        progress: ProjectionProgress::start(pool.clone()).await?,
+        tokens,
+        limiter: RateLimiter::default(),
+        captcha,
+        metrics: Arc::new(Metrics::new()?),
+        pool,
+        nats,
+        config,
+    });
+    let addr = state.config.http_addr;
+    tracing::info!(%addr, "parley-api listening");
+    Server::new(TcpListener::bind(addr))
+        .run_with_graceful_shutdown(endpoint(state), shutdown_signal(), Some(Duration::from_secs(10)))
+        .await?;
+    let _ = shutdown_tx.send(true);
+    let _ = relay_task.await;
+    Ok(())
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,245 @@
+//! Access tokens (EdDSA-signed JWTs) and opaque rotating refresh tokens.
+//!
+//! Access tokens are signed with an Ed25519 key so that other services (the SFU, future workers)
+//! verify them with the public key alone, published at `/.well-known/jwks.json`.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::SigningKey;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+const KEY_FILE: &str = "jwt-ed25519.pem";
+const ACCESS_TOKEN_TYPE: &str = "access";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("signing key is not a PKCS#8 PEM Ed25519 key: {0}")]
+    Invalid(String),
+    #[error("signing key file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user.
+    pub sub: Uuid,
+    /// The session (refresh-token family) the token was issued under.
+    pub sid: Uuid,
+    pub iss: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub typ: String,
+}
+
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    public_key: [u8; 32],
+    key_id: String,
+    issuer: String,
+    access_ttl: Duration,
+}
+
+impl TokenKeys {
+    pub fn from_pem(pem: &str, issuer: &str, access_ttl: Duration) -> Result<Self, KeyError> {
+        let signing = SigningKey::from_pkcs8_pem(pem).map_err(|e| KeyError::Invalid(e.to_string()))?;
+        Self::from_signing_key(&signing, issuer, access_ttl)
+    }
+
+    fn from_signing_key(signing: &SigningKey, issuer: &str, access_ttl: Duration) -> Result<Self, KeyError> {
+        let der = signing.to_pkcs8_der().map_err(|e| KeyError::Invalid(e.to_string()))?;
+        let public_key = signing.verifying_key().to_bytes();
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        // We issue and verify on clocks in the same cluster; a token is dead when it says so.
+        validation.leeway = 0;
+        Ok(Self {
+            encoding: EncodingKey::from_ed_der(der.as_bytes()),
+            decoding: DecodingKey::from_ed_der(&public_key),
+            validation,
+            key_id: hex(&Sha256::digest(public_key)[..8]),
+            public_key,
+            issuer: issuer.to_owned(),
+            access_ttl,
+        })
+    }
+
+    /// Uses the configured key, or the one kept in `data_dir` (generating it on first start).
+    pub fn load_or_generate(
+        configured_pem: Option<&str>,
+        data_dir: &Path,
+        issuer: &str,
+        access_ttl: Duration,
+    ) -> Result<Self, KeyError> {
+        if let Some(pem) = configured_pem {
+            return Self::from_pem(pem, issuer, access_ttl);
+        }
+        let path = data_dir.join(KEY_FILE);
+        let io = |source| KeyError::Io { path: path.display().to_string(), source };
+        match std::fs::read_to_string(&path) {
+            Ok(pem) => Self::from_pem(&pem, issuer, access_ttl),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data_dir).map_err(io)?;
+                let mut seed = [0u8; 32];
+                OsRng.fill_bytes(&mut seed);
+                let signing = SigningKey::from_bytes(&seed);
+                let pem = signing
+                    .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+                    .map_err(|e| KeyError::Invalid(e.to_string()))?;
+                write_private_file(&path, pem.as_bytes()).map_err(io)?;
+                tracing::info!(path = %path.display(), "generated a new access-token signing key");
+                Self::from_signing_key(&signing, issuer, access_ttl)
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        self.access_ttl
+    }
+
+    pub fn issue_access(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let claims = AccessClaims {
+            sub: user_id,
+            sid: session_id,
+            iss: self.issuer.clone(),
+            iat: now.timestamp(),
+            exp: now.timestamp() + self.access_ttl.as_secs() as i64,
+            typ: ACCESS_TOKEN_TYPE.to_owned(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.key_id.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding)
+    }
+
+    /// Checks signature, issuer, expiry and type.
+    pub fn verify_access(&self, token: &str) -> Option<AccessClaims> {
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok()?;
+        (data.claims.typ == ACCESS_TOKEN_TYPE).then_some(data.claims)
+    }
+
+    /// The public key as a JSON Web Key Set.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({
+            "keys": [{
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "alg": "EdDSA",
+                "use": "sig",
+                "kid": self.key_id,
+                "x": URL_SAFE_NO_PAD.encode(self.public_key),
+            }]
+        })
+    }
+}
+
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An opaque refresh token: `<session id>.<256 random bits>`. Only its SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshToken {
+    pub session_id: Uuid,
+    pub token: String,
+}
+
+impl RefreshToken {
+    pub fn generate(session_id: Uuid) -> Self {
+        let mut secret = [0u8; 32];
+        OsRng.fill_bytes(&mut secret);
+        Self { session_id, token: format!("{}.{}", session_id.simple(), URL_SAFE_NO_PAD.encode(secret)) }
+    }
+
+    pub fn parse(token: &str) -> Option<Self> {
+        let (session, secret) = token.trim().split_once('.')?;
+        let session_id = Uuid::try_parse(session).ok()?;
+        let secret = URL_SAFE_NO_PAD.decode(secret).ok()?;
+        (secret.len() == 32).then(|| Self { session_id, token: token.trim().to_owned() })
+    }
+
+    pub fn hash(&self) -> String {
+        hex(&Sha256::digest(self.token.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(ttl: Duration) -> TokenKeys {
+        let signing = SigningKey::from_bytes(&[7u8; 32]);
+        match TokenKeys::from_signing_key(&signing, "parley", ttl) {
+            Ok(keys) => keys,
+            Err(e) => panic!("test key: {e}"),
+        }
+    }
+
+    #[test]
+    fn access_tokens_round_trip_and_reject_tampering() {
+        let keys = keys(Duration::from_secs(900));
+        let (user, session) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let token = keys.issue_access(user, session, Utc::now()).unwrap_or_default();
+        let claims = keys.verify_access(&token);
+        assert_eq!(claims.map(|c| (c.sub, c.sid)), Some((user, session)));
+        // Flip one character of the payload.
+        let mut tampered: Vec<char> = token.chars().collect();
+        let middle = token.find('.').unwrap_or(0) + 5;
+        tampered[middle] = if tampered[middle] == 'A' { 'B' } else { 'A' };
+        assert!(keys.verify_access(&tampered.into_iter().collect::<String>()).is_none());
+        // Another key's token.
+        let other =
+            TokenKeys::from_signing_key(&SigningKey::from_bytes(&[8u8; 32]), "parley", Duration::from_secs(900));
+        let foreign = other.map(|k| k.issue_access(user, session, Utc::now()).unwrap_or_default()).unwrap_or_default();
+        assert!(keys.verify_access(&foreign).is_none());
+    }
+
+    #[test]
+    fn expired_access_tokens_are_rejected() {
+        let keys = keys(Duration::from_secs(60));
+        let token =
+            keys.issue_access(Uuid::from_u128(1), Uuid::from_u128(2), Utc::now() - chrono::Duration::seconds(61));
+        assert!(keys.verify_access(&token.unwrap_or_default()).is_none());
+    }
+
+    #[test]
+    fn refresh_tokens_parse_back_and_hash_stably() {
+        let token = RefreshToken::generate(Uuid::from_u128(5));
+        let parsed = RefreshToken::parse(&token.token);
+        assert_eq!(parsed.as_ref(), Some(&token));
+        assert_eq!(parsed.map(|p| p.hash()), Some(token.hash()));
+        assert_ne!(RefreshToken::generate(Uuid::from_u128(5)).hash(), token.hash());
+        for bad in ["", "abc", "not-a-uuid.AAAA", &format!("{}.short", Uuid::from_u128(5).simple())] {
+            assert!(RefreshToken::parse(bad).is_none(), "{bad}");
+        }
+    }
+}

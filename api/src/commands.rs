@@ -1,0 +1,136 @@
+//! Executing commands on event-sourced aggregates.
+//!
+//! `cqrs_es::CqrsFramework::execute` returns nothing about what it committed, and handlers need
+//! the new state and version (to answer, and to wait for the read model). This runs the same steps
+//! (load, handle, commit) on the same `postgres-es` store and returns them. Projections are not
+//! dispatched here: the outbox relay publishes committed events to JetStream.
+
+use std::time::Duration;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use parley_domain::EventMetadata;
+use postgres_es::PostgresEventRepository;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+/// What a successful command produced.
+#[derive(Debug)]
+pub struct Committed<A: Aggregate> {
+    /// The aggregate's state after the command.
+    pub state: A,
+    /// The events recorded (none if the command changed nothing).
+    pub events: Vec<EventEnvelope<A>>,
+    /// The aggregate's sequence after the command.
+    pub version: i64,
+}
+
+pub struct CommandBus<A: Aggregate> {
+    store: PersistedEventStore<PostgresEventRepository, A>,
+    services: A::Services,
+}
+
+impl<A: Aggregate + Clone> CommandBus<A> {
+    pub fn new(pool: PgPool, services: A::Services) -> Self {
+        let store = PersistedEventStore::new_event_store(PostgresEventRepository::new(pool));
+        Self { store, services }
+    }
+
+    pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed<A>, AggregateError<A::Error>> {
+        let mut context = self.store.load_aggregate(aggregate_id).await?;
+        let sink = EventSink::default();
+        context.aggregate.handle(command, &self.services, &sink).await.map_err(AggregateError::UserError)?;
+        let events = sink.collect().await;
+        let state = context.aggregate.clone();
+        let before = context.current_sequence;
+        let events =
+            if events.is_empty() { Vec::new() } else { self.store.commit(events, context, metadata.to_map()).await? };
+        Ok(Committed { state, version: (before + events.len()) as i64, events })
+    }
+
+    /// The aggregate's current state, straight from the event store.
+    pub async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
+        Ok(self.store.load_aggregate(aggregate_id).await?.aggregate)
+    }
+}
+
+/// Read-your-writes: lets a handler wait until a projection has applied an aggregate's events.
+///
+/// One `LISTEN` connection per process receives the projectors' progress notifications and bumps a
+/// counter; waiters re-check the projection's version whenever it moves.
+#[derive(Clone)]
+pub struct ProjectionProgress {
+    pool: PgPool,
+    changes: watch::Receiver<u64>,
+}
+
+impl ProjectionProgress {
+    pub async fn start(pool: PgPool) -> Result<Self, sqlx::Error> {
+        let (notify, changes) = watch::channel(0u64);
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(parley_eventbus::PROGRESS_CHANNEL).await?;
+        tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(_) => {
+                        notify.send_modify(|n| *n = n.wrapping_add(1));
+                    }
+                    Err(error) => {
+                        // PgListener reconnects on the next recv; meanwhile waiters poll.
+                        tracing::warn!(%error, "projection progress listener failed");
+                        notify.send_modify(|n| *n = n.wrapping_add(1));
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+                if notify.is_closed() {
+                    return;
+                }
+            }
+        });
+        Ok(Self { pool, changes })
+    }
+
+    /// Waits until `projection` has applied `aggregate`'s events up to `version`, or `timeout`
+    /// passes. Returns whether it got there.
+    pub async fn wait_for(
+        &self,
+        projection: &str,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        version: i64,
+        timeout: Duration,
+    ) -> Result<bool, sqlx::Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.changes.clone();
+        loop {
+            changes.borrow_and_update();
+            let applied: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM projection_versions \
+                 WHERE projection = $1 AND aggregate_type = $2 AND aggregate_id = $3",
+            )
+            .bind(projection)
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if applied.unwrap_or(0) >= version {
+                return Ok(true);
+            }
+            // The poll interval only matters if a notification is lost.
+            let wake = tokio::time::Instant::now() + Duration::from_millis(250);
+            match tokio::time::timeout_at(deadline.min(wake), changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => tokio::time::sleep_until(deadline.min(wake)).await,
+                Err(_) if tokio::time::Instant::now() >= deadline => return Ok(false),
+                Err(_) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Configuration from environment variables, with defaults that run a local stack unconfigured.
+//! Every variable is listed in the README.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use parley_eventbus::stream::env_or;
+use parley_eventbus::StreamSettings;
+
+use crate::auth::rate_limit::Quota;
+
+/// A value that must never be printed (logs, `Debug`).
+#[derive(Clone, Default)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(**redacted**)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimits {
+    pub register_per_ip: Quota,
+    pub login_per_ip: Quota,
+    pub login_per_account: Quota,
+    pub refresh_per_ip: Quota,
+    pub refresh_per_session: Quota,
+}
+
+#[derive(Debug, Clone)]
+pub struct CaptchaConfig {
+    pub secret: Secret,
+    pub verify_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    pub database_url: Secret,
+    pub database_max_connections: u32,
+    pub nats_url: String,
+    pub stream: StreamSettings,
+    pub data_dir: PathBuf,
+    /// PKCS#8 PEM of the Ed25519 key that signs access tokens.
+    pub jwt_private_key_pem: Option<Secret>,
+    pub jwt_issuer: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub rate_limits: RateLimits,
+    pub captcha: Option<CaptchaConfig>,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
+    pub max_json_body_bytes: usize,
+    /// How long a command waits for its read model before answering anyway.
+    pub read_your_writes_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+fn parse<T: std::str::FromStr>(name: &'static str, default: &str) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    env_or(name, default).parse().map_err(|e: T::Err| ConfigError::Invalid { name, message: e.to_string() })
+}
+
+fn quota(name: &'static str, default: &str) -> Result<Quota, ConfigError> {
+    env_or(name, default).parse().map_err(|message| ConfigError::Invalid { name, message })
+}
+
+fn optional(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let jwt_private_key_pem = match (optional("PARLEY_JWT_PRIVATE_KEY"), optional("PARLEY_JWT_PRIVATE_KEY_FILE")) {
+            (Some(pem), _) => Some(Secret(pem)),
+            (None, Some(path)) => Some(Secret(std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+                name: "PARLEY_JWT_PRIVATE_KEY_FILE",
+                message: format!("{path}: {e}"),
+            })?)),
+            (None, None) => None,
+        };
+        let captcha = optional("PARLEY_CAPTCHA_SECRET").map(|secret| CaptchaConfig {
+            secret: Secret(secret),
+            verify_url: env_or(
+                "PARLEY_CAPTCHA_VERIFY_URL",
+                "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+            ),
+        });
+        Ok(Self {
+            http_addr: parse("PARLEY_HTTP_ADDR", "127.0.0.1:8080")?,
+            database_url: Secret(env_or("DATABASE_URL", "postgres://parley@127.0.0.1:55432/parley")),
+            database_max_connections: parse("PARLEY_DATABASE_MAX_CONNECTIONS", "20")?,
+            nats_url: env_or("NATS_URL", "nats://127.0.0.1:54222"),
+            stream: StreamSettings::from_env(),
+            data_dir: PathBuf::from(env_or("PARLEY_DATA_DIR", ".parley/data")),
+            jwt_private_key_pem,
+            jwt_issuer: env_or("PARLEY_JWT_ISSUER", "parley"),
+            access_token_ttl: Duration::from_secs(parse::<u64>("PARLEY_ACCESS_TOKEN_TTL_SECS", "900")?.clamp(1, 900)),
+            refresh_token_ttl: Duration::from_secs(parse::<u64>("PARLEY_REFRESH_TOKEN_TTL_DAYS", "30")? * 86_400),
+            rate_limits: RateLimits {
+                register_per_ip: quota("PARLEY_RATE_REGISTER_PER_IP", "10/3600")?,
+                login_per_ip: quota("PARLEY_RATE_LOGIN_PER_IP", "30/60")?,
+                login_per_account: quota("PARLEY_RATE_LOGIN_PER_ACCOUNT", "10/300")?,
+                refresh_per_ip: quota("PARLEY_RATE_REFRESH_PER_IP", "60/60")?,
+                refresh_per_session: quota("PARLEY_RATE_REFRESH_PER_SESSION", "10/60")?,
+            },
+            captcha,
+            trust_forwarded_for: parse("PARLEY_TRUST_FORWARDED_FOR", "false")?,
+            max_json_body_bytes: parse("PARLEY_MAX_JSON_BODY_BYTES", "1048576")?,
+            read_your_writes_timeout: Duration::from_millis(parse("PARLEY_READ_YOUR_WRITES_TIMEOUT_MS", "5000")?),
+        })
+    }
+}

@@ -1,0 +1,4 @@
+//! Operability: health, metrics, the signing keys' public half.
+
+pub mod metrics;
+pub mod routes;

@@ -1,0 +1,42 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use parley_domain::session::Session;
+use parley_domain::user::User;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::auth::captcha::CaptchaVerifier;
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::tokens::TokenKeys;
+use crate::commands::{CommandBus, ProjectionProgress};
+use crate::config::Config;
+use crate::ops::metrics::Metrics;
+
+pub struct AppState {
+    pub config: Config,
+    pub pool: PgPool,
+    pub nats: async_nats::Client,
+    pub users: CommandBus<User>,
+    pub sessions: CommandBus<Session>,
+    pub progress: ProjectionProgress,
+    pub tokens: TokenKeys,
+    pub limiter: RateLimiter,
+    pub captcha: Option<CaptchaVerifier>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Read-your-writes: waits (bounded) until `projection` reflects the aggregate at `version`,
+    /// so the caller's next query sees what it just did. On timeout the command has still
+    /// succeeded; the read model catches up moments later.
+    pub async fn await_projection(&self, projection: &str, aggregate_type: &str, id: Uuid, version: i64) {
+        let timeout = self.config.read_your_writes_timeout;
+        match self.progress.wait_for(projection, aggregate_type, &id.to_string(), version, timeout).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(projection, %id, version, "read model did not catch up in time"),
+            Err(error) => tracing::warn!(projection, %id, %error, "could not check the read model"),
+        }
+    }
+}
