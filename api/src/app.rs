@@ -129,3 +129,17 @@ pub async fn shutdown_signal() {
     }
     let _ = ctrl_c.await;
 }
+
+#[cfg(test)]
+mod tests {
+    /// The committed spec is what SDKs are generated from: it must match the code.
+    #[test]
+    fn committed_openapi_spec_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/openapi.json");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == super::openapi_json() + "\n",
+            "openapi/openapi.json is stale: run `cargo run -p parley-api -- openapi openapi/openapi.json`"
+        );
+    }
+}

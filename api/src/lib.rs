@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod ops;
 pub mod state;
+pub mod text;
 pub mod users;
 
 use poem_openapi::Tags;

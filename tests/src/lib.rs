@@ -1,1 +1,318 @@
+//! A harness that starts a real Parley stack per test: a fresh database on the test PostgreSQL
+//! server, a private JetStream stream on the test NATS server, and the `parley-api` and
+//! `parley-projections` binaries as child processes. `scripts/test` starts the servers and builds
+//! the binaries; see there for the environment it sets.
 
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+pub fn admin_database_url() -> String {
+    std::env::var("PARLEY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://parley@127.0.0.1:55433/postgres".into())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:54223".into())
+}
+
+fn state_dir() -> PathBuf {
+    std::env::var("PARLEY_TEST_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir().join("parley-test"))
+}
+
+/// The workspace's built binary `name` (next to this test binary's `deps/` folder).
+pub fn binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().and_then(|deps| deps.parent()).context("test binary has no parent folder")?;
+    let path = dir.join(name);
+    if !path.exists() {
+        bail!("{} not found: run `cargo build --workspace --bins` first (scripts/test does)", path.display());
+    }
+    Ok(path)
+}
+
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Settings for one stack; `env` overrides the defaults below.
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    pub env: HashMap<String, String>,
+    /// Use this NATS server instead of the shared test server.
+    pub nats_url: Option<String>,
+}
+
+impl StackOptions {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.insert(key.to_owned(), value.to_owned());
+        self
+    }
+}
+
+pub struct Stack {
+    pub id: String,
+    pub base_url: String,
+    pub database_url: String,
+    pub pool: PgPool,
+    pub http: reqwest::Client,
+    pub stream_name: String,
+    env: HashMap<String, String>,
+    api: Option<Child>,
+    projector: Option<Child>,
+    log_dir: PathBuf,
+}
+
+impl Stack {
+    pub async fn start() -> Result<Self> {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(options: StackOptions) -> Result<Self> {
+        let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let admin = PgPoolOptions::new().max_connections(1).connect(&admin_database_url()).await?;
+        let database = format!("parley_{id}");
+        sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await?;
+        admin.close().await;
+        let database_url = match admin_database_url().rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{database}"),
+            None => bail!("bad PARLEY_TEST_DATABASE_URL"),
+        };
+        let port = free_port()?;
+        let log_dir = state_dir().join("stacks").join(&id);
+        std::fs::create_dir_all(&log_dir)?;
+        let stream_name = format!("T{id}");
+        let mut env: HashMap<String, String> = [
+            ("DATABASE_URL", database_url.clone()),
+            ("NATS_URL", options.nats_url.clone().unwrap_or_else(nats_url)),
+            ("PARLEY_NATS_STREAM", stream_name.clone()),
+            ("PARLEY_NATS_SUBJECT_PREFIX", format!("t{id}.events")),
+            ("PARLEY_NATS_CONSUMER_PREFIX", format!("t{id}")),
+            ("PARLEY_HTTP_ADDR", format!("127.0.0.1:{port}")),
+            ("PARLEY_DATA_DIR", log_dir.join("data").display().to_string()),
+            ("PARLEY_DATABASE_MAX_CONNECTIONS", "10".into()),
+            // Tests come from one address; quotas are tested on stacks that lower them.
+            ("PARLEY_RATE_REGISTER_PER_IP", "100000/60".into()),
+            ("PARLEY_RATE_LOGIN_PER_IP", "100000/60".into()),
+            ("PARLEY_RATE_LOGIN_PER_ACCOUNT", "100000/60".into()),
+            ("PARLEY_RATE_REFRESH_PER_IP", "100000/60".into()),
+            ("PARLEY_LOG", "info".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        env.extend(options.env);
+        let pool = PgPoolOptions::new().max_connections(4).connect(&database_url).await?;
+        let mut stack = Stack {
+            id,
+            base_url: format!("http://127.0.0.1:{port}"),
+            database_url,
+            pool,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+            stream_name,
+            env,
+            api: None,
+            projector: None,
+            log_dir,
+        };
+        stack.start_api().await?;
+        stack.start_projector()?;
+        Ok(stack)
+    }
+
+    fn spawn(&self, binary_name: &str, args: &[&str], log_name: &str) -> Result<Child> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_dir.join(log_name))?;
+        let child = Command::new(binary(binary_name)?)
+            .args(args)
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawning {binary_name}"))?;
+        Ok(child)
+    }
+
+    pub async fn start_api(&mut self) -> Result<()> {
+        self.api = Some(self.spawn("parley-api", &["serve"], "api.log")?);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = self.http.get(self.url("/healthz")).send().await {
+                if response.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("parley-api did not become healthy; see {}", self.log_dir.join("api.log").display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn start_projector(&mut self) -> Result<()> {
+        self.projector = Some(self.spawn("parley-projections", &["run"], "projections.log")?);
+        Ok(())
+    }
+
+    /// SIGKILL: no chance to finish what it was doing.
+    pub async fn kill_projector(&mut self) -> Result<()> {
+        if let Some(mut child) = self.projector.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `parley-projections rebuild <projection>` to completion.
+    pub async fn rebuild(&self, projection: &str) -> Result<()> {
+        let status = self.spawn("parley-projections", &["rebuild", projection], "rebuild.log")?.wait().await?;
+        if !status.success() {
+            bail!("rebuild failed: {status}");
+        }
+        Ok(())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Result<(u16, Value)> {
+        let mut request = self.http.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await?).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> Result<(u16, Value)> {
+        read(self.http.put(self.url(path)).bearer_auth(token).json(body).send().await?).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Result<(u16, Value)> {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await?).await
+    }
+
+    /// Registers a user; returns the 201 body (`user`, `access_token`, `refresh_token`).
+    pub async fn register(&self, name: &str, email: &str) -> Result<Value> {
+        let (status, body) =
+            self.post("/auth/register", None, &json!({"name": name, "email": email, "password": PASSWORD})).await?;
+        if status != 201 {
+            bail!("register {email}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// Waits until `check` returns true, polling; fails after `timeout`.
+    pub async fn eventually<F, Fut>(&self, timeout: Duration, what: &str, mut check: F) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<bool>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if check().await? {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("timed out waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The `users` read model, as comparable JSON rows ordered by id.
+    pub async fn users_read_model(&self) -> Result<Vec<Value>> {
+        let rows: Vec<(Value,)> = sqlx::query_as(
+            "SELECT to_jsonb(u) FROM (SELECT id, name, email, status, avatar_media_id, created_at, updated_at \
+             FROM users ORDER BY id) u",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(v,)| v).collect())
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub async fn read(response: reqwest::Response) -> Result<(u16, Value)> {
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    Ok((status, body))
+}
+
+/// Asserts the documented error shape and returns the code.
+pub fn error_code(body: &Value) -> Result<String> {
+    let code = body["error"]["code"].as_str().context(format!("no error.code in {body}"))?;
+    let message = body["error"]["message"].as_str().context(format!("no error.message in {body}"))?;
+    if message.is_empty() {
+        bail!("empty error message in {body}");
+    }
+    Ok(code.to_owned())
+}
+
+pub fn unique_email(tag: &str) -> String {
+    format!("{tag}-{}@example.org", Uuid::new_v4().simple())
+}
+
+/// A NATS server of the test's own (so it can be stopped and restarted), keeping its JetStream
+/// store across restarts.
+pub struct OwnNats {
+    pub url: String,
+    port: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+impl OwnNats {
+    pub async fn start() -> Result<Self> {
+        let port = free_port()?;
+        let store = state_dir().join("nats").join(Uuid::new_v4().simple().to_string());
+        std::fs::create_dir_all(&store)?;
+        let mut nats = OwnNats { url: format!("nats://127.0.0.1:{port}"), port, store, child: None };
+        nats.resume().await?;
+        Ok(nats)
+    }
+
+    pub async fn resume(&mut self) -> Result<()> {
+        let bin = std::env::var("PARLEY_NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
+        let child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting nats-server (set PARLEY_NATS_SERVER_BIN)")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("nats-server did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    pub async fn stop(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+}

@@ -17,6 +17,7 @@ use super::tokens::RefreshToken;
 use super::{client_ip, AccessToken, Caller, RefreshTokenBearer};
 use crate::error::{aggregate_error, ApiError};
 use crate::state::AppState;
+use crate::text::Text;
 use crate::users::views::UserView;
 use crate::users::{email_taken, user_error};
 use crate::ApiTags;
@@ -24,31 +25,31 @@ use crate::ApiTags;
 #[derive(Debug, Object)]
 pub struct RegisterRequest {
     /// Display name, 1–64 characters.
-    pub name: String,
+    pub name: Text,
     /// Unique, case-insensitively.
-    pub email: String,
+    pub email: Text,
     /// At least 8 characters.
-    pub password: String,
+    pub password: Text,
     pub avatar_media_id: Option<Uuid>,
     /// Required only when the server has a CAPTCHA configured.
-    pub captcha_token: Option<String>,
+    pub captcha_token: Option<Text>,
 }
 
 #[derive(Debug, Object)]
 pub struct LoginRequest {
-    pub email: String,
-    pub password: String,
+    pub email: Text,
+    pub password: Text,
 }
 
 #[derive(Debug, Object)]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    pub refresh_token: Text,
 }
 
 #[derive(Debug, Object)]
 pub struct LogoutRequest {
     /// Also revoke the session of this refresh token (it must be yours).
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Text>,
 }
 
 #[derive(Debug, Object)]
@@ -236,6 +237,7 @@ impl AuthApi {
             rate_limit(&state, format!("register:ip:{ip}"), state.config.rate_limits.register_per_ip)?;
         }
         let RegisterRequest { name, email, password, avatar_media_id, captcha_token } = body.0;
+        let (name, email, password) = (name.into_inner(), email.into_inner(), password.into_inner());
         // Cheap checks first, so that invalid requests cost no Argon2 work.
         let email = normalize_email(&email).map_err(user_error)?;
         normalize_name(&name).map_err(user_error)?;
@@ -281,6 +283,7 @@ impl AuthApi {
             rate_limit(&state, format!("login:ip:{ip}"), limits.login_per_ip)?;
         }
         let LoginRequest { email, password } = body.0;
+        let password = password.into_inner();
         let email = email.trim().to_lowercase();
         rate_limit(&state, format!("login:account:{email}"), limits.login_per_account)?;
         if password.len() > MAX_PASSWORD_BYTES {

@@ -18,6 +18,7 @@ use super::views::UserView;
 use crate::auth::AccessToken;
 use crate::error::{aggregate_error, ApiError};
 use crate::state::AppState;
+use crate::text::Text;
 use crate::ApiTags;
 
 pub const DEFAULT_PAGE: u32 = 50;
@@ -26,8 +27,8 @@ const MAX_QUERY_CHARS: usize = 100;
 
 #[derive(Debug, Object)]
 pub struct UpdateUserRequest {
-    pub name: Option<String>,
-    pub status: Option<String>,
+    pub name: Option<Text>,
+    pub status: Option<Text>,
     /// A media id to set the picture; `null` removes it; absent leaves it.
     pub avatar_media_id: MaybeUndefined<Uuid>,
 }
@@ -130,7 +131,13 @@ impl UsersApi {
             MaybeUndefined::Value(media) => Some(Some(media)),
         };
         let now = Utc::now();
-        let command = UserCommand::UpdateProfile { actor_id: caller, name, status, avatar_media_id: avatar, at: now };
+        let command = UserCommand::UpdateProfile {
+            actor_id: caller,
+            name: name.map(Text::into_inner),
+            status: status.map(Text::into_inner),
+            avatar_media_id: avatar,
+            at: now,
+        };
         let metadata = EventMetadata::new(Some(caller), now, None);
         let committed = state
             .users

