@@ -23,7 +23,7 @@ use crate::{BusError, StreamSettings};
 
 const BATCH_SIZE: i64 = 256;
 /// An arbitrary constant naming the relay's advisory lock.
-const RELAY_LOCK_KEY: i64 = 0x7061_726c_6579_01;
+const RELAY_LOCK_KEY: i64 = 0x0070_6172_6c65_7901;
 /// Fallback poll in case a notification was missed (e.g. the listener reconnected).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 

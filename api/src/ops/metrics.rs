@@ -58,12 +58,12 @@ impl Metrics {
 pub async fn observe<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
     let started = Instant::now();
     let method = req.method().to_string();
-    let metrics = req.data::<std::sync::Arc<crate::state::AppState>>().map(|s| s.clone());
+    let state = req.data::<std::sync::Arc<crate::state::AppState>>().cloned();
     let response = match next.call(req).await {
         Ok(r) => r.into_response(),
         Err(error) => crate::error::render_any_error(error),
     };
-    if let Some(state) = metrics {
+    if let Some(state) = state {
         let operation = response
             .data::<poem_openapi::OperationId>()
             .map(|id| id.0.to_owned())
