@@ -58,9 +58,23 @@ pg_run() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# start_postgres DATA_DIR PORT: initialises (trust auth, superuser `parley`) and starts a cluster.
+# When we run as root the cluster belongs to `postgres`, who may not be able to reach a checkout
+# under /root: then the data lives in a directory of its own under /tmp instead.
+pg_data_dir() {
+  local wanted="$1"
+  mkdir -p "$(dirname "$wanted")"
+  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$(dirname "$wanted")" 2>/dev/null; then
+    echo "/tmp/parley-pg-$(printf '%s' "$wanted" | md5sum | cut -c1-12)"
+  else
+    echo "$wanted"
+  fi
+}
+
+# start_postgres DATA_DIR PORT: initialises (trust auth, superuser `parley`) and starts a cluster
+# listening on 127.0.0.1 only (no Unix socket).
 start_postgres() {
-  local data="$1" port="$2"
+  local data port="$2"
+  data="$(pg_data_dir "$1")"
   ensure_postgres_installed
   mkdir -p "$data"
   if [ "$(id -u)" = 0 ]; then chown postgres: "$data"; chmod 700 "$data"; fi
@@ -73,12 +87,13 @@ start_postgres() {
   fi
   log "starting PostgreSQL on 127.0.0.1:$port"
   pg_run "$PG_BIN/pg_ctl" -D "$data" -w -t 60 -l "$data/server.log" \
-    -o "-p $port -c listen_addresses=127.0.0.1 -k $data -c max_connections=400 -c fsync=${PARLEY_PG_FSYNC:-on}" start >/dev/null \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=400 -c fsync=${PARLEY_PG_FSYNC:-on}" start >/dev/null \
     || { tail -n 20 "$data/server.log" >&2; die "PostgreSQL did not start"; }
 }
 
 stop_postgres() {
-  local data="$1"
+  local data
+  data="$(pg_data_dir "$1")"
   [ -f "$data/PG_VERSION" ] || return 0
   ensure_postgres_installed
   pg_run "$PG_BIN/pg_ctl" -D "$data" -m fast stop >/dev/null 2>&1 || true
