@@ -6,8 +6,10 @@
 //!
 //! Nothing here performs I/O: password hashing, clocks and ids are supplied by the caller.
 
+pub mod chat;
 pub mod envelope;
 pub mod metadata;
+pub mod sealed;
 pub mod serde_helpers;
 pub mod session;
 pub mod user;

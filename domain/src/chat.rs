@@ -1,0 +1,769 @@
+//! The `Chat` aggregate: a direct chat or a group, its members and roles, invites, and the
+//! ordered stream of its messages (per-chat `seq` without gaps), read marks and deletions.
+//!
+//! The state kept is small and bounded (members, counters, invites): message bodies are never
+//! needed to decide a command, so a chat with millions of messages loads as fast as a new one
+//! (the api stores chats with `postgres-es`'s aggregate store, one row per chat).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::sealed::SealedBody;
+
+pub const MAX_GROUP_MEMBERS: usize = 1024;
+/// Members one request may add; bigger additions are split by the client.
+pub const MAX_MEMBERS_PER_REQUEST: usize = 256;
+pub const GROUP_NAME_MAX_CHARS: usize = 100;
+pub const ALGORITHM_MAX_CHARS: usize = 64;
+pub const CLIENT_MSG_ID_MAX_CHARS: usize = 128;
+pub const MAX_MEDIA_PER_MESSAGE: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatKind {
+    Direct,
+    Group,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteScope {
+    Everyone,
+    Me,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberEntry {
+    pub user_id: Uuid,
+    pub role: Role,
+}
+
+/// What a handler knows about an existing message when it asks to delete it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRef {
+    pub message_id: Uuid,
+    pub seq: i64,
+    pub sender_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatCommand {
+    Create {
+        chat_id: Uuid,
+        kind: ChatKind,
+        creator_id: Uuid,
+        name: Option<String>,
+        member_ids: Vec<Uuid>,
+        at: DateTime<Utc>,
+    },
+    AddMembers {
+        actor_id: Uuid,
+        user_ids: Vec<Uuid>,
+        at: DateTime<Utc>,
+    },
+    RemoveMember {
+        actor_id: Uuid,
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    CreateInvite {
+        actor_id: Uuid,
+        code: String,
+        at: DateTime<Utc>,
+    },
+    Join {
+        user_id: Uuid,
+        code: String,
+        at: DateTime<Utc>,
+    },
+    SendMessage {
+        message_id: Uuid,
+        sender_id: Uuid,
+        client_msg_id: String,
+        body: SealedBody,
+        algorithm: String,
+        media_ids: Vec<Uuid>,
+        reply_to: Option<Uuid>,
+        at: DateTime<Utc>,
+    },
+    MarkRead {
+        user_id: Uuid,
+        up_to_seq: i64,
+        at: DateTime<Utc>,
+    },
+    DeleteMessage {
+        actor_id: Uuid,
+        message: MessageRef,
+        scope: DeleteScope,
+        at: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ChatEvent {
+    ChatCreated {
+        chat_id: Uuid,
+        kind: ChatKind,
+        name: Option<String>,
+        created_by: Uuid,
+        members: Vec<MemberEntry>,
+        created_at: DateTime<Utc>,
+    },
+    MembersAdded {
+        added_by: Uuid,
+        members: Vec<MemberEntry>,
+        at: DateTime<Utc>,
+    },
+    /// `removed_by == user_id` means the member left.
+    MemberRemoved {
+        user_id: Uuid,
+        removed_by: Uuid,
+        at: DateTime<Utc>,
+    },
+    MemberRoleChanged {
+        user_id: Uuid,
+        role: Role,
+        at: DateTime<Utc>,
+    },
+    InviteCreated {
+        code: String,
+        created_by: Uuid,
+        at: DateTime<Utc>,
+    },
+    MemberJoined {
+        user_id: Uuid,
+        invite_code: String,
+        at: DateTime<Utc>,
+    },
+    MessageSent {
+        message_id: Uuid,
+        sender_id: Uuid,
+        seq: i64,
+        client_msg_id: String,
+        /// The client's ciphertext, sealed for crypto-shredding (see `sealed`).
+        body: SealedBody,
+        algorithm: String,
+        #[serde(default)]
+        media_ids: Vec<Uuid>,
+        #[serde(default)]
+        reply_to: Option<Uuid>,
+        sent_at: DateTime<Utc>,
+    },
+    ReadUpTo {
+        user_id: Uuid,
+        seq: i64,
+        at: DateTime<Utc>,
+    },
+    /// Deleted for everyone: the body's key is destroyed with this event.
+    MessageDeleted {
+        message_id: Uuid,
+        seq: i64,
+        deleted_by: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// Hidden from one member's history.
+    MessageHidden {
+        message_id: Uuid,
+        seq: i64,
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for ChatEvent {
+    fn event_type(&self) -> String {
+        match self {
+            ChatEvent::ChatCreated { .. } => "ChatCreated",
+            ChatEvent::MembersAdded { .. } => "MembersAdded",
+            ChatEvent::MemberRemoved { .. } => "MemberRemoved",
+            ChatEvent::MemberRoleChanged { .. } => "MemberRoleChanged",
+            ChatEvent::InviteCreated { .. } => "InviteCreated",
+            ChatEvent::MemberJoined { .. } => "MemberJoined",
+            ChatEvent::MessageSent { .. } => "MessageSent",
+            ChatEvent::ReadUpTo { .. } => "ReadUpTo",
+            ChatEvent::MessageDeleted { .. } => "MessageDeleted",
+            ChatEvent::MessageHidden { .. } => "MessageHidden",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    #[error("chat already exists")]
+    AlreadyExists,
+    /// Also what non-members get: a chat you are not in does not exist for you.
+    #[error("chat not found")]
+    NotFound,
+    #[error("only group admins may do this")]
+    NotAdmin,
+    #[error("only the sender may delete a message for everyone")]
+    NotSender,
+    #[error("a direct chat is between you and exactly one other user")]
+    InvalidDirectChat,
+    #[error("this is not possible in a direct chat")]
+    NotAGroup,
+    #[error("group name must be 1 to {GROUP_NAME_MAX_CHARS} characters")]
+    InvalidName,
+    #[error("at most {MAX_MEMBERS_PER_REQUEST} members per request and {MAX_GROUP_MEMBERS} per group")]
+    TooManyMembers,
+    #[error("that user is not a member")]
+    NotAMember,
+    #[error("invite code is not valid")]
+    InvalidInvite,
+    #[error("algorithm must be 1 to {ALGORITHM_MAX_CHARS} characters")]
+    InvalidAlgorithm,
+    #[error("client_msg_id must be 1 to {CLIENT_MSG_ID_MAX_CHARS} characters")]
+    InvalidClientMsgId,
+    #[error("at most {MAX_MEDIA_PER_MESSAGE} media per message")]
+    TooManyMedia,
+    #[error("up_to_seq must be between 1 and the chat's last seq")]
+    InvalidSeq,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chat {
+    pub id: Option<Uuid>,
+    pub kind: Option<ChatKind>,
+    pub members: BTreeMap<Uuid, Role>,
+    pub read_up_to: BTreeMap<Uuid, i64>,
+    pub last_seq: i64,
+    pub invite_codes: BTreeSet<String>,
+}
+
+fn normalize_group_name(name: Option<&str>) -> Result<String, ChatError> {
+    let name = name.map(str::trim).unwrap_or_default();
+    let chars = name.chars().count();
+    if chars == 0 || chars > GROUP_NAME_MAX_CHARS || name.chars().any(char::is_control) {
+        return Err(ChatError::InvalidName);
+    }
+    Ok(name.to_owned())
+}
+
+fn bounded(text: &str, max: usize, error: ChatError) -> Result<(), ChatError> {
+    let chars = text.chars().count();
+    if chars == 0 || chars > max || text.chars().any(char::is_control) {
+        return Err(error);
+    }
+    Ok(())
+}
+
+impl Chat {
+    fn ensure_member(&self, user_id: Uuid) -> Result<(), ChatError> {
+        if self.id.is_none() || !self.members.contains_key(&user_id) {
+            return Err(ChatError::NotFound);
+        }
+        Ok(())
+    }
+
+    fn ensure_group_admin(&self, user_id: Uuid) -> Result<(), ChatError> {
+        self.ensure_member(user_id)?;
+        if self.kind != Some(ChatKind::Group) {
+            return Err(ChatError::NotAGroup);
+        }
+        if self.members.get(&user_id) != Some(&Role::Admin) {
+            return Err(ChatError::NotAdmin);
+        }
+        Ok(())
+    }
+
+    fn create(
+        &self,
+        chat_id: Uuid,
+        kind: ChatKind,
+        creator_id: Uuid,
+        name: Option<String>,
+        member_ids: Vec<Uuid>,
+        at: DateTime<Utc>,
+    ) -> Result<ChatEvent, ChatError> {
+        if self.id.is_some() {
+            return Err(ChatError::AlreadyExists);
+        }
+        let others: BTreeSet<Uuid> = member_ids.into_iter().filter(|id| *id != creator_id).collect();
+        let (name, members) = match kind {
+            ChatKind::Direct => {
+                if others.len() != 1 {
+                    return Err(ChatError::InvalidDirectChat);
+                }
+                let members = std::iter::once(creator_id)
+                    .chain(others)
+                    .map(|user_id| MemberEntry { user_id, role: Role::Member });
+                (None, members.collect())
+            }
+            ChatKind::Group => {
+                let name = normalize_group_name(name.as_deref())?;
+                if others.len() > MAX_MEMBERS_PER_REQUEST {
+                    return Err(ChatError::TooManyMembers);
+                }
+                let mut members = vec![MemberEntry { user_id: creator_id, role: Role::Admin }];
+                members.extend(others.into_iter().map(|user_id| MemberEntry { user_id, role: Role::Member }));
+                (Some(name), members)
+            }
+        };
+        Ok(ChatEvent::ChatCreated { chat_id, kind, name, created_by: creator_id, members, created_at: at })
+    }
+
+    /// The events for `user_id` leaving or being removed, including handing admin rights on when
+    /// the last admin leaves a group that still has members.
+    fn remove(&self, actor_id: Uuid, user_id: Uuid, at: DateTime<Utc>) -> Result<Vec<ChatEvent>, ChatError> {
+        self.ensure_member(actor_id)?;
+        if self.kind != Some(ChatKind::Group) {
+            return Err(ChatError::NotAGroup);
+        }
+        if actor_id != user_id {
+            self.ensure_group_admin(actor_id)?;
+        }
+        if !self.members.contains_key(&user_id) {
+            return Err(ChatError::NotAMember);
+        }
+        let mut events = vec![ChatEvent::MemberRemoved { user_id, removed_by: actor_id, at }];
+        let admins_left = self.members.iter().filter(|(id, role)| **id != user_id && **role == Role::Admin).count();
+        if admins_left == 0 {
+            if let Some(successor) = self.members.keys().find(|id| **id != user_id) {
+                events.push(ChatEvent::MemberRoleChanged { user_id: *successor, role: Role::Admin, at });
+            }
+        }
+        Ok(events)
+    }
+}
+
+impl Aggregate for Chat {
+    const TYPE: &'static str = "Chat";
+    type Command = ChatCommand;
+    type Event = ChatEvent;
+    type Error = ChatError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let events = match command {
+            ChatCommand::Create { chat_id, kind, creator_id, name, member_ids, at } => {
+                vec![self.create(chat_id, kind, creator_id, name, member_ids, at)?]
+            }
+            ChatCommand::AddMembers { actor_id, user_ids, at } => {
+                self.ensure_group_admin(actor_id)?;
+                let new: BTreeSet<Uuid> = user_ids.into_iter().filter(|id| !self.members.contains_key(id)).collect();
+                if new.len() > MAX_MEMBERS_PER_REQUEST || self.members.len() + new.len() > MAX_GROUP_MEMBERS {
+                    return Err(ChatError::TooManyMembers);
+                }
+                if new.is_empty() {
+                    vec![]
+                } else {
+                    let members = new.into_iter().map(|user_id| MemberEntry { user_id, role: Role::Member }).collect();
+                    vec![ChatEvent::MembersAdded { added_by: actor_id, members, at }]
+                }
+            }
+            ChatCommand::RemoveMember { actor_id, user_id, at } => self.remove(actor_id, user_id, at)?,
+            ChatCommand::CreateInvite { actor_id, code, at } => {
+                self.ensure_group_admin(actor_id)?;
+                vec![ChatEvent::InviteCreated { code, created_by: actor_id, at }]
+            }
+            ChatCommand::Join { user_id, code, at } => {
+                if self.id.is_none() || !self.invite_codes.contains(&code) {
+                    return Err(ChatError::InvalidInvite);
+                }
+                if self.members.contains_key(&user_id) {
+                    vec![]
+                } else if self.members.len() >= MAX_GROUP_MEMBERS {
+                    return Err(ChatError::TooManyMembers);
+                } else {
+                    vec![ChatEvent::MemberJoined { user_id, invite_code: code, at }]
+                }
+            }
+            ChatCommand::SendMessage {
+                message_id,
+                sender_id,
+                client_msg_id,
+                body,
+                algorithm,
+                media_ids,
+                reply_to,
+                at,
+            } => {
+                self.ensure_member(sender_id)?;
+                bounded(&algorithm, ALGORITHM_MAX_CHARS, ChatError::InvalidAlgorithm)?;
+                bounded(&client_msg_id, CLIENT_MSG_ID_MAX_CHARS, ChatError::InvalidClientMsgId)?;
+                if media_ids.len() > MAX_MEDIA_PER_MESSAGE {
+                    return Err(ChatError::TooManyMedia);
+                }
+                vec![ChatEvent::MessageSent {
+                    message_id,
+                    sender_id,
+                    seq: self.last_seq + 1,
+                    client_msg_id,
+                    body,
+                    algorithm,
+                    media_ids,
+                    reply_to,
+                    sent_at: at,
+                }]
+            }
+            ChatCommand::MarkRead { user_id, up_to_seq, at } => {
+                self.ensure_member(user_id)?;
+                if up_to_seq < 1 || up_to_seq > self.last_seq {
+                    return Err(ChatError::InvalidSeq);
+                }
+                // A high-water mark: marking an older message read again changes nothing.
+                if self.read_up_to.get(&user_id).is_some_and(|read| *read >= up_to_seq) {
+                    vec![]
+                } else {
+                    vec![ChatEvent::ReadUpTo { user_id, seq: up_to_seq, at }]
+                }
+            }
+            ChatCommand::DeleteMessage { actor_id, message, scope, at } => {
+                self.ensure_member(actor_id)?;
+                match scope {
+                    DeleteScope::Everyone if message.sender_id != actor_id => return Err(ChatError::NotSender),
+                    DeleteScope::Everyone => vec![ChatEvent::MessageDeleted {
+                        message_id: message.message_id,
+                        seq: message.seq,
+                        deleted_by: actor_id,
+                        at,
+                    }],
+                    DeleteScope::Me => {
+                        vec![ChatEvent::MessageHidden {
+                            message_id: message.message_id,
+                            seq: message.seq,
+                            user_id: actor_id,
+                            at,
+                        }]
+                    }
+                }
+            }
+        };
+        for event in events {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            ChatEvent::ChatCreated { chat_id, kind, members, .. } => {
+                self.id = Some(chat_id);
+                self.kind = Some(kind);
+                self.members = members.into_iter().map(|m| (m.user_id, m.role)).collect();
+            }
+            ChatEvent::MembersAdded { members, .. } => {
+                self.members.extend(members.into_iter().map(|m| (m.user_id, m.role)));
+            }
+            ChatEvent::MemberRemoved { user_id, .. } => {
+                self.members.remove(&user_id);
+                self.read_up_to.remove(&user_id);
+            }
+            ChatEvent::MemberRoleChanged { user_id, role, .. } => {
+                if let Some(current) = self.members.get_mut(&user_id) {
+                    *current = role;
+                }
+            }
+            ChatEvent::InviteCreated { code, .. } => {
+                self.invite_codes.insert(code);
+            }
+            ChatEvent::MemberJoined { user_id, .. } => {
+                self.members.insert(user_id, Role::Member);
+            }
+            ChatEvent::MessageSent { seq, sender_id, .. } => {
+                self.last_seq = seq;
+                // Your own message counts as read by you.
+                self.read_up_to.insert(sender_id, seq);
+            }
+            ChatEvent::ReadUpTo { user_id, seq, .. } => {
+                self.read_up_to.insert(user_id, seq);
+            }
+            ChatEvent::MessageDeleted { .. } | ChatEvent::MessageHidden { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+
+    type ChatTest = TestFramework<Chat>;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+    }
+    fn user(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+    fn chat_id() -> Uuid {
+        Uuid::from_u128(100)
+    }
+    fn body() -> SealedBody {
+        SealedBody { nonce: "n".into(), data: "d".into() }
+    }
+    fn group_created() -> ChatEvent {
+        ChatEvent::ChatCreated {
+            chat_id: chat_id(),
+            kind: ChatKind::Group,
+            name: Some("Team".into()),
+            created_by: user(1),
+            members: vec![
+                MemberEntry { user_id: user(1), role: Role::Admin },
+                MemberEntry { user_id: user(2), role: Role::Member },
+            ],
+            created_at: at(),
+        }
+    }
+    fn send(sender: u128, client_msg_id: &str) -> ChatCommand {
+        ChatCommand::SendMessage {
+            message_id: Uuid::from_u128(500),
+            sender_id: user(sender),
+            client_msg_id: client_msg_id.into(),
+            body: body(),
+            algorithm: "m.megolm.v1".into(),
+            media_ids: vec![],
+            reply_to: None,
+            at: at(),
+        }
+    }
+    fn sent(sender: u128, seq: i64) -> ChatEvent {
+        ChatEvent::MessageSent {
+            message_id: Uuid::from_u128(500),
+            sender_id: user(sender),
+            seq,
+            client_msg_id: "c".into(),
+            body: body(),
+            algorithm: "m.megolm.v1".into(),
+            media_ids: vec![],
+            reply_to: None,
+            sent_at: at(),
+        }
+    }
+
+    #[test]
+    fn a_group_makes_its_creator_admin_and_ignores_duplicates() {
+        ChatTest::with(())
+            .given_no_previous_events()
+            .when(ChatCommand::Create {
+                chat_id: chat_id(),
+                kind: ChatKind::Group,
+                creator_id: user(1),
+                name: Some(" Team ".into()),
+                member_ids: vec![user(2), user(2), user(1)],
+                at: at(),
+            })
+            .then_expect_events(vec![group_created()]);
+    }
+
+    #[test]
+    fn a_direct_chat_needs_exactly_one_other_user() {
+        for members in [vec![], vec![user(1)], vec![user(2), user(3)]] {
+            ChatTest::with(())
+                .given_no_previous_events()
+                .when(ChatCommand::Create {
+                    chat_id: chat_id(),
+                    kind: ChatKind::Direct,
+                    creator_id: user(1),
+                    name: None,
+                    member_ids: members,
+                    at: at(),
+                })
+                .then_expect_error(ChatError::InvalidDirectChat);
+        }
+    }
+
+    #[test]
+    fn groups_need_a_name_and_bounded_membership() {
+        ChatTest::with(())
+            .given_no_previous_events()
+            .when(ChatCommand::Create {
+                chat_id: chat_id(),
+                kind: ChatKind::Group,
+                creator_id: user(1),
+                name: Some("  ".into()),
+                member_ids: vec![],
+                at: at(),
+            })
+            .then_expect_error(ChatError::InvalidName);
+        let crowd: Vec<Uuid> = (10..10 + MAX_MEMBERS_PER_REQUEST as u128 + 1).map(user).collect();
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(ChatCommand::AddMembers { actor_id: user(1), user_ids: crowd, at: at() })
+            .then_expect_error(ChatError::TooManyMembers);
+    }
+
+    #[test]
+    fn only_admins_add_and_remove_but_anyone_may_leave() {
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(ChatCommand::AddMembers { actor_id: user(2), user_ids: vec![user(3)], at: at() })
+            .then_expect_error(ChatError::NotAdmin);
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(ChatCommand::AddMembers { actor_id: user(1), user_ids: vec![user(2), user(3)], at: at() })
+            .then_expect_events(vec![ChatEvent::MembersAdded {
+                added_by: user(1),
+                members: vec![MemberEntry { user_id: user(3), role: Role::Member }],
+                at: at(),
+            }]);
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(ChatCommand::RemoveMember { actor_id: user(2), user_id: user(1), at: at() })
+            .then_expect_error(ChatError::NotAdmin);
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(ChatCommand::RemoveMember { actor_id: user(2), user_id: user(2), at: at() })
+            .then_expect_events(vec![ChatEvent::MemberRemoved { user_id: user(2), removed_by: user(2), at: at() }]);
+    }
+
+    #[test]
+    fn the_last_admin_leaving_hands_over_admin_rights() {
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(ChatCommand::RemoveMember { actor_id: user(1), user_id: user(1), at: at() })
+            .then_expect_events(vec![
+                ChatEvent::MemberRemoved { user_id: user(1), removed_by: user(1), at: at() },
+                ChatEvent::MemberRoleChanged { user_id: user(2), role: Role::Admin, at: at() },
+            ]);
+    }
+
+    #[test]
+    fn non_members_cannot_see_or_post() {
+        ChatTest::with(()).given(vec![group_created()]).when(send(9, "c")).then_expect_error(ChatError::NotFound);
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(ChatCommand::MarkRead { user_id: user(9), up_to_seq: 1, at: at() })
+            .then_expect_error(ChatError::NotFound);
+        ChatTest::with(()).given_no_previous_events().when(send(1, "c")).then_expect_error(ChatError::NotFound);
+    }
+
+    #[test]
+    fn messages_get_consecutive_seqs() {
+        ChatTest::with(()).given(vec![group_created()]).when(send(2, "c")).then_expect_events(vec![sent(2, 1)]);
+        ChatTest::with(())
+            .given(vec![group_created(), sent(1, 1), sent(2, 2)])
+            .when(send(1, "c"))
+            .then_expect_events(vec![sent(1, 3)]);
+    }
+
+    #[test]
+    fn message_fields_are_bounded() {
+        let mut command = send(1, "");
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(command.clone())
+            .then_expect_error(ChatError::InvalidClientMsgId);
+        if let ChatCommand::SendMessage { client_msg_id, algorithm, .. } = &mut command {
+            *client_msg_id = "c".into();
+            *algorithm = String::new();
+        }
+        ChatTest::with(()).given(vec![group_created()]).when(command).then_expect_error(ChatError::InvalidAlgorithm);
+    }
+
+    #[test]
+    fn read_marks_only_move_forward_within_the_chat() {
+        let history = vec![group_created(), sent(1, 1), sent(1, 2)];
+        ChatTest::with(())
+            .given(history.clone())
+            .when(ChatCommand::MarkRead { user_id: user(2), up_to_seq: 2, at: at() })
+            .then_expect_events(vec![ChatEvent::ReadUpTo { user_id: user(2), seq: 2, at: at() }]);
+        for bad in [0, 3, -1] {
+            ChatTest::with(())
+                .given(history.clone())
+                .when(ChatCommand::MarkRead { user_id: user(2), up_to_seq: bad, at: at() })
+                .then_expect_error(ChatError::InvalidSeq);
+        }
+        let mut read = history.clone();
+        read.push(ChatEvent::ReadUpTo { user_id: user(2), seq: 2, at: at() });
+        ChatTest::with(())
+            .given(read)
+            .when(ChatCommand::MarkRead { user_id: user(2), up_to_seq: 1, at: at() })
+            .then_expect_events(vec![]);
+        // The sender has read their own messages.
+        ChatTest::with(())
+            .given(history)
+            .when(ChatCommand::MarkRead { user_id: user(1), up_to_seq: 2, at: at() })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn only_the_sender_deletes_for_everyone_but_anyone_hides_for_themselves() {
+        let message = MessageRef { message_id: Uuid::from_u128(500), seq: 1, sender_id: user(1) };
+        let history = vec![group_created(), sent(1, 1)];
+        ChatTest::with(())
+            .given(history.clone())
+            .when(ChatCommand::DeleteMessage {
+                actor_id: user(2),
+                message: message.clone(),
+                scope: DeleteScope::Everyone,
+                at: at(),
+            })
+            .then_expect_error(ChatError::NotSender);
+        ChatTest::with(())
+            .given(history.clone())
+            .when(ChatCommand::DeleteMessage {
+                actor_id: user(1),
+                message: message.clone(),
+                scope: DeleteScope::Everyone,
+                at: at(),
+            })
+            .then_expect_events(vec![ChatEvent::MessageDeleted {
+                message_id: message.message_id,
+                seq: 1,
+                deleted_by: user(1),
+                at: at(),
+            }]);
+        ChatTest::with(())
+            .given(history)
+            .when(ChatCommand::DeleteMessage {
+                actor_id: user(2),
+                message: message.clone(),
+                scope: DeleteScope::Me,
+                at: at(),
+            })
+            .then_expect_events(vec![ChatEvent::MessageHidden {
+                message_id: message.message_id,
+                seq: 1,
+                user_id: user(2),
+                at: at(),
+            }]);
+    }
+
+    #[test]
+    fn invites_let_people_join_once() {
+        let invited = ChatEvent::InviteCreated { code: "abc".into(), created_by: user(1), at: at() };
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(ChatCommand::CreateInvite { actor_id: user(2), code: "x".into(), at: at() })
+            .then_expect_error(ChatError::NotAdmin);
+        ChatTest::with(())
+            .given(vec![group_created(), invited.clone()])
+            .when(ChatCommand::Join { user_id: user(3), code: "abc".into(), at: at() })
+            .then_expect_events(vec![ChatEvent::MemberJoined {
+                user_id: user(3),
+                invite_code: "abc".into(),
+                at: at(),
+            }]);
+        ChatTest::with(())
+            .given(vec![group_created(), invited.clone()])
+            .when(ChatCommand::Join { user_id: user(2), code: "abc".into(), at: at() })
+            .then_expect_events(vec![]);
+        ChatTest::with(())
+            .given(vec![group_created(), invited])
+            .when(ChatCommand::Join { user_id: user(3), code: "nope".into(), at: at() })
+            .then_expect_error(ChatError::InvalidInvite);
+    }
+}
