@@ -15,6 +15,7 @@ use crate::auth::captcha::CaptchaVerifier;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::routes::AuthApi;
 use crate::auth::tokens::TokenKeys;
+use crate::chats::routes::ChatsApi;
 use crate::commands::{CommandBus, ProjectionProgress};
 use crate::config::Config;
 use crate::error::{render_any_error, ApiError};
@@ -23,10 +24,10 @@ use crate::ops::routes::OpsApi;
 use crate::state::AppState;
 use crate::users::routes::UsersApi;
 
-pub type Apis = (OpsApi, AuthApi, UsersApi);
+pub type Apis = (OpsApi, AuthApi, UsersApi, ChatsApi);
 
 pub fn api_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((OpsApi, AuthApi, UsersApi), "Parley", env!("CARGO_PKG_VERSION"))
+    OpenApiService::new((OpsApi, AuthApi, UsersApi, ChatsApi), "Parley", env!("CARGO_PKG_VERSION"))
         .description("Parley messaging backend. Errors are `{\"error\": {\"code\", \"message\"}}`.")
         .server("http://127.0.0.1:8080")
 }
@@ -96,6 +97,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         users: CommandBus::new(pool.clone(), ()),
         sessions: CommandBus::new(pool.clone(), ()),
+        chats: CommandBus::with_aggregate_store(pool.clone(), ()),
         progress: ProjectionProgress::start(pool.clone()).await?,
         tokens,
         limiter: RateLimiter::default(),

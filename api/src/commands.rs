@@ -16,6 +16,14 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+pub const MAX_CONFLICT_RETRIES: u32 = 50;
+
+/// A short, jittered pause before retrying a command that lost an optimistic-concurrency race.
+pub async fn conflict_backoff(attempt: u32) {
+    let jitter = u64::from(rand::random::<u8>() % 4);
+    tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(10)) + jitter)).await;
+}
+
 /// What a successful command produced.
 #[derive(Debug)]
 pub struct Committed<A: Aggregate> {
@@ -53,6 +61,35 @@ impl<A: Aggregate + Clone> CommandBus<A> {
         let events =
             if events.is_empty() { Vec::new() } else { self.store.commit(events, context, metadata.to_map()).await? };
         Ok(Committed { state, version: (before + events.len()) as i64, events })
+    }
+
+    /// For aggregates with long histories: state is kept as one snapshot row updated with every
+    /// commit (optimistic locking on it), so loading never replays the events.
+    pub fn with_aggregate_store(pool: PgPool, services: A::Services) -> Self {
+        let store = PersistedEventStore::new_aggregate_store(PostgresEventRepository::new(pool));
+        Self { store, services }
+    }
+
+    /// Like `execute`, retrying when a concurrent command on the same aggregate won the race.
+    pub async fn execute_retrying(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+    ) -> Result<Committed<A>, AggregateError<A::Error>>
+    where
+        A::Command: Clone,
+    {
+        let mut attempt = 0;
+        loop {
+            match self.execute(aggregate_id, command.clone(), metadata).await {
+                Err(AggregateError::AggregateConflict) if attempt < MAX_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    conflict_backoff(attempt).await;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// The aggregate's current state, straight from the event store.

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod chats;
 pub mod commands;
 pub mod config;
 pub mod error;
@@ -19,6 +20,8 @@ pub enum ApiTags {
     Auth,
     /// Profiles
     Users,
+    /// Chats, groups and messages
+    Chats,
     /// Health, metrics and keys
     Operations,
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use parley_domain::chat::Chat;
 use parley_domain::session::Session;
 use parley_domain::user::User;
 use sqlx::PgPool;
@@ -20,6 +21,7 @@ pub struct AppState {
     pub nats: async_nats::Client,
     pub users: CommandBus<User>,
     pub sessions: CommandBus<Session>,
+    pub chats: CommandBus<Chat>,
     pub progress: ProjectionProgress,
     pub tokens: TokenKeys,
     pub limiter: RateLimiter,

@@ -2,6 +2,7 @@
 //! tables, recording its progress in the same transaction. Any projection can also be rebuilt from
 //! the event store alone (`parley-projections rebuild <name>`).
 
+pub mod chats;
 pub mod config;
 pub mod error;
 pub mod projector;
@@ -29,5 +30,5 @@ pub trait Projection: Send + Sync + 'static {
 
 /// Every projection this binary runs.
 pub fn all_projections() -> Vec<Box<dyn Projection>> {
-    vec![Box::new(users::UsersProjection)]
+    vec![Box::new(users::UsersProjection), Box::new(chats::ChatsProjection)]
 }

@@ -1,0 +1,199 @@
+//! Reads of the chat read models (and the write side's small lookup tables).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::views::{chat_type, ChatSummary, ChatView, MemberView, MessageView};
+
+const MESSAGE_COLUMNS: &str =
+    "m.id, m.chat_id, m.sender_id, m.seq, m.client_msg_id, m.ciphertext, m.algorithm, m.media_ids, m.reply_to, m.created_at, m.deleted";
+
+pub async fn is_member(pool: &PgPool, chat_id: Uuid, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM chat_members WHERE chat_id = $1 AND user_id = $2")
+        .bind(chat_id)
+        .bind(user_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(found.is_some())
+}
+
+#[derive(sqlx::FromRow)]
+struct ChatRow {
+    kind: String,
+    name: Option<String>,
+    created_by: Uuid,
+    created_at: DateTime<Utc>,
+    last_seq: i64,
+    last_activity_at: DateTime<Utc>,
+}
+
+/// The chat as `viewer` sees it; `None` if it does not exist or `viewer` is not a member.
+pub async fn chat_for(pool: &PgPool, chat_id: Uuid, viewer: Uuid) -> Result<Option<ChatView>, sqlx::Error> {
+    if !is_member(pool, chat_id, viewer).await? {
+        return Ok(None);
+    }
+    let row: Option<ChatRow> = sqlx::query_as(
+        "SELECT kind, name, created_by, created_at, last_seq, last_activity_at FROM chats WHERE id = $1",
+    )
+    .bind(chat_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(ChatRow { kind, name, created_by, created_at, last_seq, last_activity_at }) = row else { return Ok(None) };
+    let members: Vec<MemberView> = sqlx::query_as(
+        "SELECT user_id, role, joined_at, read_up_to AS read_up_to_seq FROM chat_members \
+         WHERE chat_id = $1 ORDER BY joined_at, user_id",
+    )
+    .bind(chat_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(ChatView {
+        id: chat_id,
+        chat_type: chat_type(&kind),
+        name,
+        created_by,
+        created_at,
+        members,
+        last_seq,
+        last_activity_at,
+    }))
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: Uuid,
+    kind: String,
+    name: Option<String>,
+    member_count: i64,
+    last_seq: i64,
+    last_activity_at: DateTime<Utc>,
+    unread_count: i64,
+}
+
+/// `viewer`'s chats, newest activity first, after `(before_activity, before_id)` when given.
+pub async fn chats_of(
+    pool: &PgPool,
+    viewer: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: u32,
+) -> Result<Vec<ChatSummary>, sqlx::Error> {
+    let rows: Vec<SummaryRow> = sqlx::query_as(
+        "SELECT c.id, c.kind, c.name, c.last_seq, c.last_activity_at, \
+           (SELECT count(*) FROM chat_members x WHERE x.chat_id = c.id) AS member_count, \
+           GREATEST(c.last_seq - me.read_up_to, 0) AS unread_count \
+         FROM chat_members me JOIN chats c ON c.id = me.chat_id \
+         WHERE me.user_id = $1 AND ($2::timestamptz IS NULL OR (c.last_activity_at, c.id) < ($2, $3)) \
+         ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $4",
+    )
+    .bind(viewer)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1).unwrap_or_default())
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    let mut summaries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let last_message = if row.last_seq > 0 { message_at(pool, row.id, row.last_seq, viewer).await? } else { None };
+        summaries.push(ChatSummary {
+            id: row.id,
+            chat_type: chat_type(&row.kind),
+            name: row.name,
+            member_count: row.member_count,
+            last_seq: row.last_seq,
+            last_activity_at: row.last_activity_at,
+            last_message,
+            unread_count: row.unread_count,
+        });
+    }
+    Ok(summaries)
+}
+
+/// One message as `viewer` sees it (`None` if hidden for them).
+pub async fn message_at(
+    pool: &PgPool,
+    chat_id: Uuid,
+    seq: i64,
+    viewer: Uuid,
+) -> Result<Option<MessageView>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.chat_id = $1 AND m.seq = $2 \
+         AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $3 AND h.chat_id = m.chat_id AND h.seq = m.seq)"
+    ))
+    .bind(chat_id)
+    .bind(seq)
+    .bind(viewer)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn message_by_id(pool: &PgPool, chat_id: Uuid, message_id: Uuid) -> Result<Option<MessageView>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.chat_id = $1 AND m.id = $2"))
+        .bind(chat_id)
+        .bind(message_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// A page of history for `viewer`: newest first below `before_seq`, or oldest first above
+/// `after_seq` (catching up). Hidden messages are left out.
+pub async fn messages_page(
+    pool: &PgPool,
+    chat_id: Uuid,
+    viewer: Uuid,
+    before_seq: Option<i64>,
+    after_seq: Option<i64>,
+    limit: u32,
+) -> Result<Vec<MessageView>, sqlx::Error> {
+    let (condition, order) = match after_seq {
+        Some(_) => ("m.seq > $2", "ASC"),
+        None => ("m.seq < $2", "DESC"),
+    };
+    let bound = after_seq.or(before_seq).unwrap_or(i64::MAX);
+    sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.chat_id = $1 AND {condition} \
+         AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $3 AND h.chat_id = m.chat_id AND h.seq = m.seq) \
+         ORDER BY m.seq {order} LIMIT $4"
+    ))
+    .bind(chat_id)
+    .bind(bound)
+    .bind(viewer)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn direct_chat_between(pool: &PgPool, a: Uuid, b: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT chat_id FROM direct_chats WHERE user_low = least($1, $2) AND user_high = greatest($1, $2)",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn chat_for_invite(pool: &PgPool, code: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar("SELECT chat_id FROM chat_invites WHERE code = $1").bind(code).fetch_optional(pool).await
+}
+
+/// The message a previous attempt with this `client_msg_id` created, if any.
+pub async fn sent_with_client_id(
+    pool: &PgPool,
+    chat_id: Uuid,
+    sender_id: Uuid,
+    client_msg_id: &str,
+) -> Result<Option<(Uuid, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT message_id, seq FROM chat_client_messages WHERE chat_id = $1 AND sender_id = $2 AND client_msg_id = $3",
+    )
+    .bind(chat_id)
+    .bind(sender_id)
+    .bind(client_msg_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// How many of `ids` are registered users.
+pub async fn existing_users(pool: &PgPool, ids: &[Uuid]) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM users WHERE id = ANY($1)").bind(ids).fetch_one(pool).await
+}

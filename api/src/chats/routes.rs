@@ -1,0 +1,546 @@
+//! `/chats`: thin handlers over the `Chat` aggregate; reads come from the `chats` projection.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use cqrs_es::AggregateError;
+use parley_domain::chat::{Chat, ChatCommand, ChatKind, DeleteScope, MessageRef, MAX_MEMBERS_PER_REQUEST};
+use parley_domain::sealed::{self, KEY_BYTES, NONCE_BYTES};
+use parley_domain::EventMetadata;
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use rand::RngCore;
+use uuid::Uuid;
+
+use super::chat_error;
+use super::queries;
+use super::views::{ChatPage, ChatType, ChatView, InviteView, MessagePage, MessageView};
+use crate::auth::{AccessToken, Caller};
+use crate::commands::{conflict_backoff, Committed, MAX_CONFLICT_RETRIES};
+use crate::error::{aggregate_error, ApiError};
+use crate::state::AppState;
+use crate::text::Text;
+use crate::users::routes::page_limit;
+use crate::ApiTags;
+
+/// Decoded size limit of a message's ciphertext.
+pub const MAX_CIPHERTEXT_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Object)]
+pub struct CreateChatRequest {
+    #[oai(rename = "type")]
+    pub chat_type: ChatType,
+    /// Groups only.
+    pub name: Option<Text>,
+    /// Direct: exactly the other user. Group: the first members besides you.
+    pub member_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Object)]
+pub struct AddMembersRequest {
+    pub user_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Object)]
+pub struct JoinRequest {
+    pub invite_code: Text,
+}
+
+#[derive(Debug, Object)]
+pub struct SendMessageRequest {
+    /// Chosen by the client; a retry with the same id returns the same message.
+    pub client_msg_id: Text,
+    /// Opaque base64 (at most 64 KiB decoded); the server never interprets it.
+    pub ciphertext: Text,
+    /// The client's encryption scheme, e.g. `m.megolm.v1.aes-sha2`.
+    pub algorithm: Text,
+    #[oai(default)]
+    pub media_ids: Vec<Uuid>,
+    pub reply_to: Option<Uuid>,
+}
+
+#[derive(Debug, Object)]
+pub struct MarkReadRequest {
+    pub up_to_seq: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum DeleteFor {
+    Everyone,
+    Me,
+}
+
+#[derive(ApiResponse)]
+pub enum CreateChatResponse {
+    #[oai(status = 201)]
+    Created(Json<ChatView>),
+    /// The direct chat with this user already existed.
+    #[oai(status = 200)]
+    Existing(Json<ChatView>),
+}
+
+#[derive(ApiResponse)]
+pub enum ChatResponse {
+    #[oai(status = 200)]
+    Ok(Json<ChatView>),
+}
+
+#[derive(ApiResponse)]
+pub enum ChatPageResponse {
+    #[oai(status = 200)]
+    Ok(Json<ChatPage>),
+}
+
+#[derive(ApiResponse)]
+pub enum InviteResponse {
+    #[oai(status = 201)]
+    Created(Json<InviteView>),
+}
+
+#[derive(ApiResponse)]
+pub enum MessageResponse {
+    #[oai(status = 201)]
+    Created(Json<MessageView>),
+}
+
+#[derive(ApiResponse)]
+pub enum MessagePageResponse {
+    #[oai(status = 200)]
+    Ok(Json<MessagePage>),
+}
+
+#[derive(ApiResponse)]
+pub enum NoContent {
+    #[oai(status = 204)]
+    Done,
+}
+
+pub struct ChatsApi;
+
+fn metadata(caller: Caller) -> EventMetadata {
+    EventMetadata::new(Some(caller.user_id), Utc::now(), None)
+}
+
+async fn run(
+    state: &AppState,
+    chat_id: Uuid,
+    command: ChatCommand,
+    caller: Caller,
+) -> Result<Committed<Chat>, ApiError> {
+    let committed = state
+        .chats
+        .execute_retrying(&chat_id.to_string(), command, &metadata(caller))
+        .await
+        .map_err(|e| aggregate_error(e, chat_error))?;
+    state.await_projection("chats", "Chat", chat_id, committed.version).await;
+    Ok(committed)
+}
+
+async fn visible_chat(state: &AppState, chat_id: Uuid, viewer: Uuid) -> Result<ChatView, ApiError> {
+    queries::chat_for(&state.pool, chat_id, viewer).await?.ok_or(ApiError::NotFound)
+}
+
+async fn ensure_member(state: &AppState, chat_id: Uuid, user_id: Uuid) -> Result<(), ApiError> {
+    if queries::is_member(&state.pool, chat_id, user_id).await? {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+async fn ensure_users_exist(state: &AppState, ids: &BTreeSet<Uuid>) -> Result<(), ApiError> {
+    if ids.len() > MAX_MEMBERS_PER_REQUEST {
+        return Err(ApiError::invalid(
+            "too_many_members",
+            format!("at most {MAX_MEMBERS_PER_REQUEST} members per request"),
+        ));
+    }
+    let ids: Vec<Uuid> = ids.iter().copied().collect();
+    if queries::existing_users(&state.pool, &ids).await? != ids.len() as i64 {
+        return Err(ApiError::invalid("unknown_user", "one or more users do not exist"));
+    }
+    Ok(())
+}
+
+fn decode_ciphertext(ciphertext: &str) -> Result<Vec<u8>, ApiError> {
+    if ciphertext.len() > MAX_CIPHERTEXT_BYTES / 3 * 4 + 4 {
+        return Err(ApiError::invalid(
+            "ciphertext_too_large",
+            format!("ciphertext is over {MAX_CIPHERTEXT_BYTES} bytes"),
+        ));
+    }
+    let bytes = STANDARD
+        .decode(ciphertext)
+        .map_err(|_| ApiError::invalid("invalid_ciphertext", "ciphertext must be standard base64"))?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("invalid_ciphertext", "ciphertext must not be empty"));
+    }
+    if bytes.len() > MAX_CIPHERTEXT_BYTES {
+        return Err(ApiError::invalid(
+            "ciphertext_too_large",
+            format!("ciphertext is over {MAX_CIPHERTEXT_BYTES} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The message as stored in the read model, waiting (bounded) for the projection to have it.
+async fn projected_message(state: &AppState, chat_id: Uuid, message_id: Uuid) -> Result<MessageView, ApiError> {
+    let deadline = tokio::time::Instant::now() + state.config.read_your_writes_timeout;
+    loop {
+        if let Some(message) = queries::message_by_id(&state.pool, chat_id, message_id).await? {
+            return Ok(message);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(ApiError::Unavailable);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn chat_cursor(summary: &super::views::ChatSummary) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::json!([summary.last_activity_at, summary.id]).to_string())
+}
+
+fn parse_chat_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+#[OpenApi(prefix_path = "/chats", tag = "ApiTags::Chats")]
+impl ChatsApi {
+    /// Start a direct chat or create a group
+    ///
+    /// A direct chat with the same user is returned (200) if it exists. The group's creator is admin.
+    #[oai(path = "/", method = "post", operation_id = "create_chat")]
+    async fn create(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        body: Json<CreateChatRequest>,
+    ) -> Result<CreateChatResponse, ApiError> {
+        let caller = auth.0;
+        let CreateChatRequest { chat_type, name, member_ids } = body.0;
+        let others: BTreeSet<Uuid> = member_ids.into_iter().filter(|id| *id != caller.user_id).collect();
+        ensure_users_exist(&state, &others).await?;
+        let kind = match chat_type {
+            ChatType::Direct => ChatKind::Direct,
+            ChatType::Group => ChatKind::Group,
+        };
+        let direct_with = match (kind, others.iter().next()) {
+            (ChatKind::Direct, Some(other)) if others.len() == 1 => Some(*other),
+            (ChatKind::Direct, _) => {
+                return Err(ApiError::invalid("invalid_members", "a direct chat needs exactly one other user"))
+            }
+            (ChatKind::Group, _) => None,
+        };
+        if let Some(other) = direct_with {
+            if let Some(existing) = queries::direct_chat_between(&state.pool, caller.user_id, other).await? {
+                return Ok(CreateChatResponse::Existing(Json(visible_chat(&state, existing, caller.user_id).await?)));
+            }
+        }
+        let chat_id = Uuid::now_v7();
+        let command = ChatCommand::Create {
+            chat_id,
+            kind,
+            creator_id: caller.user_id,
+            name: name.map(Text::into_inner),
+            member_ids: others.into_iter().collect(),
+            at: Utc::now(),
+        };
+        match state.chats.execute(&chat_id.to_string(), command, &metadata(caller)).await {
+            Ok(committed) => state.await_projection("chats", "Chat", chat_id, committed.version).await,
+            // The pair's direct chat was created concurrently: the unique index refused ours.
+            Err(AggregateError::AggregateConflict) if direct_with.is_some() => {
+                let other = direct_with.unwrap_or_default();
+                let existing = queries::direct_chat_between(&state.pool, caller.user_id, other)
+                    .await?
+                    .ok_or_else(|| ApiError::Conflict { code: "concurrent_update", message: "retry".into() })?;
+                return Ok(CreateChatResponse::Existing(Json(visible_chat(&state, existing, caller.user_id).await?)));
+            }
+            Err(e) => return Err(aggregate_error(e, chat_error)),
+        }
+        Ok(CreateChatResponse::Created(Json(visible_chat(&state, chat_id, caller.user_id).await?)))
+    }
+
+    /// Your chats, newest activity first
+    #[oai(path = "/", method = "get", operation_id = "list_chats")]
+    async fn list(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<ChatPageResponse, ApiError> {
+        let limit = page_limit(limit.0)?;
+        let after = match cursor.0.as_deref() {
+            Some(c) => {
+                Some(parse_chat_cursor(c).ok_or_else(|| ApiError::invalid("invalid_cursor", "cursor is not valid"))?)
+            }
+            None => None,
+        };
+        let items = queries::chats_of(&state.pool, auth.0.user_id, after, limit).await?;
+        let next_cursor = if items.len() == limit as usize { items.last().map(chat_cursor) } else { None };
+        Ok(ChatPageResponse::Ok(Json(ChatPage { items, next_cursor })))
+    }
+
+    /// A chat with its members and their read marks
+    #[oai(path = "/:id", method = "get", operation_id = "get_chat")]
+    async fn get(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        id: Path<Uuid>,
+    ) -> Result<ChatResponse, ApiError> {
+        Ok(ChatResponse::Ok(Json(visible_chat(&state, id.0, auth.0.user_id).await?)))
+    }
+
+    /// Add members to a group (admins)
+    #[oai(path = "/:id/members", method = "post", operation_id = "add_members")]
+    async fn add_members(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        id: Path<Uuid>,
+        body: Json<AddMembersRequest>,
+    ) -> Result<ChatResponse, ApiError> {
+        let caller = auth.0;
+        ensure_member(&state, id.0, caller.user_id).await?;
+        let user_ids: BTreeSet<Uuid> = body.0.user_ids.into_iter().collect();
+        ensure_users_exist(&state, &user_ids).await?;
+        let command = ChatCommand::AddMembers {
+            actor_id: caller.user_id,
+            user_ids: user_ids.into_iter().collect(),
+            at: Utc::now(),
+        };
+        run(&state, id.0, command, caller).await?;
+        Ok(ChatResponse::Ok(Json(visible_chat(&state, id.0, caller.user_id).await?)))
+    }
+
+    /// Remove a member (admins) or leave (yourself)
+    #[oai(path = "/:id/members/:user_id", method = "delete", operation_id = "remove_member")]
+    async fn remove_member(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        id: Path<Uuid>,
+        user_id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        let caller = auth.0;
+        ensure_member(&state, id.0, caller.user_id).await?;
+        run(
+            &state,
+            id.0,
+            ChatCommand::RemoveMember { actor_id: caller.user_id, user_id: user_id.0, at: Utc::now() },
+            caller,
+        )
+        .await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Create an invite code for a group (admins)
+    #[oai(path = "/:id/invite", method = "post", operation_id = "create_invite")]
+    async fn invite(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        id: Path<Uuid>,
+    ) -> Result<InviteResponse, ApiError> {
+        let caller = auth.0;
+        ensure_member(&state, id.0, caller.user_id).await?;
+        let mut secret = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let code = URL_SAFE_NO_PAD.encode(secret);
+        run(
+            &state,
+            id.0,
+            ChatCommand::CreateInvite { actor_id: caller.user_id, code: code.clone(), at: Utc::now() },
+            caller,
+        )
+        .await?;
+        Ok(InviteResponse::Created(Json(InviteView { invite_code: code })))
+    }
+
+    /// Join a group with an invite code
+    #[oai(path = "/join", method = "post", operation_id = "join_chat")]
+    async fn join(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        body: Json<JoinRequest>,
+    ) -> Result<ChatResponse, ApiError> {
+        let caller = auth.0;
+        let code = body.0.invite_code.into_inner();
+        let chat_id = queries::chat_for_invite(&state.pool, code.trim()).await?.ok_or(ApiError::NotFound)?;
+        run(
+            &state,
+            chat_id,
+            ChatCommand::Join { user_id: caller.user_id, code: code.trim().to_owned(), at: Utc::now() },
+            caller,
+        )
+        .await?;
+        Ok(ChatResponse::Ok(Json(visible_chat(&state, chat_id, caller.user_id).await?)))
+    }
+
+    /// Send a message
+    ///
+    /// Idempotent by `client_msg_id`: a retry returns the message the first attempt created.
+    #[oai(path = "/:id/messages", method = "post", operation_id = "send_message")]
+    async fn send(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        id: Path<Uuid>,
+        body: Json<SendMessageRequest>,
+    ) -> Result<MessageResponse, ApiError> {
+        let (caller, chat_id) = (auth.0, id.0);
+        ensure_member(&state, chat_id, caller.user_id).await?;
+        let SendMessageRequest { client_msg_id, ciphertext, algorithm, media_ids, reply_to } = body.0;
+        let client_msg_id = client_msg_id.into_inner();
+        let plaintext = decode_ciphertext(&ciphertext)?;
+        let message_id = Uuid::now_v7();
+        let mut key = [0u8; KEY_BYTES];
+        let mut nonce = [0u8; NONCE_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let body = sealed::seal(&key, &nonce, &plaintext);
+        let command = ChatCommand::SendMessage {
+            message_id,
+            sender_id: caller.user_id,
+            client_msg_id: client_msg_id.clone(),
+            body,
+            algorithm: algorithm.into_inner(),
+            media_ids,
+            reply_to,
+            at: Utc::now(),
+        };
+        let mut key_stored = false;
+        let mut attempt = 0;
+        loop {
+            if let Some((existing, _)) =
+                queries::sent_with_client_id(&state.pool, chat_id, caller.user_id, &client_msg_id).await?
+            {
+                if key_stored {
+                    sqlx::query("DELETE FROM message_keys WHERE message_id = $1")
+                        .bind(message_id)
+                        .execute(&state.pool)
+                        .await?;
+                }
+                return Ok(MessageResponse::Created(Json(projected_message(&state, chat_id, existing).await?)));
+            }
+            if !key_stored {
+                // Written before the event: the projector needs it to open the body.
+                sqlx::query("INSERT INTO message_keys (message_id, key) VALUES ($1, $2)")
+                    .bind(message_id)
+                    .bind(key.as_slice())
+                    .execute(&state.pool)
+                    .await?;
+                key_stored = true;
+            }
+            match state.chats.execute(&chat_id.to_string(), command.clone(), &metadata(caller)).await {
+                Ok(committed) => {
+                    state.await_projection("chats", "Chat", chat_id, committed.version).await;
+                    return Ok(MessageResponse::Created(Json(projected_message(&state, chat_id, message_id).await?)));
+                }
+                Err(AggregateError::AggregateConflict) if attempt < MAX_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    conflict_backoff(attempt).await;
+                }
+                Err(e) => {
+                    sqlx::query("DELETE FROM message_keys WHERE message_id = $1")
+                        .bind(message_id)
+                        .execute(&state.pool)
+                        .await?;
+                    return Err(aggregate_error(e, chat_error));
+                }
+            }
+        }
+    }
+
+    /// Message history
+    ///
+    /// Newest first below `before_seq` (default: from the newest), or oldest first above `after_seq`.
+    #[oai(path = "/:id/messages", method = "get", operation_id = "list_messages")]
+    async fn messages(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        id: Path<Uuid>,
+        before_seq: Query<Option<i64>>,
+        after_seq: Query<Option<i64>>,
+        limit: Query<Option<u32>>,
+    ) -> Result<MessagePageResponse, ApiError> {
+        let (caller, chat_id) = (auth.0, id.0);
+        ensure_member(&state, chat_id, caller.user_id).await?;
+        if before_seq.0.is_some() && after_seq.0.is_some() {
+            return Err(ApiError::invalid("invalid_range", "give before_seq or after_seq, not both"));
+        }
+        if before_seq.0.is_some_and(|s| s < 1) || after_seq.0.is_some_and(|s| s < 0) {
+            return Err(ApiError::invalid("invalid_seq", "seq bounds must be positive"));
+        }
+        let limit = page_limit(limit.0)?;
+        let items =
+            queries::messages_page(&state.pool, chat_id, caller.user_id, before_seq.0, after_seq.0, limit).await?;
+        let next_cursor = match (items.len() == limit as usize, after_seq.0) {
+            (true, None) => items.last().map(|m| m.seq.to_string()),
+            _ => None,
+        };
+        Ok(MessagePageResponse::Ok(Json(MessagePage { items, next_cursor })))
+    }
+
+    /// Mark messages read up to `up_to_seq` (read receipt)
+    #[oai(path = "/:id/mark-read", method = "post", operation_id = "mark_read")]
+    async fn mark_read(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        id: Path<Uuid>,
+        body: Json<MarkReadRequest>,
+    ) -> Result<NoContent, ApiError> {
+        let caller = auth.0;
+        ensure_member(&state, id.0, caller.user_id).await?;
+        let command = ChatCommand::MarkRead { user_id: caller.user_id, up_to_seq: body.0.up_to_seq, at: Utc::now() };
+        run(&state, id.0, command, caller).await?;
+        Ok(NoContent::Done)
+    }
+
+    /// Delete a message for everyone (its sender) or hide it for yourself
+    ///
+    /// For everyone, the ciphertext and media are erased for all members; a tombstone remains.
+    #[oai(path = "/:id/messages/:message_id", method = "delete", operation_id = "delete_message")]
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        id: Path<Uuid>,
+        message_id: Path<Uuid>,
+        /// `everyone` or `me` (default).
+        #[oai(name = "for")]
+        scope: Query<Option<DeleteFor>>,
+    ) -> Result<NoContent, ApiError> {
+        let (caller, chat_id) = (auth.0, id.0);
+        ensure_member(&state, chat_id, caller.user_id).await?;
+        let message = queries::message_by_id(&state.pool, chat_id, message_id.0).await?.ok_or(ApiError::NotFound)?;
+        let scope = match scope.0.unwrap_or(DeleteFor::Me) {
+            DeleteFor::Everyone if message.deleted => return Ok(NoContent::Done),
+            DeleteFor::Everyone => DeleteScope::Everyone,
+            DeleteFor::Me => DeleteScope::Me,
+        };
+        let reference = MessageRef { message_id: message.id, seq: message.seq, sender_id: message.sender_id };
+        run(
+            &state,
+            chat_id,
+            ChatCommand::DeleteMessage { actor_id: caller.user_id, message: reference, scope, at: Utc::now() },
+            caller,
+        )
+        .await?;
+        Ok(NoContent::Done)
+    }
+}
