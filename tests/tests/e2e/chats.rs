@@ -1,0 +1,390 @@
+use std::collections::BTreeSet;
+
+use anyhow::{ensure, Result};
+use futures::future::join_all;
+use parley_tests::{error_code, unique_email, Stack};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+struct Member {
+    id: String,
+    token: String,
+}
+
+async fn member(stack: &Stack, name: &str) -> Result<Member> {
+    let user = stack.register(name, &unique_email(name)).await?;
+    Ok(Member {
+        id: user["user"]["id"].as_str().unwrap_or_default().to_owned(),
+        token: user["access_token"].as_str().unwrap_or_default().to_owned(),
+    })
+}
+
+async fn group(stack: &Stack, admin: &Member, others: &[&Member]) -> Result<String> {
+    let ids: Vec<&str> = others.iter().map(|m| m.id.as_str()).collect();
+    let (status, chat) =
+        stack.post("/chats", Some(&admin.token), &json!({"type": "group", "name": "Team", "member_ids": ids})).await?;
+    ensure!(status == 201, "create group: {status} {chat}");
+    Ok(chat["id"].as_str().unwrap_or_default().to_owned())
+}
+
+fn ciphertext(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+async fn send(stack: &Stack, chat: &str, from: &Member, client_msg_id: &str, text: &str) -> Result<(u16, Value)> {
+    stack
+        .post(
+            &format!("/chats/{chat}/messages"),
+            Some(&from.token),
+            &json!({"client_msg_id": client_msg_id, "ciphertext": ciphertext(text), "algorithm": "m.megolm.v1.aes-sha2"}),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_direct_chat_exists_once_per_pair() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let (status, first) =
+        stack.post("/chats", Some(&ada.token), &json!({"type": "direct", "member_ids": [bob.id]})).await?;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["type"], "direct");
+    assert_eq!(first["members"].as_array().map(Vec::len), Some(2));
+    let (status, again) =
+        stack.post("/chats", Some(&ada.token), &json!({"type": "direct", "member_ids": [bob.id]})).await?;
+    assert_eq!((status, &again["id"]), (200, &first["id"]));
+    let (status, reverse) =
+        stack.post("/chats", Some(&bob.token), &json!({"type": "direct", "member_ids": [ada.id]})).await?;
+    assert_eq!((status, &reverse["id"]), (200, &first["id"]));
+
+    // Concurrent first contacts still make one chat.
+    let carl = member(&stack, "carl").await?;
+    let attempts = (0..6).map(|i| {
+        let (token, other) = if i % 2 == 0 { (&ada.token, &carl.id) } else { (&carl.token, &ada.id) };
+        let body = json!({"type": "direct", "member_ids": [other]});
+        let stack = &stack;
+        async move { stack.post("/chats", Some(token), &body).await }
+    });
+    let ids: BTreeSet<String> = join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.map(|(_, chat)| chat["id"].as_str().unwrap_or_default().to_owned()))
+        .collect::<Result<_>>()?;
+    assert_eq!(ids.len(), 1, "{ids:?}");
+
+    for bad in [
+        json!({"type": "direct", "member_ids": []}),
+        json!({"type": "direct", "member_ids": [ada.id]}),
+        json!({"type": "direct", "member_ids": [Uuid::new_v4()]}),
+        json!({"type": "channel", "member_ids": [bob.id]}),
+    ] {
+        let (status, body) = stack.post("/chats", Some(&ada.token), &bad).await?;
+        assert_eq!(status, 400, "{bad}: {body}");
+        error_code(&body)?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn group_lifecycle_with_roles_and_invites() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob, cyd, dee) = (
+        member(&stack, "ada").await?,
+        member(&stack, "bob").await?,
+        member(&stack, "cyd").await?,
+        member(&stack, "dee").await?,
+    );
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    let (_, view) = stack.get(&format!("/chats/{chat}"), Some(&bob.token)).await?;
+    let role_of = |view: &Value, id: &str| {
+        view["members"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["user_id"] == id))
+            .map(|m| m["role"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(role_of(&view, &ada.id).as_deref(), Some("admin"));
+    assert_eq!(role_of(&view, &bob.id).as_deref(), Some("member"));
+
+    // Members may not add; admins may.
+    let (status, _) =
+        stack.post(&format!("/chats/{chat}/members"), Some(&bob.token), &json!({"user_ids": [cyd.id]})).await?;
+    assert_eq!(status, 403);
+    let (status, view) =
+        stack.post(&format!("/chats/{chat}/members"), Some(&ada.token), &json!({"user_ids": [cyd.id]})).await?;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["members"].as_array().map(Vec::len), Some(3));
+
+    // Invite and join.
+    let (status, invite) = stack.post(&format!("/chats/{chat}/invite"), Some(&bob.token), &json!({})).await?;
+    assert_eq!(status, 403, "{invite}");
+    let (status, invite) = stack.post(&format!("/chats/{chat}/invite"), Some(&ada.token), &json!({})).await?;
+    assert_eq!(status, 201, "{invite}");
+    let (status, joined) =
+        stack.post("/chats/join", Some(&dee.token), &json!({"invite_code": invite["invite_code"]})).await?;
+    assert_eq!(status, 200, "{joined}");
+    assert_eq!(role_of(&joined, &dee.id).as_deref(), Some("member"));
+    let (status, _) = stack.post("/chats/join", Some(&dee.token), &json!({"invite_code": "no-such-code"})).await?;
+    assert_eq!(status, 404);
+
+    // A member may not remove others, but may leave; an admin removes.
+    let delete = |token: &str, user: &str| {
+        stack.http.delete(stack.url(&format!("/chats/{chat}/members/{user}"))).bearer_auth(token.to_owned()).send()
+    };
+    assert_eq!(delete(&bob.token, &cyd.id).await?.status().as_u16(), 403);
+    assert_eq!(delete(&bob.token, &bob.id).await?.status().as_u16(), 204);
+    assert_eq!(delete(&ada.token, &cyd.id).await?.status().as_u16(), 204);
+    for gone in [&bob, &cyd] {
+        let (status, _) = stack.get(&format!("/chats/{chat}"), Some(&gone.token)).await?;
+        assert_eq!(status, 404);
+    }
+    // The last admin leaving hands admin rights on.
+    assert_eq!(delete(&ada.token, &ada.id).await?.status().as_u16(), 204);
+    let (_, view) = stack.get(&format!("/chats/{chat}"), Some(&dee.token)).await?;
+    assert_eq!(view["members"].as_array().map(Vec::len), Some(1));
+    assert_eq!(role_of(&view, &dee.id).as_deref(), Some("admin"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn fifty_concurrent_senders_get_seq_one_to_fifty_and_history_pages() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    let sends = (0..50).map(|i| {
+        let from = if i % 2 == 0 { &ada } else { &bob };
+        let (stack, chat) = (&stack, &chat);
+        async move { send(stack, chat, from, &format!("c{i}"), &format!("message {i}")).await }
+    });
+    let mut seqs = Vec::new();
+    for result in join_all(sends).await {
+        let (status, message) = result?;
+        assert_eq!(status, 201, "{message}");
+        seqs.push(message["seq"].as_i64().unwrap_or_default());
+    }
+    seqs.sort();
+    assert_eq!(seqs, (1..=50).collect::<Vec<i64>>());
+
+    // Newest first in pages of 20, following next_cursor as before_seq.
+    let mut seen = Vec::new();
+    let mut before = String::new();
+    loop {
+        let path = format!("/chats/{chat}/messages?limit=20{before}");
+        let (status, page) = stack.get(&path, Some(&bob.token)).await?;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(page["items"].as_array().into_iter().flatten().map(|m| m["seq"].as_i64().unwrap_or_default()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => before = format!("&before_seq={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=50).rev().collect::<Vec<i64>>());
+    let (_, newer) = stack.get(&format!("/chats/{chat}/messages?after_seq=45"), Some(&ada.token)).await?;
+    let newer: Vec<i64> =
+        newer["items"].as_array().into_iter().flatten().map(|m| m["seq"].as_i64().unwrap_or_default()).collect();
+    assert_eq!(newer, vec![46, 47, 48, 49, 50]);
+    let (_, first) = stack.get(&format!("/chats/{chat}/messages?after_seq=0&limit=1"), Some(&ada.token)).await?;
+    assert_eq!(first["items"][0]["ciphertext"], ciphertext("message 0"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_retried_client_msg_id_makes_one_message() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    let (status, first) = send(&stack, &chat, &ada, "retry-me", "hello").await?;
+    assert_eq!(status, 201);
+    let retries = (0..5).map(|_| send(&stack, &chat, &ada, "retry-me", "hello"));
+    for result in join_all(retries).await {
+        let (status, again) = result?;
+        assert_eq!(status, 201);
+        assert_eq!((&again["id"], &again["seq"]), (&first["id"], &first["seq"]));
+    }
+    // The same client id from another sender is another message.
+    let (_, other) = send(&stack, &chat, &bob, "retry-me", "hi").await?;
+    assert_ne!(other["id"], first["id"]);
+    let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'MessageSent'")
+        .fetch_one(&stack.pool)
+        .await?;
+    assert_eq!(sent, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn read_marks_show_as_receipts_and_unread_counts() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let quiet = group(&stack, &ada, &[&bob]).await?;
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    for i in 0..3 {
+        send(&stack, &chat, &ada, &format!("m{i}"), "hi").await?;
+    }
+    let (_, list) = stack.get("/chats", Some(&bob.token)).await?;
+    assert_eq!(list["items"][0]["id"].as_str(), Some(chat.as_str()), "newest activity first: {list}");
+    assert_eq!(list["items"][0]["unread_count"], 3);
+    assert_eq!(list["items"][0]["last_message"]["seq"], 3);
+    assert_eq!(list["items"][1]["id"].as_str(), Some(quiet.as_str()));
+    assert!(list["items"][1]["last_message"].is_null());
+    let (_, own) = stack.get("/chats", Some(&ada.token)).await?;
+    assert_eq!(own["items"][0]["unread_count"], 0, "own messages are read");
+
+    let (status, _) =
+        stack.post(&format!("/chats/{chat}/mark-read"), Some(&bob.token), &json!({"up_to_seq": 2})).await?;
+    assert_eq!(status, 204);
+    let (_, view) = stack.get(&format!("/chats/{chat}"), Some(&ada.token)).await?;
+    let bob_mark = view["members"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["user_id"] == bob.id.as_str()))
+        .map(|m| m["read_up_to_seq"].clone());
+    assert_eq!(bob_mark, Some(json!(2)));
+    let (_, list) = stack.get("/chats", Some(&bob.token)).await?;
+    assert_eq!(list["items"][0]["unread_count"], 1);
+    for bad in [json!({"up_to_seq": 0}), json!({"up_to_seq": 4}), json!({"up_to_seq": -1}), json!({"up_to_seq": "2"})] {
+        let (status, body) = stack.post(&format!("/chats/{chat}/mark-read"), Some(&bob.token), &bad).await?;
+        assert_eq!(status, 400, "{bad}: {body}");
+        error_code(&body)?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleting_for_everyone_erases_the_body_for_good_and_for_me_hides_it() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    let (_, secret) = send(&stack, &chat, &ada, "s", "the secret").await?;
+    let (_, other) = send(&stack, &chat, &ada, "o", "small talk").await?;
+    let secret_id = secret["id"].as_str().unwrap_or_default().to_owned();
+    let delete = |token: &str, id: &str, scope: &str| {
+        stack
+            .http
+            .delete(stack.url(&format!("/chats/{chat}/messages/{id}?for={scope}")))
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+    assert_eq!(delete(&bob.token, &secret_id, "everyone").await?.status().as_u16(), 403);
+    assert_eq!(delete(&ada.token, &secret_id, "everyone").await?.status().as_u16(), 204);
+    assert_eq!(delete(&ada.token, &secret_id, "everyone").await?.status().as_u16(), 204, "idempotent");
+    for viewer in [&ada, &bob] {
+        let (_, page) = stack.get(&format!("/chats/{chat}/messages"), Some(&viewer.token)).await?;
+        let tombstone = page["items"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["id"] == secret_id.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(tombstone["deleted"], true);
+        assert!(tombstone["ciphertext"].is_null());
+    }
+    // The key that opened the sealed body in the event is gone, and a rebuild keeps the tombstone.
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM message_keys WHERE message_id = $1::uuid")
+        .bind(&secret_id)
+        .fetch_one(&stack.pool)
+        .await?;
+    assert_eq!(keys, 0);
+    let stored: String = sqlx::query_scalar(
+        "SELECT payload::text FROM events WHERE event_type = 'MessageSent' AND payload::text LIKE $1",
+    )
+    .bind(format!("%{secret_id}%"))
+    .fetch_one(&stack.pool)
+    .await?;
+    assert!(!stored.contains(&ciphertext("the secret")), "the event must not hold the ciphertext in the clear");
+    stack.rebuild("chats").await?;
+    let (_, page) = stack.get(&format!("/chats/{chat}/messages"), Some(&bob.token)).await?;
+    let tombstone = page["items"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["id"] == secret_id.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!((tombstone["deleted"].clone(), tombstone["ciphertext"].clone()), (json!(true), Value::Null));
+    assert_eq!(page["items"][0]["ciphertext"], ciphertext("small talk"), "other bodies survive the rebuild");
+
+    // For me: hidden from Bob only.
+    let other_id = other["id"].as_str().unwrap_or_default();
+    assert_eq!(delete(&bob.token, other_id, "me").await?.status().as_u16(), 204);
+    let (_, bobs) = stack.get(&format!("/chats/{chat}/messages"), Some(&bob.token)).await?;
+    assert!(bobs["items"].as_array().into_iter().flatten().all(|m| m["id"] != other_id));
+    let (_, adas) = stack.get(&format!("/chats/{chat}/messages"), Some(&ada.token)).await?;
+    assert!(adas["items"].as_array().into_iter().flatten().any(|m| m["id"] == other_id));
+    Ok(())
+}
+
+#[tokio::test]
+async fn non_members_get_404_from_every_chat_route() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob, eve) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "eve").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    let (_, message) = send(&stack, &chat, &ada, "m", "hi").await?;
+    let message_id = message["id"].as_str().unwrap_or_default();
+    let unknown = Uuid::new_v4().to_string();
+    for chat in [chat.as_str(), unknown.as_str()] {
+        let requests = vec![
+            ("GET", format!("/chats/{chat}"), Value::Null),
+            ("GET", format!("/chats/{chat}/messages"), Value::Null),
+            (
+                "POST",
+                format!("/chats/{chat}/messages"),
+                json!({"client_msg_id": "x", "ciphertext": ciphertext("x"), "algorithm": "a"}),
+            ),
+            ("POST", format!("/chats/{chat}/mark-read"), json!({"up_to_seq": 1})),
+            ("POST", format!("/chats/{chat}/members"), json!({"user_ids": [eve.id]})),
+            ("DELETE", format!("/chats/{chat}/members/{}", bob.id), Value::Null),
+            ("POST", format!("/chats/{chat}/invite"), json!({})),
+            ("DELETE", format!("/chats/{chat}/messages/{message_id}?for=everyone"), Value::Null),
+            ("DELETE", format!("/chats/{chat}/messages/{message_id}?for=me"), Value::Null),
+        ];
+        for (method, path, body) in requests {
+            let mut request = stack.http.request(method.parse()?, stack.url(&path)).bearer_auth(&eve.token);
+            if !body.is_null() {
+                request = request.json(&body);
+            }
+            let (status, response) = parley_tests::read(request.send().await?).await?;
+            assert_eq!(status, 404, "{method} {path}: {response}");
+            assert_eq!(error_code(&response)?, "not_found");
+        }
+    }
+    let (_, list) = stack.get("/chats", Some(&eve.token)).await?;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0));
+    // Nothing changed for the members.
+    let (_, view) = stack.get(&format!("/chats/{chat}"), Some(&ada.token)).await?;
+    assert_eq!(view["members"].as_array().map(Vec::len), Some(2));
+    assert_eq!(view["last_seq"], 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_chat_input_gets_clear_4xx() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    let big = "A".repeat(64 * 1024 * 4 / 3 + 8);
+    let cases = vec![
+        (json!({"client_msg_id": "a", "ciphertext": "", "algorithm": "x"}), "invalid_ciphertext"),
+        (json!({"client_msg_id": "a", "ciphertext": "not base64!", "algorithm": "x"}), "invalid_ciphertext"),
+        (json!({"client_msg_id": "a", "ciphertext": big, "algorithm": "x"}), "ciphertext_too_large"),
+        (json!({"client_msg_id": "", "ciphertext": ciphertext("x"), "algorithm": "x"}), "invalid_client_msg_id"),
+        (json!({"client_msg_id": "a", "ciphertext": ciphertext("x"), "algorithm": ""}), "invalid_algorithm"),
+    ];
+    for (body, code) in cases {
+        let (status, response) = stack.post(&format!("/chats/{chat}/messages"), Some(&ada.token), &body).await?;
+        assert_eq!((status, error_code(&response)?.as_str()), (400, code));
+    }
+    let thousand: Vec<String> = (0..1000).map(|_| Uuid::new_v4().to_string()).collect();
+    let (status, response) =
+        stack.post(&format!("/chats/{chat}/members"), Some(&ada.token), &json!({"user_ids": thousand})).await?;
+    assert_eq!((status, error_code(&response)?.as_str()), (400, "too_many_members"));
+    let (status, response) = stack
+        .post("/chats", Some(&ada.token), &json!({"type": "group", "name": "Big", "member_ids": thousand}))
+        .await?;
+    assert_eq!((status, error_code(&response)?.as_str()), (400, "too_many_members"));
+    let (status, response) =
+        stack.post("/chats", Some(&ada.token), &json!({"type": "group", "name": " ", "member_ids": []})).await?;
+    assert_eq!((status, error_code(&response)?.as_str()), (400, "invalid_name"));
+    let (status, _) = stack.get(&format!("/chats/{chat}/messages?before_seq=1&after_seq=1"), Some(&ada.token)).await?;
+    assert_eq!(status, 400);
+    let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'MessageSent'")
+        .fetch_one(&stack.pool)
+        .await?;
+    assert_eq!(sent, 0);
+    Ok(())
+}
