@@ -43,6 +43,7 @@ pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
     let max_body = state.config.max_json_body_bytes;
     Route::new()
         .at("/openapi.json", api.spec_endpoint())
+        .at("/ws", poem::get(crate::realtime::connect))
         .nest("/docs", api.swagger_ui())
         .nest("/", api)
         .around(move |next, req| limit_body(next, req, max_body))

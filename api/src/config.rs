@@ -56,6 +56,10 @@ pub struct Config {
     pub max_json_body_bytes: usize,
     /// How long a command waits for its read model before answering anyway.
     pub read_your_writes_timeout: Duration,
+    /// Core-NATS subject prefix for realtime wake-ups and ephemeral frames.
+    pub realtime_prefix: String,
+    /// A WebSocket that sends nothing (not even a pong) for this long is closed.
+    pub ws_idle_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +122,8 @@ impl Config {
             trust_forwarded_for: parse("PARLEY_TRUST_FORWARDED_FOR", "false")?,
             max_json_body_bytes: parse("PARLEY_MAX_JSON_BODY_BYTES", "1048576")?,
             read_your_writes_timeout: Duration::from_millis(parse("PARLEY_READ_YOUR_WRITES_TIMEOUT_MS", "5000")?),
+            realtime_prefix: parley_eventbus::stream::realtime_prefix_from_env(),
+            ws_idle_timeout: Duration::from_secs(parse::<u64>("PARLEY_WS_IDLE_TIMEOUT_SECS", "60")?.max(3)),
         })
     }
 }

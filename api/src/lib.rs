@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod ops;
+pub mod realtime;
 pub mod state;
 pub mod text;
 pub mod users;

@@ -72,3 +72,17 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusErr
         .await
         .map_err(BusError::nats)
 }
+
+/// Core-NATS subjects for realtime delivery (not captured by the event stream): per user,
+/// `<prefix>.user.<user id>`. `PARLEY_NATS_REALTIME_PREFIX`, default `parley.rt`.
+pub fn realtime_prefix_from_env() -> String {
+    env_or("PARLEY_NATS_REALTIME_PREFIX", "parley.rt")
+}
+
+/// The payload that tells a socket to read its feed; anything else on a user's subject is an
+/// ephemeral frame to forward as it is.
+pub const REALTIME_WAKE: &[u8] = b"{\"wake\":true}";
+
+pub fn realtime_subject(prefix: &str, user_id: impl std::fmt::Display) -> String {
+    format!("{prefix}.user.{user_id}")
+}

@@ -10,6 +10,7 @@ pub struct ProjectorConfig {
     pub stream: StreamSettings,
     /// Prefix of the durable consumer names (`<prefix>-<projection>`).
     pub consumer_prefix: String,
+    pub realtime_prefix: String,
 }
 
 impl ProjectorConfig {
@@ -19,6 +20,7 @@ impl ProjectorConfig {
             nats_url: var("NATS_URL", "nats://127.0.0.1:54222"),
             stream: StreamSettings::from_env(),
             consumer_prefix: var("PARLEY_NATS_CONSUMER_PREFIX", "parley"),
+            realtime_prefix: parley_eventbus::stream::realtime_prefix_from_env(),
         }
     }
 }

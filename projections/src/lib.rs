@@ -5,6 +5,7 @@
 pub mod chats;
 pub mod config;
 pub mod error;
+pub mod feed;
 pub mod projector;
 pub mod users;
 
@@ -26,9 +27,17 @@ pub trait Projection: Send + Sync + 'static {
     /// Applies one event. Called exactly once per event and in per-aggregate order; the caller
     /// handles de-duplication and ordering.
     async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), ProjectionError>;
+    /// Called before each live delivery's transaction.
+    fn begin_delivery(&self) {}
+    /// Called after a live delivery's transaction committed (e.g. to wake realtime listeners).
+    async fn after_commit(&self, _nats: &async_nats::Client) {}
 }
 
-/// Every projection this binary runs.
-pub fn all_projections() -> Vec<Box<dyn Projection>> {
-    vec![Box::new(users::UsersProjection), Box::new(chats::ChatsProjection)]
+/// Every projection this binary runs; `realtime_prefix` is where the feed wakes WebSockets.
+pub fn all_projections(realtime_prefix: &str) -> Vec<Box<dyn Projection>> {
+    vec![
+        Box::new(users::UsersProjection),
+        Box::new(chats::ChatsProjection),
+        Box::new(feed::FeedProjection::new(realtime_prefix.to_owned())),
+    ]
 }

@@ -56,7 +56,7 @@ async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
     let jetstream = async_nats::jetstream::new(client);
     let (shutdown_tx, shutdown) = watch::channel(false);
     let mut tasks = Vec::new();
-    for projection in all_projections() {
+    for projection in all_projections(&config.realtime_prefix) {
         let consumer = format!("{}-{}", config.consumer_prefix, projection.name());
         tracing::info!(projection = projection.name(), consumer, "starting projection");
         tasks.push(tokio::spawn(projector::run_projection(
@@ -79,7 +79,7 @@ async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
 
 async fn rebuild(config: ProjectorConfig, name: &str) -> Result<(), ProjectionError> {
     let pool = connect(&config).await?;
-    let projection = all_projections()
+    let projection = all_projections(&config.realtime_prefix)
         .into_iter()
         .find(|p| p.name() == name)
         .ok_or_else(|| ProjectionError::UnknownProjection(name.to_owned()))?;

@@ -176,8 +176,12 @@ async fn consume(
         let span =
             tracing::info_span!("project", projection = projection.name(), event_id = %event.event_id, stream_sequence);
         let _entered = span.enter();
+        projection.begin_delivery();
         match handle_delivery(pool, projection, &event, stream_sequence).await {
-            Ok(()) => message.ack().await.map_err(|e| nats(&*e))?,
+            Ok(()) => {
+                projection.after_commit(&jetstream.client()).await;
+                message.ack().await.map_err(|e| nats(&*e))?
+            }
             Err(error) => {
                 tracing::warn!(%error, "could not apply event; it will be redelivered");
                 message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(|e| nats(&*e))?;

@@ -69,6 +69,7 @@ pub struct Stack {
     pub stream_name: String,
     env: HashMap<String, String>,
     api: Option<Child>,
+    extra_apis: Vec<Child>,
     projector: Option<Child>,
     log_dir: PathBuf,
 }
@@ -98,6 +99,7 @@ impl Stack {
             ("PARLEY_NATS_STREAM", stream_name.clone()),
             ("PARLEY_NATS_SUBJECT_PREFIX", format!("t{id}.events")),
             ("PARLEY_NATS_CONSUMER_PREFIX", format!("t{id}")),
+            ("PARLEY_NATS_REALTIME_PREFIX", format!("t{id}.rt")),
             ("PARLEY_HTTP_ADDR", format!("127.0.0.1:{port}")),
             ("PARLEY_DATA_DIR", log_dir.join("data").display().to_string()),
             ("PARLEY_DATABASE_MAX_CONNECTIONS", "10".into()),
@@ -122,6 +124,7 @@ impl Stack {
             stream_name,
             env,
             api: None,
+            extra_apis: Vec::new(),
             projector: None,
             log_dir,
         };
@@ -146,15 +149,35 @@ impl Stack {
 
     pub async fn start_api(&mut self) -> Result<()> {
         self.api = Some(self.spawn("parley-api", &["serve"], "api.log")?);
+        self.wait_healthy(&self.base_url.clone(), "api.log").await
+    }
+
+    /// Starts another api process on the same database and NATS (a second replica); returns
+    /// its base URL.
+    pub async fn start_extra_api(&mut self) -> Result<String> {
+        let port = free_port()?;
+        let log = format!("api-{port}.log");
+        let previous = self.env.insert("PARLEY_HTTP_ADDR".into(), format!("127.0.0.1:{port}"));
+        let child = self.spawn("parley-api", &["serve"], &log);
+        if let Some(previous) = previous {
+            self.env.insert("PARLEY_HTTP_ADDR".into(), previous);
+        }
+        self.extra_apis.push(child?);
+        let base = format!("http://127.0.0.1:{port}");
+        self.wait_healthy(&base, &log).await?;
+        Ok(base)
+    }
+
+    async fn wait_healthy(&self, base: &str, log: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(response) = self.http.get(self.url("/healthz")).send().await {
+            if let Ok(response) = self.http.get(format!("{base}/healthz")).send().await {
                 if response.status().is_success() {
                     return Ok(());
                 }
             }
             if Instant::now() > deadline {
-                bail!("parley-api did not become healthy; see {}", self.log_dir.join("api.log").display());
+                bail!("parley-api did not become healthy; see {}", self.log_dir.join(log).display());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -314,5 +337,56 @@ impl OwnNats {
             child.kill().await?;
         }
         Ok(())
+    }
+}
+
+/// A WebSocket client of `GET /ws`.
+pub struct Socket {
+    inner: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl Socket {
+    pub async fn connect(base_url: &str, token: &str, cursor: Option<&str>) -> Result<Self> {
+        let mut url = format!("{}/ws?token={token}", base_url.replacen("http://", "ws://", 1));
+        if let Some(cursor) = cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let (inner, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(Self { inner })
+    }
+
+    pub async fn send(&mut self, frame: &Value) -> Result<()> {
+        use futures::SinkExt;
+        self.inner.send(tokio_tungstenite::tungstenite::Message::Text(frame.to_string().into())).await?;
+        Ok(())
+    }
+
+    /// The next JSON frame, or `None` if none arrives within `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Result<Option<Value>> {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = match tokio::time::timeout_at(deadline, self.inner.next()).await {
+                Err(_) => return Ok(None),
+                Ok(None) => bail!("socket closed"),
+                Ok(Some(message)) => message?,
+            };
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+                return Ok(Some(serde_json::from_str(&text)?));
+            }
+        }
+    }
+
+    /// The next frame of type `kind`, skipping others; fails after `timeout`.
+    pub async fn expect(&mut self, kind: &str, timeout: Duration) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        while let Some(remaining) = deadline.checked_duration_since(Instant::now()) {
+            match self.next(remaining).await? {
+                Some(frame) if frame["type"] == kind => return Ok(frame),
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        bail!("no {kind} frame within {timeout:?}")
     }
 }

@@ -7,5 +7,6 @@ mod e2e {
     mod chats;
     mod faults;
     mod ops;
+    mod realtime;
     mod users;
 }

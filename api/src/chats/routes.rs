@@ -143,6 +143,13 @@ async fn run(
     Ok(committed)
 }
 
+/// An existing direct chat found through the write side's lookup: its creation may still be on
+/// its way to the read model.
+async fn existing_chat(state: &AppState, chat_id: Uuid, viewer: Uuid) -> Result<ChatView, ApiError> {
+    state.await_projection("chats", "Chat", chat_id, 1).await;
+    visible_chat(state, chat_id, viewer).await
+}
+
 async fn visible_chat(state: &AppState, chat_id: Uuid, viewer: Uuid) -> Result<ChatView, ApiError> {
     queries::chat_for(&state.pool, chat_id, viewer).await?.ok_or(ApiError::NotFound)
 }
@@ -243,7 +250,7 @@ impl ChatsApi {
         };
         if let Some(other) = direct_with {
             if let Some(existing) = queries::direct_chat_between(&state.pool, caller.user_id, other).await? {
-                return Ok(CreateChatResponse::Existing(Json(visible_chat(&state, existing, caller.user_id).await?)));
+                return Ok(CreateChatResponse::Existing(Json(existing_chat(&state, existing, caller.user_id).await?)));
             }
         }
         let chat_id = Uuid::now_v7();
@@ -263,7 +270,7 @@ impl ChatsApi {
                 let existing = queries::direct_chat_between(&state.pool, caller.user_id, other)
                     .await?
                     .ok_or_else(|| ApiError::Conflict { code: "concurrent_update", message: "retry".into() })?;
-                return Ok(CreateChatResponse::Existing(Json(visible_chat(&state, existing, caller.user_id).await?)));
+                return Ok(CreateChatResponse::Existing(Json(existing_chat(&state, existing, caller.user_id).await?)));
             }
             Err(e) => return Err(aggregate_error(e, chat_error)),
         }

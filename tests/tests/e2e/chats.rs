@@ -6,12 +6,12 @@ use parley_tests::{error_code, unique_email, Stack};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-struct Member {
-    id: String,
-    token: String,
+pub(crate) struct Member {
+    pub(crate) id: String,
+    pub(crate) token: String,
 }
 
-async fn member(stack: &Stack, name: &str) -> Result<Member> {
+pub(crate) async fn member(stack: &Stack, name: &str) -> Result<Member> {
     let user = stack.register(name, &unique_email(name)).await?;
     Ok(Member {
         id: user["user"]["id"].as_str().unwrap_or_default().to_owned(),
@@ -19,7 +19,7 @@ async fn member(stack: &Stack, name: &str) -> Result<Member> {
     })
 }
 
-async fn group(stack: &Stack, admin: &Member, others: &[&Member]) -> Result<String> {
+pub(crate) async fn group(stack: &Stack, admin: &Member, others: &[&Member]) -> Result<String> {
     let ids: Vec<&str> = others.iter().map(|m| m.id.as_str()).collect();
     let (status, chat) =
         stack.post("/chats", Some(&admin.token), &json!({"type": "group", "name": "Team", "member_ids": ids})).await?;
@@ -27,12 +27,18 @@ async fn group(stack: &Stack, admin: &Member, others: &[&Member]) -> Result<Stri
     Ok(chat["id"].as_str().unwrap_or_default().to_owned())
 }
 
-fn ciphertext(text: &str) -> String {
+pub(crate) fn ciphertext(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
-async fn send(stack: &Stack, chat: &str, from: &Member, client_msg_id: &str, text: &str) -> Result<(u16, Value)> {
+pub(crate) async fn send(
+    stack: &Stack,
+    chat: &str,
+    from: &Member,
+    client_msg_id: &str,
+    text: &str,
+) -> Result<(u16, Value)> {
     stack
         .post(
             &format!("/chats/{chat}/messages"),
@@ -183,8 +189,13 @@ async fn fifty_concurrent_senders_get_seq_one_to_fifty_and_history_pages() -> Re
     let newer: Vec<i64> =
         newer["items"].as_array().into_iter().flatten().map(|m| m["seq"].as_i64().unwrap_or_default()).collect();
     assert_eq!(newer, vec![46, 47, 48, 49, 50]);
-    let (_, first) = stack.get(&format!("/chats/{chat}/messages?after_seq=0&limit=1"), Some(&ada.token)).await?;
-    assert_eq!(first["items"][0]["ciphertext"], ciphertext("message 0"));
+    let (_, all) = stack.get(&format!("/chats/{chat}/messages?after_seq=0&limit=50"), Some(&ada.token)).await?;
+    let c7 = all["items"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["client_msg_id"] == "c7"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(c7["ciphertext"], ciphertext("message 7"));
     Ok(())
 }
 

@@ -1,0 +1,240 @@
+//! `GET /ws`: realtime frames for the connected user.
+//!
+//! Frames come from the user's feed (`user_feed`, written by the `feed` projection) in cursor
+//! order; the projection wakes the socket through core NATS (`<prefix>.user.<id>`), which reaches
+//! whichever api replica holds it, and a slow poll covers lost wake-ups. A reconnect with
+//! `?cursor=` replays exactly the frames after that cursor. Typing indicators are ephemeral: sent
+//! straight to the other members' subjects, never stored.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use poem::web::websocket::{Message, WebSocket, WebSocketStream};
+use poem::web::{Data, Query};
+use poem::{handler, IntoResponse, Request};
+use poem_openapi::types::ToJSON;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::chats::queries;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const FEED_BATCH: i64 = 500;
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Deserialize)]
+pub struct WsParams {
+    token: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Ping,
+    Typing { chat_id: Uuid },
+}
+
+fn bearer(req: &Request, params: &WsParams) -> Option<String> {
+    params
+        .token
+        .clone()
+        .or_else(|| req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).map(str::to_owned))
+}
+
+#[handler]
+pub async fn connect(
+    req: &Request,
+    socket: WebSocket,
+    Query(params): Query<WsParams>,
+    Data(state): Data<&Arc<AppState>>,
+) -> poem::Result<impl IntoResponse> {
+    let token = bearer(req, &params).ok_or_else(|| ApiError::Unauthorized("missing access token".into()))?;
+    let claims = state
+        .tokens
+        .verify_access(&token)
+        .ok_or_else(|| ApiError::Unauthorized("invalid or expired access token".into()))?;
+    let cursor = match params.cursor.as_deref() {
+        Some(c) => Some(
+            c.parse::<i64>()
+                .ok()
+                .filter(|c| *c >= 0)
+                .ok_or_else(|| ApiError::invalid("invalid_cursor", "cursor is not valid"))?,
+        ),
+        None => None,
+    };
+    // Fixed before the upgrade answer goes out: a frame committed while the session task starts
+    // must still count as after the client's starting point.
+    let cursor = match cursor {
+        Some(cursor) => cursor,
+        None => sqlx::query_scalar("SELECT COALESCE(max(cursor), 0) FROM user_feed WHERE user_id = $1")
+            .bind(claims.sub)
+            .fetch_one(&state.pool)
+            .await
+            .map_err(ApiError::from)?,
+    };
+    let state = Arc::clone(state);
+    Ok(socket.on_upgrade(move |stream| async move {
+        let user_id = claims.sub;
+        tracing::debug!(%user_id, "websocket connected");
+        if let Err(error) = Session::new(state, user_id).run(stream, cursor).await {
+            tracing::debug!(%user_id, %error, "websocket ended with an error");
+        }
+    }))
+}
+
+fn frame(kind: &str, data: Value, cursor: Option<i64>) -> Message {
+    Message::Text(json!({"type": kind, "data": data, "cursor": cursor.map(|c| c.to_string())}).to_string())
+}
+
+enum Hydrated {
+    Frame(Value),
+    Skip,
+    NotReady,
+}
+
+/// How long (× 20 ms) a frame waits for its message to reach the `chats` read model.
+const HYDRATE_ATTEMPTS: u32 = 50;
+
+struct Session {
+    state: Arc<AppState>,
+    user_id: Uuid,
+    last_cursor: i64,
+}
+
+impl Session {
+    fn new(state: Arc<AppState>, user_id: Uuid) -> Self {
+        Self { state, user_id, last_cursor: 0 }
+    }
+
+    async fn run(mut self, stream: WebSocketStream, cursor: i64) -> anyhow::Result<()> {
+        let (mut sink, mut incoming) = stream.split();
+        let subject = parley_eventbus::stream::realtime_subject(&self.state.config.realtime_prefix, self.user_id);
+        // Subscribe before reading the feed, so nothing committed in between is missed.
+        let mut wakeups = self.state.nats.subscribe(subject).await?;
+        self.last_cursor = cursor;
+        self.deliver(&mut sink).await?;
+        let idle_timeout = self.state.config.ws_idle_timeout;
+        let mut heartbeat = tokio::time::interval(idle_timeout / 3);
+        let mut poll = tokio::time::interval(POLL_EVERY);
+        let mut last_heard = Instant::now();
+        loop {
+            tokio::select! {
+                message = incoming.next() => match message {
+                    Some(Ok(Message::Text(text))) => {
+                        last_heard = Instant::now();
+                        self.on_client_frame(&text, &mut sink).await?;
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
+                    Some(Ok(_)) => last_heard = Instant::now(),
+                },
+                wake = wakeups.next() => match wake {
+                    Some(message) if message.payload.as_ref() == parley_eventbus::stream::REALTIME_WAKE => {
+                        self.deliver(&mut sink).await?
+                    }
+                    Some(message) => sink.send(Message::Text(String::from_utf8_lossy(&message.payload).into_owned())).await?,
+                    None => return Ok(()),
+                },
+                _ = poll.tick() => self.deliver(&mut sink).await?,
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > idle_timeout {
+                        let reason = poem::web::websocket::CloseCode::Away;
+                        sink.send(Message::Close(Some((reason, "idle timeout".into())))).await?;
+                        return Ok(());
+                    }
+                    sink.send(Message::Ping(Vec::new())).await?;
+                }
+            }
+        }
+    }
+
+    /// Sends every feed frame after `last_cursor`, hydrated for this user.
+    async fn deliver<S>(&mut self, sink: &mut S) -> anyhow::Result<()>
+    where
+        S: futures::Sink<Message, Error = std::io::Error> + Unpin,
+    {
+        loop {
+            let rows: Vec<(i64, String, Value)> = sqlx::query_as(
+                "SELECT cursor, kind, data FROM user_feed WHERE user_id = $1 AND cursor > $2 ORDER BY cursor LIMIT $3",
+            )
+            .bind(self.user_id)
+            .bind(self.last_cursor)
+            .bind(FEED_BATCH)
+            .fetch_all(&self.state.pool)
+            .await?;
+            let full = rows.len() as i64 == FEED_BATCH;
+            for (cursor, kind, data) in rows {
+                match self.hydrate_when_ready(&kind, data).await? {
+                    Hydrated::Frame(data) => sink.send(frame(&kind, data, Some(cursor))).await?,
+                    Hydrated::Skip => {}
+                    // Stop here without moving the cursor; the next wake-up or poll resumes.
+                    Hydrated::NotReady => return Ok(()),
+                }
+                self.last_cursor = cursor;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Message frames carry the message as this user sees it now (a deleted one is a tombstone,
+    /// one hidden for them is skipped). The `chats` projection, which holds messages, runs beside
+    /// the feed's and may be a moment behind it: then this waits briefly for it.
+    async fn hydrate_when_ready(&self, kind: &str, data: Value) -> anyhow::Result<Hydrated> {
+        if kind != "message.created" {
+            return Ok(Hydrated::Frame(data));
+        }
+        let chat_id = data["chat_id"].as_str().and_then(|c| Uuid::parse_str(c).ok());
+        let seq = data["seq"].as_i64();
+        let message_id = data["message_id"].as_str().and_then(|m| Uuid::parse_str(m).ok());
+        let (Some(chat_id), Some(seq), Some(message_id)) = (chat_id, seq, message_id) else {
+            return Ok(Hydrated::Skip);
+        };
+        for _ in 0..HYDRATE_ATTEMPTS {
+            if let Some(message) = queries::message_at(&self.state.pool, chat_id, seq, self.user_id).await? {
+                return Ok(message.to_json().map_or(Hydrated::Skip, Hydrated::Frame));
+            }
+            if queries::message_by_id(&self.state.pool, chat_id, message_id).await?.is_some() {
+                return Ok(Hydrated::Skip); // hidden for this user
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Hydrated::NotReady)
+    }
+
+    async fn on_client_frame<S>(&self, text: &str, sink: &mut S) -> anyhow::Result<()>
+    where
+        S: futures::Sink<Message, Error = std::io::Error> + Unpin,
+    {
+        match serde_json::from_str::<ClientFrame>(text) {
+            Ok(ClientFrame::Ping) => sink.send(frame("pong", Value::Null, None)).await?,
+            Ok(ClientFrame::Typing { chat_id }) => {
+                if !queries::is_member(&self.state.pool, chat_id, self.user_id).await? {
+                    sink.send(frame("error", json!({"code": "not_found", "message": "chat not found"}), None)).await?;
+                    return Ok(());
+                }
+                let members: Vec<Uuid> =
+                    sqlx::query_scalar("SELECT user_id FROM chat_members WHERE chat_id = $1 AND user_id <> $2")
+                        .bind(chat_id)
+                        .bind(self.user_id)
+                        .fetch_all(&self.state.pool)
+                        .await?;
+                let typing =
+                    json!({"type": "typing", "data": {"chat_id": chat_id, "user_id": self.user_id}, "cursor": null})
+                        .to_string();
+                for member in members {
+                    let subject = parley_eventbus::stream::realtime_subject(&self.state.config.realtime_prefix, member);
+                    self.state.nats.publish(subject, typing.clone().into()).await?;
+                }
+            }
+            Err(error) => {
+                sink.send(frame("error", json!({"code": "invalid_frame", "message": error.to_string()}), None)).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! `feed`: each user's realtime frames (`user_feed`), in cursor order, for the WebSocket and its
+//! replay on reconnect. After each commit the recipients are woken on core NATS
+//! (`<realtime prefix>.user.<id>`), which reaches whichever api replica holds their socket.
+//!
+//! Cursors come from one sequence; an advisory lock serialises feed transactions so that cursors
+//! commit in order and a reader never skips one that commits late.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use parley_domain::chat::ChatEvent;
+use parley_domain::EventEnvelope;
+use serde_json::{json, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::{Projection, ProjectionError};
+
+const FEED_LOCK_KEY: i64 = 0x0070_6172_6c65_7902;
+
+pub struct FeedProjection {
+    realtime_prefix: String,
+    /// Users with new frames in the delivery being applied.
+    woken: Mutex<BTreeSet<Uuid>>,
+}
+
+impl FeedProjection {
+    pub fn new(realtime_prefix: String) -> Self {
+        Self { realtime_prefix, woken: Mutex::new(BTreeSet::new()) }
+    }
+
+    fn wake(&self, users: &[Uuid]) {
+        self.woken.lock().unwrap_or_else(|p| p.into_inner()).extend(users.iter().copied());
+    }
+}
+
+async fn members_now(conn: &mut PgConnection, chat_id: Uuid) -> Result<Vec<Uuid>, ProjectionError> {
+    Ok(sqlx::query_scalar("SELECT user_id FROM feed_members WHERE chat_id = $1").bind(chat_id).fetch_all(conn).await?)
+}
+
+async fn push(conn: &mut PgConnection, users: &[Uuid], kind: &str, data: Value) -> Result<(), ProjectionError> {
+    sqlx::query("INSERT INTO user_feed (user_id, kind, data) SELECT u, $2, $3 FROM unnest($1::uuid[]) AS u")
+        .bind(users)
+        .bind(kind)
+        .bind(data)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn add_members(conn: &mut PgConnection, chat_id: Uuid, users: &[Uuid]) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "INSERT INTO feed_members (chat_id, user_id) SELECT $1, u FROM unnest($2::uuid[]) AS u ON CONFLICT DO NOTHING",
+    )
+    .bind(chat_id)
+    .bind(users)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Projection for FeedProjection {
+    fn name(&self) -> &'static str {
+        "feed"
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &["Chat"]
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        // Rebuilt frames get new, higher cursors (the sequence is not reset), so a client that
+        // reconnects with an old cursor is replayed the whole rebuilt feed rather than missing any.
+        sqlx::query("TRUNCATE user_feed, feed_members").execute(conn).await?;
+        Ok(())
+    }
+
+    fn begin_delivery(&self) {
+        self.woken.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    async fn after_commit(&self, nats: &async_nats::Client) {
+        let users: Vec<Uuid> =
+            std::mem::take(&mut *self.woken.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
+        for user in users {
+            let subject = parley_eventbus::stream::realtime_subject(&self.realtime_prefix, user);
+            if let Err(error) = nats.publish(subject, parley_eventbus::stream::REALTIME_WAKE.into()).await {
+                // The socket's periodic poll delivers the frame anyway.
+                tracing::debug!(%error, "could not wake a realtime listener");
+            }
+        }
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), ProjectionError> {
+        let decode_error = |source| ProjectionError::Decode { event_id: event.event_id.clone(), source };
+        let chat_id = Uuid::parse_str(&event.aggregate_id)
+            .map_err(|_| decode_error(serde::de::Error::custom("aggregate id is not a UUID")))?;
+        let decoded: ChatEvent = serde_json::from_value(event.payload.clone()).map_err(decode_error)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(FEED_LOCK_KEY).execute(&mut *conn).await?;
+        let (recipients, kind, data) = match decoded {
+            ChatEvent::ChatCreated { members, .. } => {
+                let ids: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
+                add_members(conn, chat_id, &ids).await?;
+                (ids.clone(), "chat.member_added", json!({"chat_id": chat_id, "user_ids": ids}))
+            }
+            ChatEvent::MembersAdded { members, added_by, .. } => {
+                let ids: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
+                add_members(conn, chat_id, &ids).await?;
+                (
+                    members_now(conn, chat_id).await?,
+                    "chat.member_added",
+                    json!({"chat_id": chat_id, "user_ids": ids, "added_by": added_by}),
+                )
+            }
+            ChatEvent::MemberJoined { user_id, .. } => {
+                add_members(conn, chat_id, &[user_id]).await?;
+                (
+                    members_now(conn, chat_id).await?,
+                    "chat.member_added",
+                    json!({"chat_id": chat_id, "user_ids": [user_id]}),
+                )
+            }
+            ChatEvent::MemberRemoved { user_id, removed_by, .. } => {
+                let everyone = members_now(conn, chat_id).await?;
+                sqlx::query("DELETE FROM feed_members WHERE chat_id = $1 AND user_id = $2")
+                    .bind(chat_id)
+                    .bind(user_id)
+                    .execute(&mut *conn)
+                    .await?;
+                (
+                    everyone,
+                    "chat.member_removed",
+                    json!({"chat_id": chat_id, "user_id": user_id, "removed_by": removed_by}),
+                )
+            }
+            ChatEvent::MemberRoleChanged { user_id, role, .. } => (
+                members_now(conn, chat_id).await?,
+                "chat.member_updated",
+                json!({"chat_id": chat_id, "user_id": user_id, "role": role}),
+            ),
+            ChatEvent::InviteCreated { .. } => return Ok(()),
+            ChatEvent::MessageSent { message_id, seq, .. } => (
+                members_now(conn, chat_id).await?,
+                "message.created",
+                json!({"chat_id": chat_id, "seq": seq, "message_id": message_id}),
+            ),
+            ChatEvent::ReadUpTo { user_id, seq, .. } => (
+                members_now(conn, chat_id).await?,
+                "chat.read",
+                json!({"chat_id": chat_id, "user_id": user_id, "up_to_seq": seq}),
+            ),
+            ChatEvent::MessageDeleted { message_id, seq, .. } => (
+                members_now(conn, chat_id).await?,
+                "message.deleted",
+                json!({"chat_id": chat_id, "seq": seq, "message_id": message_id, "for": "everyone"}),
+            ),
+            ChatEvent::MessageHidden { message_id, seq, user_id, .. } => (
+                vec![user_id],
+                "message.deleted",
+                json!({"chat_id": chat_id, "seq": seq, "message_id": message_id, "for": "me"}),
+            ),
+        };
+        push(conn, &recipients, kind, data).await?;
+        self.wake(&recipients);
+        Ok(())
+    }
+}

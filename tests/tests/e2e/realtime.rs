@@ -1,0 +1,106 @@
+use std::time::Duration;
+
+use anyhow::Result;
+use parley_tests::{Socket, Stack};
+use serde_json::json;
+
+use super::chats::{ciphertext, group, member, send};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn frames_cross_api_replicas_and_never_reach_non_members() -> Result<()> {
+    let mut stack = Stack::start().await?;
+    let second = stack.start_extra_api().await?;
+    let (ada, bob, eve) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "eve").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    // Bob and Eve listen on the second replica; Ada writes through the first.
+    let mut bobs = Socket::connect(&second, &bob.token, None).await?;
+    let mut eves = Socket::connect(&second, &eve.token, None).await?;
+    let mut adas = Socket::connect(&stack.base_url, &ada.token, None).await?;
+
+    let (status, sent) = send(&stack, &chat, &ada, "m1", "over the wire").await?;
+    assert_eq!(status, 201);
+    let frame = bobs.expect("message.created", WAIT).await?;
+    assert_eq!(frame["data"]["id"], sent["id"]);
+    assert_eq!(frame["data"]["ciphertext"], ciphertext("over the wire"));
+    assert!(frame["cursor"].as_str().is_some_and(|c| !c.is_empty()));
+
+    // Receipts reach the sender.
+    let (status, _) =
+        stack.post(&format!("/chats/{chat}/mark-read"), Some(&bob.token), &json!({"up_to_seq": 1})).await?;
+    assert_eq!(status, 204);
+    let read = adas.expect("chat.read", WAIT).await?;
+    assert_eq!(
+        (read["data"]["user_id"].as_str(), read["data"]["up_to_seq"].as_i64()),
+        (Some(bob.id.as_str()), Some(1))
+    );
+
+    // Typing is relayed to the other members only.
+    adas.send(&json!({"type": "typing", "chat_id": chat})).await?;
+    let typing = bobs.expect("typing", WAIT).await?;
+    assert_eq!(typing["data"]["user_id"].as_str(), Some(ada.id.as_str()));
+
+    // Ping/pong.
+    bobs.send(&json!({"type": "ping"})).await?;
+    bobs.expect("pong", WAIT).await?;
+
+    // Eve saw none of it.
+    assert_eq!(eves.next(Duration::from_millis(500)).await?, None);
+    eves.send(&json!({"type": "typing", "chat_id": chat})).await?;
+    assert_eq!(eves.expect("error", WAIT).await?["data"]["code"], "not_found");
+    assert_eq!(bobs.next(Duration::from_millis(300)).await?, None, "a non-member's typing must not arrive");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reconnect_with_a_cursor_replays_exactly_what_was_missed() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    let mut bobs = Socket::connect(&stack.base_url, &bob.token, None).await?;
+    send(&stack, &chat, &ada, "m1", "one").await?;
+    let first = bobs.expect("message.created", WAIT).await?;
+    let cursor = first["cursor"].as_str().unwrap_or_default().to_owned();
+    drop(bobs);
+
+    send(&stack, &chat, &ada, "m2", "two").await?;
+    send(&stack, &chat, &ada, "m3", "three").await?;
+    let (_, third) = send(&stack, &chat, &ada, "m4", "deleted before delivery").await?;
+    let response = stack
+        .http
+        .delete(stack.url(&format!("/chats/{chat}/messages/{}?for=everyone", third["id"].as_str().unwrap_or_default())))
+        .bearer_auth(&ada.token)
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 204);
+
+    let mut again = Socket::connect(&stack.base_url, &bob.token, Some(&cursor)).await?;
+    let mut replayed = Vec::new();
+    while let Some(frame) = again.next(Duration::from_millis(800)).await? {
+        replayed.push(frame);
+    }
+    let kinds: Vec<(String, Option<i64>)> = replayed
+        .iter()
+        .map(|f| (f["type"].as_str().unwrap_or_default().to_owned(), f["data"]["seq"].as_i64()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("message.created".to_owned(), Some(2)),
+            ("message.created".to_owned(), Some(3)),
+            ("message.created".to_owned(), Some(4)),
+            ("message.deleted".to_owned(), Some(4)),
+        ]
+    );
+    // The replayed deleted message is a tombstone, not its old body.
+    assert_eq!(replayed[2]["data"]["deleted"], true);
+    assert!(replayed[2]["data"]["ciphertext"].is_null());
+    let cursors: Vec<i64> = replayed.iter().filter_map(|f| f["cursor"].as_str()?.parse().ok()).collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
+
+    // Bad credentials and cursors are refused before the upgrade.
+    assert!(Socket::connect(&stack.base_url, "not-a-token", None).await.is_err());
+    assert!(Socket::connect(&stack.base_url, &bob.token, Some("-5")).await.is_err());
+    Ok(())
+}
