@@ -19,15 +19,16 @@ use crate::chats::routes::ChatsApi;
 use crate::commands::{CommandBus, ProjectionProgress};
 use crate::config::Config;
 use crate::error::{render_any_error, ApiError};
+use crate::notifications::routes::NotificationsApi;
 use crate::ops::metrics::{self, Metrics};
 use crate::ops::routes::OpsApi;
 use crate::state::AppState;
 use crate::users::routes::UsersApi;
 
-pub type Apis = (OpsApi, AuthApi, UsersApi, ChatsApi);
+pub type Apis = (OpsApi, AuthApi, UsersApi, ChatsApi, NotificationsApi);
 
 pub fn api_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((OpsApi, AuthApi, UsersApi, ChatsApi), "Parley", env!("CARGO_PKG_VERSION"))
+    OpenApiService::new((OpsApi, AuthApi, UsersApi, ChatsApi, NotificationsApi), "Parley", env!("CARGO_PKG_VERSION"))
         .description("Parley messaging backend. Errors are `{\"error\": {\"code\", \"message\"}}`.")
         .server("http://127.0.0.1:8080")
 }
@@ -99,6 +100,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         users: CommandBus::new(pool.clone(), ()),
         sessions: CommandBus::new(pool.clone(), ()),
         chats: CommandBus::with_aggregate_store(pool.clone(), ()),
+        inboxes: CommandBus::with_aggregate_store(pool.clone(), ()),
         progress: ProjectionProgress::start(pool.clone()).await?,
         tokens,
         limiter: RateLimiter::default(),

@@ -7,6 +7,7 @@ pub mod chats;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod notifications;
 pub mod ops;
 pub mod realtime;
 pub mod state;
@@ -23,6 +24,8 @@ pub enum ApiTags {
     Users,
     /// Chats, groups and messages
     Chats,
+    /// Notifications
+    Notifications,
     /// Health, metrics and keys
     Operations,
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use parley_domain::chat::Chat;
+use parley_domain::inbox::Inbox;
 use parley_domain::session::Session;
 use parley_domain::user::User;
 use sqlx::PgPool;
@@ -22,6 +23,7 @@ pub struct AppState {
     pub users: CommandBus<User>,
     pub sessions: CommandBus<Session>,
     pub chats: CommandBus<Chat>,
+    pub inboxes: CommandBus<Inbox>,
     pub progress: ProjectionProgress,
     pub tokens: TokenKeys,
     pub limiter: RateLimiter,

@@ -8,6 +8,7 @@
 
 pub mod chat;
 pub mod envelope;
+pub mod inbox;
 pub mod metadata;
 pub mod sealed;
 pub mod serde_helpers;

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use parley_domain::chat::ChatEvent;
+use chrono::{DateTime, Utc};
+use parley_domain::chat::{ChatEvent, ChatKind};
+use parley_domain::inbox::InboxEvent;
 use parley_domain::EventEnvelope;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
@@ -26,6 +28,32 @@ pub struct FeedProjection {
 }
 
 impl FeedProjection {
+    /// Creates a notification for each of `users` and a `notification.created` frame with it.
+    async fn notify(
+        &self,
+        conn: &mut PgConnection,
+        users: &[Uuid],
+        kind: &str,
+        data: Value,
+        at: DateTime<Utc>,
+    ) -> Result<(), ProjectionError> {
+        for user in users {
+            let id = Uuid::now_v7();
+            sqlx::query("INSERT INTO notifications (id, user_id, kind, data, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(id)
+                .bind(user)
+                .bind(kind)
+                .bind(&data)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            let view = json!({"id": id, "kind": kind, "data": data, "created_at": at, "read": false});
+            push(conn, &[*user], "notification.created", view).await?;
+        }
+        self.wake(users);
+        Ok(())
+    }
+
     pub fn new(realtime_prefix: String) -> Self {
         Self { realtime_prefix, woken: Mutex::new(BTreeSet::new()) }
     }
@@ -49,6 +77,58 @@ async fn push(conn: &mut PgConnection, users: &[Uuid], kind: &str, data: Value) 
     Ok(())
 }
 
+/// Those of `users` without a live WebSocket (presence refreshed within the last 90 s).
+async fn offline(conn: &mut PgConnection, users: &[Uuid]) -> Result<Vec<Uuid>, ProjectionError> {
+    Ok(sqlx::query_scalar(
+        "SELECT u FROM unnest($1::uuid[]) AS u WHERE NOT EXISTS \
+         (SELECT 1 FROM presence p WHERE p.user_id = u AND p.last_seen > now() - interval '90 seconds')",
+    )
+    .bind(users)
+    .fetch_all(conn)
+    .await?)
+}
+
+fn event_time(event: &ChatEvent) -> DateTime<Utc> {
+    match event {
+        ChatEvent::ChatCreated { created_at: at, .. } | ChatEvent::MessageSent { sent_at: at, .. } => *at,
+        ChatEvent::MembersAdded { at, .. }
+        | ChatEvent::MemberRemoved { at, .. }
+        | ChatEvent::MemberRoleChanged { at, .. }
+        | ChatEvent::InviteCreated { at, .. }
+        | ChatEvent::MemberJoined { at, .. }
+        | ChatEvent::ReadUpTo { at, .. }
+        | ChatEvent::MessageDeleted { at, .. }
+        | ChatEvent::MessageHidden { at, .. } => *at,
+    }
+}
+
+async fn apply_inbox(conn: &mut PgConnection, user_id: Uuid, event: InboxEvent) -> Result<(), ProjectionError> {
+    match event {
+        InboxEvent::NotificationsMarkedRead { ids: Some(ids), .. } => {
+            sqlx::query("UPDATE notifications SET read = true WHERE user_id = $1 AND id = ANY($2)")
+                .bind(user_id)
+                .bind(ids)
+                .execute(conn)
+                .await?;
+        }
+        InboxEvent::NotificationsMarkedRead { ids: None, at } => {
+            sqlx::query("UPDATE notifications SET read = true WHERE user_id = $1 AND created_at <= $2")
+                .bind(user_id)
+                .bind(at)
+                .execute(conn)
+                .await?;
+        }
+        InboxEvent::NotificationDeleted { id, .. } => {
+            sqlx::query("DELETE FROM notifications WHERE user_id = $1 AND id = $2")
+                .bind(user_id)
+                .bind(id)
+                .execute(conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 async fn add_members(conn: &mut PgConnection, chat_id: Uuid, users: &[Uuid]) -> Result<(), ProjectionError> {
     sqlx::query(
         "INSERT INTO feed_members (chat_id, user_id) SELECT $1, u FROM unnest($2::uuid[]) AS u ON CONFLICT DO NOTHING",
@@ -67,13 +147,13 @@ impl Projection for FeedProjection {
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
-        &["Chat"]
+        &["Chat", "Inbox"]
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         // Rebuilt frames get new, higher cursors (the sequence is not reset), so a client that
         // reconnects with an old cursor is replayed the whole rebuilt feed rather than missing any.
-        sqlx::query("TRUNCATE user_feed, feed_members").execute(conn).await?;
+        sqlx::query("TRUNCATE user_feed, feed_members, notifications").execute(conn).await?;
         Ok(())
     }
 
@@ -95,19 +175,38 @@ impl Projection for FeedProjection {
 
     async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), ProjectionError> {
         let decode_error = |source| ProjectionError::Decode { event_id: event.event_id.clone(), source };
-        let chat_id = Uuid::parse_str(&event.aggregate_id)
+        let aggregate_id = Uuid::parse_str(&event.aggregate_id)
             .map_err(|_| decode_error(serde::de::Error::custom("aggregate id is not a UUID")))?;
-        let decoded: ChatEvent = serde_json::from_value(event.payload.clone()).map_err(decode_error)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(FEED_LOCK_KEY).execute(&mut *conn).await?;
+        if event.aggregate_type == "Inbox" {
+            let decoded: InboxEvent = serde_json::from_value(event.payload.clone()).map_err(decode_error)?;
+            return apply_inbox(conn, aggregate_id, decoded).await;
+        }
+        let decoded: ChatEvent = serde_json::from_value(event.payload.clone()).map_err(decode_error)?;
+        let chat_id = aggregate_id;
+        let at = event_time(&decoded);
         let (recipients, kind, data) = match decoded {
-            ChatEvent::ChatCreated { members, .. } => {
+            ChatEvent::ChatCreated { members, kind, created_by, .. } => {
                 let ids: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
                 add_members(conn, chat_id, &ids).await?;
+                if kind == ChatKind::Group {
+                    let added: Vec<Uuid> = ids.iter().copied().filter(|id| *id != created_by).collect();
+                    self.notify(
+                        conn,
+                        &added,
+                        "added_to_group",
+                        json!({"chat_id": chat_id, "added_by": created_by}),
+                        at,
+                    )
+                    .await?;
+                }
                 (ids.clone(), "chat.member_added", json!({"chat_id": chat_id, "user_ids": ids}))
             }
             ChatEvent::MembersAdded { members, added_by, .. } => {
                 let ids: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
                 add_members(conn, chat_id, &ids).await?;
+                self.notify(conn, &ids, "added_to_group", json!({"chat_id": chat_id, "added_by": added_by}), at)
+                    .await?;
                 (
                     members_now(conn, chat_id).await?,
                     "chat.member_added",
@@ -141,11 +240,14 @@ impl Projection for FeedProjection {
                 json!({"chat_id": chat_id, "user_id": user_id, "role": role}),
             ),
             ChatEvent::InviteCreated { .. } => return Ok(()),
-            ChatEvent::MessageSent { message_id, seq, .. } => (
-                members_now(conn, chat_id).await?,
-                "message.created",
-                json!({"chat_id": chat_id, "seq": seq, "message_id": message_id}),
-            ),
+            ChatEvent::MessageSent { message_id, seq, sender_id, .. } => {
+                let members = members_now(conn, chat_id).await?;
+                let others: Vec<Uuid> = members.iter().copied().filter(|id| *id != sender_id).collect();
+                let offline = offline(conn, &others).await?;
+                let about = json!({"chat_id": chat_id, "seq": seq, "message_id": message_id, "sender_id": sender_id});
+                self.notify(conn, &offline, "message", about, at).await?;
+                (members, "message.created", json!({"chat_id": chat_id, "seq": seq, "message_id": message_id}))
+            }
             ChatEvent::ReadUpTo { user_id, seq, .. } => (
                 members_now(conn, chat_id).await?,
                 "chat.read",

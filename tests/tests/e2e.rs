@@ -6,6 +6,7 @@ mod e2e {
     mod bad_input;
     mod chats;
     mod faults;
+    mod notifications;
     mod ops;
     mod realtime;
     mod users;

@@ -80,14 +80,52 @@ pub async fn connect(
     Ok(socket.on_upgrade(move |stream| async move {
         let user_id = claims.sub;
         tracing::debug!(%user_id, "websocket connected");
-        if let Err(error) = Session::new(state, user_id).run(stream, cursor).await {
+        let connection_id = Uuid::new_v4();
+        let presence = Presence { pool: state.pool.clone(), connection_id, user_id };
+        if let Err(error) = presence.mark().await {
+            tracing::warn!(%user_id, %error, "could not record presence");
+        }
+        if let Err(error) = Session::new(state, user_id).run(stream, cursor, &presence).await {
             tracing::debug!(%user_id, %error, "websocket ended with an error");
+        }
+        if let Err(error) = presence.clear().await {
+            tracing::warn!(%user_id, %error, "could not clear presence");
         }
     }))
 }
 
 fn frame(kind: &str, data: Value, cursor: Option<i64>) -> Message {
     Message::Text(json!({"type": kind, "data": data, "cursor": cursor.map(|c| c.to_string())}).to_string())
+}
+
+/// This connection's row in `presence`, which tells the feed projection who is online (offline
+/// members get notifications). Refreshed by the heartbeat; a crashed replica's rows go stale.
+struct Presence {
+    pool: sqlx::PgPool,
+    connection_id: Uuid,
+    user_id: Uuid,
+}
+
+impl Presence {
+    async fn mark(&self) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO presence (connection_id, user_id) VALUES ($1, $2) \
+             ON CONFLICT (connection_id) DO UPDATE SET last_seen = now()",
+        )
+        .bind(self.connection_id)
+        .bind(self.user_id)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    async fn clear(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM presence WHERE connection_id = $1")
+            .bind(self.connection_id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
 }
 
 enum Hydrated {
@@ -110,7 +148,7 @@ impl Session {
         Self { state, user_id, last_cursor: 0 }
     }
 
-    async fn run(mut self, stream: WebSocketStream, cursor: i64) -> anyhow::Result<()> {
+    async fn run(mut self, stream: WebSocketStream, cursor: i64, presence: &Presence) -> anyhow::Result<()> {
         let (mut sink, mut incoming) = stream.split();
         let subject = parley_eventbus::stream::realtime_subject(&self.state.config.realtime_prefix, self.user_id);
         // Subscribe before reading the feed, so nothing committed in between is missed.
@@ -146,6 +184,7 @@ impl Session {
                         return Ok(());
                     }
                     sink.send(Message::Ping(Vec::new())).await?;
+                    presence.mark().await?;
                 }
             }
         }
