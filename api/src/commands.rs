@@ -5,6 +5,8 @@
 //! (load, handle, commit) on the same `postgres-es` store and returns them. Projections are not
 //! dispatched here: the outbox relay publishes committed events to JetStream.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
@@ -38,12 +40,50 @@ pub struct Committed<A: Aggregate> {
 pub struct CommandBus<A: Aggregate> {
     store: PersistedEventStore<PostgresEventRepository, A>,
     services: A::Services,
+    in_flight: AggregateLocks,
+}
+
+/// One async lock per aggregate id with a command in flight in this process. Commands on the
+/// same aggregate (fifty people posting in one group) then queue here instead of racing to the
+/// database and retrying on optimistic-concurrency conflicts; across replicas the optimistic
+/// check still decides.
+#[derive(Default)]
+struct AggregateLocks {
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl AggregateLocks {
+    async fn hold(&self, id: &str) -> AggregateGuard<'_> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(locks.entry(id.to_owned()).or_default())
+        };
+        let guard = Arc::clone(&lock).lock_owned().await;
+        AggregateGuard { locks: self, id: id.to_owned(), lock, _guard: guard }
+    }
+}
+
+struct AggregateGuard<'a> {
+    locks: &'a AggregateLocks,
+    id: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for AggregateGuard<'_> {
+    fn drop(&mut self) {
+        let mut locks = self.locks.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Ours, the map's and the guard's: nobody else waits, so forget the entry.
+        if Arc::strong_count(&self.lock) <= 3 {
+            locks.remove(&self.id);
+        }
+    }
 }
 
 impl<A: Aggregate + Clone> CommandBus<A> {
     pub fn new(pool: PgPool, services: A::Services) -> Self {
         let store = PersistedEventStore::new_event_store(PostgresEventRepository::new(pool));
-        Self { store, services }
+        Self { store, services, in_flight: AggregateLocks::default() }
     }
 
     pub async fn execute(
@@ -52,6 +92,7 @@ impl<A: Aggregate + Clone> CommandBus<A> {
         command: A::Command,
         metadata: &EventMetadata,
     ) -> Result<Committed<A>, AggregateError<A::Error>> {
+        let _turn = self.in_flight.hold(aggregate_id).await;
         let mut context = self.store.load_aggregate(aggregate_id).await?;
         let sink = EventSink::default();
         context.aggregate.handle(command, &self.services, &sink).await.map_err(AggregateError::UserError)?;
@@ -67,7 +108,7 @@ impl<A: Aggregate + Clone> CommandBus<A> {
     /// commit (optimistic locking on it), so loading never replays the events.
     pub fn with_aggregate_store(pool: PgPool, services: A::Services) -> Self {
         let store = PersistedEventStore::new_aggregate_store(PostgresEventRepository::new(pool));
-        Self { store, services }
+        Self { store, services, in_flight: AggregateLocks::default() }
     }
 
     /// Like `execute`, retrying when a concurrent command on the same aggregate won the race.

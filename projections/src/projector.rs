@@ -155,7 +155,9 @@ async fn consume(
         durable_name: Some(consumer_name.to_owned()),
         filter_subjects: projection.aggregate_types().iter().map(|t| settings.subject_for_type(t)).collect(),
         ack_policy: consumer::AckPolicy::Explicit,
-        ack_wait: Duration::from_secs(30),
+        // A projector that dies mid-delivery holds its message this long before JetStream gives it
+        // to a successor; applying an event takes milliseconds, and a redelivery is harmless.
+        ack_wait: Duration::from_secs(5),
         ..Default::default()
     };
     let consumer: consumer::PullConsumer =

@@ -108,7 +108,7 @@ impl Stack {
             ("PARLEY_RATE_LOGIN_PER_IP", "100000/60".into()),
             ("PARLEY_RATE_LOGIN_PER_ACCOUNT", "100000/60".into()),
             ("PARLEY_RATE_REFRESH_PER_IP", "100000/60".into()),
-            ("PARLEY_LOG", "info".into()),
+            ("PARLEY_LOG", "info,parley_api::realtime=debug".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -126,6 +126,18 @@ pub async fn message_at(
     .await
 }
 
+/// Whether `viewer` deleted the message at `seq` for themselves.
+pub async fn is_hidden(pool: &PgPool, chat_id: Uuid, seq: i64, viewer: Uuid) -> Result<bool, sqlx::Error> {
+    let found: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM hidden_messages WHERE user_id = $1 AND chat_id = $2 AND seq = $3")
+            .bind(viewer)
+            .bind(chat_id)
+            .bind(seq)
+            .fetch_optional(pool)
+            .await?;
+    Ok(found.is_some())
+}
+
 pub async fn message_by_id(pool: &PgPool, chat_id: Uuid, message_id: Uuid) -> Result<Option<MessageView>, sqlx::Error> {
     sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.chat_id = $1 AND m.id = $2"))
         .bind(chat_id)

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
-use parley_domain::chat::{Chat, ChatCommand, ChatKind, DeleteScope, MessageRef, MAX_MEMBERS_PER_REQUEST};
+use parley_domain::chat::{Chat, ChatCommand, ChatEvent, ChatKind, DeleteScope, MessageRef, MAX_MEMBERS_PER_REQUEST};
 use parley_domain::sealed::{self, KEY_BYTES, NONCE_BYTES};
 use parley_domain::EventMetadata;
 use poem::web::Data;
@@ -454,7 +454,35 @@ impl ChatsApi {
             match state.chats.execute(&chat_id.to_string(), command.clone(), &metadata(caller)).await {
                 Ok(committed) => {
                     state.await_projection("chats", "Chat", chat_id, committed.version).await;
-                    return Ok(MessageResponse::Created(Json(projected_message(&state, chat_id, message_id).await?)));
+                    // Answer from the committed event: correct even if the read model lags.
+                    let sent = committed.events.iter().find_map(|e| match &e.payload {
+                        ChatEvent::MessageSent {
+                            seq,
+                            sender_id,
+                            client_msg_id,
+                            algorithm,
+                            media_ids,
+                            reply_to,
+                            sent_at,
+                            ..
+                        } => Some(MessageView {
+                            id: message_id,
+                            chat_id,
+                            sender_id: *sender_id,
+                            seq: *seq,
+                            client_msg_id: client_msg_id.clone(),
+                            ciphertext: Some(STANDARD.encode(&plaintext)),
+                            algorithm: algorithm.clone(),
+                            media_ids: media_ids.clone(),
+                            reply_to: *reply_to,
+                            created_at: *sent_at,
+                            deleted: false,
+                        }),
+                        _ => None,
+                    });
+                    let sent =
+                        sent.ok_or_else(|| ApiError::internal(anyhow::anyhow!("send committed no MessageSent")))?;
+                    return Ok(MessageResponse::Created(Json(sent)));
                 }
                 Err(AggregateError::AggregateConflict) if attempt < MAX_CONFLICT_RETRIES => {
                     attempt += 1;

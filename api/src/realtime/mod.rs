@@ -154,6 +154,7 @@ impl Session {
         // Subscribe before reading the feed, so nothing committed in between is missed.
         let mut wakeups = self.state.nats.subscribe(subject).await?;
         self.last_cursor = cursor;
+        tracing::debug!(user_id = %self.user_id, cursor, "websocket session started");
         self.deliver(&mut sink).await?;
         let idle_timeout = self.state.config.ws_idle_timeout;
         let mut heartbeat = tokio::time::interval(idle_timeout / 3);
@@ -166,7 +167,10 @@ impl Session {
                         last_heard = Instant::now();
                         self.on_client_frame(&text, &mut sink).await?;
                     }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                        tracing::debug!(user_id = %self.user_id, "websocket closed by the client");
+                        return Ok(());
+                    }
                     Some(Ok(_)) => last_heard = Instant::now(),
                 },
                 wake = wakeups.next() => match wake {
@@ -174,7 +178,10 @@ impl Session {
                         self.deliver(&mut sink).await?
                     }
                     Some(message) => sink.send(Message::Text(String::from_utf8_lossy(&message.payload).into_owned())).await?,
-                    None => return Ok(()),
+                    None => {
+                        tracing::warn!(user_id = %self.user_id, "realtime subscription ended");
+                        return Ok(());
+                    }
                 },
                 _ = poll.tick() => self.deliver(&mut sink).await?,
                 _ = heartbeat.tick() => {
@@ -207,10 +214,16 @@ impl Session {
             let full = rows.len() as i64 == FEED_BATCH;
             for (cursor, kind, data) in rows {
                 match self.hydrate_when_ready(&kind, data).await? {
-                    Hydrated::Frame(data) => sink.send(frame(&kind, data, Some(cursor))).await?,
-                    Hydrated::Skip => {}
+                    Hydrated::Frame(data) => {
+                        tracing::debug!(user_id = %self.user_id, cursor, kind, "frame sent");
+                        sink.send(frame(&kind, data, Some(cursor))).await?
+                    }
+                    Hydrated::Skip => tracing::debug!(user_id = %self.user_id, cursor, "frame skipped"),
                     // Stop here without moving the cursor; the next wake-up or poll resumes.
-                    Hydrated::NotReady => return Ok(()),
+                    Hydrated::NotReady => {
+                        tracing::debug!(user_id = %self.user_id, cursor, "frame not ready yet");
+                        return Ok(());
+                    }
                 }
                 self.last_cursor = cursor;
             }
@@ -229,16 +242,15 @@ impl Session {
         }
         let chat_id = data["chat_id"].as_str().and_then(|c| Uuid::parse_str(c).ok());
         let seq = data["seq"].as_i64();
-        let message_id = data["message_id"].as_str().and_then(|m| Uuid::parse_str(m).ok());
-        let (Some(chat_id), Some(seq), Some(message_id)) = (chat_id, seq, message_id) else {
+        let (Some(chat_id), Some(seq)) = (chat_id, seq) else {
             return Ok(Hydrated::Skip);
         };
         for _ in 0..HYDRATE_ATTEMPTS {
             if let Some(message) = queries::message_at(&self.state.pool, chat_id, seq, self.user_id).await? {
                 return Ok(message.to_json().map_or(Hydrated::Skip, Hydrated::Frame));
             }
-            if queries::message_by_id(&self.state.pool, chat_id, message_id).await?.is_some() {
-                return Ok(Hydrated::Skip); // hidden for this user
+            if queries::is_hidden(&self.state.pool, chat_id, seq, self.user_id).await? {
+                return Ok(Hydrated::Skip);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
