@@ -81,18 +81,24 @@ async fn post(http: &reqwest::Client, base: &str, chat: &str, from: &User, n: us
         "algorithm": "m.megolm.v1.aes-sha2",
     });
     let (status, message) =
-        read(http.post(format!("{base}/chats/{chat}/messages")).bearer_auth(&from.token).json(&body).send().await?).await?;
+        read(http.post(format!("{base}/chats/{chat}/messages")).bearer_auth(&from.token).json(&body).send().await?)
+            .await?;
     ensure!(status == 201, "send: {status} {message}");
     Ok(message["id"].as_str().unwrap_or_default().to_owned())
 }
 
-/// Reads `message.created` frames and records when each message id arrived.
-fn listen(mut socket: Socket, arrivals: Arc<Mutex<HashMap<String, Instant>>>) -> tokio::task::JoinHandle<()> {
+/// Reads `message.created` frames and records when each message id reached this listener
+/// (keyed `<listener>/<message id>`).
+fn listen(
+    listener: usize,
+    mut socket: Socket,
+    arrivals: Arc<Mutex<HashMap<String, Instant>>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Ok(Some(frame)) = socket.next(Duration::from_secs(30)).await {
             if frame["type"] == "message.created" {
                 if let Some(id) = frame["data"]["id"].as_str() {
-                    arrivals.lock().await.entry(id.to_owned()).or_insert_with(Instant::now);
+                    arrivals.lock().await.entry(format!("{listener}/{id}")).or_insert_with(Instant::now);
                 }
             }
         }
@@ -135,7 +141,9 @@ async fn main() -> Result<()> {
     let total = env_usize("BENCH_MESSAGES", 6000);
     let fanout = env_usize("BENCH_FANOUT", 1000);
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-    println!("parley-bench-messages against {base}: {total} messages over {chats} chats, {concurrency} concurrent senders");
+    println!(
+        "parley-bench-messages against {base}: {total} messages over {chats} chats, {concurrency} concurrent senders"
+    );
 
     // Pairs: a sender and a recipient listening on a WebSocket.
     let users = register_many(&http, &base, chats * 2, 16).await?;
@@ -144,7 +152,7 @@ async fn main() -> Result<()> {
     let mut listeners = Vec::new();
     for pair in users.chunks(2) {
         let chat = create_group(&http, &base, &pair[0], &[&pair[1]]).await?;
-        listeners.push(listen(Socket::connect(&base, &pair[1].token, None).await?, Arc::clone(&arrivals)));
+        listeners.push(listen(0, Socket::connect(&base, &pair[1].token, None).await?, Arc::clone(&arrivals)));
         rooms.push((chat, &pair[0]));
     }
 
@@ -174,7 +182,12 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut latencies: Vec<Duration> = {
         let arrivals = arrivals.lock().await;
-        sent_at.lock().await.iter().filter_map(|(id, posted)| arrivals.get(id).map(|t| t.duration_since(*posted))).collect()
+        sent_at
+            .lock()
+            .await
+            .iter()
+            .filter_map(|(id, posted)| arrivals.get(&format!("0/{id}")).map(|t| t.duration_since(*posted)))
+            .collect()
     };
     latencies.sort();
     let delivered = latencies.len();
@@ -188,8 +201,8 @@ async fn main() -> Result<()> {
     let big = create_group(&http, &base, &crowd[0], &members).await?;
     let fan_arrivals = Arc::new(Mutex::new(HashMap::new()));
     let mut fan_listeners = Vec::new();
-    for member in &members {
-        fan_listeners.push(listen(Socket::connect(&base, &member.token, None).await?, Arc::clone(&fan_arrivals)));
+    for (i, member) in members.iter().enumerate() {
+        fan_listeners.push(listen(i, Socket::connect(&base, &member.token, None).await?, Arc::clone(&fan_arrivals)));
     }
     let mut fan_times = Vec::new();
     for round in 0..3 {
@@ -221,7 +234,10 @@ async fn main() -> Result<()> {
     println!();
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| messages accepted (201, committed) | {total} in {:.2} s = **{accepted:.0} msg/s** |", elapsed.as_secs_f64());
+    println!(
+        "| messages accepted (201, committed) | {total} in {:.2} s = **{accepted:.0} msg/s** |",
+        elapsed.as_secs_f64()
+    );
     println!(
         "| POST → recipient WebSocket frame ({delivered}/{total} seen) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms |",
         percentile(&latencies, 0.5),
