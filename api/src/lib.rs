@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod notifications;
 pub mod ops;
+pub mod pagination;
 pub mod realtime;
 pub mod state;
 pub mod text;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use cqrs_es::AggregateError;
 use parley_domain::chat::{Chat, ChatCommand, ChatEvent, ChatKind, DeleteScope, MessageRef, MAX_MEMBERS_PER_REQUEST};
 use parley_domain::sealed::{self, KEY_BYTES, NONCE_BYTES};
@@ -24,9 +24,9 @@ use super::views::{ChatPage, ChatType, ChatView, InviteView, MessagePage, Messag
 use crate::auth::{AccessToken, Caller};
 use crate::commands::{conflict_backoff, Committed, MAX_CONFLICT_RETRIES};
 use crate::error::{aggregate_error, ApiError};
+use crate::pagination::{decode_time_cursor, encode_time_cursor, page_limit};
 use crate::state::AppState;
 use crate::text::Text;
-use crate::users::routes::page_limit;
 use crate::ApiTags;
 
 /// Decoded size limit of a message's ciphertext.
@@ -212,15 +212,6 @@ async fn projected_message(state: &AppState, chat_id: Uuid, message_id: Uuid) ->
     }
 }
 
-fn chat_cursor(summary: &super::views::ChatSummary) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::json!([summary.last_activity_at, summary.id]).to_string())
-}
-
-fn parse_chat_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
 #[OpenApi(prefix_path = "/chats", tag = "ApiTags::Chats")]
 impl ChatsApi {
     /// Start a direct chat or create a group
@@ -287,14 +278,13 @@ impl ChatsApi {
         cursor: Query<Option<String>>,
     ) -> Result<ChatPageResponse, ApiError> {
         let limit = page_limit(limit.0)?;
-        let after = match cursor.0.as_deref() {
-            Some(c) => {
-                Some(parse_chat_cursor(c).ok_or_else(|| ApiError::invalid("invalid_cursor", "cursor is not valid"))?)
-            }
-            None => None,
-        };
+        let after = decode_time_cursor(cursor.0.as_deref())?;
         let items = queries::chats_of(&state.pool, auth.0.user_id, after, limit).await?;
-        let next_cursor = if items.len() == limit as usize { items.last().map(chat_cursor) } else { None };
+        let next_cursor = if items.len() == limit as usize {
+            items.last().map(|c| encode_time_cursor(c.last_activity_at, c.id))
+        } else {
+            None
+        };
         Ok(ChatPageResponse::Ok(Json(ChatPage { items, next_cursor })))
     }
 

@@ -1,7 +1,5 @@
 use std::sync::Arc;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use parley_domain::inbox::{InboxCommand, InboxError};
 use parley_domain::EventMetadata;
@@ -13,8 +11,8 @@ use uuid::Uuid;
 
 use crate::auth::{AccessToken, Caller};
 use crate::error::{aggregate_error, ApiError};
+use crate::pagination::{decode_time_cursor, encode_time_cursor, page_limit};
 use crate::state::AppState;
-use crate::users::routes::page_limit;
 use crate::ApiTags;
 
 #[derive(Debug, Object, sqlx::FromRow)]
@@ -81,16 +79,7 @@ impl NotificationsApi {
         cursor: Query<Option<String>>,
     ) -> Result<NotificationPageResponse, ApiError> {
         let limit = page_limit(limit.0)?;
-        let after: Option<(DateTime<Utc>, Uuid)> = match cursor.0.as_deref() {
-            Some(c) => Some(
-                URL_SAFE_NO_PAD
-                    .decode(c)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .ok_or_else(|| ApiError::invalid("invalid_cursor", "cursor is not valid"))?,
-            ),
-            None => None,
-        };
+        let after = decode_time_cursor(cursor.0.as_deref())?;
         let items: Vec<NotificationView> = sqlx::query_as(
             "SELECT id, kind, data, created_at, read FROM notifications WHERE user_id = $1 \
              AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) ORDER BY created_at DESC, id DESC LIMIT $4",
@@ -102,7 +91,7 @@ impl NotificationsApi {
         .fetch_all(&state.pool)
         .await?;
         let next_cursor = (items.len() == limit as usize)
-            .then(|| items.last().map(|n| URL_SAFE_NO_PAD.encode(serde_json::json!([n.created_at, n.id]).to_string())))
+            .then(|| items.last().map(|n| encode_time_cursor(n.created_at, n.id)))
             .flatten();
         Ok(NotificationPageResponse::Ok(Json(NotificationPage { items, next_cursor })))
     }

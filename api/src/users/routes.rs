@@ -17,12 +17,11 @@ use super::user_error;
 use super::views::UserView;
 use crate::auth::AccessToken;
 use crate::error::{aggregate_error, ApiError};
+use crate::pagination::page_limit;
 use crate::state::AppState;
 use crate::text::Text;
 use crate::ApiTags;
 
-pub const DEFAULT_PAGE: u32 = 50;
-pub const MAX_PAGE: u32 = 200;
 const MAX_QUERY_CHARS: usize = 100;
 
 #[derive(Debug, Object)]
@@ -53,15 +52,6 @@ pub enum UserPageResponse {
 }
 
 pub struct UsersApi;
-
-/// A page size within bounds: default 50, at most 200.
-pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
-    match limit {
-        None => Ok(DEFAULT_PAGE),
-        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::invalid("invalid_limit", format!("limit must be between 1 and {MAX_PAGE}"))),
-    }
-}
 
 #[OpenApi(prefix_path = "/users", tag = "ApiTags::Users")]
 impl UsersApi {
