@@ -1,5 +1,7 @@
 //! Reads of the chat read models (and the write side's small lookup tables).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -91,9 +93,23 @@ pub async fn chats_of(
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;
+    // Every chat's newest message in one query, not one per chat.
+    let (chat_ids, seqs): (Vec<Uuid>, Vec<i64>) =
+        rows.iter().filter(|r| r.last_seq > 0).map(|r| (r.id, r.last_seq)).unzip();
+    let newest: Vec<MessageView> = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m \
+         JOIN unnest($1::uuid[], $2::bigint[]) AS t(chat_id, seq) ON m.chat_id = t.chat_id AND m.seq = t.seq \
+         WHERE NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $3 AND h.chat_id = m.chat_id AND h.seq = m.seq)"
+    ))
+    .bind(&chat_ids)
+    .bind(&seqs)
+    .bind(viewer)
+    .fetch_all(pool)
+    .await?;
+    let mut newest: HashMap<Uuid, MessageView> = newest.into_iter().map(|m| (m.chat_id, m)).collect();
     let mut summaries = Vec::with_capacity(rows.len());
     for row in rows {
-        let last_message = if row.last_seq > 0 { message_at(pool, row.id, row.last_seq, viewer).await? } else { None };
+        let last_message = newest.remove(&row.id);
         summaries.push(ChatSummary {
             id: row.id,
             chat_type: chat_type(&row.kind),
