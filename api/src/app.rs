@@ -113,26 +113,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = state.config.http_addr;
     tracing::info!(%addr, "parley-api listening");
     Server::new(TcpListener::bind(addr))
-        .run_with_graceful_shutdown(endpoint(state), shutdown_signal(), Some(Duration::from_secs(10)))
+        .run_with_graceful_shutdown(
+            endpoint(state),
+            parley_eventbus::process::shutdown_signal(),
+            Some(Duration::from_secs(10)),
+        )
         .await?;
     let _ = shutdown_tx.send(true);
     let _ = relay_task.await;
     Ok(())
-}
-
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = ctrl_c.await;
 }
 
 #[cfg(test)]

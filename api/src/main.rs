@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
             }
         };
     }
-    init_logging();
+    parley_eventbus::process::init_logging();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {
@@ -53,15 +53,4 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
     parley_eventbus::migrate(&pool).await?;
     tracing::info!("migrations applied");
     Ok(())
-}
-
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PARLEY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
 }

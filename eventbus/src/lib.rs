@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod event_store;
+pub mod process;
 pub mod relay;
 pub mod stream;
 

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logging();
+    parley_eventbus::process::init_logging();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = ProjectorConfig::from_env();
     let result = match args.first().map(String::as_str) {
@@ -31,17 +31,6 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PARLEY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 async fn connect(config: &ProjectorConfig) -> Result<sqlx::PgPool, ProjectionError> {
@@ -68,7 +57,7 @@ async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
             shutdown.clone(),
         )));
     }
-    shutdown_signal().await;
+    parley_eventbus::process::shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     for task in tasks {
@@ -86,24 +75,4 @@ async fn rebuild(config: ProjectorConfig, name: &str) -> Result<(), ProjectionEr
     let applied = projector::rebuild(&pool, projection.as_ref()).await?;
     tracing::info!(projection = name, applied, "rebuilt from the event store");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
