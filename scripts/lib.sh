@@ -8,6 +8,14 @@ TOOLS_DIR="${PARLEY_TOOLS_DIR:-$ROOT/.parley/tools}"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# port_or_free PORT: PORT if nothing listens on it, else the next free one (so a leftover server
+# of another checkout cannot make a run fail).
+port_or_free() {
+  local port="$1"
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  echo "$port"
+}
+
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root to run: $*"; fi
 }
