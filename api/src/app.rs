@@ -16,7 +16,7 @@ use crate::auth::rate_limit::RateLimiter;
 use crate::auth::routes::AuthApi;
 use crate::auth::tokens::TokenKeys;
 use crate::chats::routes::ChatsApi;
-use crate::commands::{CommandBus, ProjectionProgress};
+use crate::commands::{CommandBus, EventStore, ProjectionProgress};
 use crate::config::Config;
 use crate::error::{render_any_error, ApiError};
 use crate::notifications::routes::NotificationsApi;
@@ -96,11 +96,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.access_token_ttl,
     )?;
     let captcha = config.captcha.clone().map(CaptchaVerifier::new).transpose()?;
+    let event_store = EventStore::start(pool.clone());
     let state = Arc::new(AppState {
-        users: CommandBus::new(pool.clone(), ()),
-        sessions: CommandBus::new(pool.clone(), ()),
-        chats: CommandBus::with_aggregate_store(pool.clone(), ()),
-        inboxes: CommandBus::with_aggregate_store(pool.clone(), ()),
+        users: CommandBus::new(event_store.clone(), ()),
+        sessions: CommandBus::new(event_store.clone(), ()),
+        chats: CommandBus::new(event_store.clone(), ()),
+        inboxes: CommandBus::new(event_store, ()),
         progress: ProjectionProgress::start(pool.clone()).await?,
         tokens,
         limiter: RateLimiter::default(),

@@ -79,10 +79,64 @@ pub fn realtime_prefix_from_env() -> String {
     env_or("PARLEY_NATS_REALTIME_PREFIX", "parley.rt")
 }
 
-/// The payload that tells a socket to read its feed; anything else on a user's subject is an
-/// ephemeral frame to forward as it is.
-pub const REALTIME_WAKE: &[u8] = b"{\"wake\":true}";
-
+/// The subject a user's realtime messages travel on.
 pub fn realtime_subject(prefix: &str, user_id: impl std::fmt::Display) -> String {
     format!("{prefix}.user.{user_id}")
+}
+
+/// A stored feed frame as clients receive it: `data_json` is already JSON.
+pub fn feed_frame_text(kind: &str, data_json: &str, cursor: i64) -> String {
+    format!(r#"{{"type":{},"data":{data_json},"cursor":"{cursor}"}}"#, serde_json::Value::from(kind))
+}
+
+/// What travels on a user's realtime subject.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RealtimeMessage<'a> {
+    /// A stored feed frame (`text` is the JSON sent to the client as is). `prev_cursor` is the
+    /// user's frame before it, so a socket that last sent `prev_cursor` can pass this one on
+    /// without a query; any other socket reads its feed from the database instead.
+    Frame { prev_cursor: i64, cursor: i64, text: &'a str },
+    /// A frame that is never stored (typing indicators).
+    Ephemeral(&'a str),
+}
+
+impl RealtimeMessage<'_> {
+    /// `F <prev> <cursor>\n<frame>` or `E\n<frame>`: no JSON parse between projector and socket.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            RealtimeMessage::Frame { prev_cursor, cursor, text } => format!("F {prev_cursor} {cursor}\n{text}"),
+            RealtimeMessage::Ephemeral(text) => format!("E\n{text}"),
+        }
+        .into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<RealtimeMessage<'_>> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let (header, body) = text.split_once('\n')?;
+        let mut fields = header.split(' ');
+        match fields.next()? {
+            "F" => {
+                let prev_cursor = fields.next()?.parse().ok()?;
+                let cursor = fields.next()?.parse().ok()?;
+                Some(RealtimeMessage::Frame { prev_cursor, cursor, text: body })
+            }
+            "E" => Some(RealtimeMessage::Ephemeral(body)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RealtimeMessage;
+
+    #[test]
+    fn realtime_messages_round_trip() {
+        let frame = RealtimeMessage::Frame { prev_cursor: 7, cursor: 12, text: "{\"type\":\"x\"}" };
+        assert_eq!(RealtimeMessage::decode(&frame.encode()), Some(frame));
+        let typing = RealtimeMessage::Ephemeral("{\"type\":\"typing\"}");
+        assert_eq!(RealtimeMessage::decode(&typing.encode()), Some(typing));
+        assert_eq!(RealtimeMessage::decode(b"F 1\n{}"), None);
+        assert_eq!(RealtimeMessage::decode(b"{\"wake\":true}"), None);
+    }
 }

@@ -5,13 +5,28 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use parley_domain::chat::{ChatEvent, ChatKind, MemberEntry, Role};
-use parley_domain::{sealed, EventEnvelope};
+use parley_domain::sealed::{self, SealedBody};
+use parley_domain::EventEnvelope;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{Projection, ProjectionError};
 
 pub struct ChatsProjection;
+
+/// A message body as clients get it (base64), opened with its crypto-shredding key. `None` once
+/// the message was deleted for everyone: the key is gone, only a tombstone remains.
+pub async fn open_body(
+    conn: &mut PgConnection,
+    message_id: Uuid,
+    body: &SealedBody,
+) -> Result<Option<String>, ProjectionError> {
+    let key: Option<Vec<u8>> = sqlx::query_scalar("SELECT key FROM message_keys WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(key.and_then(|key| sealed::open(&key, body).ok()).map(|bytes| STANDARD.encode(bytes)))
+}
 
 fn role_name(role: Role) -> &'static str {
     match role {
@@ -121,12 +136,7 @@ impl Projection for ChatsProjection {
                 reply_to,
                 sent_at,
             } => {
-                let key: Option<Vec<u8>> = sqlx::query_scalar("SELECT key FROM message_keys WHERE message_id = $1")
-                    .bind(message_id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                // No key: the message was deleted for everyone since; only its tombstone remains.
-                let ciphertext = key.and_then(|key| sealed::open(&key, &body).ok()).map(|bytes| STANDARD.encode(bytes));
+                let ciphertext = open_body(conn, message_id, &body).await?;
                 let deleted = ciphertext.is_none();
                 sqlx::query(
                     "INSERT INTO messages (chat_id, seq, id, sender_id, client_msg_id, ciphertext, algorithm, \

@@ -1,11 +1,16 @@
 //! `feed`: each user's realtime frames (`user_feed`), in cursor order, for the WebSocket and its
-//! replay on reconnect. After each commit the recipients are woken on core NATS
-//! (`<realtime prefix>.user.<id>`), which reaches whichever api replica holds their socket.
+//! replay on reconnect. Frames hold their data in full (a `message.created` frame is the message
+//! as its recipients see it), so sockets need no query per frame. After each commit every new
+//! frame is published on core NATS (`<realtime prefix>.user.<id>`) together with the user's
+//! previous cursor, which reaches whichever api replica holds the socket.
+//!
+//! Deleting a message for everyone turns its stored frames into tombstones; hiding it for one
+//! member removes that member's frame, so a replay shows what a history query shows.
 //!
 //! Cursors come from one sequence; an advisory lock serialises feed transactions so that cursors
 //! commit in order and a reader never skips one that commits late.
 
-use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -13,18 +18,30 @@ use chrono::{DateTime, Utc};
 use parley_domain::chat::{ChatEvent, ChatKind};
 use parley_domain::inbox::InboxEvent;
 use parley_domain::EventEnvelope;
+use parley_eventbus::stream::{feed_frame_text, RealtimeMessage};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::chats::open_body;
 use crate::{Projection, ProjectionError};
 
 const FEED_LOCK_KEY: i64 = 0x0070_6172_6c65_7902;
 
 pub struct FeedProjection {
     realtime_prefix: String,
-    /// Users with new frames in the delivery being applied.
-    woken: Mutex<BTreeSet<Uuid>>,
+    /// Frames written by the delivery being applied, published once it commits.
+    outgoing: Mutex<Vec<Outgoing>>,
+    /// Whether this transaction holds the feed lock (taken at its first event).
+    locked: AtomicBool,
+}
+
+/// A frame as stored, with the recipient's frame before it.
+struct Outgoing {
+    user_id: Uuid,
+    prev_cursor: i64,
+    cursor: i64,
+    text: String,
 }
 
 impl FeedProjection {
@@ -37,15 +54,24 @@ impl FeedProjection {
         data: Value,
         at: DateTime<Utc>,
     ) -> Result<(), ProjectionError> {
+        if users.is_empty() {
+            return Ok(());
+        }
         // One statement for all recipients: a group of a thousand offline members is one round trip.
         let ids: Vec<Uuid> = users.iter().map(|_| Uuid::now_v7()).collect();
-        sqlx::query(
+        let rows: Vec<(Uuid, i64, i64, String)> = sqlx::query_as(
             "WITH created AS ( \
                INSERT INTO notifications (id, user_id, kind, data, created_at) \
-               SELECT id, u, $3, $4, $5 FROM unnest($1::uuid[], $2::uuid[]) AS t(id, u) RETURNING id, user_id) \
-             INSERT INTO user_feed (user_id, kind, data) \
-             SELECT user_id, 'notification.created', jsonb_build_object( \
-               'id', id, 'kind', $3::text, 'data', $4::jsonb, 'created_at', $6::jsonb, 'read', false) FROM created",
+               SELECT id, u, $3, $4, $5 FROM unnest($1::uuid[], $2::uuid[]) AS t(id, u) RETURNING id, user_id), \
+             previous AS ( \
+               SELECT u AS user_id, (SELECT max(f.cursor) FROM user_feed f WHERE f.user_id = u) AS cursor \
+               FROM unnest($2::uuid[]) AS u), \
+             framed AS ( \
+               INSERT INTO user_feed (user_id, kind, data) \
+               SELECT user_id, 'notification.created', jsonb_build_object( \
+                 'id', id, 'kind', $3::text, 'data', $4::jsonb, 'created_at', $6::jsonb, 'read', false) FROM created \
+               RETURNING user_id, cursor, data) \
+             SELECT f.user_id, f.cursor, COALESCE(p.cursor, 0), f.data::text FROM framed f JOIN previous p USING (user_id)",
         )
         .bind(&ids)
         .bind(users)
@@ -53,33 +79,60 @@ impl FeedProjection {
         .bind(&data)
         .bind(at)
         .bind(json!(at))
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
-        self.wake(users);
+        let frames = rows.into_iter().map(|(user_id, cursor, prev_cursor, data)| Outgoing {
+            user_id,
+            prev_cursor,
+            cursor,
+            text: feed_frame_text("notification.created", &data, cursor),
+        });
+        self.outgoing.lock().unwrap_or_else(|p| p.into_inner()).extend(frames);
+        Ok(())
+    }
+
+    /// Stores one frame for each of `users` (`message_id` ties a message's frames to it).
+    async fn push(
+        &self,
+        conn: &mut PgConnection,
+        users: &[Uuid],
+        kind: &str,
+        data: Value,
+        message_id: Option<Uuid>,
+    ) -> Result<(), ProjectionError> {
+        let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+            "WITH previous AS ( \
+               SELECT u AS user_id, (SELECT max(f.cursor) FROM user_feed f WHERE f.user_id = u) AS cursor \
+               FROM unnest($1::uuid[]) AS u), \
+             framed AS ( \
+               INSERT INTO user_feed (user_id, kind, data, message_id) SELECT user_id, $2, $3, $4 FROM previous \
+               RETURNING user_id, cursor) \
+             SELECT f.user_id, f.cursor, COALESCE(p.cursor, 0) FROM framed f JOIN previous p USING (user_id)",
+        )
+        .bind(users)
+        .bind(kind)
+        .bind(&data)
+        .bind(message_id)
+        .fetch_all(conn)
+        .await?;
+        let data = data.to_string();
+        let frames = rows.into_iter().map(|(user_id, cursor, prev_cursor)| Outgoing {
+            user_id,
+            prev_cursor,
+            cursor,
+            text: feed_frame_text(kind, &data, cursor),
+        });
+        self.outgoing.lock().unwrap_or_else(|p| p.into_inner()).extend(frames);
         Ok(())
     }
 
     pub fn new(realtime_prefix: String) -> Self {
-        Self { realtime_prefix, woken: Mutex::new(BTreeSet::new()) }
-    }
-
-    fn wake(&self, users: &[Uuid]) {
-        self.woken.lock().unwrap_or_else(|p| p.into_inner()).extend(users.iter().copied());
+        Self { realtime_prefix, outgoing: Mutex::new(Vec::new()), locked: AtomicBool::new(false) }
     }
 }
 
 async fn members_now(conn: &mut PgConnection, chat_id: Uuid) -> Result<Vec<Uuid>, ProjectionError> {
     Ok(sqlx::query_scalar("SELECT user_id FROM feed_members WHERE chat_id = $1").bind(chat_id).fetch_all(conn).await?)
-}
-
-async fn push(conn: &mut PgConnection, users: &[Uuid], kind: &str, data: Value) -> Result<(), ProjectionError> {
-    sqlx::query("INSERT INTO user_feed (user_id, kind, data) SELECT u, $2, $3 FROM unnest($1::uuid[]) AS u")
-        .bind(users)
-        .bind(kind)
-        .bind(data)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// Those of `users` without a live WebSocket (presence refreshed within the last 90 s).
@@ -163,17 +216,19 @@ impl Projection for FeedProjection {
     }
 
     fn begin_delivery(&self) {
-        self.woken.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.outgoing.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.locked.store(false, Ordering::Relaxed);
     }
 
     async fn after_commit(&self, nats: &async_nats::Client) {
-        let users: Vec<Uuid> =
-            std::mem::take(&mut *self.woken.lock().unwrap_or_else(|p| p.into_inner())).into_iter().collect();
-        for user in users {
-            let subject = parley_eventbus::stream::realtime_subject(&self.realtime_prefix, user);
-            if let Err(error) = nats.publish(subject, parley_eventbus::stream::REALTIME_WAKE.into()).await {
-                // The socket's periodic poll delivers the frame anyway.
-                tracing::debug!(%error, "could not wake a realtime listener");
+        let outgoing = std::mem::take(&mut *self.outgoing.lock().unwrap_or_else(|p| p.into_inner()));
+        for frame in outgoing {
+            let subject = parley_eventbus::stream::realtime_subject(&self.realtime_prefix, frame.user_id);
+            let message =
+                RealtimeMessage::Frame { prev_cursor: frame.prev_cursor, cursor: frame.cursor, text: &frame.text };
+            if let Err(error) = nats.publish(subject, message.encode().into()).await {
+                // The socket's periodic poll reads the stored frame anyway.
+                tracing::debug!(%error, "could not publish a realtime frame");
             }
         }
     }
@@ -182,7 +237,9 @@ impl Projection for FeedProjection {
         let decode_error = |source| ProjectionError::Decode { event_id: event.event_id.clone(), source };
         let aggregate_id = Uuid::parse_str(&event.aggregate_id)
             .map_err(|_| decode_error(serde::de::Error::custom("aggregate id is not a UUID")))?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(FEED_LOCK_KEY).execute(&mut *conn).await?;
+        if !self.locked.swap(true, Ordering::Relaxed) {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(FEED_LOCK_KEY).execute(&mut *conn).await?;
+        }
         if event.aggregate_type == "Inbox" {
             let decoded: InboxEvent = serde_json::from_value(event.payload.clone()).map_err(decode_error)?;
             return apply_inbox(conn, aggregate_id, decoded).await;
@@ -245,32 +302,74 @@ impl Projection for FeedProjection {
                 json!({"chat_id": chat_id, "user_id": user_id, "role": role}),
             ),
             ChatEvent::InviteCreated { .. } => return Ok(()),
-            ChatEvent::MessageSent { message_id, seq, sender_id, .. } => {
+            ChatEvent::MessageSent {
+                message_id,
+                sender_id,
+                seq,
+                client_msg_id,
+                body,
+                algorithm,
+                media_ids,
+                reply_to,
+                sent_at,
+            } => {
                 let members = members_now(conn, chat_id).await?;
                 let others: Vec<Uuid> = members.iter().copied().filter(|id| *id != sender_id).collect();
                 let offline = offline(conn, &others).await?;
                 let about = json!({"chat_id": chat_id, "seq": seq, "message_id": message_id, "sender_id": sender_id});
                 self.notify(conn, &offline, "message", about, at).await?;
-                (members, "message.created", json!({"chat_id": chat_id, "seq": seq, "message_id": message_id}))
+                let ciphertext = open_body(conn, message_id, &body).await?;
+                let deleted = ciphertext.is_none();
+                // The same shape and time format as the history routes give.
+                let message = json!({
+                    "id": message_id,
+                    "chat_id": chat_id,
+                    "sender_id": sender_id,
+                    "seq": seq,
+                    "client_msg_id": client_msg_id,
+                    "ciphertext": ciphertext,
+                    "algorithm": algorithm,
+                    "media_ids": if deleted { Vec::new() } else { media_ids },
+                    "reply_to": reply_to,
+                    "created_at": sent_at.to_rfc3339(),
+                    "deleted": deleted,
+                });
+                self.push(conn, &members, "message.created", message, Some(message_id)).await?;
+                return Ok(());
             }
             ChatEvent::ReadUpTo { user_id, seq, .. } => (
                 members_now(conn, chat_id).await?,
                 "chat.read",
                 json!({"chat_id": chat_id, "user_id": user_id, "up_to_seq": seq}),
             ),
-            ChatEvent::MessageDeleted { message_id, seq, .. } => (
-                members_now(conn, chat_id).await?,
-                "message.deleted",
-                json!({"chat_id": chat_id, "seq": seq, "message_id": message_id, "for": "everyone"}),
-            ),
-            ChatEvent::MessageHidden { message_id, seq, user_id, .. } => (
-                vec![user_id],
-                "message.deleted",
-                json!({"chat_id": chat_id, "seq": seq, "message_id": message_id, "for": "me"}),
-            ),
+            ChatEvent::MessageDeleted { message_id, seq, .. } => {
+                sqlx::query(
+                    "UPDATE user_feed SET data = data || '{\"ciphertext\": null, \"media_ids\": [], \"deleted\": true}' \
+                     WHERE message_id = $1 AND kind = 'message.created'",
+                )
+                .bind(message_id)
+                .execute(&mut *conn)
+                .await?;
+                (
+                    members_now(conn, chat_id).await?,
+                    "message.deleted",
+                    json!({"chat_id": chat_id, "seq": seq, "message_id": message_id, "for": "everyone"}),
+                )
+            }
+            ChatEvent::MessageHidden { message_id, seq, user_id, .. } => {
+                sqlx::query("DELETE FROM user_feed WHERE user_id = $1 AND message_id = $2 AND kind = 'message.created'")
+                    .bind(user_id)
+                    .bind(message_id)
+                    .execute(&mut *conn)
+                    .await?;
+                (
+                    vec![user_id],
+                    "message.deleted",
+                    json!({"chat_id": chat_id, "seq": seq, "message_id": message_id, "for": "me"}),
+                )
+            }
         };
-        push(conn, &recipients, kind, data).await?;
-        self.wake(&recipients);
-        Ok(())
+        self.push(conn, &recipients, kind, data, None).await
+
     }
 }

@@ -1,9 +1,10 @@
 //! Running projections: the live JetStream consumer loop and the rebuild from the event store.
 
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind};
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use parley_domain::EventEnvelope;
 use parley_eventbus::{event_store, StreamSettings};
 use sqlx::{PgConnection, PgPool};
@@ -13,63 +14,105 @@ use crate::{Projection, ProjectionError};
 
 use parley_eventbus::PROGRESS_CHANNEL;
 
-/// Applies one event to a projection inside `conn`'s transaction, exactly once per aggregate
-/// sequence: duplicates are skipped, and a gap (an event arriving before its predecessors) is
-/// filled from the event store first. Returns whether anything was applied.
-pub async fn project_event(
-    conn: &mut PgConnection,
-    projection: &dyn Projection,
-    event: &EventEnvelope,
-) -> Result<bool, ProjectionError> {
-    let name = projection.name();
-    sqlx::query(
-        "INSERT INTO projection_versions (projection, aggregate_type, aggregate_id, version) \
-         VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
-    )
-    .bind(name)
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .execute(&mut *conn)
-    .await?;
-    // The row lock serialises concurrent projector replicas working on the same aggregate.
-    let version: i64 = sqlx::query_scalar(
-        "SELECT version FROM projection_versions \
-         WHERE projection = $1 AND aggregate_type = $2 AND aggregate_id = $3 FOR UPDATE",
-    )
-    .bind(name)
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if event.sequence <= version {
-        return Ok(false);
-    }
-    if event.sequence > version + 1 {
-        let missing = event_store::aggregate_events(
-            conn,
-            &event.aggregate_type,
-            &event.aggregate_id,
-            version,
-            event.sequence - 1,
-        )
-        .await?;
-        tracing::info!(projection = name, aggregate_id = %event.aggregate_id, filled = missing.len(), "filled a gap from the event store");
-        for earlier in &missing {
-            projection.apply(conn, earlier).await?;
+/// Deliveries applied in one transaction at most.
+const BATCH: usize = 256;
+
+/// The per-aggregate versions a projection has applied, read once per transaction (and locked,
+/// which serialises projector replicas working on the same aggregates) and written back once.
+#[derive(Default)]
+pub struct AppliedVersions {
+    versions: HashMap<(String, String), i64>,
+}
+
+impl AppliedVersions {
+    /// Locks and reads the versions of `keys`' aggregates. Sorted, so that two replicas lock
+    /// rows in the same order and cannot deadlock.
+    async fn lock(
+        &mut self,
+        conn: &mut PgConnection,
+        projection: &str,
+        keys: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ProjectionError> {
+        let keys: BTreeSet<(String, String)> = keys.into_iter().filter(|k| !self.versions.contains_key(k)).collect();
+        if keys.is_empty() {
+            return Ok(());
         }
+        let (types, ids): (Vec<String>, Vec<String>) = keys.into_iter().unzip();
+        // The no-op update makes the row exist and locks it in one statement.
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "INSERT INTO projection_versions (projection, aggregate_type, aggregate_id, version) \
+             SELECT $1, t, i, 0 FROM unnest($2::text[], $3::text[]) AS u(t, i) \
+             ON CONFLICT (projection, aggregate_type, aggregate_id) DO UPDATE SET version = projection_versions.version \
+             RETURNING aggregate_type, aggregate_id, version",
+        )
+        .bind(projection)
+        .bind(&types)
+        .bind(&ids)
+        .fetch_all(conn)
+        .await?;
+        for (aggregate_type, aggregate_id, version) in rows {
+            self.versions.insert((aggregate_type, aggregate_id), version);
+        }
+        Ok(())
     }
-    projection.apply(conn, event).await?;
-    sqlx::query(
-        "UPDATE projection_versions SET version = $4 \
-         WHERE projection = $1 AND aggregate_type = $2 AND aggregate_id = $3",
-    )
-    .bind(name)
-    .bind(&event.aggregate_type)
-    .bind(&event.aggregate_id)
-    .bind(event.sequence)
-    .execute(&mut *conn)
-    .await?;
-    Ok(true)
+
+    /// Writes every version back (still inside the caller's transaction).
+    async fn store(&self, conn: &mut PgConnection, projection: &str) -> Result<(), ProjectionError> {
+        let mut types = Vec::with_capacity(self.versions.len());
+        let mut ids = Vec::with_capacity(self.versions.len());
+        let mut versions = Vec::with_capacity(self.versions.len());
+        for ((aggregate_type, aggregate_id), version) in &self.versions {
+            types.push(aggregate_type.as_str());
+            ids.push(aggregate_id.as_str());
+            versions.push(*version);
+        }
+        sqlx::query(
+            "UPDATE projection_versions p SET version = u.v \
+             FROM unnest($2::text[], $3::text[], $4::bigint[]) AS u(t, i, v) \
+             WHERE p.projection = $1 AND p.aggregate_type = u.t AND p.aggregate_id = u.i AND p.version < u.v",
+        )
+        .bind(projection)
+        .bind(&types)
+        .bind(&ids)
+        .bind(&versions)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Applies one event exactly once per aggregate sequence: duplicates are skipped, and a gap
+    /// (an event arriving before its predecessors) is filled from the event store first. Returns
+    /// whether anything was applied.
+    pub async fn project(
+        &mut self,
+        conn: &mut PgConnection,
+        projection: &dyn Projection,
+        event: &EventEnvelope,
+    ) -> Result<bool, ProjectionError> {
+        let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
+        self.lock(conn, projection.name(), [key.clone()]).await?;
+        let version = self.versions.get(&key).copied().unwrap_or(0);
+        if event.sequence <= version {
+            return Ok(false);
+        }
+        if event.sequence > version + 1 {
+            let missing = event_store::aggregate_events(
+                conn,
+                &event.aggregate_type,
+                &event.aggregate_id,
+                version,
+                event.sequence - 1,
+            )
+            .await?;
+            tracing::info!(projection = projection.name(), aggregate_id = %event.aggregate_id, filled = missing.len(), "filled a gap from the event store");
+            for earlier in &missing {
+                projection.apply(conn, earlier).await?;
+            }
+        }
+        projection.apply(conn, event).await?;
+        self.versions.insert(key, event.sequence);
+        Ok(true)
+    }
 }
 
 async fn record_checkpoint(
@@ -95,16 +138,22 @@ async fn record_checkpoint(
     Ok(())
 }
 
-/// Applies one delivered event and its checkpoint in a single transaction.
-async fn handle_delivery(
+/// Applies delivered events and the checkpoint in a single transaction.
+async fn apply_batch(
     pool: &PgPool,
     projection: &dyn Projection,
-    event: &EventEnvelope,
+    events: &[EventEnvelope],
     stream_sequence: u64,
 ) -> Result<(), ProjectionError> {
     let mut tx = pool.begin().await?;
-    project_event(&mut tx, projection, event).await?;
-    record_checkpoint(&mut tx, projection.name(), stream_sequence, event.position).await?;
+    let mut versions = AppliedVersions::default();
+    versions.lock(&mut tx, projection.name(), events.iter().map(|e| (e.aggregate_type.clone(), e.aggregate_id.clone()))).await?;
+    for event in events {
+        versions.project(&mut tx, projection, event).await?;
+    }
+    versions.store(&mut tx, projection.name()).await?;
+    let last_position = events.iter().map(|e| e.position).max().unwrap_or(0);
+    record_checkpoint(&mut tx, projection.name(), stream_sequence, last_position).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -163,30 +212,48 @@ async fn consume(
     let consumer: consumer::PullConsumer =
         stream.get_or_create_consumer(consumer_name, config).await.map_err(|e| nats(&e))?;
     let mut messages = consumer.messages().await.map_err(|e| nats(&e))?;
-    while let Some(message) = messages.next().await {
-        let message = message.map_err(|e| nats(&e))?;
-        let stream_sequence = message.info().map_err(|e| nats(&*e))?.stream_sequence;
-        let event: EventEnvelope = match serde_json::from_slice(&message.payload) {
-            Ok(event) => event,
-            Err(error) => {
-                // Not an event we published: nothing can ever apply it.
-                tracing::error!(projection = projection.name(), stream_sequence, %error, "dropping undecodable message");
-                message.ack_with(AckKind::Term).await.map_err(|e| nats(&*e))?;
-                continue;
+    // Whatever has arrived is applied together (up to BATCH): one transaction and one progress
+    // notification for many events when busy, a batch of one when idle.
+    while let Some(first) = messages.next().await {
+        let mut delivered = vec![first.map_err(|e| nats(&e))?];
+        while delivered.len() < BATCH {
+            match messages.next().now_or_never() {
+                Some(Some(message)) => delivered.push(message.map_err(|e| nats(&e))?),
+                _ => break,
             }
-        };
-        let span =
-            tracing::info_span!("project", projection = projection.name(), event_id = %event.event_id, stream_sequence);
+        }
+        let mut batch = Vec::with_capacity(delivered.len());
+        let mut stream_sequence = 0;
+        for message in delivered {
+            stream_sequence = stream_sequence.max(message.info().map_err(|e| nats(&*e))?.stream_sequence);
+            match serde_json::from_slice::<EventEnvelope>(&message.payload) {
+                Ok(event) => batch.push((message, event)),
+                Err(error) => {
+                    // Not an event we published: nothing can ever apply it.
+                    tracing::error!(projection = projection.name(), stream_sequence, %error, "dropping undecodable message");
+                    message.ack_with(AckKind::Term).await.map_err(|e| nats(&*e))?;
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let events: Vec<EventEnvelope> = batch.iter().map(|(_, event)| event.clone()).collect();
+        let span = tracing::info_span!("project", projection = projection.name(), events = events.len(), stream_sequence);
         let _entered = span.enter();
         projection.begin_delivery();
-        match handle_delivery(pool, projection, &event, stream_sequence).await {
+        match apply_batch(pool, projection, &events, stream_sequence).await {
             Ok(()) => {
                 projection.after_commit(&jetstream.client()).await;
-                message.ack().await.map_err(|e| nats(&*e))?
+                for (message, _) in &batch {
+                    message.ack().await.map_err(|e| nats(&*e))?;
+                }
             }
             Err(error) => {
-                tracing::warn!(%error, "could not apply event; it will be redelivered");
-                message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(|e| nats(&*e))?;
+                tracing::warn!(%error, "could not apply events; they will be redelivered");
+                for (message, _) in &batch {
+                    message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(|e| nats(&*e))?;
+                }
             }
         }
     }
@@ -208,11 +275,14 @@ pub async fn rebuild(pool: &PgPool, projection: &dyn Projection) -> Result<u64, 
     let mut reader = pool.acquire().await?;
     let mut events = event_store::all_events(&mut reader, &types);
     let mut applied = 0u64;
+    let mut versions = AppliedVersions::default();
     while let Some(event) = events.try_next().await? {
-        if project_event(&mut tx, projection, &event).await? {
+        if versions.project(&mut tx, projection, &event).await? {
             applied += 1;
         }
     }
+    drop(events);
+    versions.store(&mut tx, projection.name()).await?;
     tx.commit().await?;
     Ok(applied)
 }

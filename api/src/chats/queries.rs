@@ -225,3 +225,31 @@ pub async fn sent_with_client_id(
 pub async fn existing_users(pool: &PgPool, ids: &[Uuid]) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM users WHERE id = ANY($1)").bind(ids).fetch_one(pool).await
 }
+
+/// Whether the `chats` read model has applied every event committed for `chat_id`.
+pub async fn chat_caught_up(pool: &PgPool, chat_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM events e \
+           WHERE e.aggregate_type = 'Chat' AND e.aggregate_id = $1 AND e.sequence > COALESCE( \
+             (SELECT version FROM projection_versions v \
+              WHERE v.projection = 'chats' AND v.aggregate_type = 'Chat' AND v.aggregate_id = $1), 0))",
+    )
+    .bind(chat_id.to_string())
+    .fetch_one(pool)
+    .await
+}
+
+/// Whether the `chats` read model has applied every event committed for the chats `user_id` is in
+/// (one primary-key probe per chat: is there an event after the applied version?).
+pub async fn chats_of_caught_up(pool: &PgPool, user_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM chat_members m \
+           JOIN projection_versions v \
+             ON v.projection = 'chats' AND v.aggregate_type = 'Chat' AND v.aggregate_id = m.chat_id::text \
+           WHERE m.user_id = $1 AND EXISTS (SELECT 1 FROM events e \
+             WHERE e.aggregate_type = 'Chat' AND e.aggregate_id = v.aggregate_id AND e.sequence = v.version + 1))",
+    )
+    .bind(user_id)
+    .fetch_one(pool)
+    .await
+}

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -22,7 +21,7 @@ use super::chat_error;
 use super::queries;
 use super::views::{ChatPage, ChatType, ChatView, InviteView, MessagePage, MessageView};
 use crate::auth::{AccessToken, Caller};
-use crate::commands::{conflict_backoff, Committed, MAX_CONFLICT_RETRIES};
+use crate::commands::{conflict_backoff, Committed, MessageKey, MAX_CONFLICT_RETRIES};
 use crate::error::{aggregate_error, ApiError};
 use crate::pagination::{decode_time_cursor, encode_time_cursor, page_limit};
 use crate::state::AppState;
@@ -128,29 +127,35 @@ fn metadata(caller: Caller) -> EventMetadata {
     EventMetadata::new(Some(caller.user_id), Utc::now(), None)
 }
 
+/// Runs a command on a chat. It does not wait for the read model: chat queries do (see
+/// `caught_up`), so the caller's next query still sees what it just did.
 async fn run(
     state: &AppState,
     chat_id: Uuid,
     command: ChatCommand,
     caller: Caller,
 ) -> Result<Committed<Chat>, ApiError> {
-    let committed = state
+    state
         .chats
         .execute_retrying(&chat_id.to_string(), command, &metadata(caller))
         .await
-        .map_err(|e| aggregate_error(e, chat_error))?;
-    state.await_projection("chats", "Chat", chat_id, committed.version).await;
-    Ok(committed)
+        .map_err(|e| aggregate_error(e, chat_error))
 }
 
-/// An existing direct chat found through the write side's lookup: its creation may still be on
-/// its way to the read model.
-async fn existing_chat(state: &AppState, chat_id: Uuid, viewer: Uuid) -> Result<ChatView, ApiError> {
-    state.await_projection("chats", "Chat", chat_id, 1).await;
-    visible_chat(state, chat_id, viewer).await
+/// Read-your-writes on the query side: waits (bounded) until the `chats` read model has applied
+/// every event committed for the chat, whichever replica committed it. On timeout the query
+/// answers from the read model as it is.
+async fn caught_up(state: &AppState, chat_id: Uuid) -> Result<(), ApiError> {
+    let pool = &state.pool;
+    let timeout = state.config.read_your_writes_timeout;
+    if !state.progress.wait_until(timeout, || queries::chat_caught_up(pool, chat_id)).await? {
+        tracing::warn!(%chat_id, "chats read model did not catch up in time");
+    }
+    Ok(())
 }
 
 async fn visible_chat(state: &AppState, chat_id: Uuid, viewer: Uuid) -> Result<ChatView, ApiError> {
+    caught_up(state, chat_id).await?;
     queries::chat_for(&state.pool, chat_id, viewer).await?.ok_or(ApiError::NotFound)
 }
 
@@ -198,18 +203,10 @@ fn decode_ciphertext(ciphertext: &str) -> Result<Vec<u8>, ApiError> {
     Ok(bytes)
 }
 
-/// The message as stored in the read model, waiting (bounded) for the projection to have it.
+/// The message as stored in the read model once that has caught up with the chat.
 async fn projected_message(state: &AppState, chat_id: Uuid, message_id: Uuid) -> Result<MessageView, ApiError> {
-    let deadline = tokio::time::Instant::now() + state.config.read_your_writes_timeout;
-    loop {
-        if let Some(message) = queries::message_by_id(&state.pool, chat_id, message_id).await? {
-            return Ok(message);
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(ApiError::Unavailable);
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    caught_up(state, chat_id).await?;
+    queries::message_by_id(&state.pool, chat_id, message_id).await?.ok_or(ApiError::Unavailable)
 }
 
 #[OpenApi(prefix_path = "/chats", tag = "ApiTags::Chats")]
@@ -241,7 +238,7 @@ impl ChatsApi {
         };
         if let Some(other) = direct_with {
             if let Some(existing) = queries::direct_chat_between(&state.pool, caller.user_id, other).await? {
-                return Ok(CreateChatResponse::Existing(Json(existing_chat(&state, existing, caller.user_id).await?)));
+                return Ok(CreateChatResponse::Existing(Json(visible_chat(&state, existing, caller.user_id).await?)));
             }
         }
         let chat_id = Uuid::now_v7();
@@ -254,14 +251,14 @@ impl ChatsApi {
             at: Utc::now(),
         };
         match state.chats.execute(&chat_id.to_string(), command, &metadata(caller)).await {
-            Ok(committed) => state.await_projection("chats", "Chat", chat_id, committed.version).await,
+            Ok(_) => {}
             // The pair's direct chat was created concurrently: the unique index refused ours.
             Err(AggregateError::AggregateConflict) if direct_with.is_some() => {
                 let other = direct_with.unwrap_or_default();
                 let existing = queries::direct_chat_between(&state.pool, caller.user_id, other)
                     .await?
                     .ok_or_else(|| ApiError::Conflict { code: "concurrent_update", message: "retry".into() })?;
-                return Ok(CreateChatResponse::Existing(Json(existing_chat(&state, existing, caller.user_id).await?)));
+                return Ok(CreateChatResponse::Existing(Json(visible_chat(&state, existing, caller.user_id).await?)));
             }
             Err(e) => return Err(aggregate_error(e, chat_error)),
         }
@@ -279,6 +276,10 @@ impl ChatsApi {
     ) -> Result<ChatPageResponse, ApiError> {
         let limit = page_limit(limit.0)?;
         let after = decode_time_cursor(cursor.0.as_deref())?;
+        let (pool, user_id) = (&state.pool, auth.0.user_id);
+        if !state.progress.wait_until(state.config.read_your_writes_timeout, || queries::chats_of_caught_up(pool, user_id)).await? {
+            tracing::warn!(%user_id, "chats read model did not catch up in time");
+        }
         let items = queries::chats_of(&state.pool, auth.0.user_id, after, limit).await?;
         let next_cursor = if items.len() == limit as usize {
             items.last().map(|c| encode_time_cursor(c.last_activity_at, c.id))
@@ -398,7 +399,7 @@ impl ChatsApi {
         body: Json<SendMessageRequest>,
     ) -> Result<MessageResponse, ApiError> {
         let (caller, chat_id) = (auth.0, id.0);
-        ensure_member(&state, chat_id, caller.user_id).await?;
+        // Membership is the aggregate's to decide: a non-member's send fails there with 404.
         let SendMessageRequest { client_msg_id, ciphertext, algorithm, media_ids, reply_to } = body.0;
         let client_msg_id = client_msg_id.into_inner();
         let plaintext = decode_ciphertext(&ciphertext)?;
@@ -418,33 +419,12 @@ impl ChatsApi {
             reply_to,
             at: Utc::now(),
         };
-        let mut key_stored = false;
         let mut attempt = 0;
         loop {
-            if let Some((existing, _)) =
-                queries::sent_with_client_id(&state.pool, chat_id, caller.user_id, &client_msg_id).await?
-            {
-                if key_stored {
-                    sqlx::query("DELETE FROM message_keys WHERE message_id = $1")
-                        .bind(message_id)
-                        .execute(&state.pool)
-                        .await?;
-                }
-                return Ok(MessageResponse::Created(Json(projected_message(&state, chat_id, existing).await?)));
-            }
-            if !key_stored {
-                // Written before the event: the projector needs it to open the body.
-                sqlx::query("INSERT INTO message_keys (message_id, key) VALUES ($1, $2)")
-                    .bind(message_id)
-                    .bind(key.as_slice())
-                    .execute(&state.pool)
-                    .await?;
-                key_stored = true;
-            }
-            match state.chats.execute(&chat_id.to_string(), command.clone(), &metadata(caller)).await {
+            let keys = vec![MessageKey { message_id, key: key.to_vec() }];
+            match state.chats.execute_with_keys(&chat_id.to_string(), command.clone(), &metadata(caller), keys).await {
+                // Answered from the committed event: queries wait for the read model, not this.
                 Ok(committed) => {
-                    state.await_projection("chats", "Chat", chat_id, committed.version).await;
-                    // Answer from the committed event: correct even if the read model lags.
                     let sent = committed.events.iter().find_map(|e| match &e.payload {
                         ChatEvent::MessageSent {
                             seq,
@@ -474,17 +454,23 @@ impl ChatsApi {
                         sent.ok_or_else(|| ApiError::internal(anyhow::anyhow!("send committed no MessageSent")))?;
                     return Ok(MessageResponse::Created(Json(sent)));
                 }
-                Err(AggregateError::AggregateConflict) if attempt < MAX_CONFLICT_RETRIES => {
+                // Someone else took the next seq, or this client_msg_id was used before (its
+                // lookup row refused ours): a retry answers with the first attempt's message.
+                Err(AggregateError::AggregateConflict) => {
+                    if let Some((existing, _)) =
+                        queries::sent_with_client_id(&state.pool, chat_id, caller.user_id, &client_msg_id).await?
+                    {
+                        return Ok(MessageResponse::Created(Json(
+                            projected_message(&state, chat_id, existing).await?,
+                        )));
+                    }
+                    if attempt >= MAX_CONFLICT_RETRIES {
+                        return Err(aggregate_error(AggregateError::AggregateConflict, chat_error));
+                    }
                     attempt += 1;
                     conflict_backoff(attempt).await;
                 }
-                Err(e) => {
-                    sqlx::query("DELETE FROM message_keys WHERE message_id = $1")
-                        .bind(message_id)
-                        .execute(&state.pool)
-                        .await?;
-                    return Err(aggregate_error(e, chat_error));
-                }
+                Err(e) => return Err(aggregate_error(e, chat_error)),
             }
         }
     }
@@ -503,6 +489,7 @@ impl ChatsApi {
         limit: Query<Option<u32>>,
     ) -> Result<MessagePageResponse, ApiError> {
         let (caller, chat_id) = (auth.0, id.0);
+        caught_up(&state, chat_id).await?;
         ensure_member(&state, chat_id, caller.user_id).await?;
         if before_seq.0.is_some() && after_seq.0.is_some() {
             return Err(ApiError::invalid("invalid_range", "give before_seq or after_seq, not both"));
@@ -530,7 +517,6 @@ impl ChatsApi {
         body: Json<MarkReadRequest>,
     ) -> Result<NoContent, ApiError> {
         let caller = auth.0;
-        ensure_member(&state, id.0, caller.user_id).await?;
         let command = ChatCommand::MarkRead { user_id: caller.user_id, up_to_seq: body.0.up_to_seq, at: Utc::now() };
         run(&state, id.0, command, caller).await?;
         Ok(NoContent::Done)
@@ -551,6 +537,7 @@ impl ChatsApi {
         scope: Query<Option<DeleteFor>>,
     ) -> Result<NoContent, ApiError> {
         let (caller, chat_id) = (auth.0, id.0);
+        caught_up(&state, chat_id).await?;
         ensure_member(&state, chat_id, caller.user_id).await?;
         let message = queries::message_by_id(&state.pool, chat_id, message_id.0).await?.ok_or(ApiError::NotFound)?;
         let scope = match scope.0.unwrap_or(DeleteFor::Me) {
@@ -559,13 +546,17 @@ impl ChatsApi {
             DeleteFor::Me => DeleteScope::Me,
         };
         let reference = MessageRef { message_id: message.id, seq: message.seq, sender_id: message.sender_id };
-        run(
+        let committed = run(
             &state,
             chat_id,
             ChatCommand::DeleteMessage { actor_id: caller.user_id, message: reference, scope, at: Utc::now() },
             caller,
         )
         .await?;
+        // Erasure is answered only once no read model (history, feed replay) still holds the body.
+        for projection in ["chats", "feed"] {
+            state.await_projection(projection, "Chat", chat_id, committed.version).await;
+        }
         Ok(NoContent::Done)
     }
 }

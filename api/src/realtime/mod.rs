@@ -1,10 +1,12 @@
 //! `GET /ws`: realtime frames for the connected user.
 //!
 //! Frames come from the user's feed (`user_feed`, written by the `feed` projection) in cursor
-//! order; the projection wakes the socket through core NATS (`<prefix>.user.<id>`), which reaches
-//! whichever api replica holds it, and a slow poll covers lost wake-ups. A reconnect with
-//! `?cursor=` replays exactly the frames after that cursor. Typing indicators are ephemeral: sent
-//! straight to the other members' subjects, never stored.
+//! order. The projection publishes each new frame on core NATS (`<prefix>.user.<id>`), which
+//! reaches whichever api replica holds the socket, with the user's cursor before it: when that is
+//! the last cursor this socket sent, the frame goes straight out; otherwise (a gap, a duplicate
+//! from another projector replica) the socket reads its feed from the database, and a slow poll
+//! covers anything lost. A reconnect with `?cursor=` replays exactly the frames after that
+//! cursor. Typing indicators are ephemeral: sent straight to the other members, never stored.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,12 +15,12 @@ use futures::{SinkExt, StreamExt};
 use poem::web::websocket::{Message, WebSocket, WebSocketStream};
 use poem::web::{Data, Query};
 use poem::{handler, IntoResponse, Request};
-use poem_openapi::types::ToJSON;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::chats::queries;
+use parley_eventbus::stream::{feed_frame_text, RealtimeMessage};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -128,15 +130,6 @@ impl Presence {
     }
 }
 
-enum Hydrated {
-    Frame(Value),
-    Skip,
-    NotReady,
-}
-
-/// How long (× 20 ms) a frame waits for its message to reach the `chats` read model.
-const HYDRATE_ATTEMPTS: u32 = 50;
-
 struct Session {
     state: Arc<AppState>,
     user_id: Uuid,
@@ -173,11 +166,19 @@ impl Session {
                     }
                     Some(Ok(_)) => last_heard = Instant::now(),
                 },
-                wake = wakeups.next() => match wake {
-                    Some(message) if message.payload.as_ref() == parley_eventbus::stream::REALTIME_WAKE => {
-                        self.deliver(&mut sink).await?
-                    }
-                    Some(message) => sink.send(Message::Text(String::from_utf8_lossy(&message.payload).into_owned())).await?,
+                published = wakeups.next() => match published {
+                    Some(message) => match RealtimeMessage::decode(&message.payload) {
+                        Some(RealtimeMessage::Frame { prev_cursor, cursor, text }) => {
+                            if prev_cursor == self.last_cursor {
+                                sink.send(Message::Text(text.to_owned())).await?;
+                                self.last_cursor = cursor;
+                            } else if cursor > self.last_cursor {
+                                self.deliver(&mut sink).await?;
+                            }
+                        }
+                        Some(RealtimeMessage::Ephemeral(text)) => sink.send(Message::Text(text.to_owned())).await?,
+                        None => tracing::warn!(user_id = %self.user_id, "ignoring an undecodable realtime message"),
+                    },
                     None => {
                         tracing::warn!(user_id = %self.user_id, "realtime subscription ended");
                         return Ok(());
@@ -197,14 +198,15 @@ impl Session {
         }
     }
 
-    /// Sends every feed frame after `last_cursor`, hydrated for this user.
+    /// Sends every stored feed frame after `last_cursor`.
     async fn deliver<S>(&mut self, sink: &mut S) -> anyhow::Result<()>
     where
         S: futures::Sink<Message, Error = std::io::Error> + Unpin,
     {
         loop {
-            let rows: Vec<(i64, String, Value)> = sqlx::query_as(
-                "SELECT cursor, kind, data FROM user_feed WHERE user_id = $1 AND cursor > $2 ORDER BY cursor LIMIT $3",
+            let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT cursor, kind, data::text FROM user_feed \
+                 WHERE user_id = $1 AND cursor > $2 ORDER BY cursor LIMIT $3",
             )
             .bind(self.user_id)
             .bind(self.last_cursor)
@@ -213,48 +215,13 @@ impl Session {
             .await?;
             let full = rows.len() as i64 == FEED_BATCH;
             for (cursor, kind, data) in rows {
-                match self.hydrate_when_ready(&kind, data).await? {
-                    Hydrated::Frame(data) => {
-                        tracing::debug!(user_id = %self.user_id, cursor, kind, "frame sent");
-                        sink.send(frame(&kind, data, Some(cursor))).await?
-                    }
-                    Hydrated::Skip => tracing::debug!(user_id = %self.user_id, cursor, "frame skipped"),
-                    // Stop here without moving the cursor; the next wake-up or poll resumes.
-                    Hydrated::NotReady => {
-                        tracing::debug!(user_id = %self.user_id, cursor, "frame not ready yet");
-                        return Ok(());
-                    }
-                }
+                sink.send(Message::Text(feed_frame_text(&kind, &data, cursor))).await?;
                 self.last_cursor = cursor;
             }
             if !full {
                 return Ok(());
             }
         }
-    }
-
-    /// Message frames carry the message as this user sees it now (a deleted one is a tombstone,
-    /// one hidden for them is skipped). The `chats` projection, which holds messages, runs beside
-    /// the feed's and may be a moment behind it: then this waits briefly for it.
-    async fn hydrate_when_ready(&self, kind: &str, data: Value) -> anyhow::Result<Hydrated> {
-        if kind != "message.created" {
-            return Ok(Hydrated::Frame(data));
-        }
-        let chat_id = data["chat_id"].as_str().and_then(|c| Uuid::parse_str(c).ok());
-        let seq = data["seq"].as_i64();
-        let (Some(chat_id), Some(seq)) = (chat_id, seq) else {
-            return Ok(Hydrated::Skip);
-        };
-        for _ in 0..HYDRATE_ATTEMPTS {
-            if let Some(message) = queries::message_at(&self.state.pool, chat_id, seq, self.user_id).await? {
-                return Ok(message.to_json().map_or(Hydrated::Skip, Hydrated::Frame));
-            }
-            if queries::is_hidden(&self.state.pool, chat_id, seq, self.user_id).await? {
-                return Ok(Hydrated::Skip);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(Hydrated::NotReady)
     }
 
     async fn on_client_frame<S>(&self, text: &str, sink: &mut S) -> anyhow::Result<()>
@@ -277,6 +244,7 @@ impl Session {
                 let typing =
                     json!({"type": "typing", "data": {"chat_id": chat_id, "user_id": self.user_id}, "cursor": null})
                         .to_string();
+                let typing = RealtimeMessage::Ephemeral(&typing).encode();
                 for member in members {
                     let subject = parley_eventbus::stream::realtime_subject(&self.state.config.realtime_prefix, member);
                     self.state.nats.publish(subject, typing.clone().into()).await?;

@@ -1,0 +1,13 @@
+//! The write side: commands on event-sourced aggregates.
+//!
+//! `bus` runs a command against an aggregate (cached in memory, one command per aggregate at a
+//! time), `store` loads aggregates from and group-commits events to the `postgres-es` event
+//! store, and `progress` lets a handler or query wait for a projection to catch up.
+
+mod bus;
+mod progress;
+mod store;
+
+pub use bus::{conflict_backoff, CommandBus, Committed, MAX_CONFLICT_RETRIES};
+pub use progress::ProjectionProgress;
+pub use store::{EventStore, MessageKey};

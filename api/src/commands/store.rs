@@ -1,0 +1,258 @@
+//! Loading aggregates from, and committing events to, the `postgres-es` event store (its `events`
+//! and `snapshots` tables, plus our `position` column and triggers).
+//!
+//! Commits are grouped. Each command's events join a queue; a few committer tasks each take what
+//! is queued (up to `BATCH`) and write it in one transaction with multi-row inserts. One WAL flush
+//! then covers many commands on many aggregates, and Postgres parses two or three statements per
+//! batch instead of several per command. If a batch fails (say one command lost an optimistic
+//! concurrency race), its commands are retried one transaction each, so only the one at fault
+//! sees the error.
+
+use std::sync::Arc;
+
+use cqrs_es::Aggregate;
+use serde::de::DeserializeOwned;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot, Mutex};
+use uuid::Uuid;
+
+/// Commands queued per committer task before senders wait.
+const QUEUE_DEPTH: usize = 4096;
+/// Commands written in one transaction at most.
+const BATCH: usize = 256;
+/// Transactions in flight at once: while one waits for its flush, the next batch gathers.
+const COMMITTERS: usize = 3;
+
+/// One event, serialised as `postgres-es` stores it.
+pub struct EventRow {
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: String,
+    pub metadata: String,
+}
+
+/// The aggregate's state after `last_sequence`, so that loading it replays only later events.
+pub struct SnapshotRow {
+    pub aggregate_id: String,
+    pub last_sequence: i64,
+    pub payload: String,
+}
+
+/// The key that opens a message body sealed in a `MessageSent` event (crypto-shredding). It is
+/// committed with the event, never inside it.
+pub struct MessageKey {
+    pub message_id: Uuid,
+    pub key: Vec<u8>,
+}
+
+pub struct Commit {
+    pub aggregate_type: &'static str,
+    pub events: Vec<EventRow>,
+    pub snapshot: Option<SnapshotRow>,
+    pub message_keys: Vec<MessageKey>,
+}
+
+struct Queued {
+    commit: Commit,
+    done: oneshot::Sender<Result<(), CommitError>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// A unique constraint refused the commit: another command took this sequence number first,
+    /// or a trigger's lookup table already holds the key (an email, a `client_msg_id`).
+    #[error("a concurrent command committed first")]
+    Conflict,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("could not decode a stored event or snapshot: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("the event store is shutting down")]
+    Closed,
+}
+
+fn classify(error: sqlx::Error) -> CommitError {
+    match &error {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => CommitError::Conflict,
+        _ => CommitError::Database(error),
+    }
+}
+
+#[derive(Clone)]
+pub struct EventStore {
+    pool: PgPool,
+    queue: mpsc::Sender<Queued>,
+}
+
+impl EventStore {
+    /// Starts the committer tasks; they end when the last `EventStore` clone is dropped.
+    pub fn start(pool: PgPool) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..COMMITTERS {
+            tokio::spawn(run_committer(pool.clone(), Arc::clone(&receiver)));
+        }
+        Self { pool, queue }
+    }
+
+    /// Writes `commit` in a transaction shared with whatever else is queued.
+    pub async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        let (done, result) = oneshot::channel();
+        self.queue.send(Queued { commit, done }).await.map_err(|_| CommitError::Closed)?;
+        result.await.map_err(|_| CommitError::Closed)?
+    }
+
+    /// An aggregate's state and version: its newest snapshot plus the events after it.
+    pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<(A, i64), CommitError> {
+        let snapshot: Option<(i64, String)> = sqlx::query_as(
+            "SELECT last_sequence, payload::text FROM snapshots \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY last_sequence DESC LIMIT 1",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (mut version, mut state) = match snapshot {
+            Some((last_sequence, payload)) => (last_sequence, serde_json::from_str::<A>(&payload)?),
+            None => (0, A::default()),
+        };
+        let events: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT sequence, payload::text FROM events \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind(version)
+        .fetch_all(&self.pool)
+        .await?;
+        for (sequence, payload) in events {
+            state.apply(decode::<A::Event>(&payload)?);
+            version = sequence;
+        }
+        Ok((state, version))
+    }
+}
+
+fn decode<T: DeserializeOwned>(payload: &str) -> Result<T, CommitError> {
+    Ok(serde_json::from_str(payload)?)
+}
+
+async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>>) {
+    loop {
+        let mut batch = {
+            let mut receiver = receiver.lock().await;
+            let Some(first) = receiver.recv().await else { return };
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match receiver.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let commits: Vec<&Commit> = batch.iter().map(|q| &q.commit).collect();
+        match write(&pool, &commits).await {
+            Ok(()) => {
+                for queued in batch {
+                    let _ = queued.done.send(Ok(()));
+                }
+            }
+            Err(error) if batch.len() == 1 => {
+                if let Some(queued) = batch.pop() {
+                    let _ = queued.done.send(Err(error));
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, size = batch.len(), "group commit failed; committing one by one");
+                for queued in batch {
+                    let result = write(&pool, &[&queued.commit]).await;
+                    let _ = queued.done.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for all of `commits`. Keys go first: the event that needs one must never be
+/// visible without it.
+async fn write(pool: &PgPool, commits: &[&Commit]) -> Result<(), CommitError> {
+    let mut tx = pool.begin().await.map_err(classify)?;
+    let (message_ids, keys): (Vec<Uuid>, Vec<&[u8]>) =
+        commits.iter().flat_map(|c| &c.message_keys).map(|k| (k.message_id, k.key.as_slice())).unzip();
+    if !message_ids.is_empty() {
+        sqlx::query("INSERT INTO message_keys (message_id, key) SELECT * FROM unnest($1::uuid[], $2::bytea[])")
+            .bind(&message_ids)
+            .bind(&keys)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+    }
+    let mut columns = EventColumns::default();
+    for commit in commits {
+        for event in &commit.events {
+            columns.push(commit.aggregate_type, event);
+        }
+    }
+    // Array order is insert order, so `position` follows each aggregate's sequence.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         SELECT t, i, s, et, ev, p::json, m::json \
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+           AS u(t, i, s, et, ev, p, m)",
+    )
+    .bind(&columns.aggregate_types)
+    .bind(&columns.aggregate_ids)
+    .bind(&columns.sequences)
+    .bind(&columns.event_types)
+    .bind(&columns.event_versions)
+    .bind(&columns.payloads)
+    .bind(&columns.metadata)
+    .execute(&mut *tx)
+    .await
+    .map_err(classify)?;
+    for commit in commits {
+        if let Some(snapshot) = &commit.snapshot {
+            sqlx::query(
+                "WITH dropped AS (DELETE FROM snapshots \
+                   WHERE aggregate_type = $1 AND aggregate_id = $2 AND last_sequence < $3) \
+                 INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
+                 VALUES ($1, $2, $3, $3, $4::json) ON CONFLICT DO NOTHING",
+            )
+            .bind(commit.aggregate_type)
+            .bind(&snapshot.aggregate_id)
+            .bind(snapshot.last_sequence)
+            .bind(&snapshot.payload)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        }
+    }
+    tx.commit().await.map_err(classify)?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct EventColumns<'a> {
+    aggregate_types: Vec<&'static str>,
+    aggregate_ids: Vec<&'a str>,
+    sequences: Vec<i64>,
+    event_types: Vec<&'a str>,
+    event_versions: Vec<&'a str>,
+    payloads: Vec<&'a str>,
+    metadata: Vec<&'a str>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn push(&mut self, aggregate_type: &'static str, event: &'a EventRow) {
+        self.aggregate_types.push(aggregate_type);
+        self.aggregate_ids.push(&event.aggregate_id);
+        self.sequences.push(event.sequence);
+        self.event_types.push(&event.event_type);
+        self.event_versions.push(&event.event_version);
+        self.payloads.push(&event.payload);
+        self.metadata.push(&event.metadata);
+    }
+}
