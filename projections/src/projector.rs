@@ -227,7 +227,11 @@ async fn consume(
         for message in delivered {
             stream_sequence = stream_sequence.max(message.info().map_err(|e| nats(&*e))?.stream_sequence);
             match serde_json::from_slice::<EventEnvelope>(&message.payload) {
-                Ok(event) => batch.push((message, event)),
+                Ok(event) if projection.aggregate_types().contains(&event.aggregate_type.as_str()) => {
+                    batch.push((message, event))
+                }
+                // A server without multi-subject filters (NATS < 2.10) delivers everything.
+                Ok(_) => message.ack().await.map_err(|e| nats(&*e))?,
                 Err(error) => {
                     // Not an event we published: nothing can ever apply it.
                     tracing::error!(projection = projection.name(), stream_sequence, %error, "dropping undecodable message");
