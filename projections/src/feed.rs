@@ -357,11 +357,13 @@ impl Projection for FeedProjection {
                 )
             }
             ChatEvent::MessageHidden { message_id, seq, user_id, .. } => {
-                sqlx::query("DELETE FROM user_feed WHERE user_id = $1 AND message_id = $2 AND kind = 'message.created'")
-                    .bind(user_id)
-                    .bind(message_id)
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "DELETE FROM user_feed WHERE user_id = $1 AND message_id = $2 AND kind = 'message.created'",
+                )
+                .bind(user_id)
+                .bind(message_id)
+                .execute(&mut *conn)
+                .await?;
                 (
                     vec![user_id],
                     "message.deleted",
@@ -370,6 +372,5 @@ impl Projection for FeedProjection {
             }
         };
         self.push(conn, &recipients, kind, data, None).await
-
     }
 }

@@ -147,7 +147,9 @@ async fn apply_batch(
 ) -> Result<(), ProjectionError> {
     let mut tx = pool.begin().await?;
     let mut versions = AppliedVersions::default();
-    versions.lock(&mut tx, projection.name(), events.iter().map(|e| (e.aggregate_type.clone(), e.aggregate_id.clone()))).await?;
+    versions
+        .lock(&mut tx, projection.name(), events.iter().map(|e| (e.aggregate_type.clone(), e.aggregate_id.clone())))
+        .await?;
     for event in events {
         versions.project(&mut tx, projection, event).await?;
     }
@@ -243,7 +245,8 @@ async fn consume(
             continue;
         }
         let events: Vec<EventEnvelope> = batch.iter().map(|(_, event)| event.clone()).collect();
-        let span = tracing::info_span!("project", projection = projection.name(), events = events.len(), stream_sequence);
+        let span =
+            tracing::info_span!("project", projection = projection.name(), events = events.len(), stream_sequence);
         let _entered = span.enter();
         projection.begin_delivery();
         match apply_batch(pool, projection, &events, stream_sequence).await {

@@ -277,7 +277,11 @@ impl ChatsApi {
         let limit = page_limit(limit.0)?;
         let after = decode_time_cursor(cursor.0.as_deref())?;
         let (pool, user_id) = (&state.pool, auth.0.user_id);
-        if !state.progress.wait_until(state.config.read_your_writes_timeout, || queries::chats_of_caught_up(pool, user_id)).await? {
+        if !state
+            .progress
+            .wait_until(state.config.read_your_writes_timeout, || queries::chats_of_caught_up(pool, user_id))
+            .await?
+        {
             tracing::warn!(%user_id, "chats read model did not catch up in time");
         }
         let items = queries::chats_of(&state.pool, auth.0.user_id, after, limit).await?;
@@ -460,9 +464,7 @@ impl ChatsApi {
                     if let Some((existing, _)) =
                         queries::sent_with_client_id(&state.pool, chat_id, caller.user_id, &client_msg_id).await?
                     {
-                        return Ok(MessageResponse::Created(Json(
-                            projected_message(&state, chat_id, existing).await?,
-                        )));
+                        return Ok(MessageResponse::Created(Json(projected_message(&state, chat_id, existing).await?)));
                     }
                     if attempt >= MAX_CONFLICT_RETRIES {
                         return Err(aggregate_error(AggregateError::AggregateConflict, chat_error));

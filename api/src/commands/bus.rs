@@ -129,7 +129,8 @@ impl<A: Aggregate + Clone> CommandBus<A> {
         }
 
         let metadata_map = metadata.to_map();
-        let metadata_json = serde_json::to_string(&metadata_map).map_err(|e| AggregateError::UnexpectedError(e.into()))?;
+        let metadata_json =
+            serde_json::to_string(&metadata_map).map_err(|e| AggregateError::UnexpectedError(e.into()))?;
         let mut rows = Vec::with_capacity(events.len());
         let mut envelopes = Vec::with_capacity(events.len());
         for (offset, event) in events.into_iter().enumerate() {

@@ -20,9 +20,9 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::chats::queries;
-use parley_eventbus::stream::{feed_frame_text, RealtimeMessage};
 use crate::error::ApiError;
 use crate::state::AppState;
+use parley_eventbus::stream::{feed_frame_text, RealtimeMessage};
 
 const FEED_BATCH: i64 = 500;
 const POLL_EVERY: Duration = Duration::from_secs(2);

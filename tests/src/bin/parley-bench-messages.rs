@@ -1,8 +1,12 @@
 //! `parley-bench-messages [BASE_URL]`: drives simulated users over HTTP and WebSocket against a
-//! running stack and prints, in one run: accepted (durably committed) messages/s, POST→recipient
-//! frame latency, the time for one message to reach every member of a large group, and — beside
-//! it — raw single-row INSERT throughput of the same PostgreSQL at the same concurrency
-//! (`DATABASE_URL`), so the ratio shows how close the write path is to the database's limit.
+//! running stack and prints, in one run:
+//! - accepted (durably committed) messages/s with `BENCH_CONCURRENCY` senders in a closed loop,
+//! - POST → recipient frame latency at a steady `BENCH_RATE` messages/s (open loop),
+//! - projection lag: the age of the oldest committed event a projection has not applied yet,
+//!   sampled every 10 ms during the steady phase,
+//! - the time for one message to reach every member of a `BENCH_FANOUT`-member group,
+//! - and, beside them, raw single-row INSERT throughput of the same PostgreSQL at the same
+//!   concurrency (`DATABASE_URL`), so the ratio shows how close the write path is to the database.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -133,16 +137,138 @@ async fn raw_insert_rate(database_url: &str, concurrency: usize, total: usize) -
     Ok(rate)
 }
 
+/// Samples every projection's lag until `stop` is set: for each, the age of the oldest event (of
+/// the types it reads) after its checkpoint.
+async fn sample_lag(database_url: String, stop: Arc<std::sync::atomic::AtomicBool>) -> Result<Vec<Duration>> {
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&database_url).await?;
+    let mut samples = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let lags: Vec<f64> = sqlx::query_scalar(
+            "SELECT COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - ( \
+               SELECT e.recorded_at FROM events e WHERE e.position > c.event_position \
+                 AND e.aggregate_type = ANY(CASE c.projection WHEN 'users' THEN ARRAY['User'] \
+                   WHEN 'chats' THEN ARRAY['Chat'] ELSE ARRAY['Chat', 'Inbox'] END) \
+               ORDER BY e.position LIMIT 1))::float8, 0) \
+             FROM projection_checkpoints c WHERE c.projection IN ('chats', 'feed')",
+        )
+        .fetch_all(&pool)
+        .await?;
+        samples.extend(lags.into_iter().map(|s| Duration::from_secs_f64(s.max(0.0))));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    samples.sort();
+    Ok(samples)
+}
+
+/// Waits until the `chats` and `feed` projections have applied every committed event; returns
+/// how long that took.
+async fn wait_for_read_side(database_url: &str) -> Result<Duration> {
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(database_url).await?;
+    let started = Instant::now();
+    loop {
+        let behind: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT e.aggregate_type, e.aggregate_id, max(e.sequence) AS v FROM events e \
+               WHERE e.aggregate_type = 'Chat' GROUP BY 1, 2) w \
+             CROSS JOIN (VALUES ('chats'), ('feed')) AS p(name) \
+             LEFT JOIN projection_versions pv ON pv.projection = p.name AND pv.aggregate_type = w.aggregate_type \
+               AND pv.aggregate_id = w.aggregate_id \
+             WHERE COALESCE(pv.version, 0) < w.v",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if behind == 0 {
+            return Ok(started.elapsed());
+        }
+        ensure!(started.elapsed() < Duration::from_secs(300), "the read side did not catch up in 5 minutes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Room<'a> {
+    chat: String,
+    sender: &'a User,
+}
+
+/// Sends `total` messages as fast as `concurrency` senders can; returns the elapsed time.
+async fn saturate(
+    http: &reqwest::Client,
+    base: &str,
+    rooms: &[Room<'_>],
+    concurrency: usize,
+    total: usize,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = (0..concurrency).map(|_| async {
+        loop {
+            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if n >= total {
+                return Ok::<_, anyhow::Error>(());
+            }
+            let room = &rooms[n % rooms.len()];
+            post(http, base, &room.chat, room.sender, n).await?;
+        }
+    });
+    for result in join_all(workers).await {
+        result?;
+    }
+    Ok(started.elapsed())
+}
+
+/// Sends `total` messages at `rate` per second whatever the answers' pace, and returns each
+/// message's POST start by id.
+async fn steady(
+    http: &reqwest::Client,
+    base: &str,
+    rooms: &[Room<'_>],
+    rate: usize,
+    total: usize,
+) -> Result<HashMap<String, Instant>> {
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut in_flight = Vec::with_capacity(total);
+    for n in 0..total {
+        ticker.tick().await;
+        let room = &rooms[n % rooms.len()];
+        let (http, base, chat, sender) = (http.clone(), base.to_owned(), room.chat.clone(), room.sender.token.clone());
+        in_flight.push(tokio::spawn(async move {
+            let posted = Instant::now();
+            let user = User { id: String::new(), token: sender };
+            post(&http, &base, &chat, &user, 2_000_000 + n).await.map(|id| (id, posted))
+        }));
+    }
+    let mut sent_at = HashMap::with_capacity(total);
+    for task in in_flight {
+        let (id, posted) = task.await??;
+        sent_at.insert(id, posted);
+    }
+    Ok(sent_at)
+}
+
+fn latency_row(label: &str, sorted: &[Duration]) -> String {
+    format!(
+        "| {label} | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms |",
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.99),
+        percentile(sorted, 1.0)
+    )
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let base = std::env::args().nth(1).unwrap_or_else(|| "http://127.0.0.1:8080".into());
     let chats = env_usize("BENCH_CHATS", 32);
     let concurrency = env_usize("BENCH_CONCURRENCY", 64);
-    let total = env_usize("BENCH_MESSAGES", 6000);
+    let total = env_usize("BENCH_MESSAGES", 20_000);
+    let rate = env_usize("BENCH_RATE", 500);
+    let steady_total = env_usize("BENCH_STEADY_MESSAGES", rate * 10);
     let fanout = env_usize("BENCH_FANOUT", 1000);
-    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let fanout_rounds = env_usize("BENCH_FANOUT_ROUNDS", 5);
+    let database_url = std::env::var("DATABASE_URL").ok();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
     println!(
-        "parley-bench-messages against {base}: {total} messages over {chats} chats, {concurrency} concurrent senders"
+        "parley-bench-messages against {base}: {chats} chats; {total} messages from {concurrency} concurrent senders, \
+         then {steady_total} at {rate}/s; fan-out to {fanout} members x {fanout_rounds}"
     );
 
     // Pairs: a sender and a recipient listening on a WebSocket.
@@ -153,38 +279,32 @@ async fn main() -> Result<()> {
     for pair in users.chunks(2) {
         let chat = create_group(&http, &base, &pair[0], &[&pair[1]]).await?;
         listeners.push(listen(0, Socket::connect(&base, &pair[1].token, None).await?, Arc::clone(&arrivals)));
-        rooms.push((chat, &pair[0]));
+        rooms.push(Room { chat, sender: &pair[0] });
     }
 
-    let sent_at = Arc::new(Mutex::new(HashMap::new()));
-    let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let workers = (0..concurrency).map(|_| {
-        let (http, base, rooms, sent_at, next) = (&http, &base, &rooms, Arc::clone(&sent_at), Arc::clone(&next));
-        async move {
-            loop {
-                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if n >= total {
-                    return Ok::<_, anyhow::Error>(());
-                }
-                let (chat, from) = &rooms[n % rooms.len()];
-                let posted = Instant::now();
-                let id = post(http, base, chat, from, n).await?;
-                sent_at.lock().await.insert(id, posted);
-            }
-        }
-    });
-    for result in join_all(workers).await {
-        result?;
-    }
-    let elapsed = started.elapsed();
+    let elapsed = saturate(&http, &base, &rooms, concurrency, total).await?;
     let accepted = total as f64 / elapsed.as_secs_f64();
+    // Let the read side drain the burst before measuring latency at a steady rate.
+    let drained = match &database_url {
+        Some(url) => Some(wait_for_read_side(url).await?),
+        None => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            None
+        }
+    };
+
+    let stop_sampling = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = database_url.clone().map(|url| tokio::spawn(sample_lag(url, Arc::clone(&stop_sampling))));
+    let sent_at = steady(&http, &base, &rooms, rate, steady_total).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_sampling.store(true, std::sync::atomic::Ordering::Relaxed);
+    let lag = match sampler {
+        Some(task) => Some(task.await??),
+        None => None,
+    };
     let mut latencies: Vec<Duration> = {
         let arrivals = arrivals.lock().await;
         sent_at
-            .lock()
-            .await
             .iter()
             .filter_map(|(id, posted)| arrivals.get(&format!("0/{id}")).map(|t| t.duration_since(*posted)))
             .collect()
@@ -204,57 +324,74 @@ async fn main() -> Result<()> {
     for (i, member) in members.iter().enumerate() {
         fan_listeners.push(listen(i, Socket::connect(&base, &member.token, None).await?, Arc::clone(&fan_arrivals)));
     }
-    let mut fan_times = Vec::new();
-    for round in 0..3 {
+    let mut fan_rounds = Vec::new();
+    for round in 0..fanout_rounds {
+        tokio::time::sleep(Duration::from_millis(500)).await;
         fan_arrivals.lock().await.clear();
         let posted = Instant::now();
-        let id = post(&http, &base, &big, &crowd[0], 1_000_000 + round).await?;
+        post(&http, &base, &big, &crowd[0], 1_000_000 + round).await?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let arrivals = fan_arrivals.lock().await;
-            let got = arrivals.len();
-            if got >= members.len() || Instant::now() > deadline {
-                let last = arrivals.values().max().map(|t| t.duration_since(posted));
-                fan_times.push((got, last.unwrap_or_default(), id.clone()));
+            if arrivals.len() >= members.len() || Instant::now() > deadline {
+                let mut times: Vec<Duration> = arrivals.values().map(|t| t.duration_since(posted)).collect();
+                times.sort();
+                fan_rounds.push(times);
                 break;
             }
             drop(arrivals);
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
     for listener in fan_listeners {
         listener.abort();
     }
 
-    let raw = match std::env::var("DATABASE_URL") {
-        Ok(url) => Some(raw_insert_rate(&url, concurrency, total).await?),
-        Err(_) => None,
+    let raw = match &database_url {
+        Some(url) => Some(raw_insert_rate(url, concurrency, total).await?),
+        None => None,
     };
 
     println!();
     println!("| measure | value |");
     println!("|---|---|");
     println!(
-        "| messages accepted (201, committed) | {total} in {:.2} s = **{accepted:.0} msg/s** |",
+        "| messages accepted (201, committed), {concurrency} concurrent senders | {total} in {:.2} s = **{accepted:.0} msg/s** |",
         elapsed.as_secs_f64()
     );
-    println!(
-        "| POST → recipient WebSocket frame ({delivered}/{total} seen) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms |",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0)
-    );
-    for (round, (got, last, _)) in fan_times.iter().enumerate() {
+    if let Some(drained) = drained {
         println!(
-            "| fan-out round {}: one message to {} members | all {got} frames within {:.1} ms |",
-            round + 1,
-            members.len(),
-            last.as_secs_f64() * 1000.0
+            "| read side (chats + feed projections) done with the burst | {:.2} s after the last 201 |",
+            drained.as_secs_f64()
         );
     }
     if let Some(raw) = raw {
         println!("| raw single-row INSERT, same Postgres, {concurrency} connections | {raw:.0} rows/s |");
-        println!("| accepted messages / raw INSERT rate | {:.1} % |", accepted / raw * 100.0);
+        println!("| accepted messages / raw INSERT rate | **{:.1} %** |", accepted / raw * 100.0);
     }
+    println!(
+        "{}",
+        latency_row(&format!("POST → recipient frame at {rate} msg/s ({delivered}/{steady_total} seen)"), &latencies)
+    );
+    if let Some(lag) = lag {
+        println!("{}", latency_row(&format!("projection lag at {rate} msg/s ({} samples)", lag.len()), &lag));
+    }
+    for (round, times) in fan_rounds.iter().enumerate() {
+        println!(
+            "{}",
+            latency_row(
+                &format!("fan-out round {}: one message, {}/{} members reached", round + 1, times.len(), members.len()),
+                times
+            )
+        );
+    }
+    // Per round, the time by which 99% of the members had it; p99 of that over the rounds.
+    let mut round_p99: Vec<Duration> =
+        fan_rounds.iter().map(|t| Duration::from_secs_f64(percentile(t, 0.99) / 1000.0)).collect();
+    round_p99.sort();
+    println!(
+        "{}",
+        latency_row(&format!("fan-out, 99% of members reached, over {} rounds", round_p99.len()), &round_p99)
+    );
     Ok(())
 }

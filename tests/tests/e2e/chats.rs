@@ -399,3 +399,92 @@ async fn bad_chat_input_gets_clear_4xx() -> Result<()> {
     assert_eq!(sent, 0);
     Ok(())
 }
+
+async fn request_via(
+    stack: &Stack,
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<(u16, Value)> {
+    let mut request = stack.http.request(method, format!("{base}{path}")).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    parley_tests::read(request.send().await?).await
+}
+
+async fn send_via(stack: &Stack, base: &str, chat: &str, from: &Member, client_msg_id: &str) -> Result<(u16, Value)> {
+    let body = json!({"client_msg_id": client_msg_id, "ciphertext": ciphertext(client_msg_id), "algorithm": "x"});
+    request_via(stack, base, &from.token, reqwest::Method::POST, &format!("/chats/{chat}/messages"), Some(body)).await
+}
+
+#[tokio::test]
+async fn what_you_post_is_in_your_next_query_whichever_replica_answers() -> Result<()> {
+    let mut stack = Stack::start().await?;
+    let second = stack.start_extra_api().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    for n in 0..20 {
+        let (status, sent) = send(&stack, &chat, &ada, &format!("ryw{n}"), "hello").await?;
+        assert_eq!(status, 201, "{sent}");
+        // Sent through the first replica, read at once through either.
+        let base = if n % 2 == 0 { stack.base_url.clone() } else { second.clone() };
+        let get = |path: String| request_via(&stack, &base, &ada.token, reqwest::Method::GET, &path, None);
+        let (_, page) = get(format!("/chats/{chat}/messages?limit=1")).await?;
+        assert_eq!(page["items"][0]["id"], sent["id"], "history after send {n}");
+        let (_, chats) = get("/chats".into()).await?;
+        assert_eq!(chats["items"][0]["last_message"]["id"], sent["id"], "chat list after send {n}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_replicas_writing_one_chat_keep_seq_gapless_and_see_each_others_changes() -> Result<()> {
+    let mut stack = Stack::start().await?;
+    let second = stack.start_extra_api().await?;
+    let (ada, bob, cy) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "cy").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    // Both replicas now hold the chat in memory.
+    assert_eq!(send_via(&stack, &stack.base_url, &chat, &ada, "a0").await?.0, 201);
+    assert_eq!(send_via(&stack, &second, &chat, &bob, "b0").await?.0, 201);
+
+    // Cy is added through the first replica; the second's copy predates it, yet Cy posts there.
+    let add = json!({"user_ids": [cy.id]});
+    let (status, _) = stack.post(&format!("/chats/{chat}/members"), Some(&ada.token), &add).await?;
+    assert_eq!(status, 200);
+    let (status, body) = send_via(&stack, &second, &chat, &cy, "c0").await?;
+    assert_eq!(status, 201, "a member added on another replica must be able to post: {body}");
+
+    // Forty concurrent senders spread over both replicas.
+    let senders = [&ada, &bob, &cy];
+    let sends = (0..40).map(|i| {
+        let base = if i % 2 == 0 { stack.base_url.as_str() } else { second.as_str() };
+        let (stack, chat, from) = (&stack, &chat, senders[i % 3]);
+        async move { send_via(stack, base, chat, from, &format!("m{i}")).await }
+    });
+    for result in join_all(sends).await {
+        let (status, message) = result?;
+        assert_eq!(status, 201, "{message}");
+    }
+    let (_, all) = stack.get(&format!("/chats/{chat}/messages?after_seq=0&limit=100"), Some(&cy.token)).await?;
+    let seqs: Vec<i64> = all["items"].as_array().into_iter().flatten().filter_map(|m| m["seq"].as_i64()).collect();
+    assert_eq!(seqs, (1..=43).collect::<Vec<i64>>());
+    let ids: BTreeSet<&str> =
+        all["items"].as_array().into_iter().flatten().filter_map(|m| m["client_msg_id"].as_str()).collect();
+    assert_eq!(ids.len(), 43, "one message per client_msg_id");
+
+    // Cy leaves through the second replica; the first refuses Cy's next post.
+    let leave = request_via(
+        &stack,
+        &second,
+        &cy.token,
+        reqwest::Method::DELETE,
+        &format!("/chats/{chat}/members/{}", cy.id),
+        None,
+    );
+    assert_eq!(leave.await?.0, 204);
+    assert_eq!(send_via(&stack, &stack.base_url, &chat, &cy, "late").await?.0, 404);
+    Ok(())
+}

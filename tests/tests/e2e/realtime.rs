@@ -25,6 +25,9 @@ async fn frames_cross_api_replicas_and_never_reach_non_members() -> Result<()> {
     assert_eq!(frame["data"]["id"], sent["id"]);
     assert_eq!(frame["data"]["ciphertext"], ciphertext("over the wire"));
     assert!(frame["cursor"].as_str().is_some_and(|c| !c.is_empty()));
+    // The frame is the message exactly as history gives it.
+    let (_, history) = stack.get(&format!("/chats/{chat}/messages?limit=1"), Some(&bob.token)).await?;
+    assert_eq!(frame["data"], history["items"][0]);
 
     // Receipts reach the sender.
     let (status, _) =
