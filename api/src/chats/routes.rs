@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use chrono::Utc;
+use chrono::{DateTime, SubsecRound, Utc};
 use cqrs_es::AggregateError;
 use parley_domain::chat::{Chat, ChatCommand, ChatEvent, ChatKind, DeleteScope, MessageRef, MAX_MEMBERS_PER_REQUEST};
 use parley_domain::sealed::{self, KEY_BYTES, NONCE_BYTES};
@@ -122,6 +122,12 @@ pub enum NoContent {
 }
 
 pub struct ChatsApi;
+
+/// Postgres keeps microseconds: times recorded in events are cut to that, so a message's time is
+/// the same string in the POST answer, its frame and its history.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
 
 fn metadata(caller: Caller) -> EventMetadata {
     EventMetadata::new(Some(caller.user_id), Utc::now(), None)
@@ -248,7 +254,7 @@ impl ChatsApi {
             creator_id: caller.user_id,
             name: name.map(Text::into_inner),
             member_ids: others.into_iter().collect(),
-            at: Utc::now(),
+            at: now(),
         };
         match state.chats.execute(&chat_id.to_string(), command, &metadata(caller)).await {
             Ok(_) => {}
@@ -320,7 +326,7 @@ impl ChatsApi {
         let command = ChatCommand::AddMembers {
             actor_id: caller.user_id,
             user_ids: user_ids.into_iter().collect(),
-            at: Utc::now(),
+            at: now(),
         };
         run(&state, id.0, command, caller).await?;
         Ok(ChatResponse::Ok(Json(visible_chat(&state, id.0, caller.user_id).await?)))
@@ -340,7 +346,7 @@ impl ChatsApi {
         run(
             &state,
             id.0,
-            ChatCommand::RemoveMember { actor_id: caller.user_id, user_id: user_id.0, at: Utc::now() },
+            ChatCommand::RemoveMember { actor_id: caller.user_id, user_id: user_id.0, at: now() },
             caller,
         )
         .await?;
@@ -363,7 +369,7 @@ impl ChatsApi {
         run(
             &state,
             id.0,
-            ChatCommand::CreateInvite { actor_id: caller.user_id, code: code.clone(), at: Utc::now() },
+            ChatCommand::CreateInvite { actor_id: caller.user_id, code: code.clone(), at: now() },
             caller,
         )
         .await?;
@@ -384,7 +390,7 @@ impl ChatsApi {
         run(
             &state,
             chat_id,
-            ChatCommand::Join { user_id: caller.user_id, code: code.trim().to_owned(), at: Utc::now() },
+            ChatCommand::Join { user_id: caller.user_id, code: code.trim().to_owned(), at: now() },
             caller,
         )
         .await?;
@@ -421,7 +427,7 @@ impl ChatsApi {
             algorithm: algorithm.into_inner(),
             media_ids,
             reply_to,
-            at: Utc::now(),
+            at: now(),
         };
         let mut attempt = 0;
         loop {
@@ -519,7 +525,7 @@ impl ChatsApi {
         body: Json<MarkReadRequest>,
     ) -> Result<NoContent, ApiError> {
         let caller = auth.0;
-        let command = ChatCommand::MarkRead { user_id: caller.user_id, up_to_seq: body.0.up_to_seq, at: Utc::now() };
+        let command = ChatCommand::MarkRead { user_id: caller.user_id, up_to_seq: body.0.up_to_seq, at: now() };
         run(&state, id.0, command, caller).await?;
         Ok(NoContent::Done)
     }
@@ -551,7 +557,7 @@ impl ChatsApi {
         let committed = run(
             &state,
             chat_id,
-            ChatCommand::DeleteMessage { actor_id: caller.user_id, message: reference, scope, at: Utc::now() },
+            ChatCommand::DeleteMessage { actor_id: caller.user_id, message: reference, scope, at: now() },
             caller,
         )
         .await?;

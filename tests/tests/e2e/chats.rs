@@ -431,10 +431,11 @@ async fn what_you_post_is_in_your_next_query_whichever_replica_answers() -> Resu
         assert_eq!(status, 201, "{sent}");
         // Sent through the first replica, read at once through either.
         let base = if n % 2 == 0 { stack.base_url.clone() } else { second.clone() };
-        let get = |path: String| request_via(&stack, &base, &ada.token, reqwest::Method::GET, &path, None);
-        let (_, page) = get(format!("/chats/{chat}/messages?limit=1")).await?;
+        let get = reqwest::Method::GET;
+        let history = format!("/chats/{chat}/messages?limit=1");
+        let (_, page) = request_via(&stack, &base, &ada.token, get.clone(), &history, None).await?;
         assert_eq!(page["items"][0]["id"], sent["id"], "history after send {n}");
-        let (_, chats) = get("/chats".into()).await?;
+        let (_, chats) = request_via(&stack, &base, &ada.token, get, "/chats", None).await?;
         assert_eq!(chats["items"][0]["last_message"]["id"], sent["id"], "chat list after send {n}");
     }
     Ok(())
@@ -476,14 +477,8 @@ async fn two_replicas_writing_one_chat_keep_seq_gapless_and_see_each_others_chan
     assert_eq!(ids.len(), 43, "one message per client_msg_id");
 
     // Cy leaves through the second replica; the first refuses Cy's next post.
-    let leave = request_via(
-        &stack,
-        &second,
-        &cy.token,
-        reqwest::Method::DELETE,
-        &format!("/chats/{chat}/members/{}", cy.id),
-        None,
-    );
+    let membership = format!("/chats/{chat}/members/{}", cy.id);
+    let leave = request_via(&stack, &second, &cy.token, reqwest::Method::DELETE, &membership, None);
     assert_eq!(leave.await?.0, 204);
     assert_eq!(send_via(&stack, &stack.base_url, &chat, &cy, "late").await?.0, 404);
     Ok(())

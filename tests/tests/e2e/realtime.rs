@@ -28,6 +28,7 @@ async fn frames_cross_api_replicas_and_never_reach_non_members() -> Result<()> {
     // The frame is the message exactly as history gives it.
     let (_, history) = stack.get(&format!("/chats/{chat}/messages?limit=1"), Some(&bob.token)).await?;
     assert_eq!(frame["data"], history["items"][0]);
+    assert_eq!(sent, history["items"][0], "the POST answer too");
 
     // Receipts reach the sender.
     let (status, _) =
