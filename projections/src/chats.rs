@@ -1,31 +1,88 @@
 //! `chats`: chats, their members and read marks, and message history (bodies opened from their
 //! crypto-shredding keys; a deleted message is a tombstone without body or media).
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use parley_domain::chat::{ChatEvent, ChatKind, MemberEntry, Role};
-use parley_domain::sealed::{self, SealedBody};
+use parley_domain::sealed;
 use parley_domain::EventEnvelope;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::chat_events::{sent_message, steps, SentMessage, Step};
 use crate::{Projection, ProjectionError};
 
 pub struct ChatsProjection;
 
-/// A message body as clients get it (base64), opened with its crypto-shredding key. `None` once
-/// the message was deleted for everyone: the key is gone, only a tombstone remains.
-pub async fn open_body(
+/// Message bodies as clients get them (base64), opened with their crypto-shredding keys, in the
+/// order of `messages`. `None` for one deleted for everyone since: its key is gone, only a
+/// tombstone remains.
+pub async fn open_bodies(
     conn: &mut PgConnection,
-    message_id: Uuid,
-    body: &SealedBody,
-) -> Result<Option<String>, ProjectionError> {
-    let key: Option<Vec<u8>> = sqlx::query_scalar("SELECT key FROM message_keys WHERE message_id = $1")
-        .bind(message_id)
-        .fetch_optional(conn)
-        .await?;
-    Ok(key.and_then(|key| sealed::open(&key, body).ok()).map(|bytes| STANDARD.encode(bytes)))
+    messages: &[SentMessage],
+) -> Result<Vec<Option<String>>, ProjectionError> {
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
+    let keys: HashMap<Uuid, Vec<u8>> =
+        sqlx::query_as("SELECT message_id, key FROM message_keys WHERE message_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(conn)
+            .await?
+            .into_iter()
+            .collect();
+    Ok(messages
+        .iter()
+        .map(|m| keys.get(&m.message_id).and_then(|key| sealed::open(key, &m.body).ok()).map(|b| STANDARD.encode(b)))
+        .collect())
+}
+
+/// Adds sent messages to history and moves their chats' `last_seq` and their senders' read marks,
+/// all in one statement whatever the number of messages and chats.
+async fn insert_messages(conn: &mut PgConnection, messages: &[SentMessage]) -> Result<(), ProjectionError> {
+    let bodies = open_bodies(conn, messages).await?;
+    let media: Vec<String> = messages
+        .iter()
+        .zip(&bodies)
+        .map(|(m, body)| match body {
+            // A tombstone keeps no media either.
+            None => "{}".to_owned(),
+            Some(_) => format!("{{{}}}", m.media_ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",")),
+        })
+        .collect();
+    sqlx::query(
+        "WITH sent AS ( \
+           SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], \
+                                $7::text[], $8::text[], $9::uuid[], $10::timestamptz[]) \
+             AS u(chat_id, seq, id, sender_id, client_msg_id, ciphertext, algorithm, media_ids, reply_to, created_at)), \
+         inserted AS ( \
+           INSERT INTO messages (chat_id, seq, id, sender_id, client_msg_id, ciphertext, algorithm, media_ids, \
+                                 reply_to, created_at, deleted) \
+           SELECT chat_id, seq, id, sender_id, client_msg_id, ciphertext, algorithm, media_ids::uuid[], reply_to, \
+                  created_at, ciphertext IS NULL FROM sent), \
+         moved AS ( \
+           UPDATE chats c SET last_seq = GREATEST(c.last_seq, s.seq), \
+                              last_activity_at = GREATEST(c.last_activity_at, s.at) \
+           FROM (SELECT chat_id, max(seq) AS seq, max(created_at) AS at FROM sent GROUP BY chat_id) s \
+           WHERE c.id = s.chat_id) \
+         UPDATE chat_members m SET read_up_to = GREATEST(m.read_up_to, s.seq) \
+         FROM (SELECT chat_id, sender_id, max(seq) AS seq FROM sent GROUP BY chat_id, sender_id) s \
+         WHERE m.chat_id = s.chat_id AND m.user_id = s.sender_id",
+    )
+    .bind(messages.iter().map(|m| m.chat_id).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.seq).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.message_id).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.sender_id).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
+    .bind(&bodies)
+    .bind(messages.iter().map(|m| m.algorithm.as_str()).collect::<Vec<_>>())
+    .bind(&media)
+    .bind(messages.iter().map(|m| m.reply_to).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.sent_at).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -73,6 +130,16 @@ impl Projection for ChatsProjection {
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         sqlx::query("TRUNCATE chats, chat_members, messages, hidden_messages").execute(conn).await?;
+        Ok(())
+    }
+
+    async fn apply_all(&self, conn: &mut PgConnection, events: &[EventEnvelope]) -> Result<(), ProjectionError> {
+        for step in steps(events)? {
+            match step {
+                Step::Sent(run) => insert_messages(conn, &run).await?,
+                Step::Other(event) => self.apply(conn, event).await?,
+            }
+        }
         Ok(())
     }
 
@@ -125,51 +192,7 @@ impl Projection for ChatsProjection {
                     .await?;
             }
             ChatEvent::InviteCreated { .. } => {}
-            ChatEvent::MessageSent {
-                message_id,
-                sender_id,
-                seq,
-                client_msg_id,
-                body,
-                algorithm,
-                media_ids,
-                reply_to,
-                sent_at,
-            } => {
-                let ciphertext = open_body(conn, message_id, &body).await?;
-                let deleted = ciphertext.is_none();
-                sqlx::query(
-                    "INSERT INTO messages (chat_id, seq, id, sender_id, client_msg_id, ciphertext, algorithm, \
-                     media_ids, reply_to, created_at, deleted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(chat_id)
-                .bind(seq)
-                .bind(message_id)
-                .bind(sender_id)
-                .bind(client_msg_id)
-                .bind(ciphertext)
-                .bind(algorithm)
-                .bind(if deleted { Vec::new() } else { media_ids })
-                .bind(reply_to)
-                .bind(sent_at)
-                .bind(deleted)
-                .execute(&mut *conn)
-                .await?;
-                sqlx::query("UPDATE chats SET last_seq = $2, last_activity_at = $3 WHERE id = $1")
-                    .bind(chat_id)
-                    .bind(seq)
-                    .bind(sent_at)
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::query(
-                    "UPDATE chat_members SET read_up_to = GREATEST(read_up_to, $3) WHERE chat_id = $1 AND user_id = $2",
-                )
-                .bind(chat_id)
-                .bind(sender_id)
-                .bind(seq)
-                .execute(conn)
-                .await?;
-            }
+            ChatEvent::MessageSent { .. } => insert_messages(conn, &[sent_message(event)?]).await?,
             ChatEvent::ReadUpTo { user_id, seq, .. } => {
                 sqlx::query(
                     "UPDATE chat_members SET read_up_to = GREATEST(read_up_to, $3) WHERE chat_id = $1 AND user_id = $2",

@@ -10,6 +10,7 @@
 //! Cursors come from one sequence; an advisory lock serialises feed transactions so that cursors
 //! commit in order and a reader never skips one that commits late.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -23,7 +24,8 @@ use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::chats::open_body;
+use crate::chat_events::{aggregate_uuid, sent_message, steps, SentMessage, Step};
+use crate::chats::open_bodies;
 use crate::{Projection, ProjectionError};
 
 const FEED_LOCK_KEY: i64 = 0x0070_6172_6c65_7902;
@@ -44,91 +46,182 @@ struct Outgoing {
     text: String,
 }
 
-impl FeedProjection {
-    /// Creates a notification for each of `users` and a `notification.created` frame with it.
-    async fn notify(
-        &self,
-        conn: &mut PgConnection,
-        users: &[Uuid],
-        kind: &str,
-        data: Value,
-        at: DateTime<Utc>,
-    ) -> Result<(), ProjectionError> {
+/// Frames to store in one statement: each payload once, and who receives which.
+#[derive(Default)]
+struct Frames {
+    kinds: Vec<&'static str>,
+    data: Vec<Value>,
+    message_ids: Vec<Option<Uuid>>,
+    recipients: Vec<Uuid>,
+    /// For each recipient, its payload's 1-based index.
+    payload_of: Vec<i64>,
+}
+
+impl Frames {
+    fn add(&mut self, kind: &'static str, data: Value, message_id: Option<Uuid>, users: &[Uuid]) {
         if users.is_empty() {
-            return Ok(());
+            return;
         }
-        // One statement for all recipients: a group of a thousand offline members is one round trip.
-        let ids: Vec<Uuid> = users.iter().map(|_| Uuid::now_v7()).collect();
-        let rows: Vec<(Uuid, i64, i64, String)> = sqlx::query_as(
-            "WITH created AS ( \
-               INSERT INTO notifications (id, user_id, kind, data, created_at) \
-               SELECT id, u, $3, $4, $5 FROM unnest($1::uuid[], $2::uuid[]) AS t(id, u) RETURNING id, user_id), \
-             previous AS ( \
-               SELECT u AS user_id, (SELECT max(f.cursor) FROM user_feed f WHERE f.user_id = u) AS cursor \
-               FROM unnest($2::uuid[]) AS u), \
-             framed AS ( \
-               INSERT INTO user_feed (user_id, kind, data) \
-               SELECT user_id, 'notification.created', jsonb_build_object( \
-                 'id', id, 'kind', $3::text, 'data', $4::jsonb, 'created_at', $6::jsonb, 'read', false) FROM created \
-               RETURNING user_id, cursor, data) \
-             SELECT f.user_id, f.cursor, COALESCE(p.cursor, 0), f.data::text FROM framed f JOIN previous p USING (user_id)",
-        )
-        .bind(&ids)
-        .bind(users)
-        .bind(kind)
-        .bind(&data)
-        .bind(at)
-        .bind(json!(at))
-        .fetch_all(&mut *conn)
-        .await?;
-        let frames = rows.into_iter().map(|(user_id, cursor, prev_cursor, data)| Outgoing {
-            user_id,
-            prev_cursor,
-            cursor,
-            text: feed_frame_text("notification.created", &data, cursor),
-        });
-        self.outgoing.lock().unwrap_or_else(|p| p.into_inner()).extend(frames);
-        Ok(())
+        self.kinds.push(kind);
+        self.data.push(data);
+        self.message_ids.push(message_id);
+        let payload = self.kinds.len() as i64;
+        self.recipients.extend_from_slice(users);
+        self.payload_of.extend(users.iter().map(|_| payload));
     }
+}
 
-    /// Stores one frame for each of `users` (`message_id` ties a message's frames to it).
-    async fn push(
-        &self,
-        conn: &mut PgConnection,
-        users: &[Uuid],
-        kind: &str,
-        data: Value,
-        message_id: Option<Uuid>,
-    ) -> Result<(), ProjectionError> {
-        let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
-            "WITH previous AS ( \
-               SELECT u AS user_id, (SELECT max(f.cursor) FROM user_feed f WHERE f.user_id = u) AS cursor \
-               FROM unnest($1::uuid[]) AS u), \
-             framed AS ( \
-               INSERT INTO user_feed (user_id, kind, data, message_id) SELECT user_id, $2, $3, $4 FROM previous \
-               RETURNING user_id, cursor) \
-             SELECT f.user_id, f.cursor, COALESCE(p.cursor, 0) FROM framed f JOIN previous p USING (user_id)",
-        )
-        .bind(users)
-        .bind(kind)
-        .bind(&data)
-        .bind(message_id)
-        .fetch_all(conn)
-        .await?;
-        let data = data.to_string();
-        let frames = rows.into_iter().map(|(user_id, cursor, prev_cursor)| Outgoing {
-            user_id,
-            prev_cursor,
-            cursor,
-            text: feed_frame_text(kind, &data, cursor),
-        });
-        self.outgoing.lock().unwrap_or_else(|p| p.into_inner()).extend(frames);
-        Ok(())
-    }
+/// One notification to create.
+struct Notice {
+    user_id: Uuid,
+    kind: &'static str,
+    data: Value,
+    at: DateTime<Utc>,
+}
 
+impl FeedProjection {
     pub fn new(realtime_prefix: String) -> Self {
         Self { realtime_prefix, outgoing: Mutex::new(Vec::new()), locked: AtomicBool::new(false) }
     }
+
+    /// Stores `frames` (for any number of users, several per user allowed) in one statement and
+    /// queues them for publishing, each with its recipient's previous cursor.
+    async fn store(&self, conn: &mut PgConnection, frames: Frames) -> Result<(), ProjectionError> {
+        if frames.recipients.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(Uuid, i64, i64, String, String)> = sqlx::query_as(
+            "WITH payloads AS ( \
+               SELECT * FROM unnest($1::text[], $2::jsonb[], $3::uuid[]) WITH ORDINALITY AS t(kind, data, message_id, p)), \
+             recipients AS ( \
+               SELECT * FROM unnest($4::uuid[], $5::bigint[]) WITH ORDINALITY AS t(user_id, p, n)), \
+             previous AS ( \
+               SELECT u AS user_id, (SELECT max(f.cursor) FROM user_feed f WHERE f.user_id = u) AS cursor \
+               FROM (SELECT DISTINCT user_id AS u FROM recipients) d), \
+             framed AS ( \
+               INSERT INTO user_feed (user_id, kind, data, message_id) \
+               SELECT r.user_id, p.kind, p.data, p.message_id FROM recipients r JOIN payloads p USING (p) ORDER BY r.n \
+               RETURNING user_id, cursor, kind, data) \
+             SELECT f.user_id, f.cursor, COALESCE(p.cursor, 0), f.kind, f.data::text \
+             FROM framed f JOIN previous p USING (user_id) ORDER BY f.cursor",
+        )
+        .bind(&frames.kinds)
+        .bind(&frames.data)
+        .bind(&frames.message_ids)
+        .bind(&frames.recipients)
+        .bind(&frames.payload_of)
+        .fetch_all(conn)
+        .await?;
+        // In cursor order, each user's frame follows the one before it in this statement.
+        let mut last_cursor: HashMap<Uuid, i64> = HashMap::new();
+        let outgoing = rows.into_iter().map(|(user_id, cursor, stored_before, kind, data)| {
+            let prev_cursor = last_cursor.insert(user_id, cursor).unwrap_or(stored_before);
+            Outgoing { user_id, prev_cursor, cursor, text: feed_frame_text(&kind, &data, cursor) }
+        });
+        self.outgoing.lock().unwrap_or_else(|p| p.into_inner()).extend(outgoing.collect::<Vec<_>>());
+        Ok(())
+    }
+
+    /// Creates `notices` and adds a `notification.created` frame for each to `frames`.
+    async fn notify(
+        &self,
+        conn: &mut PgConnection,
+        notices: Vec<Notice>,
+        frames: &mut Frames,
+    ) -> Result<(), ProjectionError> {
+        if notices.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = notices.iter().map(|_| Uuid::now_v7()).collect();
+        sqlx::query(
+            "INSERT INTO notifications (id, user_id, kind, data, created_at) \
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[])",
+        )
+        .bind(&ids)
+        .bind(notices.iter().map(|n| n.user_id).collect::<Vec<_>>())
+        .bind(notices.iter().map(|n| n.kind).collect::<Vec<_>>())
+        .bind(notices.iter().map(|n| n.data.clone()).collect::<Vec<_>>())
+        .bind(notices.iter().map(|n| n.at).collect::<Vec<_>>())
+        .execute(conn)
+        .await?;
+        for (id, notice) in ids.into_iter().zip(notices) {
+            let data = json!({
+                "id": id,
+                "kind": notice.kind,
+                "data": notice.data,
+                "created_at": notice.at.to_rfc3339(),
+                "read": false,
+            });
+            frames.add("notification.created", data, None, &[notice.user_id]);
+        }
+        Ok(())
+    }
+
+    /// A run of sent messages: a few statements whatever its length (members, presence, keys,
+    /// notifications, frames).
+    async fn messages_sent(&self, conn: &mut PgConnection, run: &[SentMessage]) -> Result<(), ProjectionError> {
+        let chat_ids: Vec<Uuid> = run.iter().map(|m| m.chat_id).collect::<BTreeSet<_>>().into_iter().collect();
+        let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        let rows: Vec<(Uuid, Uuid)> =
+            sqlx::query_as("SELECT chat_id, user_id FROM feed_members WHERE chat_id = ANY($1)")
+                .bind(&chat_ids)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (chat_id, user_id) in rows {
+            members.entry(chat_id).or_default().push(user_id);
+        }
+        let everyone: Vec<Uuid> = members.values().flatten().copied().collect::<BTreeSet<_>>().into_iter().collect();
+        let offline: HashSet<Uuid> = offline(conn, &everyone).await?.into_iter().collect();
+        let bodies = open_bodies(conn, run).await?;
+        let mut notices = Vec::new();
+        let mut frames = Frames::default();
+        for (message, ciphertext) in run.iter().zip(bodies) {
+            let in_chat = members.get(&message.chat_id).map(Vec::as_slice).unwrap_or_default();
+            let about = json!({
+                "chat_id": message.chat_id,
+                "seq": message.seq,
+                "message_id": message.message_id,
+                "sender_id": message.sender_id,
+            });
+            notices.extend(
+                in_chat.iter().filter(|u| **u != message.sender_id && offline.contains(u)).map(|u| Notice {
+                    user_id: *u,
+                    kind: "message",
+                    data: about.clone(),
+                    at: message.sent_at,
+                }),
+            );
+            let deleted = ciphertext.is_none();
+            // The same shape and time format as the history routes give.
+            let data = json!({
+                "id": message.message_id,
+                "chat_id": message.chat_id,
+                "sender_id": message.sender_id,
+                "seq": message.seq,
+                "client_msg_id": message.client_msg_id,
+                "ciphertext": ciphertext,
+                "algorithm": message.algorithm,
+                "media_ids": if deleted { &[][..] } else { &message.media_ids[..] },
+                "reply_to": message.reply_to,
+                "created_at": message.sent_at.to_rfc3339(),
+                "deleted": deleted,
+            });
+            frames.add("message.created", data, Some(message.message_id), in_chat);
+        }
+        self.notify(conn, notices, &mut frames).await?;
+        self.store(conn, frames).await
+    }
+
+    async fn lock_feed(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        if !self.locked.swap(true, Ordering::Relaxed) {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(FEED_LOCK_KEY).execute(conn).await?;
+        }
+        Ok(())
+    }
+}
+
+fn added_to_group(users: &[Uuid], about: &Value, at: DateTime<Utc>) -> Vec<Notice> {
+    users.iter().map(|u| Notice { user_id: *u, kind: "added_to_group", data: about.clone(), at }).collect()
 }
 
 async fn members_now(conn: &mut PgConnection, chat_id: Uuid) -> Result<Vec<Uuid>, ProjectionError> {
@@ -233,13 +326,22 @@ impl Projection for FeedProjection {
         }
     }
 
+    async fn apply_all(&self, conn: &mut PgConnection, events: &[EventEnvelope]) -> Result<(), ProjectionError> {
+        self.lock_feed(conn).await?;
+        for step in steps(events)? {
+            match step {
+                Step::Sent(run) => self.messages_sent(conn, &run).await?,
+                Step::Other(event) => self.apply(conn, event).await?,
+            }
+        }
+        Ok(())
+    }
+
     async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), ProjectionError> {
         let decode_error = |source| ProjectionError::Decode { event_id: event.event_id.clone(), source };
-        let aggregate_id = Uuid::parse_str(&event.aggregate_id)
-            .map_err(|_| decode_error(serde::de::Error::custom("aggregate id is not a UUID")))?;
-        if !self.locked.swap(true, Ordering::Relaxed) {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(FEED_LOCK_KEY).execute(&mut *conn).await?;
-        }
+        let aggregate_id = aggregate_uuid(event)?;
+        self.lock_feed(conn).await?;
+        let mut frames = Frames::default();
         if event.aggregate_type == "Inbox" {
             let decoded: InboxEvent = serde_json::from_value(event.payload.clone()).map_err(decode_error)?;
             return apply_inbox(conn, aggregate_id, decoded).await;
@@ -253,22 +355,16 @@ impl Projection for FeedProjection {
                 add_members(conn, chat_id, &ids).await?;
                 if kind == ChatKind::Group {
                     let added: Vec<Uuid> = ids.iter().copied().filter(|id| *id != created_by).collect();
-                    self.notify(
-                        conn,
-                        &added,
-                        "added_to_group",
-                        json!({"chat_id": chat_id, "added_by": created_by}),
-                        at,
-                    )
-                    .await?;
+                    let about = json!({"chat_id": chat_id, "added_by": created_by});
+                    self.notify(conn, added_to_group(&added, &about, at), &mut frames).await?;
                 }
                 (ids.clone(), "chat.member_added", json!({"chat_id": chat_id, "user_ids": ids}))
             }
             ChatEvent::MembersAdded { members, added_by, .. } => {
                 let ids: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
                 add_members(conn, chat_id, &ids).await?;
-                self.notify(conn, &ids, "added_to_group", json!({"chat_id": chat_id, "added_by": added_by}), at)
-                    .await?;
+                let about = json!({"chat_id": chat_id, "added_by": added_by});
+                self.notify(conn, added_to_group(&ids, &about, at), &mut frames).await?;
                 (
                     members_now(conn, chat_id).await?,
                     "chat.member_added",
@@ -302,41 +398,7 @@ impl Projection for FeedProjection {
                 json!({"chat_id": chat_id, "user_id": user_id, "role": role}),
             ),
             ChatEvent::InviteCreated { .. } => return Ok(()),
-            ChatEvent::MessageSent {
-                message_id,
-                sender_id,
-                seq,
-                client_msg_id,
-                body,
-                algorithm,
-                media_ids,
-                reply_to,
-                sent_at,
-            } => {
-                let members = members_now(conn, chat_id).await?;
-                let others: Vec<Uuid> = members.iter().copied().filter(|id| *id != sender_id).collect();
-                let offline = offline(conn, &others).await?;
-                let about = json!({"chat_id": chat_id, "seq": seq, "message_id": message_id, "sender_id": sender_id});
-                self.notify(conn, &offline, "message", about, at).await?;
-                let ciphertext = open_body(conn, message_id, &body).await?;
-                let deleted = ciphertext.is_none();
-                // The same shape and time format as the history routes give.
-                let message = json!({
-                    "id": message_id,
-                    "chat_id": chat_id,
-                    "sender_id": sender_id,
-                    "seq": seq,
-                    "client_msg_id": client_msg_id,
-                    "ciphertext": ciphertext,
-                    "algorithm": algorithm,
-                    "media_ids": if deleted { Vec::new() } else { media_ids },
-                    "reply_to": reply_to,
-                    "created_at": sent_at.to_rfc3339(),
-                    "deleted": deleted,
-                });
-                self.push(conn, &members, "message.created", message, Some(message_id)).await?;
-                return Ok(());
-            }
+            ChatEvent::MessageSent { .. } => return self.messages_sent(conn, &[sent_message(event)?]).await,
             ChatEvent::ReadUpTo { user_id, seq, .. } => (
                 members_now(conn, chat_id).await?,
                 "chat.read",
@@ -371,6 +433,7 @@ impl Projection for FeedProjection {
                 )
             }
         };
-        self.push(conn, &recipients, kind, data, None).await
+        frames.add(kind, data, None, &recipients);
+        self.store(conn, frames).await
     }
 }

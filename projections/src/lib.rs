@@ -2,6 +2,7 @@
 //! tables, recording its progress in the same transaction. Any projection can also be rebuilt from
 //! the event store alone (`parley-projections rebuild <name>`).
 
+pub mod chat_events;
 pub mod chats;
 pub mod config;
 pub mod error;
@@ -27,6 +28,14 @@ pub trait Projection: Send + Sync + 'static {
     /// Applies one event. Called exactly once per event and in per-aggregate order; the caller
     /// handles de-duplication and ordering.
     async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), ProjectionError>;
+    /// Applies events that passed the exactly-once check, in their order. Projections with a
+    /// faster way to apply a run of events together override this.
+    async fn apply_all(&self, conn: &mut PgConnection, events: &[EventEnvelope]) -> Result<(), ProjectionError> {
+        for event in events {
+            self.apply(conn, event).await?;
+        }
+        Ok(())
+    }
     /// Called before each live delivery's transaction.
     fn begin_delivery(&self) {}
     /// Called after a live delivery's transaction committed (e.g. to wake realtime listeners).

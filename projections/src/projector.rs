@@ -80,23 +80,24 @@ impl AppliedVersions {
         Ok(())
     }
 
-    /// Applies one event exactly once per aggregate sequence: duplicates are skipped, and a gap
-    /// (an event arriving before its predecessors) is filled from the event store first. Returns
-    /// whether anything was applied.
-    pub async fn project(
+    /// Decides what applying `event` exactly once takes: nothing for a duplicate; for an event
+    /// after a gap, the missing events from the event store first, then it. Returns those events
+    /// (to apply in order) and counts them as applied.
+    pub async fn accept(
         &mut self,
         conn: &mut PgConnection,
         projection: &dyn Projection,
         event: &EventEnvelope,
-    ) -> Result<bool, ProjectionError> {
+    ) -> Result<Vec<EventEnvelope>, ProjectionError> {
         let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
         self.lock(conn, projection.name(), [key.clone()]).await?;
         let version = self.versions.get(&key).copied().unwrap_or(0);
         if event.sequence <= version {
-            return Ok(false);
+            return Ok(Vec::new());
         }
+        let mut accepted = Vec::new();
         if event.sequence > version + 1 {
-            let missing = event_store::aggregate_events(
+            accepted = event_store::aggregate_events(
                 conn,
                 &event.aggregate_type,
                 &event.aggregate_id,
@@ -104,14 +105,11 @@ impl AppliedVersions {
                 event.sequence - 1,
             )
             .await?;
-            tracing::info!(projection = projection.name(), aggregate_id = %event.aggregate_id, filled = missing.len(), "filled a gap from the event store");
-            for earlier in &missing {
-                projection.apply(conn, earlier).await?;
-            }
+            tracing::info!(projection = projection.name(), aggregate_id = %event.aggregate_id, filled = accepted.len(), "filled a gap from the event store");
         }
-        projection.apply(conn, event).await?;
+        accepted.push(event.clone());
         self.versions.insert(key, event.sequence);
-        Ok(true)
+        Ok(accepted)
     }
 }
 
@@ -150,9 +148,11 @@ async fn apply_batch(
     versions
         .lock(&mut tx, projection.name(), events.iter().map(|e| (e.aggregate_type.clone(), e.aggregate_id.clone())))
         .await?;
+    let mut accepted = Vec::with_capacity(events.len());
     for event in events {
-        versions.project(&mut tx, projection, event).await?;
+        accepted.extend(versions.accept(&mut tx, projection, event).await?);
     }
+    projection.apply_all(&mut tx, &accepted).await?;
     versions.store(&mut tx, projection.name()).await?;
     let last_position = events.iter().map(|e| e.position).max().unwrap_or(0);
     record_checkpoint(&mut tx, projection.name(), stream_sequence, last_position).await?;
@@ -283,12 +283,18 @@ pub async fn rebuild(pool: &PgPool, projection: &dyn Projection) -> Result<u64, 
     let mut events = event_store::all_events(&mut reader, &types);
     let mut applied = 0u64;
     let mut versions = AppliedVersions::default();
+    let mut accepted = Vec::new();
     while let Some(event) = events.try_next().await? {
-        if versions.project(&mut tx, projection, &event).await? {
-            applied += 1;
+        accepted.extend(versions.accept(&mut tx, projection, &event).await?);
+        if accepted.len() >= BATCH {
+            projection.apply_all(&mut tx, &accepted).await?;
+            applied += accepted.len() as u64;
+            accepted.clear();
         }
     }
     drop(events);
+    projection.apply_all(&mut tx, &accepted).await?;
+    applied += accepted.len() as u64;
     versions.store(&mut tx, projection.name()).await?;
     tx.commit().await?;
     Ok(applied)

@@ -323,11 +323,8 @@ impl ChatsApi {
         ensure_member(&state, id.0, caller.user_id).await?;
         let user_ids: BTreeSet<Uuid> = body.0.user_ids.into_iter().collect();
         ensure_users_exist(&state, &user_ids).await?;
-        let command = ChatCommand::AddMembers {
-            actor_id: caller.user_id,
-            user_ids: user_ids.into_iter().collect(),
-            at: now(),
-        };
+        let command =
+            ChatCommand::AddMembers { actor_id: caller.user_id, user_ids: user_ids.into_iter().collect(), at: now() };
         run(&state, id.0, command, caller).await?;
         Ok(ChatResponse::Ok(Json(visible_chat(&state, id.0, caller.user_id).await?)))
     }

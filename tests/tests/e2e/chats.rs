@@ -157,6 +157,7 @@ async fn fifty_concurrent_senders_get_seq_one_to_fifty_and_history_pages() -> Re
     let stack = Stack::start().await?;
     let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
     let chat = group(&stack, &ada, &[&bob]).await?;
+    let mut bobs = parley_tests::Socket::connect(&stack.base_url, &bob.token, None).await?;
     let sends = (0..50).map(|i| {
         let from = if i % 2 == 0 { &ada } else { &bob };
         let (stack, chat) = (&stack, &chat);
@@ -170,6 +171,18 @@ async fn fifty_concurrent_senders_get_seq_one_to_fifty_and_history_pages() -> Re
     }
     seqs.sort();
     assert_eq!(seqs, (1..=50).collect::<Vec<i64>>());
+    // Bob's socket got each message once, in seq order, however the projector batched them.
+    let mut framed = Vec::new();
+    while framed.len() < 50 {
+        match bobs.next(std::time::Duration::from_secs(10)).await? {
+            Some(frame) if frame["type"] == "message.created" => {
+                framed.push(frame["data"]["seq"].as_i64().unwrap_or(0))
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert_eq!(framed, (1..=50).collect::<Vec<i64>>());
 
     // Newest first in pages of 20, following next_cursor as before_seq.
     let mut seen = Vec::new();
