@@ -64,7 +64,12 @@ pub fn all_events<'c>(
 
 /// The oldest events still waiting in the outbox, up to `limit`, in commit order.
 pub async fn pending_outbox(conn: &mut PgConnection, limit: i64) -> Result<Vec<EventEnvelope>, BusError> {
-    let sql = select_events!("FROM outbox o JOIN events e ON e.position = o.position ORDER BY o.position LIMIT $1");
+    // The lateral join pins the plan to one index probe per outbox row: with a planner estimate
+    // of a large outbox (it churns), a plain join turned into a scan of all events.
+    let sql = select_events!(
+        "FROM (SELECT position FROM outbox ORDER BY position LIMIT $1) o \
+         CROSS JOIN LATERAL (SELECT * FROM events WHERE events.position = o.position) e ORDER BY o.position"
+    );
     let rows = sqlx::query(sql).bind(limit).fetch_all(conn).await?;
     Ok(rows.iter().map(envelope_from_row).collect::<Result<_, _>>()?)
 }
