@@ -3,6 +3,7 @@
 //! Access tokens are signed with an Ed25519 key so that other services (the SFU, future workers)
 //! verify them with the public key alone, published at `/.well-known/jwks.json`.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -43,7 +44,13 @@ pub struct AccessClaims {
     pub typ: String,
 }
 
+/// Access tokens whose signature checked out, kept so that a client's every request does not
+/// repeat an Ed25519 verification (the costliest step of a small request). Expiry is still
+/// checked on each use.
+const VERIFIED_TOKENS_KEPT: usize = 20_000;
+
 pub struct TokenKeys {
+    verified: std::sync::Mutex<HashMap<String, AccessClaims>>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -68,6 +75,7 @@ impl TokenKeys {
         // We issue and verify on clocks in the same cluster; a token is dead when it says so.
         validation.leeway = 0;
         Ok(Self {
+            verified: std::sync::Mutex::new(HashMap::new()),
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
             decoding: DecodingKey::from_ed_der(&public_key),
             validation,
@@ -133,8 +141,23 @@ impl TokenKeys {
 
     /// Checks signature, issuer, expiry and type.
     pub fn verify_access(&self, token: &str) -> Option<AccessClaims> {
+        let now = chrono::Utc::now().timestamp();
+        if let Some(claims) = self.verified.lock().unwrap_or_else(|p| p.into_inner()).get(token) {
+            return (claims.exp > now).then(|| claims.clone());
+        }
         let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok()?;
-        (data.claims.typ == ACCESS_TOKEN_TYPE).then_some(data.claims)
+        if data.claims.typ != ACCESS_TOKEN_TYPE {
+            return None;
+        }
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_TOKENS_KEPT {
+            verified.retain(|_, claims| claims.exp > now);
+            if verified.len() >= VERIFIED_TOKENS_KEPT {
+                verified.clear();
+            }
+        }
+        verified.insert(token.to_owned(), data.claims.clone());
+        Some(data.claims)
     }
 
     /// The public key as a JSON Web Key Set.
@@ -229,6 +252,19 @@ mod tests {
         let token =
             keys.issue_access(Uuid::from_u128(1), Uuid::from_u128(2), Utc::now() - chrono::Duration::seconds(61));
         assert!(keys.verify_access(&token.unwrap_or_default()).is_none());
+    }
+
+    #[test]
+    fn a_token_verified_before_is_still_refused_once_it_expires() {
+        let keys = keys(Duration::from_secs(60));
+        // Issued 59 s ago: valid for about one more second.
+        let token = keys
+            .issue_access(Uuid::from_u128(1), Uuid::from_u128(2), Utc::now() - chrono::Duration::seconds(59))
+            .unwrap_or_default();
+        assert!(keys.verify_access(&token).is_some());
+        assert!(keys.verify_access(&token).is_some(), "the remembered verification");
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(keys.verify_access(&token).is_none());
     }
 
     #[test]
