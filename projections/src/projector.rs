@@ -119,20 +119,24 @@ async fn record_checkpoint(
     stream_sequence: u64,
     event_position: i64,
 ) -> Result<(), ProjectionError> {
+    // One round trip: the checkpoint, then the progress notification (delivered at commit, so a
+    // waiter that wakes up sees the new state).
     sqlx::query(
-        "INSERT INTO projection_checkpoints (projection, stream_sequence, event_position) VALUES ($1, $2, $3) \
-         ON CONFLICT (projection) DO UPDATE SET \
-           stream_sequence = GREATEST(projection_checkpoints.stream_sequence, EXCLUDED.stream_sequence), \
-           event_position = GREATEST(projection_checkpoints.event_position, EXCLUDED.event_position), \
-           updated_at = now()",
+        "WITH saved AS ( \
+           INSERT INTO projection_checkpoints (projection, stream_sequence, event_position) VALUES ($1, $2, $3) \
+           ON CONFLICT (projection) DO UPDATE SET \
+             stream_sequence = GREATEST(projection_checkpoints.stream_sequence, EXCLUDED.stream_sequence), \
+             event_position = GREATEST(projection_checkpoints.event_position, EXCLUDED.event_position), \
+             updated_at = now() \
+           RETURNING projection) \
+         SELECT pg_notify($4, projection) FROM saved",
     )
     .bind(projection)
     .bind(stream_sequence as i64)
     .bind(event_position)
+    .bind(PROGRESS_CHANNEL)
     .execute(&mut *conn)
     .await?;
-    // Delivered at commit, so a waiter that wakes up sees the new state.
-    sqlx::query("SELECT pg_notify($1, $2)").bind(PROGRESS_CHANNEL).bind(projection).execute(&mut *conn).await?;
     Ok(())
 }
 
