@@ -176,29 +176,31 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
     }
 }
 
-/// One transaction for all of `commits`. Keys go first: the event that needs one must never be
-/// visible without it.
+/// All of `commits` in one statement, so one round trip and atomic without BEGIN and COMMIT:
+/// message keys, events (their trigger writes the outbox and lookup rows) and any snapshots.
 async fn write(pool: &PgPool, commits: &[&Commit]) -> Result<(), CommitError> {
-    let mut tx = pool.begin().await.map_err(classify)?;
     let (message_ids, keys): (Vec<Uuid>, Vec<&[u8]>) =
         commits.iter().flat_map(|c| &c.message_keys).map(|k| (k.message_id, k.key.as_slice())).unzip();
-    if !message_ids.is_empty() {
-        sqlx::query("INSERT INTO message_keys (message_id, key) SELECT * FROM unnest($1::uuid[], $2::bytea[])")
-            .bind(&message_ids)
-            .bind(&keys)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-    }
     let mut columns = EventColumns::default();
     for commit in commits {
         for event in &commit.events {
             columns.push(commit.aggregate_type, event);
         }
     }
+    let snapshots: Vec<(&str, &SnapshotRow)> =
+        commits.iter().filter_map(|c| c.snapshot.as_ref().map(|s| (c.aggregate_type, s))).collect();
     // Array order is insert order, so `position` follows each aggregate's sequence.
     sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+        "WITH keys AS ( \
+           INSERT INTO message_keys (message_id, key) SELECT * FROM unnest($8::uuid[], $9::bytea[])), \
+         old_snapshots AS ( \
+           DELETE FROM snapshots s USING unnest($10::text[], $11::text[], $12::bigint[]) AS n(t, i, l) \
+           WHERE s.aggregate_type = n.t AND s.aggregate_id = n.i AND s.last_sequence < n.l), \
+         new_snapshots AS ( \
+           INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
+           SELECT t, i, l, l, p::json FROM unnest($10::text[], $11::text[], $12::bigint[], $13::text[]) AS n(t, i, l, p) \
+           ON CONFLICT DO NOTHING) \
+         INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
          SELECT t, i, s, et, ev, p::json, m::json \
          FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
            AS u(t, i, s, et, ev, p, m)",
@@ -210,27 +212,15 @@ async fn write(pool: &PgPool, commits: &[&Commit]) -> Result<(), CommitError> {
     .bind(&columns.event_versions)
     .bind(&columns.payloads)
     .bind(&columns.metadata)
-    .execute(&mut *tx)
+    .bind(&message_ids)
+    .bind(&keys)
+    .bind(snapshots.iter().map(|(t, _)| *t).collect::<Vec<_>>())
+    .bind(snapshots.iter().map(|(_, s)| s.aggregate_id.as_str()).collect::<Vec<_>>())
+    .bind(snapshots.iter().map(|(_, s)| s.last_sequence).collect::<Vec<_>>())
+    .bind(snapshots.iter().map(|(_, s)| s.payload.as_str()).collect::<Vec<_>>())
+    .execute(pool)
     .await
     .map_err(classify)?;
-    for commit in commits {
-        if let Some(snapshot) = &commit.snapshot {
-            sqlx::query(
-                "WITH dropped AS (DELETE FROM snapshots \
-                   WHERE aggregate_type = $1 AND aggregate_id = $2 AND last_sequence < $3) \
-                 INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
-                 VALUES ($1, $2, $3, $3, $4::json) ON CONFLICT DO NOTHING",
-            )
-            .bind(commit.aggregate_type)
-            .bind(&snapshot.aggregate_id)
-            .bind(snapshot.last_sequence)
-            .bind(&snapshot.payload)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        }
-    }
-    tx.commit().await.map_err(classify)?;
     Ok(())
 }
 

@@ -496,3 +496,31 @@ async fn two_replicas_writing_one_chat_keep_seq_gapless_and_see_each_others_chan
     assert_eq!(send_via(&stack, &stack.base_url, &chat, &cy, "late").await?.0, 404);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_long_chat_is_snapshotted_and_a_fresh_replica_continues_its_seq() -> Result<()> {
+    let mut stack = Stack::start().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    for round in 0..12 {
+        let ids: Vec<String> = (0..10).map(|i| format!("r{round}-{i}")).collect();
+        let sends = ids.iter().map(|id| send(&stack, &chat, &ada, id, "x"));
+        for result in join_all(sends).await {
+            assert_eq!(result?.0, 201);
+        }
+    }
+    // 121 events: ChatCreated and 120 messages; a snapshot is written at 100.
+    let snapshot: Option<i64> = sqlx::query_scalar(
+        "SELECT max(last_sequence) FROM snapshots WHERE aggregate_type = 'Chat' AND aggregate_id = $1",
+    )
+    .bind(&chat)
+    .fetch_one(&stack.pool)
+    .await?;
+    assert_eq!(snapshot, Some(100));
+    // A replica that never saw the chat loads it from the snapshot and the events after it.
+    let fresh = stack.start_extra_api().await?;
+    let (status, sent) = send_via(&stack, &fresh, &chat, &bob, "after-snapshot").await?;
+    assert_eq!(status, 201, "{sent}");
+    assert_eq!(sent["seq"], 121);
+    Ok(())
+}
