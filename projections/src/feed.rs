@@ -161,17 +161,23 @@ impl FeedProjection {
     /// notifications, frames).
     async fn messages_sent(&self, conn: &mut PgConnection, run: &[SentMessage]) -> Result<(), ProjectionError> {
         let chat_ids: Vec<Uuid> = run.iter().map(|m| m.chat_id).collect::<BTreeSet<_>>().into_iter().collect();
+        // Members and who of them has no live WebSocket (presence refreshed within 90 s), at once.
+        let rows: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
+            "SELECT m.chat_id, m.user_id, NOT EXISTS (SELECT 1 FROM presence p \
+               WHERE p.user_id = m.user_id AND p.last_seen > now() - interval '90 seconds') \
+             FROM feed_members m WHERE m.chat_id = ANY($1)",
+        )
+        .bind(&chat_ids)
+        .fetch_all(&mut *conn)
+        .await?;
         let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        let rows: Vec<(Uuid, Uuid)> =
-            sqlx::query_as("SELECT chat_id, user_id FROM feed_members WHERE chat_id = ANY($1)")
-                .bind(&chat_ids)
-                .fetch_all(&mut *conn)
-                .await?;
-        for (chat_id, user_id) in rows {
+        let mut offline = HashSet::new();
+        for (chat_id, user_id, is_offline) in rows {
             members.entry(chat_id).or_default().push(user_id);
+            if is_offline {
+                offline.insert(user_id);
+            }
         }
-        let everyone: Vec<Uuid> = members.values().flatten().copied().collect::<BTreeSet<_>>().into_iter().collect();
-        let offline: HashSet<Uuid> = offline(conn, &everyone).await?.into_iter().collect();
         let bodies = open_bodies(conn, run).await?;
         let mut notices = Vec::new();
         let mut frames = Frames::default();
@@ -226,17 +232,6 @@ fn added_to_group(users: &[Uuid], about: &Value, at: DateTime<Utc>) -> Vec<Notic
 
 async fn members_now(conn: &mut PgConnection, chat_id: Uuid) -> Result<Vec<Uuid>, ProjectionError> {
     Ok(sqlx::query_scalar("SELECT user_id FROM feed_members WHERE chat_id = $1").bind(chat_id).fetch_all(conn).await?)
-}
-
-/// Those of `users` without a live WebSocket (presence refreshed within the last 90 s).
-async fn offline(conn: &mut PgConnection, users: &[Uuid]) -> Result<Vec<Uuid>, ProjectionError> {
-    Ok(sqlx::query_scalar(
-        "SELECT u FROM unnest($1::uuid[]) AS u WHERE NOT EXISTS \
-         (SELECT 1 FROM presence p WHERE p.user_id = u AND p.last_seen > now() - interval '90 seconds')",
-    )
-    .bind(users)
-    .fetch_all(conn)
-    .await?)
 }
 
 fn event_time(event: &ChatEvent) -> DateTime<Utc> {

@@ -14,6 +14,11 @@ use crate::{Projection, ProjectionError};
 
 use parley_eventbus::PROGRESS_CHANNEL;
 
+/// Moves `projection_versions` forward: $1 projection, $2 aggregate types, $3 ids, $4 versions.
+const STORE_VERSIONS: &str = "UPDATE projection_versions p SET version = u.v \
+     FROM unnest($2::text[], $3::text[], $4::bigint[]) AS u(t, i, v) \
+     WHERE p.projection = $1 AND p.aggregate_type = u.t AND p.aggregate_id = u.i AND p.version < u.v";
+
 /// Deliveries applied in one transaction at most.
 const BATCH: usize = 256;
 
@@ -58,6 +63,18 @@ impl AppliedVersions {
 
     /// Writes every version back (still inside the caller's transaction).
     async fn store(&self, conn: &mut PgConnection, projection: &str) -> Result<(), ProjectionError> {
+        let (types, ids, versions) = self.columns();
+        sqlx::query(&format!("WITH moved AS ({STORE_VERSIONS}) SELECT 1"))
+            .bind(projection)
+            .bind(&types)
+            .bind(&ids)
+            .bind(&versions)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    fn columns(&self) -> (Vec<&str>, Vec<&str>, Vec<i64>) {
         let mut types = Vec::with_capacity(self.versions.len());
         let mut ids = Vec::with_capacity(self.versions.len());
         let mut versions = Vec::with_capacity(self.versions.len());
@@ -66,18 +83,7 @@ impl AppliedVersions {
             ids.push(aggregate_id.as_str());
             versions.push(*version);
         }
-        sqlx::query(
-            "UPDATE projection_versions p SET version = u.v \
-             FROM unnest($2::text[], $3::text[], $4::bigint[]) AS u(t, i, v) \
-             WHERE p.projection = $1 AND p.aggregate_type = u.t AND p.aggregate_id = u.i AND p.version < u.v",
-        )
-        .bind(projection)
-        .bind(&types)
-        .bind(&ids)
-        .bind(&versions)
-        .execute(conn)
-        .await?;
-        Ok(())
+        (types, ids, versions)
     }
 
     /// Decides what applying `event` exactly once takes: nothing for a duplicate; for an event
@@ -113,25 +119,31 @@ impl AppliedVersions {
     }
 }
 
-async fn record_checkpoint(
+/// Ends a delivery's transaction in one round trip: the applied versions, the checkpoint, and
+/// the progress notification (delivered at commit, so a waiter that wakes up sees the new state).
+async fn record_progress(
     conn: &mut PgConnection,
     projection: &str,
+    versions: &AppliedVersions,
     stream_sequence: u64,
     event_position: i64,
 ) -> Result<(), ProjectionError> {
-    // One round trip: the checkpoint, then the progress notification (delivered at commit, so a
-    // waiter that wakes up sees the new state).
-    sqlx::query(
-        "WITH saved AS ( \
-           INSERT INTO projection_checkpoints (projection, stream_sequence, event_position) VALUES ($1, $2, $3) \
+    let (types, ids, applied) = versions.columns();
+    sqlx::query(&format!(
+        "WITH moved AS ({STORE_VERSIONS}), \
+         saved AS ( \
+           INSERT INTO projection_checkpoints (projection, stream_sequence, event_position) VALUES ($1, $5, $6) \
            ON CONFLICT (projection) DO UPDATE SET \
              stream_sequence = GREATEST(projection_checkpoints.stream_sequence, EXCLUDED.stream_sequence), \
              event_position = GREATEST(projection_checkpoints.event_position, EXCLUDED.event_position), \
              updated_at = now() \
            RETURNING projection) \
-         SELECT pg_notify($4, projection) FROM saved",
-    )
+         SELECT pg_notify($7, projection) FROM saved"
+    ))
     .bind(projection)
+    .bind(&types)
+    .bind(&ids)
+    .bind(&applied)
     .bind(stream_sequence as i64)
     .bind(event_position)
     .bind(PROGRESS_CHANNEL)
@@ -157,9 +169,8 @@ async fn apply_batch(
         accepted.extend(versions.accept(&mut tx, projection, event).await?);
     }
     projection.apply_all(&mut tx, &accepted).await?;
-    versions.store(&mut tx, projection.name()).await?;
     let last_position = events.iter().map(|e| e.position).max().unwrap_or(0);
-    record_checkpoint(&mut tx, projection.name(), stream_sequence, last_position).await?;
+    record_progress(&mut tx, projection.name(), &versions, stream_sequence, last_position).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -184,6 +184,48 @@ async fn wait_for_read_side(database_url: &str) -> Result<Duration> {
     }
 }
 
+/// CPU ticks (user + system, plus exited children's) of each watched process, by name: those in
+/// `BENCH_WATCH` (`name:pid,...`) and, summed, every process called `postgres`.
+fn cpu_ticks() -> Vec<(String, u64)> {
+    fn ticks(stat: &str) -> Option<u64> {
+        // Fields after the parenthesised command name; utime is the 14th field overall.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        Some(fields.get(11..15)?.iter().filter_map(|f| f.parse::<u64>().ok()).sum())
+    }
+    let mut watched: Vec<(String, u64)> = std::env::var("BENCH_WATCH")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|entry| entry.split_once(':'))
+        .map(|(name, pid)| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            (name.to_owned(), ticks(&stat).unwrap_or(0))
+        })
+        .collect();
+    let postgres: u64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| stat.contains("(postgres)"))
+        .filter_map(|stat| ticks(&stat))
+        .sum();
+    watched.push(("postgres".to_owned(), postgres));
+    watched
+}
+
+/// CPU used between two `cpu_ticks` readings, in µs per message.
+fn cpu_rows(before: &[(String, u64)], after: &[(String, u64)], messages: usize) -> Vec<String> {
+    let hz = 100.0; // USER_HZ on Linux
+    before
+        .iter()
+        .zip(after)
+        .map(|((name, then), (_, now))| {
+            let seconds = now.saturating_sub(*then) as f64 / hz;
+            format!("{name} {seconds:.1} s = {:.0} µs/msg", seconds * 1e6 / messages as f64)
+        })
+        .collect()
+}
+
 struct Room<'a> {
     chat: String,
     sender: &'a User,
@@ -282,7 +324,9 @@ async fn main() -> Result<()> {
         rooms.push(Room { chat, sender: &pair[0] });
     }
 
+    let cpu_before = cpu_ticks();
     let elapsed = saturate(&http, &base, &rooms, concurrency, total).await?;
+    let cpu_burst = cpu_rows(&cpu_before, &cpu_ticks(), total);
     let accepted = total as f64 / elapsed.as_secs_f64();
     // Let the read side drain the burst before measuring latency at a steady rate.
     let drained = match &database_url {
@@ -359,6 +403,7 @@ async fn main() -> Result<()> {
         "| messages accepted (201, committed), {concurrency} concurrent senders | {total} in {:.2} s = **{accepted:.0} msg/s** |",
         elapsed.as_secs_f64()
     );
+    println!("| CPU during the burst (2 cores in all; the load generator is not counted) | {} |", cpu_burst.join(", "));
     if let Some(drained) = drained {
         println!(
             "| read side (chats + feed projections) done with the burst | {:.2} s after the last 201 |",
