@@ -100,7 +100,7 @@ start_postgres() {
   fi
   log "starting PostgreSQL on 127.0.0.1:$port"
   pg_run "$PG_BIN/pg_ctl" -D "$data" -w -t 60 -l "$data/server.log" \
-    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=400 -c fsync=${PARLEY_PG_FSYNC:-on}" start >/dev/null \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=400 -c fsync=${PARLEY_PG_FSYNC:-on} ${PARLEY_PG_OPTIONS:-}" start >/dev/null \
     || { tail -n 20 "$data/server.log" >&2; die "PostgreSQL did not start"; }
 }
 
