@@ -12,11 +12,13 @@ BEGIN
     SELECT lower(payload -> 'UserRegistered' ->> 'email'), aggregate_id::uuid
     FROM inserted WHERE aggregate_type = 'User' AND event_type = 'UserRegistered';
 
+    -- `payload` is json (postgres-es's schema): every `->` on it parses the text again, so each
+    -- message's fields are read in one pass.
     INSERT INTO chat_client_messages (chat_id, sender_id, client_msg_id, message_id, seq)
-    SELECT aggregate_id::uuid, (body ->> 'sender_id')::uuid, body ->> 'client_msg_id',
-           (body ->> 'message_id')::uuid, (body ->> 'seq')::bigint
-    FROM (SELECT aggregate_id, payload -> 'MessageSent' AS body FROM inserted
-          WHERE aggregate_type = 'Chat' AND event_type = 'MessageSent') sent;
+    SELECT aggregate_id::uuid, m.sender_id, m.client_msg_id, m.message_id, m.seq
+    FROM inserted,
+         json_to_record(payload -> 'MessageSent') AS m(sender_id uuid, client_msg_id text, message_id uuid, seq bigint)
+    WHERE aggregate_type = 'Chat' AND event_type = 'MessageSent';
 
     IF EXISTS (SELECT 1 FROM inserted WHERE aggregate_type = 'Chat'
                  AND event_type IN ('ChatCreated', 'InviteCreated', 'MessageDeleted')) THEN

@@ -10,6 +10,8 @@ pub enum ProjectionError {
     Decode { event_id: String, source: serde_json::Error },
     #[error("nats: {0}")]
     Nats(String),
+    #[error("inconsistent read model: {0}")]
+    Inconsistent(String),
     #[error("unknown projection {0:?}")]
     UnknownProjection(String),
 }

@@ -90,20 +90,22 @@ impl FeedProjection {
         if frames.recipients.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(Uuid, i64, i64, String, String)> = sqlx::query_as(
+        // Cursors are drawn in recipient order before the insert, so the answer maps each back
+        // to its payload without reading the stored data out again.
+        let rows: Vec<(i64, Uuid, i64, i64)> = sqlx::query_as(
             "WITH payloads AS ( \
                SELECT * FROM unnest($1::text[], $2::jsonb[], $3::uuid[]) WITH ORDINALITY AS t(kind, data, message_id, p)), \
-             recipients AS ( \
-               SELECT * FROM unnest($4::uuid[], $5::bigint[]) WITH ORDINALITY AS t(user_id, p, n)), \
+             numbered AS MATERIALIZED ( \
+               SELECT n, user_id, p, nextval(pg_get_serial_sequence('user_feed', 'cursor')) AS cursor \
+               FROM unnest($4::uuid[], $5::bigint[]) WITH ORDINALITY AS t(user_id, p, n) ORDER BY n), \
              previous AS ( \
                SELECT u AS user_id, (SELECT max(f.cursor) FROM user_feed f WHERE f.user_id = u) AS cursor \
-               FROM (SELECT DISTINCT user_id AS u FROM recipients) d), \
+               FROM (SELECT DISTINCT user_id AS u FROM numbered) d), \
              framed AS ( \
-               INSERT INTO user_feed (user_id, kind, data, message_id) \
-               SELECT r.user_id, p.kind, p.data, p.message_id FROM recipients r JOIN payloads p USING (p) ORDER BY r.n \
-               RETURNING user_id, cursor, kind, data) \
-             SELECT f.user_id, f.cursor, COALESCE(p.cursor, 0), f.kind, f.data::text \
-             FROM framed f JOIN previous p USING (user_id) ORDER BY f.cursor",
+               INSERT INTO user_feed (user_id, cursor, kind, data, message_id) \
+               SELECT nb.user_id, nb.cursor, p.kind, p.data, p.message_id FROM numbered nb JOIN payloads p USING (p)) \
+             SELECT nb.p, nb.user_id, nb.cursor, COALESCE(pr.cursor, 0) \
+             FROM numbered nb JOIN previous pr USING (user_id) ORDER BY nb.cursor",
         )
         .bind(&frames.kinds)
         .bind(&frames.data)
@@ -112,13 +114,20 @@ impl FeedProjection {
         .bind(&frames.payload_of)
         .fetch_all(conn)
         .await?;
+        let data: Vec<String> = frames.data.iter().map(Value::to_string).collect();
         // In cursor order, each user's frame follows the one before it in this statement.
         let mut last_cursor: HashMap<Uuid, i64> = HashMap::new();
-        let outgoing = rows.into_iter().map(|(user_id, cursor, stored_before, kind, data)| {
+        let mut outgoing = Vec::with_capacity(rows.len());
+        for (payload, user_id, cursor, stored_before) in rows {
+            let index = usize::try_from(payload - 1).ok().filter(|i| *i < data.len());
+            let Some(index) = index else {
+                return Err(ProjectionError::Inconsistent(format!("feed frame for unknown payload {payload}")));
+            };
             let prev_cursor = last_cursor.insert(user_id, cursor).unwrap_or(stored_before);
-            Outgoing { user_id, prev_cursor, cursor, text: feed_frame_text(&kind, &data, cursor) }
-        });
-        self.outgoing.lock().unwrap_or_else(|p| p.into_inner()).extend(outgoing.collect::<Vec<_>>());
+            let text = feed_frame_text(frames.kinds[index], &data[index], cursor);
+            outgoing.push(Outgoing { user_id, prev_cursor, cursor, text });
+        }
+        self.outgoing.lock().unwrap_or_else(|p| p.into_inner()).extend(outgoing);
         Ok(())
     }
 
