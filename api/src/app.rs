@@ -86,7 +86,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let jetstream = async_nats::jetstream::new(nats.clone());
 
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let relay = parley_eventbus::relay::Relay::new(pool.clone(), jetstream, config.stream.clone());
+    let local_commits = Arc::new(tokio::sync::Notify::new());
+    let relay =
+        parley_eventbus::relay::Relay::new(pool.clone(), jetstream, config.stream.clone(), Arc::clone(&local_commits));
     let relay_task = tokio::spawn(relay.run(shutdown));
 
     let tokens = TokenKeys::load_or_generate(
@@ -96,7 +98,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.access_token_ttl,
     )?;
     let captcha = config.captcha.clone().map(CaptchaVerifier::new).transpose()?;
-    let event_store = EventStore::start(pool.clone());
+    let event_store = EventStore::start(pool.clone(), local_commits);
     let state = Arc::new(AppState {
         users: CommandBus::new(event_store.clone(), ()),
         sessions: CommandBus::new(event_store.clone(), ()),

@@ -9,15 +9,16 @@
 //! Several `api` replicas may run a relay; a transaction-scoped advisory lock lets exactly one
 //! publish at a time, which keeps each aggregate's events in order on the stream.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use parley_domain::EventEnvelope;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
-use crate::event_store::pending_outbox;
+use crate::event_store::take_outbox;
 use crate::stream::ensure_stream;
 use crate::{BusError, StreamSettings};
 
@@ -31,11 +32,19 @@ pub struct Relay {
     pool: PgPool,
     jetstream: jetstream::Context,
     settings: StreamSettings,
+    local_commits: Arc<Notify>,
 }
 
 impl Relay {
-    pub fn new(pool: PgPool, jetstream: jetstream::Context, settings: StreamSettings) -> Self {
-        Self { pool, jetstream, settings }
+    /// `local_commits` is signalled by this process's own commits: it wakes the relay without
+    /// the round trip through `NOTIFY`, which still brings other replicas' commits.
+    pub fn new(
+        pool: PgPool,
+        jetstream: jetstream::Context,
+        settings: StreamSettings,
+        local_commits: Arc<Notify>,
+    ) -> Self {
+        Self { pool, jetstream, settings, local_commits }
     }
 
     /// Runs until `shutdown` turns true. Errors are logged and retried with backoff.
@@ -60,7 +69,13 @@ impl Relay {
                     backoff = Duration::from_millis(100);
                     tokio::select! {
                         _ = wait_for_notification(&mut listener) => {}
+                        _ = self.local_commits.notified() => {}
                         _ = shutdown.changed() => {}
+                    }
+                    // Every commit notifies; one pass publishes what all of those queued so far
+                    // committed.
+                    if let Some(l) = listener.as_mut() {
+                        while l.next_buffered().is_some() {}
                     }
                 }
                 Err(error) => {
@@ -88,18 +103,10 @@ impl Relay {
     /// the lock).
     pub async fn publish_batch(&self) -> Result<usize, BusError> {
         let mut tx = self.pool.begin().await?;
-        // The commit only deletes outbox rows of events JetStream already has: if a crash loses
-        // it, they are published again and de-duplicated, so it need not wait for the WAL flush.
-        let leader: bool = sqlx::query_scalar(
-            "SELECT pg_try_advisory_xact_lock($1) FROM set_config('synchronous_commit', 'off', true)",
-        )
-        .bind(RELAY_LOCK_KEY)
-        .fetch_one(&mut *tx)
-        .await?;
-        if !leader {
-            return Ok(0);
-        }
-        let events = pending_outbox(&mut tx, BATCH_SIZE).await?;
+        // One statement: become the leader (or return nothing), take the oldest outbox rows and
+        // their events. The rows are deleted now but only for good at commit, after JetStream
+        // acknowledged them; if publishing fails the transaction rolls back and they stay.
+        let events = take_outbox(&mut tx, RELAY_LOCK_KEY, BATCH_SIZE).await?;
         if events.is_empty() {
             return Ok(0);
         }
@@ -110,10 +117,8 @@ impl Relay {
         for ack in acks {
             ack.await.map_err(BusError::nats)?;
         }
-        let positions: Vec<i64> = events.iter().map(|e| e.position).collect();
-        sqlx::query("DELETE FROM outbox WHERE position = ANY($1)").bind(&positions).execute(&mut *tx).await?;
         tx.commit().await?;
-        tracing::debug!(count = events.len(), last_position = positions.last(), "relayed events");
+        tracing::debug!(count = events.len(), last_position = events.last().map(|e| e.position), "relayed events");
         Ok(events.len())
     }
 

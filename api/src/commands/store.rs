@@ -13,7 +13,7 @@ use std::sync::Arc;
 use cqrs_es::Aggregate;
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use uuid::Uuid;
 
 /// Commands queued per committer task before senders wait.
@@ -88,11 +88,12 @@ pub struct EventStore {
 
 impl EventStore {
     /// Starts the committer tasks; they end when the last `EventStore` clone is dropped.
-    pub fn start(pool: PgPool) -> Self {
+    /// `committed` is signalled after each successful commit (it wakes this process's relay).
+    pub fn start(pool: PgPool, committed: Arc<Notify>) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..COMMITTERS {
-            tokio::spawn(run_committer(pool.clone(), Arc::clone(&receiver)));
+            tokio::spawn(run_committer(pool.clone(), Arc::clone(&receiver), Arc::clone(&committed)));
         }
         Self { pool, queue }
     }
@@ -139,7 +140,7 @@ fn decode<T: DeserializeOwned>(payload: &str) -> Result<T, CommitError> {
     Ok(serde_json::from_str(payload)?)
 }
 
-async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>>) {
+async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>>, committed: Arc<Notify>) {
     loop {
         let mut batch = {
             let mut receiver = receiver.lock().await;
@@ -156,6 +157,7 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
         let commits: Vec<&Commit> = batch.iter().map(|q| &q.commit).collect();
         match write(&pool, &commits).await {
             Ok(()) => {
+                committed.notify_one();
                 for queued in batch {
                     let _ = queued.done.send(Ok(()));
                 }
@@ -169,6 +171,9 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
                 tracing::debug!(%error, size = batch.len(), "group commit failed; committing one by one");
                 for queued in batch {
                     let result = write(&pool, &[&queued.commit]).await;
+                    if result.is_ok() {
+                        committed.notify_one();
+                    }
                     let _ = queued.done.send(result);
                 }
             }
