@@ -64,16 +64,13 @@ pub fn all_events<'c>(
 
 /// In the caller's transaction: if this transaction gets the relay's advisory lock (`lock_key`),
 /// deletes the oldest `limit` outbox rows and returns their events in commit order; otherwise
-/// returns nothing. The transaction commits without waiting for the WAL flush: losing that commit
-/// in a crash only publishes the events again, and JetStream de-duplicates them.
+/// returns nothing.
 pub async fn take_outbox(conn: &mut PgConnection, lock_key: i64, limit: i64) -> Result<Vec<EventEnvelope>, BusError> {
-    // The lateral join pins the plan to one index probe per outbox row: with a planner estimate
-    // of a large outbox (it churns), a plain join turned into a scan of all events.
     let sql = concat!(
-        "WITH l AS (SELECT set_config('synchronous_commit', 'off', true), pg_try_advisory_xact_lock($1) AS leader), ",
+        "WITH l AS (SELECT pg_try_advisory_xact_lock($1) AS leader), ",
         "o AS (DELETE FROM outbox WHERE position IN ",
         "(SELECT position FROM outbox, l WHERE l.leader ORDER BY position LIMIT $2) RETURNING position) ",
-        select_events!("FROM o CROSS JOIN LATERAL (SELECT * FROM events WHERE events.position = o.position) e ORDER BY o.position")
+        select_events!("FROM o JOIN events e ON e.position = o.position ORDER BY o.position")
     );
     let rows = sqlx::query(sql).bind(lock_key).bind(limit).fetch_all(conn).await?;
     Ok(rows.iter().map(envelope_from_row).collect::<Result<_, _>>()?)

@@ -15,7 +15,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage};
 use parley_domain::EventEnvelope;
 use sqlx::postgres::PgListener;
-use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Executor, PgPool};
 use tokio::sync::{watch, Notify};
 
 use crate::event_store::take_outbox;
@@ -29,7 +30,10 @@ const RELAY_LOCK_KEY: i64 = 0x0070_6172_6c65_7901;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
 pub struct Relay {
+    /// The relay's own connection (see `new`).
     pool: PgPool,
+    /// The process's pool, which the `LISTEN` connection comes from.
+    shared: PgPool,
     jetstream: jetstream::Context,
     settings: StreamSettings,
     local_commits: Arc<Notify>,
@@ -39,12 +43,26 @@ impl Relay {
     /// `local_commits` is signalled by this process's own commits: it wakes the relay without
     /// the round trip through `NOTIFY`, which still brings other replicas' commits.
     pub fn new(
-        pool: PgPool,
+        pool: &PgPool,
         jetstream: jetstream::Context,
         settings: StreamSettings,
         local_commits: Arc<Notify>,
     ) -> Self {
-        Self { pool, jetstream, settings, local_commits }
+        // A connection of its own, set up for a queue table: the outbox holds a handful of live
+        // rows among many deleted ones not yet vacuumed, where a sequential scan (the planner's
+        // choice for a "small" table) reads them all; its index finds the oldest rows directly.
+        // Its commits only delete rows JetStream already has, so they need not wait for the WAL
+        // flush either: a lost deletion publishes a de-duplicated event again.
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SET enable_seqscan = off; SET synchronous_commit = off").await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with((*pool.connect_options()).clone());
+        Self { pool: own, shared: pool.clone(), jetstream, settings, local_commits }
     }
 
     /// Runs until `shutdown` turns true. Errors are logged and retried with backoff.
@@ -94,7 +112,7 @@ impl Relay {
     }
 
     async fn listen(&self) -> Option<PgListener> {
-        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+        let mut listener = PgListener::connect_with(&self.shared).await.ok()?;
         listener.listen("parley_outbox").await.ok()?;
         Some(listener)
     }
