@@ -87,8 +87,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown) = watch::channel(false);
     let local_commits = Arc::new(tokio::sync::Notify::new());
-    let relay =
-        parley_eventbus::relay::Relay::new(&pool, jetstream, config.stream.clone(), Arc::clone(&local_commits));
+    let relay = parley_eventbus::relay::Relay::new(&pool, jetstream, config.stream.clone(), Arc::clone(&local_commits));
     let relay_task = tokio::spawn(relay.run(shutdown));
 
     let tokens = TokenKeys::load_or_generate(
