@@ -1,0 +1,76 @@
+//! The api writes events with its own group committer, in `postgres-es`'s table layout. This
+//! loads what it wrote through `postgres-es` itself: same state, same version. Needs PostgreSQL
+//! (`PARLEY_TEST_DATABASE_URL`, as the end-to-end tests; `scripts/test` provides it).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::EventStore as _;
+use parley_api::commands::{CommandBus, EventStore, MessageKey};
+use parley_domain::chat::{Chat, ChatCommand, ChatKind};
+use parley_domain::sealed;
+use parley_domain::EventMetadata;
+use postgres_es::PostgresEventRepository;
+use sqlx::postgres::PgPoolOptions;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::Result<()> {
+    let admin_url = std::env::var("PARLEY_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://parley@127.0.0.1:55433/postgres".into());
+    let admin = PgPoolOptions::new().max_connections(1).connect(&admin_url).await?;
+    let database = format!("layout_{}", Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await?;
+    let url = match admin_url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{database}"),
+        None => anyhow::bail!("bad PARLEY_TEST_DATABASE_URL"),
+    };
+    let pool = PgPoolOptions::new().max_connections(4).connect(&url).await?;
+    parley_eventbus::migrate(&pool).await?;
+
+    let bus: CommandBus<Chat> = CommandBus::new(EventStore::start(pool.clone(), Arc::new(Default::default())), ());
+    let (chat_id, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let id = chat_id.to_string();
+    let metadata = EventMetadata::new(Some(ada), Utc::now(), None);
+    let create = ChatCommand::Create {
+        chat_id,
+        kind: ChatKind::Group,
+        creator_id: ada,
+        name: Some("Layout".into()),
+        member_ids: vec![bob],
+        at: Utc::now(),
+    };
+    bus.execute(&id, create, &metadata).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    // 120 messages: past the snapshot written at 100.
+    let mut last = None;
+    for n in 0..120 {
+        let message_id = Uuid::now_v7();
+        let key = [n as u8; sealed::KEY_BYTES];
+        let send = ChatCommand::SendMessage {
+            message_id,
+            sender_id: if n % 2 == 0 { ada } else { bob },
+            client_msg_id: format!("c{n}"),
+            body: sealed::seal(&key, &[0u8; sealed::NONCE_BYTES], b"ciphertext"),
+            algorithm: "x".into(),
+            media_ids: Vec::new(),
+            reply_to: None,
+            at: Utc::now(),
+        };
+        let keys = vec![MessageKey { message_id, key: key.to_vec() }];
+        last = Some(bus.execute_with_keys(&id, send, &metadata, keys).await.map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    let last = last.ok_or_else(|| anyhow::anyhow!("nothing sent"))?;
+    assert_eq!(last.version, 121);
+
+    let store = PersistedEventStore::<_, Chat>::new_event_store(PostgresEventRepository::new(pool.clone()));
+    let loaded = store.load_aggregate(&id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(loaded.current_sequence, 121);
+    assert_eq!(serde_json::to_value(&loaded.aggregate)?, serde_json::to_value(&last.state)?);
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM message_keys").fetch_one(&pool).await?;
+    assert_eq!(keys, 120);
+
+    pool.close().await;
+    sqlx::query(&format!("DROP DATABASE {database}")).execute(&admin).await?;
+    Ok(())
+}
