@@ -1,10 +1,10 @@
 //! The outbox relay: publishes committed events to JetStream in commit order.
 //!
-//! Every event insert also inserts an `outbox` row (trigger, same transaction). The relay takes the
-//! oldest rows, publishes each with `Nats-Msg-Id` = event id, waits for JetStream's acknowledgement
-//! and only then deletes the rows. A crash before the delete re-publishes: JetStream's duplicate
-//! window and the projectors' per-aggregate versions make that harmless. NATS being down simply
-//! leaves rows in the outbox until it is back.
+//! Every event insert also inserts an `outbox` row (trigger, same transaction). The relay, in one
+//! transaction, deletes the oldest rows, publishes each event with `Nats-Msg-Id` = event id, waits
+//! for JetStream's acknowledgements and only then commits the deletion. A crash before that commit
+//! re-publishes: JetStream's duplicate window and the projectors' per-aggregate versions make that
+//! harmless. NATS being down simply rolls the deletion back and leaves the rows until it is back.
 //!
 //! Several `api` replicas may run a relay; a transaction-scoped advisory lock lets exactly one
 //! publish at a time, which keeps each aggregate's events in order on the stream.

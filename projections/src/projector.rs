@@ -93,7 +93,7 @@ impl AppliedVersions {
         &mut self,
         conn: &mut PgConnection,
         projection: &dyn Projection,
-        event: &EventEnvelope,
+        event: EventEnvelope,
     ) -> Result<Vec<EventEnvelope>, ProjectionError> {
         let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
         self.lock(conn, projection.name(), [key.clone()]).await?;
@@ -113,8 +113,8 @@ impl AppliedVersions {
             .await?;
             tracing::info!(projection = projection.name(), aggregate_id = %event.aggregate_id, filled = accepted.len(), "filled a gap from the event store");
         }
-        accepted.push(event.clone());
         self.versions.insert(key, event.sequence);
+        accepted.push(event);
         Ok(accepted)
     }
 }
@@ -156,9 +156,10 @@ async fn record_progress(
 async fn apply_batch(
     pool: &PgPool,
     projection: &dyn Projection,
-    events: &[EventEnvelope],
+    events: Vec<EventEnvelope>,
     stream_sequence: u64,
 ) -> Result<(), ProjectionError> {
+    let last_position = events.iter().map(|e| e.position).max().unwrap_or(0);
     let mut tx = pool.begin().await?;
     let mut versions = AppliedVersions::default();
     versions
@@ -169,7 +170,6 @@ async fn apply_batch(
         accepted.extend(versions.accept(&mut tx, projection, event).await?);
     }
     projection.apply_all(&mut tx, &accepted).await?;
-    let last_position = events.iter().map(|e| e.position).max().unwrap_or(0);
     record_progress(&mut tx, projection.name(), &versions, stream_sequence, last_position).await?;
     tx.commit().await?;
     Ok(())
@@ -239,13 +239,14 @@ async fn consume(
                 _ => break,
             }
         }
-        let mut batch = Vec::with_capacity(delivered.len());
+        let (mut messages, mut events) = (Vec::with_capacity(delivered.len()), Vec::with_capacity(delivered.len()));
         let mut stream_sequence = 0;
         for message in delivered {
             stream_sequence = stream_sequence.max(message.info().map_err(|e| nats(&*e))?.stream_sequence);
             match serde_json::from_slice::<EventEnvelope>(&message.payload) {
                 Ok(event) if projection.aggregate_types().contains(&event.aggregate_type.as_str()) => {
-                    batch.push((message, event))
+                    messages.push(message);
+                    events.push(event);
                 }
                 // A server without multi-subject filters (NATS < 2.10) delivers everything.
                 Ok(_) => message.ack().await.map_err(|e| nats(&*e))?,
@@ -256,24 +257,23 @@ async fn consume(
                 }
             }
         }
-        if batch.is_empty() {
+        if events.is_empty() {
             continue;
         }
-        let events: Vec<EventEnvelope> = batch.iter().map(|(_, event)| event.clone()).collect();
         let span =
             tracing::info_span!("project", projection = projection.name(), events = events.len(), stream_sequence);
         let _entered = span.enter();
         projection.begin_delivery();
-        match apply_batch(pool, projection, &events, stream_sequence).await {
+        match apply_batch(pool, projection, events, stream_sequence).await {
             Ok(()) => {
                 projection.after_commit(&jetstream.client()).await;
-                for (message, _) in &batch {
+                for message in &messages {
                     message.ack().await.map_err(|e| nats(&*e))?;
                 }
             }
             Err(error) => {
                 tracing::warn!(%error, "could not apply events; they will be redelivered");
-                for (message, _) in &batch {
+                for message in &messages {
                     message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(|e| nats(&*e))?;
                 }
             }
@@ -300,7 +300,7 @@ pub async fn rebuild(pool: &PgPool, projection: &dyn Projection) -> Result<u64, 
     let mut versions = AppliedVersions::default();
     let mut accepted = Vec::new();
     while let Some(event) = events.try_next().await? {
-        accepted.extend(versions.accept(&mut tx, projection, &event).await?);
+        accepted.extend(versions.accept(&mut tx, projection, event).await?);
         if accepted.len() >= BATCH {
             projection.apply_all(&mut tx, &accepted).await?;
             applied += accepted.len() as u64;

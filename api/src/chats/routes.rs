@@ -152,10 +152,17 @@ async fn run(
 /// every event committed for the chat, whichever replica committed it. On timeout the query
 /// answers from the read model as it is.
 async fn caught_up(state: &AppState, chat_id: Uuid) -> Result<(), ApiError> {
-    let pool = &state.pool;
-    let timeout = state.config.read_your_writes_timeout;
-    if !state.progress.wait_until(timeout, || queries::chat_caught_up(pool, chat_id)).await? {
-        tracing::warn!(%chat_id, "chats read model did not catch up in time");
+    wait_for_chats_model(state, || queries::chat_caught_up(&state.pool, chat_id)).await
+}
+
+/// Waits (bounded) until `check` says the `chats` read model has caught up.
+async fn wait_for_chats_model<F, Fut>(state: &AppState, check: F) -> Result<(), ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, sqlx::Error>>,
+{
+    if !state.progress.wait_until(state.config.read_your_writes_timeout, check).await? {
+        tracing::warn!("chats read model did not catch up in time");
     }
     Ok(())
 }
@@ -282,14 +289,8 @@ impl ChatsApi {
     ) -> Result<ChatPageResponse, ApiError> {
         let limit = page_limit(limit.0)?;
         let after = decode_time_cursor(cursor.0.as_deref())?;
-        let (pool, user_id) = (&state.pool, auth.0.user_id);
-        if !state
-            .progress
-            .wait_until(state.config.read_your_writes_timeout, || queries::chats_of_caught_up(pool, user_id))
-            .await?
-        {
-            tracing::warn!(%user_id, "chats read model did not catch up in time");
-        }
+        let user_id = auth.0.user_id;
+        wait_for_chats_model(&state, || queries::chats_of_caught_up(&state.pool, user_id)).await?;
         let items = queries::chats_of(&state.pool, auth.0.user_id, after, limit).await?;
         let next_cursor = if items.len() == limit as usize {
             items.last().map(|c| encode_time_cursor(c.last_activity_at, c.id))
