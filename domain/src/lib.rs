@@ -6,6 +6,7 @@
 //!
 //! Nothing here performs I/O: password hashing, clocks and ids are supplied by the caller.
 
+pub mod call;
 pub mod chat;
 pub mod envelope;
 pub mod inbox;

@@ -1,0 +1,539 @@
+//! The `Call` aggregate: one voice or video call in a chat, from ringing to its end.
+//!
+//! The api decides who may call (chat membership, one live call per chat) and when ringing has
+//! lasted too long; this aggregate holds the rules of the call itself: who is ringing, who is in,
+//! who declined, and when the call is over. The SFU's reports (a participant's media connected or
+//! went away) arrive as commands too, so a call whose last participant vanished ends by itself.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallKind {
+    Audio,
+    Video,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    /// Nobody but the caller has answered yet.
+    Ringing,
+    /// Someone answered.
+    Active,
+    /// Everyone hung up after the call was answered.
+    Ended,
+    /// Every callee declined.
+    Rejected,
+    /// Nobody answered before ringing timed out or the caller gave up.
+    Missed,
+}
+
+impl CallStatus {
+    pub fn is_over(self) -> bool {
+        matches!(self, CallStatus::Ended | CallStatus::Rejected | CallStatus::Missed)
+    }
+}
+
+/// Where one member stands in the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParticipantState {
+    Ringing,
+    Joined,
+    Rejected,
+    Left,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// The participant hung up (`POST /calls/{id}/end`).
+    HungUp,
+    /// The SFU lost them: socket closed, `leave`, or ICE timeout.
+    Disconnected,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallCommand {
+    Start {
+        call_id: Uuid,
+        chat_id: Uuid,
+        kind: CallKind,
+        initiator_id: Uuid,
+        /// The chat's other members: they ring.
+        invitee_ids: Vec<Uuid>,
+        /// A 1:1 call ends when either side hangs up; a group call when its last one leaves.
+        direct: bool,
+        at: DateTime<Utc>,
+    },
+    /// Answer, or join a group call already under way (the api checked chat membership).
+    Accept { user_id: Uuid, at: DateTime<Utc> },
+    Reject { user_id: Uuid, at: DateTime<Utc> },
+    /// Hang up.
+    Leave { user_id: Uuid, at: DateTime<Utc> },
+    /// The SFU reports the participant's media connected.
+    MediaConnected { user_id: Uuid, at: DateTime<Utc> },
+    /// The SFU reports the participant gone.
+    MediaDisconnected { user_id: Uuid, at: DateTime<Utc> },
+    /// Ringing timed out: calls still ringing that started at or before `cutoff` are missed.
+    Expire { cutoff: DateTime<Utc>, at: DateTime<Utc> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CallEvent {
+    CallStarted {
+        call_id: Uuid,
+        chat_id: Uuid,
+        kind: CallKind,
+        initiator_id: Uuid,
+        invitee_ids: Vec<Uuid>,
+        direct: bool,
+        started_at: DateTime<Utc>,
+    },
+    CallAccepted {
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    CallRejected {
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    ParticipantConnected {
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    ParticipantLeft {
+        user_id: Uuid,
+        reason: LeaveReason,
+        at: DateTime<Utc>,
+    },
+    /// The call is over; `chat_id` frees the chat for its next call.
+    CallEnded {
+        chat_id: Uuid,
+        status: CallStatus,
+        at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for CallEvent {
+    fn event_type(&self) -> String {
+        match self {
+            CallEvent::CallStarted { .. } => "CallStarted",
+            CallEvent::CallAccepted { .. } => "CallAccepted",
+            CallEvent::CallRejected { .. } => "CallRejected",
+            CallEvent::ParticipantConnected { .. } => "ParticipantConnected",
+            CallEvent::ParticipantLeft { .. } => "ParticipantLeft",
+            CallEvent::CallEnded { .. } => "CallEnded",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("call already exists")]
+    AlreadyExists,
+    /// Also what someone outside the call's chat gets.
+    #[error("call not found")]
+    NotFound,
+    #[error("there is nobody else in this chat to call")]
+    NobodyToCall,
+    #[error("the call is over")]
+    CallOver,
+    #[error("you are not being called")]
+    NotRinging,
+    #[error("you are not in this call")]
+    NotInCall,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    pub id: Option<Uuid>,
+    pub chat_id: Option<Uuid>,
+    pub kind: Option<CallKind>,
+    pub initiator_id: Option<Uuid>,
+    pub direct: bool,
+    pub status: Option<CallStatus>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub participants: BTreeMap<Uuid, ParticipantState>,
+}
+
+impl Call {
+    fn live_status(&self) -> Result<CallStatus, CallError> {
+        match self.status {
+            None => Err(CallError::NotFound),
+            Some(status) if status.is_over() => Err(CallError::CallOver),
+            Some(status) => Ok(status),
+        }
+    }
+
+    fn state_of(&self, user_id: Uuid) -> Option<ParticipantState> {
+        self.participants.get(&user_id).copied()
+    }
+
+    fn joined_besides(&self, user_id: Uuid) -> usize {
+        self.participants.iter().filter(|(id, s)| **id != user_id && **s == ParticipantState::Joined).count()
+    }
+
+    /// `user_id` leaves; the call ends when that was the last one in it (or either side of a 1:1).
+    fn leave(&self, user_id: Uuid, reason: LeaveReason, at: DateTime<Utc>) -> Vec<CallEvent> {
+        let mut events = vec![CallEvent::ParticipantLeft { user_id, reason, at }];
+        if self.direct || self.joined_besides(user_id) == 0 {
+            // A caller who gives up before anyone answered leaves a missed call behind.
+            let status = match self.status {
+                Some(CallStatus::Ringing) => CallStatus::Missed,
+                _ => CallStatus::Ended,
+            };
+            events.push(self.ended(status, at));
+        }
+        events
+    }
+
+    fn ended(&self, status: CallStatus, at: DateTime<Utc>) -> CallEvent {
+        CallEvent::CallEnded { chat_id: self.chat_id.unwrap_or_default(), status, at }
+    }
+
+    fn decide(&self, command: CallCommand) -> Result<Vec<CallEvent>, CallError> {
+        Ok(match command {
+            CallCommand::Start { call_id, chat_id, kind, initiator_id, invitee_ids, direct, at } => {
+                if self.status.is_some() {
+                    return Err(CallError::AlreadyExists);
+                }
+                let mut invitee_ids: Vec<Uuid> = invitee_ids.into_iter().filter(|id| *id != initiator_id).collect();
+                invitee_ids.sort();
+                invitee_ids.dedup();
+                if invitee_ids.is_empty() {
+                    return Err(CallError::NobodyToCall);
+                }
+                vec![CallEvent::CallStarted { call_id, chat_id, kind, initiator_id, invitee_ids, direct, started_at: at }]
+            }
+            CallCommand::Accept { user_id, at } => {
+                self.live_status()?;
+                match self.state_of(user_id) {
+                    Some(ParticipantState::Joined) => vec![],
+                    Some(ParticipantState::Ringing) => vec![CallEvent::CallAccepted { user_id, at }],
+                    // Back into a group call after declining or leaving it.
+                    Some(ParticipantState::Rejected | ParticipantState::Left) | None if !self.direct => {
+                        vec![CallEvent::CallAccepted { user_id, at }]
+                    }
+                    _ => return Err(CallError::NotRinging),
+                }
+            }
+            CallCommand::Reject { user_id, at } => {
+                self.live_status()?;
+                match self.state_of(user_id) {
+                    Some(ParticipantState::Rejected) => vec![],
+                    Some(ParticipantState::Ringing) => {
+                        let mut events = vec![CallEvent::CallRejected { user_id, at }];
+                        let still_ringing = self
+                            .participants
+                            .iter()
+                            .any(|(id, s)| *id != user_id && *s == ParticipantState::Ringing);
+                        let answered = self.status == Some(CallStatus::Active);
+                        if self.direct || (!still_ringing && !answered) {
+                            events.push(self.ended(CallStatus::Rejected, at));
+                        }
+                        events
+                    }
+                    _ => return Err(CallError::NotRinging),
+                }
+            }
+            CallCommand::Leave { user_id, at } => {
+                self.live_status()?;
+                if self.state_of(user_id) != Some(ParticipantState::Joined) {
+                    return Err(CallError::NotInCall);
+                }
+                self.leave(user_id, LeaveReason::HungUp, at)
+            }
+            CallCommand::MediaConnected { user_id, at } => {
+                // Reports can arrive late or twice: only a participant still in a live call counts.
+                match (self.live_status(), self.state_of(user_id)) {
+                    (Ok(_), Some(ParticipantState::Joined)) => vec![CallEvent::ParticipantConnected { user_id, at }],
+                    _ => vec![],
+                }
+            }
+            CallCommand::MediaDisconnected { user_id, at } => match (self.live_status(), self.state_of(user_id)) {
+                (Ok(_), Some(ParticipantState::Joined)) => self.leave(user_id, LeaveReason::Disconnected, at),
+                _ => vec![],
+            },
+            CallCommand::Expire { cutoff, at } => match (self.status, self.started_at) {
+                (Some(CallStatus::Ringing), Some(started)) if started <= cutoff => {
+                    vec![self.ended(CallStatus::Missed, at)]
+                }
+                _ => vec![],
+            },
+        })
+    }
+}
+
+impl Aggregate for Call {
+    const TYPE: &'static str = "Call";
+    type Command = CallCommand;
+    type Event = CallEvent;
+    type Error = CallError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            CallEvent::CallStarted { call_id, chat_id, kind, initiator_id, invitee_ids, direct, started_at } => {
+                self.id = Some(call_id);
+                self.chat_id = Some(chat_id);
+                self.kind = Some(kind);
+                self.initiator_id = Some(initiator_id);
+                self.direct = direct;
+                self.status = Some(CallStatus::Ringing);
+                self.started_at = Some(started_at);
+                self.participants = invitee_ids.into_iter().map(|id| (id, ParticipantState::Ringing)).collect();
+                self.participants.insert(initiator_id, ParticipantState::Joined);
+            }
+            CallEvent::CallAccepted { user_id, .. } => {
+                self.participants.insert(user_id, ParticipantState::Joined);
+                self.status = Some(CallStatus::Active);
+            }
+            CallEvent::CallRejected { user_id, .. } => {
+                self.participants.insert(user_id, ParticipantState::Rejected);
+            }
+            CallEvent::ParticipantConnected { .. } => {}
+            CallEvent::ParticipantLeft { user_id, .. } => {
+                self.participants.insert(user_id, ParticipantState::Left);
+            }
+            CallEvent::CallEnded { status, .. } => {
+                self.status = Some(status);
+                // Whoever was still ringing stops.
+                for state in self.participants.values_mut() {
+                    if *state == ParticipantState::Ringing || *state == ParticipantState::Joined {
+                        *state = ParticipantState::Left;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cqrs_es::test::TestFramework;
+
+    type CallTest = TestFramework<Call>;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+    }
+    fn later(seconds: i64) -> DateTime<Utc> {
+        at() + chrono::Duration::seconds(seconds)
+    }
+    fn user(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+    fn chat() -> Uuid {
+        Uuid::from_u128(100)
+    }
+    fn started(direct: bool, invitees: &[u128]) -> CallEvent {
+        CallEvent::CallStarted {
+            call_id: Uuid::from_u128(200),
+            chat_id: chat(),
+            kind: CallKind::Video,
+            initiator_id: user(1),
+            invitee_ids: invitees.iter().copied().map(user).collect(),
+            direct,
+            started_at: at(),
+        }
+    }
+    fn accepted(n: u128) -> CallEvent {
+        CallEvent::CallAccepted { user_id: user(n), at: at() }
+    }
+    fn ended(status: CallStatus) -> CallEvent {
+        CallEvent::CallEnded { chat_id: chat(), status, at: at() }
+    }
+
+    #[test]
+    fn a_call_rings_everyone_but_the_caller() {
+        CallTest::with(())
+            .given_no_previous_events()
+            .when(CallCommand::Start {
+                call_id: Uuid::from_u128(200),
+                chat_id: chat(),
+                kind: CallKind::Video,
+                initiator_id: user(1),
+                invitee_ids: vec![user(3), user(1), user(2), user(3)],
+                direct: false,
+                at: at(),
+            })
+            .then_expect_events(vec![started(false, &[2, 3])]);
+        CallTest::with(())
+            .given_no_previous_events()
+            .when(CallCommand::Start {
+                call_id: Uuid::from_u128(200),
+                chat_id: chat(),
+                kind: CallKind::Audio,
+                initiator_id: user(1),
+                invitee_ids: vec![user(1)],
+                direct: false,
+                at: at(),
+            })
+            .then_expect_error(CallError::NobodyToCall);
+    }
+
+    #[test]
+    fn ring_accept_hang_up_ends_a_direct_call() {
+        CallTest::with(())
+            .given(vec![started(true, &[2])])
+            .when(CallCommand::Accept { user_id: user(2), at: at() })
+            .then_expect_events(vec![accepted(2)]);
+        CallTest::with(())
+            .given(vec![started(true, &[2]), accepted(2)])
+            .when(CallCommand::Leave { user_id: user(2), at: at() })
+            .then_expect_events(vec![
+                CallEvent::ParticipantLeft { user_id: user(2), reason: LeaveReason::HungUp, at: at() },
+                ended(CallStatus::Ended),
+            ]);
+    }
+
+    #[test]
+    fn accepting_twice_changes_nothing_and_an_ended_call_cannot_be_joined() {
+        CallTest::with(())
+            .given(vec![started(true, &[2]), accepted(2)])
+            .when(CallCommand::Accept { user_id: user(2), at: at() })
+            .then_expect_events(vec![]);
+        CallTest::with(())
+            .given(vec![started(true, &[2]), accepted(2), ended(CallStatus::Ended)])
+            .when(CallCommand::Accept { user_id: user(2), at: at() })
+            .then_expect_error(CallError::CallOver);
+        CallTest::with(())
+            .given_no_previous_events()
+            .when(CallCommand::Accept { user_id: user(2), at: at() })
+            .then_expect_error(CallError::NotFound);
+    }
+
+    #[test]
+    fn rejecting_a_direct_call_ends_it_but_a_group_call_rings_on() {
+        CallTest::with(())
+            .given(vec![started(true, &[2])])
+            .when(CallCommand::Reject { user_id: user(2), at: at() })
+            .then_expect_events(vec![
+                CallEvent::CallRejected { user_id: user(2), at: at() },
+                ended(CallStatus::Rejected),
+            ]);
+        CallTest::with(())
+            .given(vec![started(false, &[2, 3])])
+            .when(CallCommand::Reject { user_id: user(2), at: at() })
+            .then_expect_events(vec![CallEvent::CallRejected { user_id: user(2), at: at() }]);
+        CallTest::with(())
+            .given(vec![started(false, &[2, 3]), CallEvent::CallRejected { user_id: user(2), at: at() }])
+            .when(CallCommand::Reject { user_id: user(3), at: at() })
+            .then_expect_events(vec![
+                CallEvent::CallRejected { user_id: user(3), at: at() },
+                ended(CallStatus::Rejected),
+            ]);
+        // Once someone answered, a decline only concerns the one declining.
+        CallTest::with(())
+            .given(vec![started(false, &[2, 3]), accepted(2)])
+            .when(CallCommand::Reject { user_id: user(3), at: at() })
+            .then_expect_events(vec![CallEvent::CallRejected { user_id: user(3), at: at() }]);
+        CallTest::with(())
+            .given(vec![started(true, &[2]), accepted(2)])
+            .when(CallCommand::Reject { user_id: user(2), at: at() })
+            .then_expect_error(CallError::NotRinging);
+    }
+
+    #[test]
+    fn a_group_call_ends_when_its_last_participant_leaves() {
+        let given = vec![started(false, &[2, 3]), accepted(2)];
+        CallTest::with(())
+            .given(given.clone())
+            .when(CallCommand::Leave { user_id: user(1), at: at() })
+            .then_expect_events(vec![CallEvent::ParticipantLeft {
+                user_id: user(1),
+                reason: LeaveReason::HungUp,
+                at: at(),
+            }]);
+        let mut one_left = given;
+        one_left.push(CallEvent::ParticipantLeft { user_id: user(1), reason: LeaveReason::HungUp, at: at() });
+        CallTest::with(())
+            .given(one_left)
+            .when(CallCommand::MediaDisconnected { user_id: user(2), at: at() })
+            .then_expect_events(vec![
+                CallEvent::ParticipantLeft { user_id: user(2), reason: LeaveReason::Disconnected, at: at() },
+                ended(CallStatus::Ended),
+            ]);
+    }
+
+    #[test]
+    fn late_joiners_may_enter_a_group_call_but_not_a_direct_one() {
+        CallTest::with(())
+            .given(vec![started(false, &[2]), accepted(2)])
+            .when(CallCommand::Accept { user_id: user(9), at: at() })
+            .then_expect_events(vec![accepted(9)]);
+        CallTest::with(())
+            .given(vec![started(true, &[2])])
+            .when(CallCommand::Accept { user_id: user(9), at: at() })
+            .then_expect_error(CallError::NotRinging);
+        CallTest::with(())
+            .given(vec![started(false, &[2])])
+            .when(CallCommand::Leave { user_id: user(2), at: at() })
+            .then_expect_error(CallError::NotInCall);
+    }
+
+    #[test]
+    fn ringing_expires_into_a_missed_call_and_a_caller_who_gives_up_leaves_one_too() {
+        CallTest::with(())
+            .given(vec![started(true, &[2])])
+            .when(CallCommand::Expire { cutoff: later(-1), at: later(45) })
+            .then_expect_events(vec![]);
+        CallTest::with(())
+            .given(vec![started(true, &[2])])
+            .when(CallCommand::Expire { cutoff: at(), at: at() })
+            .then_expect_events(vec![ended(CallStatus::Missed)]);
+        CallTest::with(())
+            .given(vec![started(true, &[2]), accepted(2)])
+            .when(CallCommand::Expire { cutoff: later(60), at: at() })
+            .then_expect_events(vec![]);
+        CallTest::with(())
+            .given(vec![started(true, &[2])])
+            .when(CallCommand::Leave { user_id: user(1), at: at() })
+            .then_expect_events(vec![
+                CallEvent::ParticipantLeft { user_id: user(1), reason: LeaveReason::HungUp, at: at() },
+                ended(CallStatus::Missed),
+            ]);
+    }
+
+    #[test]
+    fn sfu_reports_about_people_not_in_the_call_change_nothing() {
+        CallTest::with(())
+            .given(vec![started(true, &[2])])
+            .when(CallCommand::MediaConnected { user_id: user(2), at: at() })
+            .then_expect_events(vec![]);
+        CallTest::with(())
+            .given(vec![started(true, &[2])])
+            .when(CallCommand::MediaConnected { user_id: user(1), at: at() })
+            .then_expect_events(vec![CallEvent::ParticipantConnected { user_id: user(1), at: at() }]);
+        CallTest::with(())
+            .given(vec![started(true, &[2]), accepted(2), ended(CallStatus::Ended)])
+            .when(CallCommand::MediaDisconnected { user_id: user(2), at: at() })
+            .then_expect_events(vec![]);
+    }
+}
