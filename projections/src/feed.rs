@@ -16,6 +16,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use parley_domain::call::{CallEvent, CallStatus};
 use parley_domain::chat::{ChatEvent, ChatKind};
 use parley_domain::inbox::InboxEvent;
 use parley_domain::EventEnvelope;
@@ -227,6 +228,75 @@ impl FeedProjection {
         self.store(conn, frames).await
     }
 
+    /// A call rings its invitees (`call.ringing`, and a notification for those offline); every
+    /// later change reaches the chat's members as `call.updated`; a call nobody answered leaves
+    /// a missed-call notification with everyone it rang.
+    async fn call_changed(&self, conn: &mut PgConnection, call_id: Uuid, event: CallEvent) -> Result<(), ProjectionError> {
+        let mut frames = Frames::default();
+        if let CallEvent::CallStarted { chat_id, kind, initiator_id, invitee_ids, started_at, .. } = &event {
+            sqlx::query("INSERT INTO feed_calls (call_id, chat_id, invitee_ids) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(call_id)
+                .bind(chat_id)
+                .bind(invitee_ids)
+                .execute(&mut *conn)
+                .await?;
+            let about = json!({
+                "call_id": call_id,
+                "chat_id": chat_id,
+                "kind": kind,
+                "initiator_id": initiator_id,
+                "created_at": started_at.to_rfc3339(),
+            });
+            let offline: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT u FROM unnest($1::uuid[]) AS u WHERE NOT EXISTS (SELECT 1 FROM presence p \
+                   WHERE p.user_id = u AND p.last_seen > now() - interval '90 seconds')",
+            )
+            .bind(invitee_ids)
+            .fetch_all(&mut *conn)
+            .await?;
+            let notices = offline
+                .into_iter()
+                .map(|user_id| Notice { user_id, kind: "incoming_call", data: about.clone(), at: *started_at })
+                .collect();
+            self.notify(conn, notices, &mut frames).await?;
+            frames.add("call.ringing", about, None, invitee_ids);
+            return self.store(conn, frames).await;
+        }
+        let known: Option<(Uuid, Vec<Uuid>)> =
+            sqlx::query_as("SELECT chat_id, invitee_ids FROM feed_calls WHERE call_id = $1")
+                .bind(call_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let Some((chat_id, invitee_ids)) = known else {
+            return Err(ProjectionError::Inconsistent(format!("call {call_id} changed before it started")));
+        };
+        let data = match &event {
+            CallEvent::CallAccepted { user_id, .. } => json!({"change": "accepted", "user_id": user_id}),
+            CallEvent::CallRejected { user_id, .. } => json!({"change": "rejected", "user_id": user_id}),
+            CallEvent::ParticipantConnected { user_id, .. } => json!({"change": "connected", "user_id": user_id}),
+            CallEvent::ParticipantLeft { user_id, reason, .. } => {
+                json!({"change": "left", "user_id": user_id, "reason": reason})
+            }
+            CallEvent::CallEnded { status, at, .. } => {
+                if *status == CallStatus::Missed {
+                    let about = json!({"call_id": call_id, "chat_id": chat_id});
+                    let notices = invitee_ids
+                        .iter()
+                        .map(|user_id| Notice { user_id: *user_id, kind: "missed_call", data: about.clone(), at: *at })
+                        .collect();
+                    self.notify(conn, notices, &mut frames).await?;
+                }
+                json!({"change": "ended", "status": status})
+            }
+            CallEvent::CallStarted { .. } => return Ok(()),
+        };
+        let mut data = data;
+        data["call_id"] = json!(call_id);
+        data["chat_id"] = json!(chat_id);
+        frames.add("call.updated", data, None, &members_now(conn, chat_id).await?);
+        self.store(conn, frames).await
+    }
+
     async fn lock_feed(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         if !self.locked.swap(true, Ordering::Relaxed) {
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(FEED_LOCK_KEY).execute(conn).await?;
@@ -302,13 +372,13 @@ impl Projection for FeedProjection {
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
-        &["Chat", "Inbox"]
+        &["Chat", "Inbox", "Call"]
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         // Rebuilt frames get new, higher cursors (the sequence is not reset), so a client that
         // reconnects with an old cursor is replayed the whole rebuilt feed rather than missing any.
-        sqlx::query("TRUNCATE user_feed, feed_members, notifications").execute(conn).await?;
+        sqlx::query("TRUNCATE user_feed, feed_members, feed_calls, notifications").execute(conn).await?;
         Ok(())
     }
 
@@ -349,6 +419,10 @@ impl Projection for FeedProjection {
         if event.aggregate_type == "Inbox" {
             let decoded: InboxEvent = serde_json::from_value(event.payload.clone()).map_err(decode_error)?;
             return apply_inbox(conn, aggregate_id, decoded).await;
+        }
+        if event.aggregate_type == "Call" {
+            let decoded: CallEvent = serde_json::from_value(event.payload.clone()).map_err(decode_error)?;
+            return self.call_changed(conn, aggregate_id, decoded).await;
         }
         let decoded: ChatEvent = serde_json::from_value(event.payload.clone()).map_err(decode_error)?;
         let chat_id = aggregate_id;

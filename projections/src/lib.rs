@@ -2,6 +2,7 @@
 //! tables, recording its progress in the same transaction. Any projection can also be rebuilt from
 //! the event store alone (`parley-projections rebuild <name>`).
 
+pub mod calls;
 pub mod chat_events;
 pub mod chats;
 pub mod config;
@@ -47,6 +48,7 @@ pub fn all_projections(realtime_prefix: &str) -> Vec<Box<dyn Projection>> {
     vec![
         Box::new(users::UsersProjection),
         Box::new(chats::ChatsProjection),
+        Box::new(calls::CallsProjection),
         Box::new(feed::FeedProjection::new(realtime_prefix.to_owned())),
     ]
 }

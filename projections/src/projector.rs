@@ -226,8 +226,22 @@ async fn consume(
         ack_wait: Duration::from_secs(5),
         ..Default::default()
     };
-    let consumer: consumer::PullConsumer =
-        stream.get_or_create_consumer(consumer_name, config).await.map_err(|e| nats(&e))?;
+    let mut consumer: consumer::PullConsumer =
+        stream.get_or_create_consumer(consumer_name, config.clone()).await.map_err(|e| nats(&e))?;
+    // A projection that now reads more aggregate types (say, the feed learning of calls) keeps
+    // its durable consumer and position; only the filter changes.
+    let mut wanted = config.filter_subjects.clone();
+    let current = &consumer.cached_info().config;
+    let mut existing = current.filter_subjects.clone();
+    if existing.is_empty() && !current.filter_subject.is_empty() {
+        existing.push(current.filter_subject.clone());
+    }
+    wanted.sort();
+    existing.sort();
+    if wanted != existing {
+        tracing::info!(consumer = consumer_name, ?wanted, "updating the consumer's subjects");
+        consumer = stream.update_consumer(config).await.map_err(|e| nats(&e))?;
+    }
     let mut messages = consumer.messages().await.map_err(|e| nats(&e))?;
     // Whatever has arrived is applied together (up to BATCH): one transaction and one progress
     // notification for many events when busy, a batch of one when idle.

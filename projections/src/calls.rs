@@ -1,0 +1,118 @@
+//! `calls`: each call's status and participants, for `GET /calls/{id}`, the answers of the call
+//! commands, and the api's ringing-timeout sweep.
+
+use async_trait::async_trait;
+use parley_domain::call::{CallEvent, ParticipantState};
+use parley_domain::EventEnvelope;
+use serde::Serialize;
+use sqlx::PgConnection;
+
+use crate::chat_events::aggregate_uuid;
+use crate::{Projection, ProjectionError};
+
+pub struct CallsProjection;
+
+/// The snake_case name serde gives a unit enum variant (as stored in the read model).
+pub fn enum_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+#[async_trait]
+impl Projection for CallsProjection {
+    fn name(&self) -> &'static str {
+        "calls"
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        &["Call"]
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        sqlx::query("TRUNCATE calls, call_participants").execute(conn).await?;
+        Ok(())
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), ProjectionError> {
+        let call_id = aggregate_uuid(event)?;
+        let decoded: CallEvent = serde_json::from_value(event.payload.clone())
+            .map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
+        let participant = |user_id, state: ParticipantState, at| {
+            sqlx::query(
+                "INSERT INTO call_participants (call_id, user_id, state, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (call_id, user_id) DO UPDATE SET state = EXCLUDED.state, \
+                   connected = call_participants.connected AND EXCLUDED.state = 'joined', updated_at = EXCLUDED.updated_at",
+            )
+            .bind(call_id)
+            .bind(user_id)
+            .bind(enum_text(&state))
+            .bind(at)
+        };
+        match decoded {
+            CallEvent::CallStarted { chat_id, kind, initiator_id, invitee_ids, direct, started_at, .. } => {
+                sqlx::query(
+                    "INSERT INTO calls (id, chat_id, kind, initiator_id, direct, status, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'ringing', $6)",
+                )
+                .bind(call_id)
+                .bind(chat_id)
+                .bind(enum_text(&kind))
+                .bind(initiator_id)
+                .bind(direct)
+                .bind(started_at)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO call_participants (call_id, user_id, state, updated_at) \
+                     SELECT $1, u, CASE WHEN u = $3 THEN 'joined' ELSE 'ringing' END, $4 \
+                     FROM unnest(array_append($2::uuid[], $3)) AS u",
+                )
+                .bind(call_id)
+                .bind(&invitee_ids)
+                .bind(initiator_id)
+                .bind(started_at)
+                .execute(conn)
+                .await?;
+            }
+            CallEvent::CallAccepted { user_id, at } => {
+                participant(user_id, ParticipantState::Joined, at).execute(&mut *conn).await?;
+                sqlx::query("UPDATE calls SET status = 'active' WHERE id = $1 AND status = 'ringing'")
+                    .bind(call_id)
+                    .execute(conn)
+                    .await?;
+            }
+            CallEvent::CallRejected { user_id, at } => {
+                participant(user_id, ParticipantState::Rejected, at).execute(conn).await?;
+            }
+            CallEvent::ParticipantLeft { user_id, at, .. } => {
+                participant(user_id, ParticipantState::Left, at).execute(conn).await?;
+            }
+            CallEvent::ParticipantConnected { user_id, at } => {
+                sqlx::query(
+                    "UPDATE call_participants SET connected = true, updated_at = $3 WHERE call_id = $1 AND user_id = $2",
+                )
+                .bind(call_id)
+                .bind(user_id)
+                .bind(at)
+                .execute(conn)
+                .await?;
+            }
+            CallEvent::CallEnded { status, at, .. } => {
+                sqlx::query("UPDATE calls SET status = $2, ended_at = $3 WHERE id = $1")
+                    .bind(call_id)
+                    .bind(enum_text(&status))
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(
+                    "UPDATE call_participants SET state = 'left', connected = false, updated_at = $2 \
+                     WHERE call_id = $1 AND state IN ('ringing', 'joined')",
+                )
+                .bind(call_id)
+                .bind(at)
+                .execute(conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
