@@ -15,6 +15,7 @@ use crate::auth::captcha::CaptchaVerifier;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::routes::AuthApi;
 use crate::auth::tokens::TokenKeys;
+use crate::calls::routes::CallsApi;
 use crate::chats::routes::ChatsApi;
 use crate::commands::{CommandBus, EventStore, ProjectionProgress};
 use crate::config::Config;
@@ -25,12 +26,16 @@ use crate::ops::routes::OpsApi;
 use crate::state::AppState;
 use crate::users::routes::UsersApi;
 
-pub type Apis = (OpsApi, AuthApi, UsersApi, ChatsApi, NotificationsApi);
+pub type Apis = (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, NotificationsApi);
 
 pub fn api_service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new((OpsApi, AuthApi, UsersApi, ChatsApi, NotificationsApi), "Parley", env!("CARGO_PKG_VERSION"))
-        .description("Parley messaging backend. Errors are `{\"error\": {\"code\", \"message\"}}`.")
-        .server("http://127.0.0.1:8080")
+    OpenApiService::new(
+        (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, NotificationsApi),
+        "Parley",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description("Parley messaging backend. Errors are `{\"error\": {\"code\", \"message\"}}`.")
+    .server("http://127.0.0.1:8080")
 }
 
 /// The OpenAPI document, as committed under `openapi/`.
@@ -102,6 +107,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         users: CommandBus::new(event_store.clone(), ()),
         sessions: CommandBus::new(event_store.clone(), ()),
         chats: CommandBus::new(event_store.clone(), ()),
+        calls: CommandBus::new(event_store.clone(), ()),
         inboxes: CommandBus::new(event_store, ()),
         progress: ProjectionProgress::start(pool.clone()).await?,
         tokens,
@@ -112,6 +118,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         nats,
         config,
     });
+    let sweeper_task = tokio::spawn(crate::calls::sweeper::run(Arc::clone(&state), shutdown_tx.subscribe()));
     let addr = state.config.http_addr;
     tracing::info!(%addr, "parley-api listening");
     Server::new(TcpListener::bind(addr))
@@ -123,6 +130,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await?;
     let _ = shutdown_tx.send(true);
     let _ = relay_task.await;
+    let _ = sweeper_task.await;
     Ok(())
 }
 

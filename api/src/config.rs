@@ -60,6 +60,12 @@ pub struct Config {
     pub realtime_prefix: String,
     /// A WebSocket that sends nothing (not even a pong) for this long is closed.
     pub ws_idle_timeout: Duration,
+    /// A call nobody answered within this long is missed.
+    pub call_ring_timeout: Duration,
+    /// The SFU's signaling WebSocket, handed to call participants.
+    pub sfu_url: String,
+    /// How long a join token admits its holder to the SFU.
+    pub sfu_token_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +130,9 @@ impl Config {
             read_your_writes_timeout: Duration::from_millis(parse("PARLEY_READ_YOUR_WRITES_TIMEOUT_MS", "5000")?),
             realtime_prefix: parley_eventbus::stream::realtime_prefix_from_env(),
             ws_idle_timeout: Duration::from_secs(parse::<u64>("PARLEY_WS_IDLE_TIMEOUT_SECS", "60")?.max(3)),
+            call_ring_timeout: Duration::from_secs(parse::<u64>("PARLEY_CALL_RING_TIMEOUT_SECS", "45")?.max(1)),
+            sfu_url: env_or("PARLEY_SFU_URL", "ws://127.0.0.1:8081/rtc"),
+            sfu_token_ttl: Duration::from_secs(parse::<u64>("PARLEY_SFU_TOKEN_TTL_SECS", "60")?.clamp(5, 600)),
         })
     }
 }

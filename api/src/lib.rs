@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod calls;
 pub mod chats;
 pub mod commands;
 pub mod config;
@@ -25,6 +26,8 @@ pub enum ApiTags {
     Users,
     /// Chats, groups and messages
     Chats,
+    /// Voice and video calls
+    Calls,
     /// Notifications
     Notifications,
     /// Health, metrics and keys

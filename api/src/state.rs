@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use parley_domain::call::Call;
 use parley_domain::chat::Chat;
 use parley_domain::inbox::Inbox;
 use parley_domain::session::Session;
@@ -23,6 +24,7 @@ pub struct AppState {
     pub users: CommandBus<User>,
     pub sessions: CommandBus<Session>,
     pub chats: CommandBus<Chat>,
+    pub calls: CommandBus<Call>,
     pub inboxes: CommandBus<Inbox>,
     pub progress: ProjectionProgress,
     pub tokens: TokenKeys,

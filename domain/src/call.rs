@@ -74,16 +74,34 @@ pub enum CallCommand {
         at: DateTime<Utc>,
     },
     /// Answer, or join a group call already under way (the api checked chat membership).
-    Accept { user_id: Uuid, at: DateTime<Utc> },
-    Reject { user_id: Uuid, at: DateTime<Utc> },
+    Accept {
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    Reject {
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    },
     /// Hang up.
-    Leave { user_id: Uuid, at: DateTime<Utc> },
+    Leave {
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    },
     /// The SFU reports the participant's media connected.
-    MediaConnected { user_id: Uuid, at: DateTime<Utc> },
+    MediaConnected {
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    },
     /// The SFU reports the participant gone.
-    MediaDisconnected { user_id: Uuid, at: DateTime<Utc> },
+    MediaDisconnected {
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    },
     /// Ringing timed out: calls still ringing that started at or before `cutoff` are missed.
-    Expire { cutoff: DateTime<Utc>, at: DateTime<Utc> },
+    Expire {
+        cutoff: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,7 +234,15 @@ impl Call {
                 if invitee_ids.is_empty() {
                     return Err(CallError::NobodyToCall);
                 }
-                vec![CallEvent::CallStarted { call_id, chat_id, kind, initiator_id, invitee_ids, direct, started_at: at }]
+                vec![CallEvent::CallStarted {
+                    call_id,
+                    chat_id,
+                    kind,
+                    initiator_id,
+                    invitee_ids,
+                    direct,
+                    started_at: at,
+                }]
             }
             CallCommand::Accept { user_id, at } => {
                 self.live_status()?;
@@ -236,10 +262,8 @@ impl Call {
                     Some(ParticipantState::Rejected) => vec![],
                     Some(ParticipantState::Ringing) => {
                         let mut events = vec![CallEvent::CallRejected { user_id, at }];
-                        let still_ringing = self
-                            .participants
-                            .iter()
-                            .any(|(id, s)| *id != user_id && *s == ParticipantState::Ringing);
+                        let still_ringing =
+                            self.participants.iter().any(|(id, s)| *id != user_id && *s == ParticipantState::Ringing);
                         let answered = self.status == Some(CallStatus::Active);
                         if self.direct || (!still_ringing && !answered) {
                             events.push(self.ended(CallStatus::Rejected, at));

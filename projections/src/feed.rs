@@ -231,15 +231,22 @@ impl FeedProjection {
     /// A call rings its invitees (`call.ringing`, and a notification for those offline); every
     /// later change reaches the chat's members as `call.updated`; a call nobody answered leaves
     /// a missed-call notification with everyone it rang.
-    async fn call_changed(&self, conn: &mut PgConnection, call_id: Uuid, event: CallEvent) -> Result<(), ProjectionError> {
+    async fn call_changed(
+        &self,
+        conn: &mut PgConnection,
+        call_id: Uuid,
+        event: CallEvent,
+    ) -> Result<(), ProjectionError> {
         let mut frames = Frames::default();
         if let CallEvent::CallStarted { chat_id, kind, initiator_id, invitee_ids, started_at, .. } = &event {
-            sqlx::query("INSERT INTO feed_calls (call_id, chat_id, invitee_ids) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                .bind(call_id)
-                .bind(chat_id)
-                .bind(invitee_ids)
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "INSERT INTO feed_calls (call_id, chat_id, invitee_ids) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(call_id)
+            .bind(chat_id)
+            .bind(invitee_ids)
+            .execute(&mut *conn)
+            .await?;
             let about = json!({
                 "call_id": call_id,
                 "chat_id": chat_id,

@@ -4,6 +4,7 @@
 mod e2e {
     mod auth;
     mod bad_input;
+    mod calls;
     mod chats;
     mod faults;
     mod notifications;

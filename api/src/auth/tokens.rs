@@ -22,6 +22,9 @@ use uuid::Uuid;
 
 const KEY_FILE: &str = "jwt-ed25519.pem";
 const ACCESS_TOKEN_TYPE: &str = "access";
+const SFU_JOIN_TOKEN_TYPE: &str = "sfu_join";
+/// The `aud` of join tokens: only the SFU accepts them.
+pub const SFU_AUDIENCE: &str = "parley-sfu";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -39,6 +42,23 @@ pub struct AccessClaims {
     /// The session (refresh-token family) the token was issued under.
     pub sid: Uuid,
     pub iss: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub typ: String,
+}
+
+/// The claims of an SFU join token: who may join which call's room, until when. The SFU checks
+/// them with the public key from `/.well-known/jwks.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SfuJoinClaims {
+    /// The user.
+    pub sub: Uuid,
+    /// The call, which is the SFU's room.
+    pub call: Uuid,
+    /// `audio` or `video`: what the participant may publish.
+    pub kind: String,
+    pub iss: String,
+    pub aud: String,
     pub iat: i64,
     pub exp: i64,
     pub typ: String,
@@ -133,6 +153,30 @@ impl TokenKeys {
             iat: now.timestamp(),
             exp: now.timestamp() + self.access_ttl.as_secs() as i64,
             typ: ACCESS_TOKEN_TYPE.to_owned(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.key_id.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding)
+    }
+
+    /// A short-lived token admitting `user_id` to `call_id`'s room on the SFU.
+    pub fn issue_sfu_join(
+        &self,
+        user_id: Uuid,
+        call_id: Uuid,
+        kind: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let claims = SfuJoinClaims {
+            sub: user_id,
+            call: call_id,
+            kind: kind.to_owned(),
+            iss: self.issuer.clone(),
+            aud: SFU_AUDIENCE.to_owned(),
+            iat: now.timestamp(),
+            exp: now.timestamp() + ttl.as_secs() as i64,
+            typ: SFU_JOIN_TOKEN_TYPE.to_owned(),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.key_id.clone());

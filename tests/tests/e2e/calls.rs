@@ -1,0 +1,239 @@
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use base64::Engine;
+use parley_tests::{error_code, Socket, Stack, StackOptions};
+use serde_json::{json, Value};
+
+use super::chats::{group, member, Member};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn direct(stack: &Stack, from: &Member, to: &Member) -> Result<String> {
+    let (status, chat) =
+        stack.post("/chats", Some(&from.token), &json!({"type": "direct", "member_ids": [to.id]})).await?;
+    ensure!(status == 201, "create direct chat: {status} {chat}");
+    Ok(chat["id"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn call(stack: &Stack, path: &str, who: &Member) -> Result<(u16, Value)> {
+    stack.post(path, Some(&who.token), &json!(null)).await
+}
+
+/// An online member: a socket whose session (and presence) is known to be up.
+async fn online(stack: &Stack, who: &Member) -> Result<Socket> {
+    let mut socket = Socket::connect(&stack.base_url, &who.token, None).await?;
+    socket.send(&json!({"type": "ping"})).await?;
+    socket.expect("pong", WAIT).await?;
+    Ok(socket)
+}
+
+fn state_of(call: &Value, user: &Member) -> String {
+    call["participants"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["user_id"] == user.id.as_str()))
+        .map(|p| p["state"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+/// The claims of a JWT (its signature is the SFU's to check).
+fn claims(token: &str) -> Result<Value> {
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    Ok(serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?)?)
+}
+
+/// Waits for a `call.updated` frame of `change`.
+async fn expect_change(socket: &mut Socket, change: &str) -> Result<Value> {
+    loop {
+        let frame = socket.expect("call.updated", WAIT).await?;
+        if frame["data"]["change"] == change {
+            return Ok(frame);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_direct_call_rings_is_answered_and_hung_up() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = direct(&stack, &ada, &bob).await?;
+    let (mut adas, mut bobs) = (online(&stack, &ada).await?, online(&stack, &bob).await?);
+
+    let (status, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
+    assert_eq!(status, 201, "{started}");
+    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!((started["status"].as_str(), started["kind"].as_str()), (Some("ringing"), Some("video")));
+    assert_eq!((state_of(&started, &ada), state_of(&started, &bob)), ("joined".into(), "ringing".into()));
+    assert_eq!(started["sfu"]["url"], "ws://127.0.0.1:8081/rtc");
+    let token = claims(started["sfu"]["token"].as_str().unwrap_or_default())?;
+    assert_eq!((token["sub"].as_str(), token["call"].as_str()), (Some(ada.id.as_str()), Some(call_id.as_str())));
+    assert_eq!(token["aud"], "parley-sfu");
+    assert!(token["exp"].as_i64().unwrap_or_default() - token["iat"].as_i64().unwrap_or_default() <= 60);
+
+    let ringing = bobs.expect("call.ringing", WAIT).await?;
+    assert_eq!(
+        (ringing["data"]["call_id"].as_str(), ringing["data"]["chat_id"].as_str()),
+        (Some(call_id.as_str()), Some(chat.as_str()))
+    );
+    assert_eq!(ringing["data"]["initiator_id"], ada.id.as_str());
+
+    let (status, accepted) = call(&stack, &format!("/calls/{call_id}/accept"), &bob).await?;
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["call"]["status"], "active");
+    assert_eq!(claims(accepted["sfu"]["token"].as_str().unwrap_or_default())?["sub"], bob.id.as_str());
+    let frame = expect_change(&mut adas, "accepted").await?;
+    assert_eq!(frame["data"]["user_id"], bob.id.as_str());
+
+    let (status, ended) = call(&stack, &format!("/calls/{call_id}/end"), &bob).await?;
+    assert_eq!((status, ended["status"].as_str()), (200, Some("ended")));
+    assert!(ended["ended_at"].is_string());
+    let frame = expect_change(&mut adas, "ended").await?;
+    assert_eq!(frame["data"]["status"], "ended");
+    let (_, seen) = stack.get(&format!("/calls/{call_id}"), Some(&ada.token)).await?;
+    assert_eq!(seen["status"], "ended");
+
+    // The call is over for good; the chat takes a new one.
+    let (status, body) = call(&stack, &format!("/calls/{call_id}/accept"), &bob).await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (409, "call_over"));
+    let (status, next) = stack.post("/calls", Some(&bob.token), &json!({"chat_id": chat, "kind": "audio"})).await?;
+    assert_eq!(status, 201);
+    assert_ne!(next["id"].as_str(), Some(call_id.as_str()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_declined_call_is_rejected_and_a_chat_has_one_live_call() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = direct(&stack, &ada, &bob).await?;
+    let mut adas = online(&stack, &ada).await?;
+
+    let (_, first) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "audio"})).await?;
+    let call_id = first["id"].as_str().unwrap_or_default().to_owned();
+    // Bob calling back while Ada's call rings joins it instead of ringing twice.
+    let (status, joined) = stack.post("/calls", Some(&bob.token), &json!({"chat_id": chat, "kind": "audio"})).await?;
+    assert_eq!((status, joined["id"].as_str()), (200, Some(call_id.as_str())));
+    assert_eq!((joined["status"].as_str(), state_of(&joined, &bob)), (Some("active"), "joined".into()));
+    let (status, ended) = call(&stack, &format!("/calls/{call_id}/end"), &ada).await?;
+    assert_eq!((status, ended["status"].as_str()), (200, Some("ended")));
+
+    let (_, second) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
+    let second_id = second["id"].as_str().unwrap_or_default().to_owned();
+    let (status, rejected) = call(&stack, &format!("/calls/{second_id}/reject"), &bob).await?;
+    assert_eq!((status, rejected["status"].as_str()), (200, Some("rejected")));
+    assert_eq!(state_of(&rejected, &bob), "rejected");
+    loop {
+        let frame = expect_change(&mut adas, "ended").await?;
+        if frame["data"]["call_id"] == second_id.as_str() {
+            assert_eq!(frame["data"]["status"], "rejected");
+            break;
+        }
+    }
+    // Only the one being called may decline; hanging up a call you are not in is refused.
+    let (status, body) = call(&stack, &format!("/calls/{second_id}/reject"), &ada).await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (409, "call_over"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unanswered_call_is_missed_and_both_notifications_wait_for_the_offline_callee() -> Result<()> {
+    let stack = Stack::start_with(StackOptions::default().env("PARLEY_CALL_RING_TIMEOUT_SECS", "1")).await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = direct(&stack, &ada, &bob).await?;
+    let (_, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
+    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+    stack
+        .eventually(WAIT, "the call to be missed", || async {
+            Ok(stack.get(&format!("/calls/{call_id}"), Some(&ada.token)).await?.1["status"] == "missed")
+        })
+        .await?;
+    stack
+        .eventually(WAIT, "Bob's call notifications", || async {
+            let (_, page) = stack.get("/notifications", Some(&bob.token)).await?;
+            let kinds: Vec<&str> =
+                page["items"].as_array().into_iter().flatten().filter_map(|n| n["kind"].as_str()).collect();
+            Ok(kinds == ["missed_call", "incoming_call"])
+        })
+        .await?;
+    let (_, adas) = stack.get("/notifications", Some(&ada.token)).await?;
+    assert_eq!(adas["items"], json!([]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_group_call_goes_on_until_its_last_participant_leaves() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob, cyd) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "cyd").await?);
+    let chat = group(&stack, &ada, &[&bob, &cyd]).await?;
+    let (_, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
+    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+    let path = |action: &str| format!("/calls/{call_id}/{action}");
+
+    let (_, view) = call(&stack, &path("reject"), &bob).await?;
+    assert_eq!((view["status"].as_str(), state_of(&view, &bob)), (Some("ringing"), "rejected".into()));
+    let (_, joined) = call(&stack, &path("accept"), &cyd).await?;
+    assert_eq!(joined["call"]["status"], "active");
+    // Bob changes his mind and joins the call under way.
+    let (status, joined) = call(&stack, &path("accept"), &bob).await?;
+    assert_eq!((status, state_of(&joined["call"], &bob)), (200, "joined".into()));
+    for who in [&ada, &bob] {
+        let (_, view) = call(&stack, &path("end"), who).await?;
+        assert_eq!((view["status"].as_str(), state_of(&view, who)), (Some("active"), "left".into()));
+    }
+    let (_, view) = call(&stack, &path("end"), &cyd).await?;
+    assert_eq!(view["status"], "ended");
+    let (status, body) = call(&stack, &path("end"), &cyd).await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (409, "call_over"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn people_outside_the_chat_can_neither_see_nor_join_its_calls() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob, eve) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "eve").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    let mut eves = online(&stack, &eve).await?;
+    let (_, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
+    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+
+    let (status, body) = stack.post("/calls", Some(&eve.token), &json!({"chat_id": chat, "kind": "video"})).await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"));
+    let (status, body) = stack.get(&format!("/calls/{call_id}"), Some(&eve.token)).await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"));
+    for action in ["accept", "reject", "end"] {
+        let (status, body) = call(&stack, &format!("/calls/{call_id}/{action}"), &eve).await?;
+        assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"), "{action}");
+    }
+    // A call that does not exist looks the same.
+    let (status, _) = stack.get(&format!("/calls/{}", uuid::Uuid::now_v7()), Some(&ada.token)).await?;
+    assert_eq!(status, 404);
+    // Bob's accept reaches Ada's frames, never Eve's socket.
+    let (status, _) = call(&stack, &format!("/calls/{call_id}/accept"), &bob).await?;
+    assert_eq!(status, 200);
+    eves.send(&json!({"type": "ping"})).await?;
+    let frame = eves.next(WAIT).await?.unwrap_or_default();
+    assert_eq!(frame["type"], "pong", "Eve got {frame}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_call_requests_get_clear_errors() -> Result<()> {
+    let stack = Stack::start().await?;
+    let ada = member(&stack, "ada").await?;
+    let cases = [
+        (json!({"chat_id": uuid::Uuid::now_v7(), "kind": "video"}), 404),
+        (json!({"chat_id": "not-a-uuid", "kind": "video"}), 400),
+        (json!({"chat_id": uuid::Uuid::now_v7(), "kind": "hologram"}), 400),
+        (json!({"kind": "audio"}), 400),
+    ];
+    for (body, expected) in cases {
+        let (status, answer) = stack.post("/calls", Some(&ada.token), &body).await?;
+        assert_eq!(status, expected, "{body} → {answer}");
+        assert!(answer["error"]["code"].is_string(), "{answer}");
+    }
+    let (status, _) = stack.post("/calls", None, &json!({"chat_id": uuid::Uuid::now_v7(), "kind": "audio"})).await?;
+    assert_eq!(status, 401);
+    let (status, answer) = stack.get("/calls/nope", Some(&ada.token)).await?;
+    assert_eq!(status, 400, "{answer}");
+    Ok(())
+}
