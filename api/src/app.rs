@@ -119,6 +119,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config,
     });
     let sweeper_task = tokio::spawn(crate::calls::sweeper::run(Arc::clone(&state), shutdown_tx.subscribe()));
+    let sfu_reports_task = tokio::spawn(crate::calls::sfu_reports::run(Arc::clone(&state), shutdown_tx.subscribe()));
     let addr = state.config.http_addr;
     tracing::info!(%addr, "parley-api listening");
     Server::new(TcpListener::bind(addr))
@@ -131,6 +132,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = shutdown_tx.send(true);
     let _ = relay_task.await;
     let _ = sweeper_task.await;
+    let _ = sfu_reports_task.await;
     Ok(())
 }
 

@@ -357,6 +357,29 @@ impl Aggregate for Call {
     }
 }
 
+/// What the SFU tells the api about a participant's media, over JetStream (see
+/// `parley_eventbus::stream::StreamSettings::sfu_reports_subject`). The api turns it into
+/// `MediaConnected` / `MediaDisconnected`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SfuReport {
+    pub call_id: Uuid,
+    pub user_id: Uuid,
+    /// `true`: media connected; `false`: the participant left (`leave`, closed socket, ICE timeout).
+    pub connected: bool,
+    pub at: DateTime<Utc>,
+}
+
+impl SfuReport {
+    pub fn command(&self) -> CallCommand {
+        let (user_id, at) = (self.user_id, self.at);
+        if self.connected {
+            CallCommand::MediaConnected { user_id, at }
+        } else {
+            CallCommand::MediaDisconnected { user_id, at }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,36 @@ impl StreamSettings {
     pub fn subject_for_type(&self, aggregate_type: &str) -> String {
         format!("{}.{aggregate_type}.*", self.subject_prefix)
     }
+
+    /// The stream of the SFU's participant reports (joins and leaves), beside the events stream.
+    pub fn sfu_reports_stream(&self) -> String {
+        format!("{}_SFU_REPORTS", self.stream_name)
+    }
+
+    /// `<prefix>-sfu.<call id>`: outside the events stream's `<prefix>.>`.
+    pub fn sfu_reports_subject(&self, call_id: impl std::fmt::Display) -> String {
+        format!("{}-sfu.{call_id}", self.subject_prefix)
+    }
+}
+
+/// Creates the SFU reports stream if needed (the SFU and the api both call this). Reports are
+/// work: each is consumed once, by whichever api replica takes it.
+pub async fn ensure_sfu_reports_stream(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> Result<stream::Stream, BusError> {
+    js.get_or_create_stream(stream::Config {
+        name: settings.sfu_reports_stream(),
+        subjects: vec![format!("{}-sfu.>", settings.subject_prefix)],
+        retention: stream::RetentionPolicy::WorkQueue,
+        max_age: settings.max_age,
+        storage: stream::StorageType::File,
+        num_replicas: settings.replicas,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .map_err(BusError::nats)
 }
 
 /// Creates the stream if it does not exist yet (both the relay and projectors call this, so

@@ -3,6 +3,7 @@
 
 pub mod queries;
 pub mod routes;
+pub mod sfu_reports;
 pub mod sweeper;
 
 use parley_domain::call::CallError;

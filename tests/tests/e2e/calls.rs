@@ -237,3 +237,57 @@ async fn bad_call_requests_get_clear_errors() -> Result<()> {
     assert_eq!(status, 400, "{answer}");
     Ok(())
 }
+
+/// Publishes a participant report as the SFU does (JetStream, the stack's SFU reports subject).
+async fn sfu_report(stack: &Stack, call_id: &str, user: &Member, connected: bool) -> Result<()> {
+    let nats = async_nats::connect(parley_tests::nats_url()).await?;
+    let jetstream = async_nats::jetstream::new(nats);
+    let subject = format!("t{}.events-sfu.{call_id}", stack.id);
+    let report = json!({"call_id": call_id, "user_id": user.id, "connected": connected, "at": "2026-01-01T00:00:00Z"});
+    // The api creates the stream when it starts consuming; until then publishing has no stream.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let attempt = async {
+            let ack = jetstream.publish(subject.clone(), report.to_string().into()).await?;
+            ack.await.map(|_| ()).map_err(anyhow::Error::from)
+        };
+        match attempt.await {
+            Ok(()) => return Ok(()),
+            Err(error) if std::time::Instant::now() > deadline => return Err(error),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_sfus_reports_mark_participants_connected_and_end_a_call_whose_last_one_vanished() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob, cyd) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "cyd").await?);
+    let chat = group(&stack, &ada, &[&bob, &cyd]).await?;
+    let mut cyds = online(&stack, &cyd).await?;
+    let (_, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
+    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+    call(&stack, &format!("/calls/{call_id}/accept"), &bob).await?;
+
+    sfu_report(&stack, &call_id, &bob, true).await?;
+    let frame = expect_change(&mut cyds, "connected").await?;
+    assert_eq!(frame["data"]["user_id"], bob.id.as_str());
+    let (_, view) = stack.get(&format!("/calls/{call_id}"), Some(&ada.token)).await?;
+    let connected = |view: &Value, who: &Member| {
+        view["participants"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["user_id"] == who.id.as_str()))
+            .map(|p| p["connected"].clone())
+    };
+    assert_eq!(connected(&view, &bob), Some(json!(true)));
+
+    // Both vanish from the SFU: the call ends by itself.
+    sfu_report(&stack, &call_id, &ada, false).await?;
+    sfu_report(&stack, &call_id, &bob, false).await?;
+    let frame = expect_change(&mut cyds, "ended").await?;
+    assert_eq!(frame["data"]["status"], "ended");
+    let (_, view) = stack.get(&format!("/calls/{call_id}"), Some(&cyd.token)).await?;
+    assert_eq!((view["status"].as_str(), state_of(&view, &cyd)), (Some("ended"), "left".into()));
+    assert_eq!(connected(&view, &bob), Some(json!(false)));
+    Ok(())
+}
