@@ -1,6 +1,7 @@
 //! Running projections: the live JetStream consumer loop and the rebuild from the event store.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind};
@@ -185,14 +186,27 @@ pub async fn run_projection(
     projection: Box<dyn Projection>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let projection: Arc<dyn Projection> = Arc::from(projection);
     let mut backoff = Duration::from_millis(100);
     loop {
         if *shutdown.borrow() {
             return;
         }
+        // Each attempt is a task of its own, so that a panic (one was seen inside the tracing
+        // subscriber) is logged and retried like any failure instead of silently ending this
+        // projection while the process lives on. Unacknowledged events are redelivered.
+        let attempt = tokio::spawn({
+            let (pool, jetstream, stream) = (pool.clone(), jetstream.clone(), stream.clone());
+            let (consumer_name, projection) = (consumer_name.clone(), Arc::clone(&projection));
+            async move { consume(&pool, &jetstream, &stream, &consumer_name, projection.as_ref()).await }
+        });
+        let abort = attempt.abort_handle();
         let result = tokio::select! {
-            r = consume(&pool, &jetstream, &stream, &consumer_name, projection.as_ref()) => r,
-            _ = shutdown.changed() => return,
+            r = attempt => r.unwrap_or_else(|join| Err(ProjectionError::Inconsistent(format!("consumer task ended: {join}")))),
+            _ = shutdown.changed() => {
+                abort.abort();
+                return;
+            }
         };
         match result {
             Ok(()) => backoff = Duration::from_millis(100),

@@ -272,6 +272,21 @@ mod tests {
     }
 
     #[test]
+    fn sfu_join_tokens_verify_for_the_sfu_only_and_are_no_access_tokens() {
+        let keys = keys(Duration::from_secs(900));
+        let (user, call) = (Uuid::from_u128(1), Uuid::from_u128(3));
+        let token = keys.issue_sfu_join(user, call, "video", Duration::from_secs(60), Utc::now()).unwrap_or_default();
+        assert!(keys.verify_access(&token).is_none(), "a join token must not open the API");
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&[SFU_AUDIENCE]);
+        validation.set_issuer(&["parley"]);
+        let claims = jsonwebtoken::decode::<SfuJoinClaims>(&token, &keys.decoding, &validation).map(|d| d.claims);
+        let claims = claims.unwrap_or_else(|e| panic!("join token: {e}"));
+        assert_eq!((claims.sub, claims.call, claims.kind.as_str()), (user, call, "video"));
+        assert_eq!(claims.exp - claims.iat, 60);
+    }
+
+    #[test]
     fn access_tokens_round_trip_and_reject_tampering() {
         let keys = keys(Duration::from_secs(900));
         let (user, session) = (Uuid::from_u128(1), Uuid::from_u128(2));
