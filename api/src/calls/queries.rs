@@ -74,15 +74,7 @@ pub async fn active_call_in(pool: &PgPool, chat_id: Uuid) -> Result<Option<Uuid>
 
 /// Whether the `calls` read model has applied every event committed for `call_id`.
 pub async fn call_caught_up(pool: &PgPool, call_id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT NOT EXISTS (SELECT 1 FROM events e \
-           WHERE e.aggregate_type = 'Call' AND e.aggregate_id = $1 AND e.sequence > COALESCE( \
-             (SELECT version FROM projection_versions v \
-              WHERE v.projection = 'calls' AND v.aggregate_type = 'Call' AND v.aggregate_id = $1), 0))",
-    )
-    .bind(call_id.to_string())
-    .fetch_one(pool)
-    .await
+    crate::commands::aggregate_caught_up(pool, "calls", "Call", call_id).await
 }
 
 /// Calls still ringing that started at or before `cutoff`.

@@ -228,15 +228,7 @@ pub async fn existing_users(pool: &PgPool, ids: &[Uuid]) -> Result<i64, sqlx::Er
 
 /// Whether the `chats` read model has applied every event committed for `chat_id`.
 pub async fn chat_caught_up(pool: &PgPool, chat_id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT NOT EXISTS (SELECT 1 FROM events e \
-           WHERE e.aggregate_type = 'Chat' AND e.aggregate_id = $1 AND e.sequence > COALESCE( \
-             (SELECT version FROM projection_versions v \
-              WHERE v.projection = 'chats' AND v.aggregate_type = 'Chat' AND v.aggregate_id = $1), 0))",
-    )
-    .bind(chat_id.to_string())
-    .fetch_one(pool)
-    .await
+    crate::commands::aggregate_caught_up(pool, "chats", "Chat", chat_id).await
 }
 
 /// Whether the `chats` read model has applied every event committed for the chats `user_id` is in

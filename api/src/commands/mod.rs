@@ -9,5 +9,5 @@ mod progress;
 mod store;
 
 pub use bus::{conflict_backoff, CommandBus, Committed, MAX_CONFLICT_RETRIES};
-pub use progress::ProjectionProgress;
+pub use progress::{aggregate_caught_up, ProjectionProgress};
 pub use store::{EventStore, MessageKey};

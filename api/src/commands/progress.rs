@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::watch;
+use uuid::Uuid;
 
 /// Read-your-writes: lets a handler wait until a projection has applied an aggregate's events.
 ///
@@ -92,4 +93,25 @@ impl ProjectionProgress {
             }
         }
     }
+}
+
+/// Whether `projection` has applied every event committed for the aggregate `aggregate_type`
+/// `id` (one primary-key probe: is there an event after the applied version?).
+pub async fn aggregate_caught_up(
+    pool: &PgPool,
+    projection: &str,
+    aggregate_type: &str,
+    id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM events e \
+           WHERE e.aggregate_type = $2 AND e.aggregate_id = $3 AND e.sequence > COALESCE( \
+             (SELECT version FROM projection_versions v \
+              WHERE v.projection = $1 AND v.aggregate_type = $2 AND v.aggregate_id = $3), 0))",
+    )
+    .bind(projection)
+    .bind(aggregate_type)
+    .bind(id.to_string())
+    .fetch_one(pool)
+    .await
 }
