@@ -45,17 +45,54 @@ pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+pub fn free_udp_port() -> Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The Python with aiortc that `scripts/test` installs, for the SFU's independent test peers.
+pub fn python() -> String {
+    std::env::var("PARLEY_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// What one aiortc peer (`tests/peers/sfu_peer.py`) saw: frames per received track, the last
+/// `participants` frame, errors, the close reason.
+pub async fn run_peer(url: &str, token: &str, args: &[&str]) -> Result<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/sfu_peer.py");
+    let output = Command::new(python())
+        .arg(script)
+        .arg(url)
+        .arg(token)
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running the aiortc peer (set PARLEY_TEST_PYTHON to a Python with aiortc)")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let Some(last) = stdout.lines().last() else {
+        bail!("aiortc peer printed nothing: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    serde_json::from_str(last).with_context(|| format!("peer output: {last}"))
+}
+
 /// Settings for one stack; `env` overrides the defaults below.
 #[derive(Debug, Clone, Default)]
 pub struct StackOptions {
     pub env: HashMap<String, String>,
     /// Use this NATS server instead of the shared test server.
     pub nats_url: Option<String>,
+    /// Also run `parley-sfu`, wired to the api (join tokens, reports).
+    pub sfu: bool,
 }
 
 impl StackOptions {
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn with_sfu(mut self) -> Self {
+        self.sfu = true;
         self
     }
 }
@@ -71,6 +108,9 @@ pub struct Stack {
     api: Option<Child>,
     extra_apis: Vec<Child>,
     projector: Option<Child>,
+    sfu: Option<Child>,
+    /// The SFU's HTTP base (`/metrics`, `/healthz`) when the stack runs one.
+    pub sfu_base: Option<String>,
     log_dir: PathBuf,
 }
 
@@ -113,6 +153,16 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        let sfu_base = if options.sfu {
+            let (http, udp) = (free_port()?, free_udp_port()?);
+            env.insert("PARLEY_SFU_URL".into(), format!("ws://127.0.0.1:{http}/rtc"));
+            env.insert("PARLEY_SFU_HTTP_ADDR".into(), format!("127.0.0.1:{http}"));
+            env.insert("PARLEY_SFU_UDP_ADDR".into(), format!("127.0.0.1:{udp}"));
+            env.insert("PARLEY_SFU_JWKS_URL".into(), format!("http://127.0.0.1:{port}/.well-known/jwks.json"));
+            Some(format!("http://127.0.0.1:{http}"))
+        } else {
+            None
+        };
         env.extend(options.env);
         let pool = PgPoolOptions::new().max_connections(4).connect(&database_url).await?;
         let mut stack = Stack {
@@ -126,10 +176,16 @@ impl Stack {
             api: None,
             extra_apis: Vec::new(),
             projector: None,
+            sfu: None,
+            sfu_base,
             log_dir,
         };
         stack.start_api().await?;
         stack.start_projector()?;
+        if let Some(base) = stack.sfu_base.clone() {
+            stack.sfu = Some(stack.spawn("parley-sfu", &[], "sfu.log")?);
+            stack.wait_healthy(&base, "sfu.log").await?;
+        }
         Ok(stack)
     }
 

@@ -10,5 +10,6 @@ mod e2e {
     mod notifications;
     mod ops;
     mod realtime;
+    mod sfu;
     mod users;
 }

@@ -1,0 +1,114 @@
+//! `parley-sfu`: the selective forwarding unit for Parley's voice and video calls.
+//!
+//! Clients connect with the join token the api gave them (`POST /calls`, `accept`), exchange SDP
+//! over a WebSocket (`/rtc`) and send their media to one UDP port (ICE-lite, DTLS-SRTP via
+//! str0m). Every participant's audio and video goes to every other participant of the room.
+//! Joins and leaves go back to the api over JetStream.
+
+mod config;
+mod metrics;
+mod reports;
+mod router;
+mod shard;
+mod signaling;
+mod stun;
+mod token;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::listener::TcpListener;
+use poem::web::Data;
+use poem::{handler, EndpointExt, Route, Server};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::config::SfuConfig;
+use crate::metrics::SfuMetrics;
+use crate::shard::{Shard, ShardSettings};
+use crate::signaling::Signaling;
+use crate::token::TokenVerifier;
+
+/// Datagrams queued per shard before the router drops them.
+const SHARD_QUEUE: usize = 8192;
+
+#[handler]
+fn metrics_endpoint(Data(metrics): Data<&Arc<SfuMetrics>>) -> String {
+    metrics.render()
+}
+
+#[handler]
+fn healthz() -> &'static str {
+    "ok"
+}
+
+fn main() -> anyhow::Result<()> {
+    parley_eventbus::process::init_logging();
+    let config = SfuConfig::from_env()?;
+    // Signaling, NATS and the UDP router share a small runtime; each shard gets a thread and a
+    // runtime of its own, so rooms on different shards never wait on each other.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: SfuConfig) -> anyhow::Result<()> {
+    let metrics = Arc::new(SfuMetrics::new()?);
+    let socket = Arc::new(UdpSocket::bind(config.udp_addr).await?);
+    let advertised = config.advertised_addr();
+    tracing::info!(udp = %socket.local_addr()?, %advertised, shards = config.shards, "parley-sfu media socket ready");
+
+    let nats = parley_eventbus::stream::connect(&config.nats_url, "parley-sfu").await?;
+    let (report_tx, report_rx) = mpsc::unbounded_channel();
+    tokio::spawn(reports::run(nats, config.stream.clone(), report_rx));
+
+    let (route_tx, route_rx) = mpsc::unbounded_channel();
+    let mut shard_senders = Vec::with_capacity(config.shards);
+    for index in 0..config.shards {
+        let (sender, receiver) = mpsc::channel(SHARD_QUEUE);
+        shard_senders.push(sender);
+        let shard = Shard::new(ShardSettings {
+            socket: Arc::clone(&socket),
+            advertised,
+            peer_timeout: config.peer_timeout,
+            index,
+            routes: route_tx.clone(),
+            reports: report_tx.clone(),
+            metrics: Arc::clone(&metrics),
+        });
+        let shard_runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new()
+            .name(format!("sfu-shard-{index}"))
+            .spawn(move || shard_runtime.block_on(shard.run(receiver)))?;
+    }
+    tokio::spawn(router::run(Arc::clone(&socket), shard_senders.clone(), route_rx, Arc::clone(&metrics)));
+
+    let tokens = TokenVerifier::new(config.jwks_url.clone(), &config.jwt_issuer);
+    // The api may start after us: keep trying in the background; tokens are refused meanwhile.
+    let signaling = Arc::new(Signaling { tokens, shards: shard_senders, next_participant: AtomicU64::new(1) });
+    let fetcher = Arc::clone(&signaling);
+    tokio::spawn(async move {
+        loop {
+            match fetcher.tokens.refresh().await {
+                Ok(keys) => {
+                    tracing::info!(keys, "fetched the api's token keys");
+                    return;
+                }
+                Err(error) => tracing::info!(%error, "api's JWKS not reachable yet; retrying"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
+    let app = Route::new()
+        .at("/rtc", poem::get(signaling::rtc))
+        .at("/metrics", poem::get(metrics_endpoint))
+        .at("/healthz", poem::get(healthz))
+        .data(signaling)
+        .data(metrics);
+    tracing::info!(addr = %config.http_addr, "parley-sfu signaling listening");
+    Server::new(TcpListener::bind(config.http_addr))
+        .run_with_graceful_shutdown(app, parley_eventbus::process::shutdown_signal(), Some(Duration::from_secs(5)))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,692 @@
+//! A shard: one task that owns some rooms and every participant in them (their `Rtc`s), so the
+//! packet path takes no lock. Rooms go to shards by call id; the UDP router hands each datagram
+//! to the shard that owns its participant.
+//!
+//! Per participant the SFU keeps what it receives (`tracks_in`, from the client's own offer) and
+//! what it sends (`tracks_out`, one send-only m-line per track of every other participant).
+//! After the client's first offer only the SFU offers (one at a time), so there is no glare; an
+//! answer that arrives when no offer is pending is ignored.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use parley_domain::call::SfuReport;
+use serde_json::{json, Value};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Rid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::metrics::SfuMetrics;
+use crate::router::RouteUpdate;
+use crate::stun;
+
+pub type ParticipantId = u64;
+
+/// How often a participant's upstream is asked for a keyframe at most (gaps, new subscribers).
+const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(500);
+/// Liveness is checked this often.
+const LIVENESS_TICK: Duration = Duration::from_millis(250);
+/// A timeout str0m reports far in the future is capped, so the timer set stays meaningful.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+
+pub enum ShardInput {
+    Join(JoinRequest),
+    Answer { participant: ParticipantId, sdp: String },
+    Leave { participant: ParticipantId },
+    Packet { source: SocketAddr, contents: Vec<u8>, at: Instant },
+}
+
+pub struct JoinRequest {
+    pub participant: ParticipantId,
+    pub call_id: Uuid,
+    pub user_id: Uuid,
+    pub offer_sdp: String,
+    /// Frames for the participant's signaling socket.
+    pub signal: mpsc::UnboundedSender<Signal>,
+    pub answered: oneshot::Sender<Result<String, JoinError>>,
+}
+
+/// What the shard tells a participant's signaling socket.
+#[derive(Debug)]
+pub enum Signal {
+    Offer(String),
+    Participants(Value),
+    /// The SFU removed the participant (ICE timeout, joined again elsewhere, ...).
+    Removed(String),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JoinError {
+    #[error("malformed SDP offer: {0}")]
+    Sdp(String),
+    #[error("the SFU cannot take this participant: {0}")]
+    Internal(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutState {
+    /// Waiting for the next offer to add its m-line.
+    ToOpen,
+    Negotiating(Mid),
+    Open(Mid),
+    /// Its source left: to be stopped in the next offer.
+    ToStop(Mid),
+    Stopping(Mid),
+}
+
+/// One of another participant's tracks, as sent to this participant.
+struct TrackOut {
+    source: ParticipantId,
+    source_mid: Mid,
+    kind: MediaKind,
+    state: OutState,
+}
+
+struct TrackIn {
+    mid: Mid,
+    kind: MediaKind,
+    /// The simulcast layer forwarded (the first seen; `None` without simulcast).
+    layer: Option<Rid>,
+    last_keyframe_request: Option<Instant>,
+}
+
+struct Participant {
+    call_id: Uuid,
+    user_id: Uuid,
+    rtc: Rtc,
+    ufrag: String,
+    addresses: BTreeSet<SocketAddr>,
+    signal: mpsc::UnboundedSender<Signal>,
+    pending: Option<SdpPendingOffer>,
+    tracks_in: Vec<TrackIn>,
+    tracks_out: Vec<TrackOut>,
+    /// When str0m next wants `Input::Timeout`.
+    wake_at: Instant,
+    last_heard: Instant,
+    connected: bool,
+    /// Cumulative NACKs str0m reported per outgoing mid (its stats are totals).
+    nacks_seen: HashMap<Mid, u64>,
+}
+
+impl Participant {
+    fn out_mid(&self, source: ParticipantId, source_mid: Mid) -> Option<Mid> {
+        self.tracks_out.iter().find_map(|t| match t.state {
+            OutState::Open(mid) if t.source == source && t.source_mid == source_mid => Some(mid),
+            _ => None,
+        })
+    }
+}
+
+pub struct Shard {
+    socket: Arc<UdpSocket>,
+    advertised: SocketAddr,
+    peer_timeout: Duration,
+    index: usize,
+    routes: mpsc::UnboundedSender<RouteUpdate>,
+    reports: mpsc::UnboundedSender<SfuReport>,
+    metrics: Arc<SfuMetrics>,
+    rooms: HashMap<Uuid, Vec<ParticipantId>>,
+    participants: HashMap<ParticipantId, Participant>,
+    by_addr: HashMap<SocketAddr, ParticipantId>,
+    by_ufrag: HashMap<String, ParticipantId>,
+    timers: BTreeSet<(Instant, ParticipantId)>,
+}
+
+/// Work that one participant's events cause for others, handled in order.
+enum Work {
+    Event(ParticipantId, Event),
+}
+
+pub struct ShardSettings {
+    pub socket: Arc<UdpSocket>,
+    pub advertised: SocketAddr,
+    pub peer_timeout: Duration,
+    pub index: usize,
+    pub routes: mpsc::UnboundedSender<RouteUpdate>,
+    pub reports: mpsc::UnboundedSender<SfuReport>,
+    pub metrics: Arc<SfuMetrics>,
+}
+
+impl Shard {
+    pub fn new(settings: ShardSettings) -> Self {
+        let ShardSettings { socket, advertised, peer_timeout, index, routes, reports, metrics } = settings;
+        Self {
+            socket,
+            advertised,
+            peer_timeout,
+            index,
+            routes,
+            reports,
+            metrics,
+            rooms: HashMap::new(),
+            participants: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            timers: BTreeSet::new(),
+        }
+    }
+
+    pub async fn run(mut self, mut inputs: mpsc::Receiver<ShardInput>) {
+        let mut liveness = tokio::time::interval(LIVENESS_TICK);
+        liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next_timer = self.timers.first().map(|(at, _)| *at);
+            let sleep = async {
+                match next_timer {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                input = inputs.recv() => match input {
+                    Some(input) => self.handle(input),
+                    None => return,
+                },
+                _ = sleep => self.fire_timers(Instant::now()),
+                _ = liveness.tick() => self.check_liveness(Instant::now()),
+            }
+        }
+    }
+
+    fn handle(&mut self, input: ShardInput) {
+        match input {
+            ShardInput::Join(request) => self.join(request),
+            ShardInput::Answer { participant, sdp } => self.answer(participant, &sdp),
+            ShardInput::Leave { participant } => self.remove(participant, None),
+            ShardInput::Packet { source, contents, at } => self.packet(source, &contents, at),
+        }
+    }
+
+    fn join(&mut self, request: JoinRequest) {
+        let JoinRequest { participant: id, call_id, user_id, offer_sdp, signal, answered } = request;
+        let now = Instant::now();
+        let creds = IceCreds::new();
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_local_ice_credentials(creds.clone())
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .build(now);
+        let candidate = match Candidate::host(self.advertised, "udp") {
+            Ok(candidate) => candidate,
+            Err(error) => {
+                let _ = answered.send(Err(JoinError::Internal(error.to_string())));
+                return;
+            }
+        };
+        rtc.add_local_candidate(candidate);
+        let answer = SdpOffer::from_sdp_string(&offer_sdp)
+            .map_err(|e| JoinError::Sdp(e.to_string()))
+            .and_then(|offer| rtc.sdp_api().accept_offer(offer).map_err(|e| JoinError::Sdp(e.to_string())));
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(error) => {
+                let _ = answered.send(Err(error));
+                return;
+            }
+        };
+        // The same user joining again (a reconnect) replaces the old connection.
+        let previous: Vec<ParticipantId> = self
+            .room(call_id)
+            .iter()
+            .copied()
+            .filter(|p| self.participants.get(p).is_some_and(|p| p.user_id == user_id))
+            .collect();
+        for old in previous {
+            self.remove(old, Some("joined again from another connection"));
+        }
+        let _ = self.routes.send(RouteUpdate::Ufrag(creds.ufrag.clone(), self.index));
+        self.by_ufrag.insert(creds.ufrag.clone(), id);
+        let mut participant = Participant {
+            call_id,
+            user_id,
+            rtc,
+            ufrag: creds.ufrag,
+            addresses: BTreeSet::new(),
+            signal,
+            pending: None,
+            tracks_in: Vec::new(),
+            tracks_out: Vec::new(),
+            wake_at: now,
+            last_heard: now,
+            connected: false,
+            nacks_seen: HashMap::new(),
+        };
+        // Everything the others already send, this one will receive.
+        for other in self.room(call_id) {
+            if let Some(p) = self.participants.get(other) {
+                for track in &p.tracks_in {
+                    participant.tracks_out.push(TrackOut {
+                        source: *other,
+                        source_mid: track.mid,
+                        kind: track.kind,
+                        state: OutState::ToOpen,
+                    });
+                }
+            }
+        }
+        if answered.send(Ok(answer.to_sdp_string())).is_err() {
+            return; // The socket went away meanwhile.
+        }
+        let room = self.rooms.entry(call_id).or_default();
+        if room.is_empty() {
+            self.metrics.rooms.add(1, &[]);
+        }
+        room.push(id);
+        self.metrics.participants.add(1, &[]);
+        self.participants.insert(id, participant);
+        tracing::info!(%call_id, %user_id, participant = id, shard = self.index, "participant joined");
+        let mut work = VecDeque::new();
+        self.negotiate(id, &mut work);
+        self.drain(id, &mut work);
+        self.process(work);
+        self.announce(call_id);
+    }
+
+    fn room(&self, call_id: Uuid) -> &[ParticipantId] {
+        self.rooms.get(&call_id).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    fn answer(&mut self, id: ParticipantId, sdp: &str) {
+        let mut work = VecDeque::new();
+        let mut opened = Vec::new();
+        {
+            let Some(p) = self.participants.get_mut(&id) else { return };
+            let Some(pending) = p.pending.take() else {
+                tracing::debug!(participant = id, "ignoring an answer to no pending offer");
+                return;
+            };
+            let answer = match SdpAnswer::from_sdp_string(sdp) {
+                Ok(answer) => answer,
+                Err(error) => {
+                    // Keep the offer open: the client may still send a good answer.
+                    tracing::info!(participant = id, %error, "malformed SDP answer");
+                    p.pending = Some(pending);
+                    return;
+                }
+            };
+            match p.rtc.sdp_api().accept_answer(pending, answer) {
+                Ok(()) => {
+                    p.tracks_out.retain(|t| !matches!(t.state, OutState::Stopping(_)));
+                    for track in &mut p.tracks_out {
+                        if let OutState::Negotiating(mid) = track.state {
+                            track.state = OutState::Open(mid);
+                            opened.push((track.source, track.source_mid));
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::info!(participant = id, %error, "SDP answer refused; offering again");
+                    for track in &mut p.tracks_out {
+                        track.state = match track.state {
+                            OutState::Negotiating(_) => OutState::ToOpen,
+                            OutState::Stopping(mid) => OutState::ToStop(mid),
+                            other => other,
+                        };
+                    }
+                }
+            }
+        }
+        // New subscribers need a keyframe to start decoding.
+        for (source, source_mid) in opened {
+            self.request_keyframe(source, source_mid, KeyframeRequestKind::Pli, true, &mut work);
+        }
+        self.negotiate(id, &mut work);
+        self.drain(id, &mut work);
+        self.process(work);
+        if let Some(call_id) = self.participants.get(&id).map(|p| p.call_id) {
+            self.announce(call_id);
+        }
+    }
+
+    /// Sends the next offer, if tracks wait for one and no offer is outstanding.
+    fn negotiate(&mut self, id: ParticipantId, work: &mut VecDeque<Work>) {
+        let users: HashMap<ParticipantId, Uuid> = self.participants.iter().map(|(k, p)| (*k, p.user_id)).collect();
+        let Some(p) = self.participants.get_mut(&id) else { return };
+        if p.pending.is_some()
+            || !p.tracks_out.iter().any(|t| matches!(t.state, OutState::ToOpen | OutState::ToStop(_)))
+        {
+            return;
+        }
+        let mut api = p.rtc.sdp_api();
+        for track in &mut p.tracks_out {
+            match track.state {
+                OutState::ToOpen => {
+                    let stream = users.get(&track.source).map(Uuid::to_string);
+                    let track_id = stream.as_ref().map(|s| format!("{}-{}", &s[..8], track.source_mid));
+                    let mid = api.add_media(track.kind, Direction::SendOnly, stream, track_id, None);
+                    track.state = OutState::Negotiating(mid);
+                }
+                OutState::ToStop(mid) => {
+                    api.stop_media(mid);
+                    track.state = OutState::Stopping(mid);
+                }
+                _ => {}
+            }
+        }
+        if let Some((offer, pending)) = api.apply() {
+            p.pending = Some(pending);
+            let _ = p.signal.send(Signal::Offer(offer.to_sdp_string()));
+        }
+        self.drain(id, work);
+    }
+
+    /// Tells everyone in the room who is there and which of their mids carry whose media.
+    fn announce(&self, call_id: Uuid) {
+        let room = self.room(call_id);
+        for id in room {
+            let Some(p) = self.participants.get(id) else { continue };
+            let others: Vec<Value> = room
+                .iter()
+                .filter(|other| *other != id)
+                .filter_map(|other| self.participants.get(other).map(|o| (*other, o)))
+                .map(|(other, o)| {
+                    let tracks: Vec<Value> = p
+                        .tracks_out
+                        .iter()
+                        .filter_map(|t| match t.state {
+                            OutState::Open(mid) if t.source == other => Some(json!({
+                                "mid": mid.to_string(),
+                                "kind": kind_name(t.kind),
+                            })),
+                            _ => None,
+                        })
+                        .collect();
+                    json!({"user_id": o.user_id, "tracks": tracks})
+                })
+                .collect();
+            let _ = p.signal.send(Signal::Participants(json!(others)));
+        }
+    }
+
+    fn packet(&mut self, source: SocketAddr, contents: &[u8], at: Instant) {
+        let id = match self.by_addr.get(&source) {
+            Some(id) => *id,
+            None => {
+                let Some(id) = stun::local_ufrag(contents).and_then(|u| self.by_ufrag.get(u)).copied() else {
+                    return;
+                };
+                self.by_addr.insert(source, id);
+                if let Some(p) = self.participants.get_mut(&id) {
+                    p.addresses.insert(source);
+                }
+                id
+            }
+        };
+        let Some(p) = self.participants.get_mut(&id) else { return };
+        let Ok(receive) = Receive::new(Protocol::Udp, source, self.advertised, contents) else { return };
+        let input = Input::Receive(at, receive);
+        if !p.rtc.accepts(&input) {
+            return;
+        }
+        p.last_heard = at;
+        if let Err(error) = p.rtc.handle_input(input) {
+            tracing::info!(participant = id, %error, "dropping a participant whose connection failed");
+            self.remove(id, Some("media connection failed"));
+            return;
+        }
+        let mut work = VecDeque::new();
+        self.drain(id, &mut work);
+        self.process(work);
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        let mut work = VecDeque::new();
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            let failed = match self.participants.get_mut(&id) {
+                Some(p) => p.rtc.handle_input(Input::Timeout(now)).is_err(),
+                None => continue,
+            };
+            if failed {
+                self.remove(id, Some("media connection failed"));
+                continue;
+            }
+            self.drain(id, &mut work);
+        }
+        self.process(work);
+    }
+
+    fn check_liveness(&mut self, now: Instant) {
+        let silent: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.last_heard) > self.peer_timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in silent {
+            tracing::info!(participant = id, "participant timed out");
+            self.remove(id, Some("timed out: no media or ICE from the participant"));
+        }
+    }
+
+    /// Polls one participant's `Rtc` until it has nothing more to say: sends its datagrams,
+    /// queues its events, sets its timer.
+    fn drain(&mut self, id: ParticipantId, work: &mut VecDeque<Work>) {
+        let mut failed = false;
+        {
+            let Some(p) = self.participants.get_mut(&id) else { return };
+            loop {
+                match p.rtc.poll_output() {
+                    Ok(Output::Timeout(at)) => {
+                        let at = at.min(Instant::now() + MAX_WAIT);
+                        self.timers.remove(&(p.wake_at, id));
+                        p.wake_at = at;
+                        self.timers.insert((at, id));
+                        break;
+                    }
+                    Ok(Output::Transmit(transmit)) => {
+                        // A full socket buffer drops the datagram, as the network would.
+                        if self.socket.try_send_to(&transmit.contents, transmit.destination).is_ok() {
+                            self.metrics.udp_out(transmit.contents.len());
+                        }
+                    }
+                    Ok(Output::Event(event)) => work.push_back(Work::Event(id, event)),
+                    Err(error) => {
+                        tracing::info!(participant = id, %error, "participant's connection failed");
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if failed {
+            self.remove(id, Some("media connection failed"));
+        }
+    }
+
+    fn process(&mut self, mut work: VecDeque<Work>) {
+        while let Some(Work::Event(id, event)) = work.pop_front() {
+            self.event(id, event, &mut work);
+        }
+    }
+
+    fn event(&mut self, id: ParticipantId, event: Event, work: &mut VecDeque<Work>) {
+        match event {
+            Event::Connected => {
+                let Some(p) = self.participants.get_mut(&id) else { return };
+                p.connected = true;
+                let report = SfuReport { call_id: p.call_id, user_id: p.user_id, connected: true, at: Utc::now() };
+                let _ = self.reports.send(report);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.remove(id, Some("ICE disconnected"));
+            }
+            Event::MediaAdded(added) => {
+                let receives = matches!(added.direction, Direction::RecvOnly | Direction::SendRecv);
+                let Some(p) = self.participants.get_mut(&id) else { return };
+                if !receives || p.tracks_in.iter().any(|t| t.mid == added.mid) {
+                    return;
+                }
+                p.tracks_in.push(TrackIn {
+                    mid: added.mid,
+                    kind: added.kind,
+                    layer: None,
+                    last_keyframe_request: None,
+                });
+                let call_id = p.call_id;
+                let others: Vec<ParticipantId> = self.room(call_id).iter().copied().filter(|o| *o != id).collect();
+                for other in others {
+                    if let Some(o) = self.participants.get_mut(&other) {
+                        o.tracks_out.push(TrackOut {
+                            source: id,
+                            source_mid: added.mid,
+                            kind: added.kind,
+                            state: OutState::ToOpen,
+                        });
+                    }
+                    self.negotiate(other, work);
+                }
+            }
+            Event::MediaData(data) => self.forward(id, data, work),
+            Event::KeyframeRequest(request) => {
+                // A subscriber asks for a keyframe on one of its outgoing mids: relay it upstream.
+                let source = self.participants.get(&id).and_then(|p| {
+                    p.tracks_out.iter().find_map(|t| match t.state {
+                        OutState::Open(mid) if mid == request.mid => Some((t.source, t.source_mid)),
+                        _ => None,
+                    })
+                });
+                if let Some((source, source_mid)) = source {
+                    self.request_keyframe(source, source_mid, request.kind, false, work);
+                }
+            }
+            Event::MediaEgressStats(stats) => {
+                let Some(p) = self.participants.get_mut(&id) else { return };
+                let seen = p.nacks_seen.entry(stats.mid).or_default();
+                if stats.nacks > *seen {
+                    self.metrics.nacks.add(stats.nacks - *seen, &[]);
+                    *seen = stats.nacks;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends one received frame to every other participant subscribed to it.
+    fn forward(&mut self, id: ParticipantId, data: MediaData, work: &mut VecDeque<Work>) {
+        let Some(p) = self.participants.get_mut(&id) else { return };
+        let Some(track) = p.tracks_in.iter_mut().find(|t| t.mid == data.mid) else { return };
+        if data.rid.is_some() && track.layer.is_none() {
+            track.layer = data.rid;
+        }
+        if data.rid != track.layer {
+            return;
+        }
+        let call_id = p.call_id;
+        if !data.contiguous {
+            self.request_keyframe(id, data.mid, KeyframeRequestKind::Fir, false, work);
+        }
+        let subscribers: Vec<ParticipantId> = self.room(call_id).iter().copied().filter(|o| *o != id).collect();
+        for subscriber in subscribers {
+            let Some(s) = self.participants.get_mut(&subscriber) else { continue };
+            let Some(mid) = s.out_mid(id, data.mid) else { continue };
+            let Some(writer) = s.rtc.writer(mid) else { continue };
+            let Some(pt) = writer.match_params(data.params) else { continue };
+            match writer.write(pt, data.network_time, data.time, data.data.clone()) {
+                Ok(()) => self.metrics.frame_forwarded(data.data.len()),
+                Err(error) => tracing::debug!(participant = subscriber, %error, "could not forward a frame"),
+            }
+            self.drain(subscriber, work);
+        }
+    }
+
+    fn request_keyframe(
+        &mut self,
+        source: ParticipantId,
+        source_mid: Mid,
+        kind: KeyframeRequestKind,
+        force: bool,
+        work: &mut VecDeque<Work>,
+    ) {
+        let Some(p) = self.participants.get_mut(&source) else { return };
+        let Some(track) = p.tracks_in.iter_mut().find(|t| t.mid == source_mid) else { return };
+        if track.kind != MediaKind::Video {
+            return;
+        }
+        let now = Instant::now();
+        if !force && track.last_keyframe_request.is_some_and(|at| now.duration_since(at) < KEYFRAME_REQUEST_GAP) {
+            return;
+        }
+        track.last_keyframe_request = Some(now);
+        let layer = track.layer;
+        if let Some(mut writer) = p.rtc.writer(source_mid) {
+            if writer.request_keyframe(layer, kind).is_ok() {
+                self.metrics.keyframe_requests.add(1, &[]);
+            }
+        }
+        self.drain(source, work);
+    }
+
+    /// Takes a participant out of its room; the others stop receiving its tracks. `reason` is
+    /// sent to its signaling socket when the SFU, not the client, ended it.
+    fn remove(&mut self, id: ParticipantId, reason: Option<&str>) {
+        let Some(mut p) = self.participants.remove(&id) else { return };
+        p.rtc.disconnect();
+        self.timers.remove(&(p.wake_at, id));
+        self.by_ufrag.remove(&p.ufrag);
+        let _ = self.routes.send(RouteUpdate::ForgetUfrag(p.ufrag.clone()));
+        for address in &p.addresses {
+            self.by_addr.remove(address);
+            let _ = self.routes.send(RouteUpdate::ForgetAddr(*address));
+        }
+        if let Some(reason) = reason {
+            let _ = p.signal.send(Signal::Removed(reason.to_owned()));
+        }
+        self.metrics.participants.add(-1, &[]);
+        let report = SfuReport { call_id: p.call_id, user_id: p.user_id, connected: false, at: Utc::now() };
+        let _ = self.reports.send(report);
+        tracing::info!(call_id = %p.call_id, user_id = %p.user_id, participant = id, "participant left");
+
+        let others: Vec<ParticipantId> = match self.rooms.get_mut(&p.call_id) {
+            Some(room) => {
+                room.retain(|o| *o != id);
+                room.clone()
+            }
+            None => Vec::new(),
+        };
+        if others.is_empty() {
+            if self.rooms.remove(&p.call_id).is_some() {
+                self.metrics.rooms.add(-1, &[]);
+            }
+            return;
+        }
+        let mut work = VecDeque::new();
+        for other in &others {
+            if let Some(o) = self.participants.get_mut(other) {
+                o.tracks_out.retain_mut(|t| {
+                    if t.source != id {
+                        return true;
+                    }
+                    match t.state {
+                        OutState::Open(mid) | OutState::Negotiating(mid) => {
+                            t.state = OutState::ToStop(mid);
+                            true
+                        }
+                        OutState::ToOpen => false,
+                        OutState::ToStop(_) | OutState::Stopping(_) => true,
+                    }
+                });
+            }
+            self.negotiate(*other, &mut work);
+        }
+        self.process(work);
+        self.announce(p.call_id);
+    }
+}
+
+fn kind_name(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    }
+}

@@ -1,0 +1,162 @@
+//! `GET /rtc?token=<join token>[&call_id=<call>]`: the signaling WebSocket (see API.md, "SFU
+//! signaling"). The token is checked before anything else; a refused one gets an `error` frame
+//! and a close frame with the reason, before any media. The client's first frame is its offer;
+//! after the answer only the SFU offers, and the client answers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketStream};
+use poem::web::{Data, Query};
+use poem::{handler, IntoResponse};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::shard::{JoinError, JoinRequest, ShardInput, Signal};
+use crate::token::{JoinClaims, TokenVerifier};
+
+/// How long a client may take to send its offer.
+const OFFER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Close codes in the private range, so clients can tell refusals apart.
+const CLOSE_UNAUTHORIZED: u16 = 4001;
+const CLOSE_BAD_REQUEST: u16 = 4400;
+const CLOSE_REMOVED: u16 = 4408;
+
+pub struct Signaling {
+    pub tokens: TokenVerifier,
+    pub shards: Vec<mpsc::Sender<ShardInput>>,
+    pub next_participant: AtomicU64,
+}
+
+impl Signaling {
+    /// Rooms live on the shard their call id picks, so a room's participants share one task.
+    fn shard_for(&self, call_id: Uuid) -> Option<&mpsc::Sender<ShardInput>> {
+        let index = (call_id.as_u128() % self.shards.len().max(1) as u128) as usize;
+        self.shards.get(index)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RtcParams {
+    token: Option<String>,
+    call_id: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Offer { sdp: String },
+    Answer { sdp: String },
+    Leave,
+    Ping,
+}
+
+#[handler]
+pub async fn rtc(
+    socket: WebSocket,
+    Query(params): Query<RtcParams>,
+    Data(signaling): Data<&Arc<Signaling>>,
+) -> impl IntoResponse {
+    let verdict = signaling.tokens.verify(params.token.as_deref(), params.call_id).await;
+    let signaling = Arc::clone(signaling);
+    socket.on_upgrade(move |stream| async move {
+        match verdict {
+            Ok(claims) => session(stream, claims, signaling).await,
+            Err(error) => refuse(stream, CLOSE_UNAUTHORIZED, "unauthorized", &error.to_string()).await,
+        }
+    })
+}
+
+async fn refuse(mut stream: WebSocketStream, code: u16, kind: &str, reason: &str) {
+    let frame = json!({"type": "error", "code": kind, "reason": reason});
+    let _ = stream.send(Message::Text(frame.to_string())).await;
+    let _ = stream.send(Message::Close(Some((CloseCode::from(code), reason.to_owned())))).await;
+}
+
+async fn session(mut stream: WebSocketStream, claims: JoinClaims, signaling: Arc<Signaling>) {
+    let offer = match tokio::time::timeout(OFFER_TIMEOUT, next_frame(&mut stream)).await {
+        Ok(Some(Ok(ClientFrame::Offer { sdp }))) => sdp,
+        Ok(Some(Ok(_))) => {
+            return refuse(stream, CLOSE_BAD_REQUEST, "bad_request", "the first frame must be an offer").await
+        }
+        Ok(Some(Err(reason))) => return refuse(stream, CLOSE_BAD_REQUEST, "bad_request", &reason).await,
+        Ok(None) => return,
+        Err(_) => return refuse(stream, CLOSE_BAD_REQUEST, "bad_request", "no offer within 10 s").await,
+    };
+    let Some(shard) = signaling.shard_for(claims.call) else { return };
+    let participant = signaling.next_participant.fetch_add(1, Ordering::Relaxed);
+    let (signal, mut signals) = mpsc::unbounded_channel();
+    let (answered, answer) = oneshot::channel();
+    let request =
+        JoinRequest { participant, call_id: claims.call, user_id: claims.sub, offer_sdp: offer, signal, answered };
+    if shard.send(ShardInput::Join(request)).await.is_err() {
+        return refuse(stream, CLOSE_REMOVED, "unavailable", "the SFU is shutting down").await;
+    }
+    match answer.await {
+        Ok(Ok(sdp)) => {
+            if stream.send(Message::Text(json!({"type": "answer", "sdp": sdp}).to_string())).await.is_err() {
+                let _ = shard.send(ShardInput::Leave { participant }).await;
+                return;
+            }
+        }
+        Ok(Err(error @ JoinError::Sdp(_))) => {
+            return refuse(stream, CLOSE_BAD_REQUEST, "invalid_sdp", &error.to_string()).await;
+        }
+        Ok(Err(error)) => return refuse(stream, CLOSE_REMOVED, "unavailable", &error.to_string()).await,
+        Err(_) => return,
+    }
+    loop {
+        tokio::select! {
+            frame = next_frame(&mut stream) => match frame {
+                Some(Ok(ClientFrame::Answer { sdp })) => {
+                    let _ = shard.send(ShardInput::Answer { participant, sdp }).await;
+                }
+                Some(Ok(ClientFrame::Ping)) => {
+                    let _ = stream.send(Message::Text(json!({"type": "pong"}).to_string())).await;
+                }
+                Some(Ok(ClientFrame::Offer { .. })) => {
+                    // Only the SFU offers after the first exchange (no glare); say so, carry on.
+                    let frame = json!({"type": "error", "code": "unexpected_offer", "reason": "only the SFU offers after the first exchange"});
+                    let _ = stream.send(Message::Text(frame.to_string())).await;
+                }
+                Some(Err(reason)) => {
+                    let frame = json!({"type": "error", "code": "bad_request", "reason": reason});
+                    let _ = stream.send(Message::Text(frame.to_string())).await;
+                }
+                Some(Ok(ClientFrame::Leave)) | None => break,
+            },
+            signal = signals.recv() => match signal {
+                Some(Signal::Offer(sdp)) => {
+                    let _ = stream.send(Message::Text(json!({"type": "offer", "sdp": sdp}).to_string())).await;
+                }
+                Some(Signal::Participants(participants)) => {
+                    let frame = json!({"type": "participants", "participants": participants});
+                    let _ = stream.send(Message::Text(frame.to_string())).await;
+                }
+                Some(Signal::Removed(reason)) => {
+                    return refuse(stream, CLOSE_REMOVED, "removed", &reason).await;
+                }
+                None => break,
+            },
+        }
+    }
+    let _ = shard.send(ShardInput::Leave { participant }).await;
+    let _ = stream.send(Message::Close(Some((CloseCode::Normal, "left".to_owned())))).await;
+}
+
+/// The next client frame: `None` when the socket closed, `Err` with a reason for garbage.
+async fn next_frame(stream: &mut WebSocketStream) -> Option<Result<ClientFrame, String>> {
+    loop {
+        match stream.next().await? {
+            Ok(Message::Text(text)) => {
+                return Some(serde_json::from_str(&text).map_err(|e| format!("unreadable frame: {e}")));
+            }
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Join tokens: EdDSA JWTs the api signs (`aud: parley-sfu`, `typ: sfu_join`), checked here with
+//! the api's public key from its JWKS. A key we do not know yet (the api rotated it) makes us
+//! fetch the set again.
+
+use std::sync::RwLock;
+use std::time::Duration;
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use uuid::Uuid;
+
+const AUDIENCE: &str = "parley-sfu";
+const JOIN_TOKEN_TYPE: &str = "sfu_join";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JoinClaims {
+    pub sub: Uuid,
+    pub call: Uuid,
+    typ: String,
+}
+
+/// Why a token was refused; the reason goes back to the client in the close frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("missing join token")]
+    Missing,
+    #[error("join token expired")]
+    Expired,
+    #[error("invalid join token")]
+    Invalid,
+    #[error("join token is for another call")]
+    WrongCall,
+    #[error("the key that signs join tokens is not available yet")]
+    NoKey,
+}
+
+pub struct TokenVerifier {
+    jwks_url: String,
+    validation: Validation,
+    keys: RwLock<Vec<(Option<String>, DecodingKey)>>,
+    http: reqwest::Client,
+}
+
+impl TokenVerifier {
+    pub fn new(jwks_url: String, issuer: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
+        validation.leeway = 0;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        Self { jwks_url, validation, keys: RwLock::new(Vec::new()), http }
+    }
+
+    /// Fetches the api's key set (retried by callers until the api is up).
+    pub async fn refresh(&self) -> anyhow::Result<usize> {
+        let set: JwkSet = self.http.get(&self.jwks_url).send().await?.error_for_status()?.json().await?;
+        let keys: Vec<(Option<String>, DecodingKey)> = set
+            .keys
+            .iter()
+            .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok().map(|key| (jwk.common.key_id.clone(), key)))
+            .collect();
+        let count = keys.len();
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        Ok(count)
+    }
+
+    fn check(&self, token: &str, kid: Option<&str>) -> Option<Result<JoinClaims, TokenError>> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let (_, key) = keys.iter().find(|(id, _)| kid.is_none() || id.as_deref() == kid)?;
+        Some(match jsonwebtoken::decode::<JoinClaims>(token, key, &self.validation) {
+            Ok(data) if data.claims.typ == JOIN_TOKEN_TYPE => Ok(data.claims),
+            Ok(_) => Err(TokenError::Invalid),
+            Err(error) => match error.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => Err(TokenError::Expired),
+                _ => Err(TokenError::Invalid),
+            },
+        })
+    }
+
+    /// The token's claims, if it is a valid join token (for `call`, when the client names one).
+    pub async fn verify(&self, token: Option<&str>, call: Option<Uuid>) -> Result<JoinClaims, TokenError> {
+        let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        let kid = header.kid.as_deref();
+        let claims = match self.check(token, kid) {
+            Some(result) => result?,
+            None => {
+                // Unknown key: perhaps the api has a new one.
+                if let Err(error) = self.refresh().await {
+                    tracing::warn!(%error, "could not fetch the api's JWKS");
+                    return Err(TokenError::NoKey);
+                }
+                self.check(token, kid).ok_or(TokenError::Invalid)??
+            }
+        };
+        if call.is_some_and(|c| c != claims.call) {
+            return Err(TokenError::WrongCall);
+        }
+        Ok(claims)
+    }
+}
