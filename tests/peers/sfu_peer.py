@@ -5,7 +5,11 @@ tone, answers the SFU's offers, decodes what it receives, and prints one JSON su
 frames decoded per received track (by mid), when the first arrived, the last `participants`
 frame, errors and the close reason. Usage:
 
-    sfu_peer.py URL TOKEN [--seconds N] [--audio-only] [--call-id ID] [--sdp-garbage]
+    sfu_peer.py URL TOKEN [--seconds N] [--delay N] [--freeze-after N] [--audio-only]
+                          [--call-id ID] [--sdp-garbage]
+
+`--freeze-after N` stops all media and ICE after N seconds but keeps the signaling socket open
+(a peer that vanished from the network without saying `leave`).
 """
 
 import argparse
@@ -90,7 +94,10 @@ async def main():
     parser.add_argument("--audio-only", action="store_true")
     parser.add_argument("--call-id")
     parser.add_argument("--sdp-garbage", action="store_true", help="send a malformed offer")
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--freeze-after", type=float)
     args = parser.parse_args()
+    await asyncio.sleep(args.delay)
 
     started = time.time()
     summary = {"received": {}, "participants": None, "errors": [], "close": None, "answered": False}
@@ -126,32 +133,8 @@ async def main():
         consumers.append(asyncio.ensure_future(consume()))
 
     async with websockets.connect(url) as ws:
-        if args.sdp_garbage:
-            await ws.send(json.dumps({"type": "offer", "sdp": "v=0\r\nthis is not sdp\r\n"}))
-        else:
-            await pc.setLocalDescription(await pc.createOffer())
-            await ws.send(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
-        deadline = time.time() + args.seconds
         try:
-            while time.time() < deadline:
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), timeout=max(0.05, deadline - time.time()))
-                except asyncio.TimeoutError:
-                    break
-                message = json.loads(raw)
-                kind = message.get("type")
-                if kind == "answer":
-                    await pc.setRemoteDescription(RTCSessionDescription(sdp=message["sdp"], type="answer"))
-                    summary["answered"] = True
-                elif kind == "offer":
-                    await pc.setRemoteDescription(RTCSessionDescription(sdp=message["sdp"], type="offer"))
-                    await pc.setLocalDescription(await pc.createAnswer())
-                    await ws.send(json.dumps({"type": "answer", "sdp": pc.localDescription.sdp}))
-                elif kind == "participants":
-                    summary["participants"] = message["participants"]
-                    summary["participants_at"] = round(time.time() - started, 3)
-                elif kind == "error":
-                    summary["errors"].append(message)
+            await converse(ws, pc, args, started, summary)
         except websockets.ConnectionClosed as closed:
             summary["close"] = {"code": closed.rcvd.code if closed.rcvd else None,
                                 "reason": closed.rcvd.reason if closed.rcvd else None}
@@ -163,6 +146,53 @@ async def main():
         consumer.cancel()
     await pc.close()
     print(json.dumps(summary), flush=True)
+
+
+async def converse(ws, pc, args, started, summary):
+    """Offers, then follows the SFU's frames until `--seconds` are up (or the socket closes)."""
+    if args.sdp_garbage:
+        offer = "v=0\r\nthis is not sdp\r\n"
+    else:
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = pc.localDescription.sdp
+    try:
+        await ws.send(json.dumps({"type": "offer", "sdp": offer}))
+    except websockets.ConnectionClosed:
+        pass  # Refused at once: the frames it sent first are still read below.
+    deadline = time.time() + args.seconds
+    freeze_at = time.time() + args.freeze_after if args.freeze_after is not None else None
+    while time.time() < deadline:
+        if freeze_at is not None and time.time() >= freeze_at:
+            freeze_at = None
+            await pc.close()
+            summary["frozen_at"] = round(time.time() - started, 3)
+        until = min(deadline, freeze_at) if freeze_at is not None else deadline
+        try:
+            raw = await asyncio.wait_for(ws.recv(), timeout=max(0.05, until - time.time()))
+        except asyncio.TimeoutError:
+            continue
+        message = json.loads(raw)
+        kind = message.get("type")
+        if kind == "answer":
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=message["sdp"], type="answer"))
+            summary["answered"] = True
+        elif kind == "offer" and "frozen_at" not in summary:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=message["sdp"], type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            await ws.send(json.dumps({"type": "answer", "sdp": pc.localDescription.sdp}))
+        elif kind == "participants":
+            summary["participants"] = message["participants"]
+            summary["participants_at"] = round(time.time() - started, 3)
+            summary.setdefault("participant_counts", []).append(len(message["participants"]))
+            summary.setdefault("rooms", []).append({
+                "at": summary["participants_at"],
+                "users": sorted(p["user_id"] for p in message["participants"]),
+            })
+            peak = summary.get("participants_peak") or []
+            if len(message["participants"]) >= len(peak):
+                summary["participants_peak"] = message["participants"]
+        elif kind == "error":
+            summary["errors"].append(message)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,13 @@ pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The claims of a JWT, unverified (tests read what the api put in tokens).
+pub fn jwt_claims(token: &str) -> Result<Value> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    Ok(serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?)?)
+}
+
 pub fn free_udp_port() -> Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
