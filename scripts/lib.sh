@@ -145,3 +145,15 @@ stop_nats() {
     rm -f "$data/nats.pid"
   fi
 }
+
+# Headless Chromium (Debian's) and playwright-core (npm) for the SFU's browser peer tests.
+ensure_chromium_peer() {
+  [ -x /usr/bin/chromium ] || apt_install chromium
+  command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -d "$TOOLS_DIR/node/node_modules/playwright-core" ]; then
+    log "installing playwright-core (npm) into $TOOLS_DIR/node"
+    mkdir -p "$TOOLS_DIR/node"
+    (cd "$TOOLS_DIR/node" && npm install --silent --no-audit --no-fund playwright-core >/dev/null)
+  fi
+  export PARLEY_TEST_NODE_PATH="$TOOLS_DIR/node/node_modules"
+}

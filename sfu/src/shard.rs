@@ -38,9 +38,24 @@ const MAX_WAIT: Duration = Duration::from_secs(1);
 
 pub enum ShardInput {
     Join(JoinRequest),
-    Answer { participant: ParticipantId, sdp: String },
-    Leave { participant: ParticipantId },
-    Packet { source: SocketAddr, contents: Vec<u8>, at: Instant },
+    Answer {
+        participant: ParticipantId,
+        sdp: String,
+    },
+    Leave {
+        participant: ParticipantId,
+    },
+    /// The subscriber wants simulcast layer `rid` on its outgoing `mid`.
+    Layer {
+        participant: ParticipantId,
+        mid: String,
+        rid: String,
+    },
+    Packet {
+        source: SocketAddr,
+        contents: Vec<u8>,
+        at: Instant,
+    },
 }
 
 pub struct JoinRequest {
@@ -87,14 +102,29 @@ struct TrackOut {
     source_mid: Mid,
     kind: MediaKind,
     state: OutState,
+    /// The simulcast layer this subscriber asked for (else the publisher's first).
+    wanted: Option<Rid>,
+    /// The layer being forwarded; a switch happens on the new layer's keyframe.
+    current: Option<Rid>,
+}
+
+impl TrackOut {
+    fn new(source: ParticipantId, source_mid: Mid, kind: MediaKind) -> Self {
+        Self { source, source_mid, kind, state: OutState::ToOpen, wanted: None, current: None }
+    }
+
+    /// The layer to forward among the publisher's `layers` (declared best first).
+    fn target(&self, layers: &[Rid]) -> Option<Rid> {
+        self.wanted.filter(|rid| layers.contains(rid)).or_else(|| layers.first().copied())
+    }
 }
 
 struct TrackIn {
     mid: Mid,
     kind: MediaKind,
-    /// The simulcast layer forwarded (the first seen; `None` without simulcast).
-    layer: Option<Rid>,
-    last_keyframe_request: Option<Instant>,
+    /// Simulcast layers as the publisher declared them (best first); empty without simulcast.
+    layers: Vec<Rid>,
+    last_keyframe_request: HashMap<Option<Rid>, Instant>,
 }
 
 struct Participant {
@@ -113,15 +143,6 @@ struct Participant {
     connected: bool,
     /// Cumulative NACKs str0m reported per outgoing mid (its stats are totals).
     nacks_seen: HashMap<Mid, u64>,
-}
-
-impl Participant {
-    fn out_mid(&self, source: ParticipantId, source_mid: Mid) -> Option<Mid> {
-        self.tracks_out.iter().find_map(|t| match t.state {
-            OutState::Open(mid) if t.source == source && t.source_mid == source_mid => Some(mid),
-            _ => None,
-        })
-    }
 }
 
 pub struct Shard {
@@ -200,6 +221,7 @@ impl Shard {
             ShardInput::Join(request) => self.join(request),
             ShardInput::Answer { participant, sdp } => self.answer(participant, &sdp),
             ShardInput::Leave { participant } => self.remove(participant, None),
+            ShardInput::Layer { participant, mid, rid } => self.choose_layer(participant, &mid, &rid),
             ShardInput::Packet { source, contents, at } => self.packet(source, &contents, at),
         }
     }
@@ -262,12 +284,7 @@ impl Shard {
         for other in self.room(call_id) {
             if let Some(p) = self.participants.get(other) {
                 for track in &p.tracks_in {
-                    participant.tracks_out.push(TrackOut {
-                        source: *other,
-                        source_mid: track.mid,
-                        kind: track.kind,
-                        state: OutState::ToOpen,
-                    });
+                    participant.tracks_out.push(TrackOut::new(*other, track.mid, track.kind));
                 }
             }
         }
@@ -295,7 +312,7 @@ impl Shard {
 
     fn answer(&mut self, id: ParticipantId, sdp: &str) {
         let mut work = VecDeque::new();
-        let mut opened = Vec::new();
+        let mut opened: Vec<(ParticipantId, Mid, Option<Rid>)> = Vec::new();
         {
             let Some(p) = self.participants.get_mut(&id) else { return };
             let Some(pending) = p.pending.take() else {
@@ -317,7 +334,7 @@ impl Shard {
                     for track in &mut p.tracks_out {
                         if let OutState::Negotiating(mid) = track.state {
                             track.state = OutState::Open(mid);
-                            opened.push((track.source, track.source_mid));
+                            opened.push((track.source, track.source_mid, track.wanted));
                         }
                     }
                 }
@@ -334,8 +351,9 @@ impl Shard {
             }
         }
         // New subscribers need a keyframe to start decoding.
-        for (source, source_mid) in opened {
-            self.request_keyframe(source, source_mid, KeyframeRequestKind::Pli, true, &mut work);
+        for (source, source_mid, wanted) in opened {
+            let layer = self.layer_for(source, source_mid, wanted);
+            self.request_keyframe(source, source_mid, layer, KeyframeRequestKind::Pli, true, &mut work);
         }
         self.negotiate(id, &mut work);
         self.drain(id, &mut work);
@@ -527,22 +545,18 @@ impl Shard {
                 if !receives || p.tracks_in.iter().any(|t| t.mid == added.mid) {
                     return;
                 }
+                let layers = added.simulcast.map(|s| s.recv.into_iter().map(|l| l.rid).collect()).unwrap_or_default();
                 p.tracks_in.push(TrackIn {
                     mid: added.mid,
                     kind: added.kind,
-                    layer: None,
-                    last_keyframe_request: None,
+                    layers,
+                    last_keyframe_request: HashMap::new(),
                 });
                 let call_id = p.call_id;
                 let others: Vec<ParticipantId> = self.room(call_id).iter().copied().filter(|o| *o != id).collect();
                 for other in others {
                     if let Some(o) = self.participants.get_mut(&other) {
-                        o.tracks_out.push(TrackOut {
-                            source: id,
-                            source_mid: added.mid,
-                            kind: added.kind,
-                            state: OutState::ToOpen,
-                        });
+                        o.tracks_out.push(TrackOut::new(id, added.mid, added.kind));
                     }
                     self.negotiate(other, work);
                 }
@@ -552,12 +566,12 @@ impl Shard {
                 // A subscriber asks for a keyframe on one of its outgoing mids: relay it upstream.
                 let source = self.participants.get(&id).and_then(|p| {
                     p.tracks_out.iter().find_map(|t| match t.state {
-                        OutState::Open(mid) if mid == request.mid => Some((t.source, t.source_mid)),
+                        OutState::Open(mid) if mid == request.mid => Some((t.source, t.source_mid, t.current)),
                         _ => None,
                     })
                 });
-                if let Some((source, source_mid)) = source {
-                    self.request_keyframe(source, source_mid, request.kind, false, work);
+                if let Some((source, source_mid, layer)) = source {
+                    self.request_keyframe(source, source_mid, layer, request.kind, false, work);
                 }
             }
             Event::MediaEgressStats(stats) => {
@@ -572,24 +586,43 @@ impl Shard {
         }
     }
 
-    /// Sends one received frame to every other participant subscribed to it.
+    /// Sends one received frame to every other participant subscribed to it. With simulcast,
+    /// each subscriber gets its own layer: the one it asked for, else the publisher's best, and a
+    /// change of layer takes effect at that layer's next keyframe (asked for at once).
     fn forward(&mut self, id: ParticipantId, data: MediaData, work: &mut VecDeque<Work>) {
-        let Some(p) = self.participants.get_mut(&id) else { return };
-        let Some(track) = p.tracks_in.iter_mut().find(|t| t.mid == data.mid) else { return };
-        if data.rid.is_some() && track.layer.is_none() {
-            track.layer = data.rid;
-        }
-        if data.rid != track.layer {
-            return;
-        }
+        let Some(p) = self.participants.get(&id) else { return };
+        let Some(track) = p.tracks_in.iter().find(|t| t.mid == data.mid) else { return };
+        let layers = track.layers.clone();
         let call_id = p.call_id;
         if !data.contiguous {
-            self.request_keyframe(id, data.mid, KeyframeRequestKind::Fir, false, work);
+            self.request_keyframe(id, data.mid, data.rid, KeyframeRequestKind::Fir, false, work);
         }
+        let keyframe = data.is_keyframe();
+        let mut wanted_keyframes: Vec<Rid> = Vec::new();
         let subscribers: Vec<ParticipantId> = self.room(call_id).iter().copied().filter(|o| *o != id).collect();
         for subscriber in subscribers {
             let Some(s) = self.participants.get_mut(&subscriber) else { continue };
-            let Some(mid) = s.out_mid(id, data.mid) else { continue };
+            let Some(out) = s
+                .tracks_out
+                .iter_mut()
+                .find(|t| t.source == id && t.source_mid == data.mid && matches!(t.state, OutState::Open(_)))
+            else {
+                continue;
+            };
+            let OutState::Open(mid) = out.state else { continue };
+            if !layers.is_empty() {
+                let target = out.target(&layers);
+                if out.current != target {
+                    if data.rid == target && keyframe {
+                        out.current = target;
+                    } else if let Some(rid) = target.filter(|rid| !wanted_keyframes.contains(rid)) {
+                        wanted_keyframes.push(rid);
+                    }
+                }
+                if data.rid != out.current {
+                    continue;
+                }
+            }
             let Some(writer) = s.rtc.writer(mid) else { continue };
             let Some(pt) = writer.match_params(data.params) else { continue };
             match writer.write(pt, data.network_time, data.time, data.data.clone()) {
@@ -598,12 +631,36 @@ impl Shard {
             }
             self.drain(subscriber, work);
         }
+        for rid in wanted_keyframes {
+            self.request_keyframe(id, data.mid, Some(rid), KeyframeRequestKind::Pli, false, work);
+        }
+    }
+
+    /// The layer a subscriber of `source`'s `source_mid` wanting `wanted` is to get.
+    fn layer_for(&self, source: ParticipantId, source_mid: Mid, wanted: Option<Rid>) -> Option<Rid> {
+        let track = self.participants.get(&source)?.tracks_in.iter().find(|t| t.mid == source_mid)?;
+        wanted.filter(|rid| track.layers.contains(rid)).or_else(|| track.layers.first().copied())
+    }
+
+    /// A subscriber picks the simulcast layer of one of its outgoing tracks (by its own mid).
+    fn choose_layer(&mut self, id: ParticipantId, mid: &str, rid: &str) {
+        let Some(s) = self.participants.get_mut(&id) else { return };
+        let Some(out) = s.tracks_out.iter_mut().find(|t| matches!(t.state, OutState::Open(m) if &*m == mid)) else {
+            return;
+        };
+        out.wanted = Some(Rid::from(rid));
+        let (source, source_mid, wanted) = (out.source, out.source_mid, out.wanted);
+        let layer = self.layer_for(source, source_mid, wanted);
+        let mut work = VecDeque::new();
+        self.request_keyframe(source, source_mid, layer, KeyframeRequestKind::Pli, true, &mut work);
+        self.process(work);
     }
 
     fn request_keyframe(
         &mut self,
         source: ParticipantId,
         source_mid: Mid,
+        layer: Option<Rid>,
         kind: KeyframeRequestKind,
         force: bool,
         work: &mut VecDeque<Work>,
@@ -614,11 +671,11 @@ impl Shard {
             return;
         }
         let now = Instant::now();
-        if !force && track.last_keyframe_request.is_some_and(|at| now.duration_since(at) < KEYFRAME_REQUEST_GAP) {
+        let last = track.last_keyframe_request.get(&layer);
+        if !force && last.is_some_and(|at| now.duration_since(*at) < KEYFRAME_REQUEST_GAP) {
             return;
         }
-        track.last_keyframe_request = Some(now);
-        let layer = track.layer;
+        track.last_keyframe_request.insert(layer, now);
         if let Some(mut writer) = p.rtc.writer(source_mid) {
             if writer.request_keyframe(layer, kind).is_ok() {
                 self.metrics.keyframe_requests.add(1, &[]);

@@ -49,8 +49,17 @@ pub struct RtcParams {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientFrame {
-    Offer { sdp: String },
-    Answer { sdp: String },
+    Offer {
+        sdp: String,
+    },
+    Answer {
+        sdp: String,
+    },
+    /// Which simulcast layer (`rid`) to receive on one of this client's mids.
+    Layer {
+        mid: String,
+        rid: String,
+    },
     Leave,
     Ping,
 }
@@ -114,6 +123,9 @@ async fn session(mut stream: WebSocketStream, claims: JoinClaims, signaling: Arc
             frame = next_frame(&mut stream) => match frame {
                 Some(Ok(ClientFrame::Answer { sdp })) => {
                     let _ = shard.send(ShardInput::Answer { participant, sdp }).await;
+                }
+                Some(Ok(ClientFrame::Layer { mid, rid })) => {
+                    let _ = shard.send(ShardInput::Layer { participant, mid, rid }).await;
                 }
                 Some(Ok(ClientFrame::Ping)) => {
                     let _ = stream.send(Message::Text(json!({"type": "pong"}).to_string())).await;

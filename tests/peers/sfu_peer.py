@@ -6,7 +6,7 @@ frames decoded per received track (by mid), when the first arrived, the last `pa
 frame, errors and the close reason. Usage:
 
     sfu_peer.py URL TOKEN [--seconds N] [--delay N] [--freeze-after N] [--audio-only]
-                          [--call-id ID] [--sdp-garbage]
+                          [--call-id ID] [--sdp-garbage] [--layer RID]
 
 `--freeze-after N` stops all media and ICE after N seconds but keeps the signaling socket open
 (a peer that vanished from the network without saying `leave`).
@@ -96,6 +96,7 @@ async def main():
     parser.add_argument("--sdp-garbage", action="store_true", help="send a malformed offer")
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--freeze-after", type=float)
+    parser.add_argument("--layer", help="ask for this simulcast layer of every video received")
     args = parser.parse_args()
     await asyncio.sleep(args.delay)
 
@@ -128,6 +129,8 @@ async def main():
                     entry["first_at"] = round(time.time() - started, 3)
                     if track.kind == "video":
                         entry["size"] = [frame.width, frame.height]
+                if track.kind == "video":
+                    entry["last_size"] = [frame.width, frame.height]
                 entry["frames"] += 1
 
         consumers.append(asyncio.ensure_future(consume()))
@@ -181,6 +184,11 @@ async def converse(ws, pc, args, started, summary):
             await pc.setLocalDescription(await pc.createAnswer())
             await ws.send(json.dumps({"type": "answer", "sdp": pc.localDescription.sdp}))
         elif kind == "participants":
+            if args.layer:
+                for participant in message["participants"]:
+                    for track in participant["tracks"]:
+                        if track["kind"] == "video":
+                            await ws.send(json.dumps({"type": "layer", "mid": track["mid"], "rid": args.layer}))
             summary["participants"] = message["participants"]
             summary["participants_at"] = round(time.time() - started, 3)
             summary.setdefault("participant_counts", []).append(len(message["participants"]))

@@ -45,6 +45,30 @@ pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// What one headless-Chromium peer (`tests/peers/chromium_peer.cjs`) sent and decoded.
+pub async fn run_chromium_peer(url: &str, token: &str, seconds: u32, args: &[&str]) -> Result<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/chromium_peer.cjs");
+    let modules = std::env::var("PARLEY_TEST_NODE_PATH")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.parley/tools/node/node_modules").into());
+    let output = Command::new("node")
+        .arg(script)
+        .arg(url)
+        .arg(token)
+        .arg(seconds.to_string())
+        .args(args)
+        .env("NODE_PATH", modules)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running the Chromium peer (node with playwright-core, Debian's chromium)")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let Some(last) = stdout.lines().last() else {
+        bail!("Chromium peer printed nothing: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    serde_json::from_str(last).with_context(|| format!("Chromium peer output: {last}"))
+}
+
 /// The claims of a JWT, unverified (tests read what the api put in tokens).
 pub fn jwt_claims(token: &str) -> Result<Value> {
     use base64::Engine;

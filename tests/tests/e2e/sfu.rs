@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use futures::future::join_all;
-use parley_tests::{run_peer, Stack, StackOptions};
+use parley_tests::{run_chromium_peer, run_peer, Stack, StackOptions};
 use serde_json::{json, Value};
 
 use super::chats::{group, member, Member};
@@ -250,5 +250,46 @@ async fn bad_join_attempts_are_refused_with_a_reason_while_other_rooms_go_on() -
     tokio::time::sleep((issued + Duration::from_secs(6)).saturating_duration_since(std::time::Instant::now())).await;
     let summary = run_peer(&url, &token, &["--seconds", "3"]).await?;
     assert_eq!(summary["close"]["reason"], "join token expired", "{summary}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_subscriber_gets_the_simulcast_layer_it_asked_for() -> Result<()> {
+    let stack = sfu_stack().await?;
+    let (ada, bob, cyd) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "cyd").await?);
+    let chat = group(&stack, &ada, &[&bob, &cyd]).await?;
+    let access = call_everyone(&stack, &chat, "video", &ada, &[&bob, &cyd]).await?;
+    // Ada publishes three layers from Chromium; Bob takes the default (her best), Cyd asks for `l`.
+    let (ada_sees, bob_sees, cyd_sees) = tokio::join!(
+        // Ada reads her stats while the others are still in the call.
+        run_chromium_peer(&access[0].0, &access[0].1, 9, &["--simulcast"]),
+        run_peer(&access[1].0, &access[1].1, &["--seconds", "11", "--delay", "1"]),
+        run_peer(&access[2].0, &access[2].1, &["--seconds", "11", "--delay", "1", "--layer", "l"]),
+    );
+    let (ada_sees, bob_sees, cyd_sees) = (ada_sees?, bob_sees?, cyd_sees?);
+    eprintln!("ada: {ada_sees}\nbob: {bob_sees}\ncyd: {cyd_sees}");
+    let sent: Vec<&Value> = ada_sees["sent"].as_array().into_iter().flatten().collect();
+    assert!(sent.len() >= 2, "Chromium did not send simulcast: {ada_sees}");
+    let from_ada = |summary: &Value| {
+        summary["received"]
+            .as_object()
+            .into_iter()
+            .flat_map(|t| t.values())
+            .filter(|t| t["kind"] == "video" && t["frames"].as_u64().unwrap_or(0) > 10)
+            .filter_map(|t| t["last_size"][0].as_u64())
+            .max()
+            .unwrap_or(0)
+    };
+    let (bob_width, cyd_width) = (from_ada(&bob_sees), from_ada(&cyd_sees));
+    assert!(bob_width > 0 && cyd_width > 0, "bob {bob_width}, cyd {cyd_width}");
+    assert!(cyd_width < bob_width, "the low layer should be smaller: bob {bob_width}, cyd {cyd_width}");
+    // And Chromium decodes what the aiortc peers send it through the SFU.
+    let decoded_by_ada = ada_sees["received"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["kind"] == "video" && r["frames"].as_u64().unwrap_or(0) > 10)
+        .count();
+    assert_eq!(decoded_by_ada, 2, "{ada_sees}");
     Ok(())
 }
