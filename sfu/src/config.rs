@@ -23,6 +23,9 @@ pub struct SfuConfig {
     pub shards: usize,
     /// A participant we have heard nothing from (no STUN, no RTP/RTCP) for this long is removed.
     pub peer_timeout: Duration,
+    /// Fault injection for tests: drop every Nth RTP datagram the SFU sends (0: never), so that
+    /// receivers' NACKs and the SFU's retransmissions can be watched working.
+    pub drop_every_nth_rtp: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +68,7 @@ impl SfuConfig {
             stream: StreamSettings::from_env(),
             shards: parse::<usize>("PARLEY_SFU_SHARDS", &cores.to_string())?.max(1),
             peer_timeout: Duration::from_millis(parse::<u64>("PARLEY_SFU_PEER_TIMEOUT_MS", "10000")?.max(500)),
+            drop_every_nth_rtp: parse("PARLEY_SFU_TEST_DROP_EVERY_NTH_RTP", "0")?,
         })
     }
 

@@ -68,6 +68,7 @@ async fn serve(config: SfuConfig) -> anyhow::Result<()> {
         let (sender, receiver) = mpsc::channel(SHARD_QUEUE);
         shard_senders.push(sender);
         let shard = Shard::new(ShardSettings {
+            drop_every_nth_rtp: config.drop_every_nth_rtp,
             socket: Arc::clone(&socket),
             advertised,
             peer_timeout: config.peer_timeout,

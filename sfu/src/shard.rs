@@ -146,6 +146,8 @@ struct Participant {
 }
 
 pub struct Shard {
+    drop_every_nth_rtp: u64,
+    rtp_sent: u64,
     socket: Arc<UdpSocket>,
     advertised: SocketAddr,
     peer_timeout: Duration,
@@ -166,6 +168,7 @@ enum Work {
 }
 
 pub struct ShardSettings {
+    pub drop_every_nth_rtp: u64,
     pub socket: Arc<UdpSocket>,
     pub advertised: SocketAddr,
     pub peer_timeout: Duration,
@@ -177,8 +180,11 @@ pub struct ShardSettings {
 
 impl Shard {
     pub fn new(settings: ShardSettings) -> Self {
-        let ShardSettings { socket, advertised, peer_timeout, index, routes, reports, metrics } = settings;
+        let ShardSettings { drop_every_nth_rtp, socket, advertised, peer_timeout, index, routes, reports, metrics } =
+            settings;
         Self {
+            drop_every_nth_rtp,
+            rtp_sent: 0,
             socket,
             advertised,
             peer_timeout,
@@ -503,6 +509,12 @@ impl Shard {
                         break;
                     }
                     Ok(Output::Transmit(transmit)) => {
+                        if self.drop_every_nth_rtp > 0 && is_rtp(&transmit.contents) {
+                            self.rtp_sent += 1;
+                            if self.rtp_sent % self.drop_every_nth_rtp == 0 {
+                                continue;
+                            }
+                        }
                         // A full socket buffer drops the datagram, as the network would.
                         if self.socket.try_send_to(&transmit.contents, transmit.destination).is_ok() {
                             self.metrics.udp_out(transmit.contents.len());
@@ -739,6 +751,12 @@ impl Shard {
         self.process(work);
         self.announce(p.call_id);
     }
+}
+
+/// RTP rather than RTCP (RFC 5761: RTCP packet types 192–223 sit where RTP's marker and payload
+/// type are), by the clear header of an SRTP datagram.
+fn is_rtp(datagram: &[u8]) -> bool {
+    datagram.len() >= 12 && datagram[0] & 0xC0 == 0x80 && !(192..=223).contains(&datagram[1])
 }
 
 fn kind_name(kind: MediaKind) -> &'static str {

@@ -65,7 +65,14 @@ async function main() {
         if (s.type === 'outbound-rtp' && s.kind === 'video') {
           result.sent.push({ rid: s.rid || null, width: s.frameWidth || 0, frames: s.framesEncoded || 0 });
         } else if (s.type === 'inbound-rtp') {
-          result.received.push({ kind: s.kind, frames: s.framesDecoded || 0, packets: s.packetsReceived || 0 });
+          result.received.push({
+            kind: s.kind,
+            frames: s.framesDecoded || 0,
+            packets: s.packetsReceived || 0,
+            nacks: s.nackCount || 0,
+            retransmitted: s.retransmittedPacketsReceived || 0,
+            lost: s.packetsLost || 0,
+          });
         }
       });
       ws.send(JSON.stringify({ type: 'leave' }));

@@ -293,3 +293,28 @@ async fn each_subscriber_gets_the_simulcast_layer_it_asked_for() -> Result<()> {
     assert_eq!(decoded_by_ada, 2, "{ada_sees}");
     Ok(())
 }
+
+#[tokio::test]
+async fn lost_packets_are_nacked_and_retransmitted() -> Result<()> {
+    // The SFU drops every 25th RTP datagram it sends; Chromium, receiving, must NACK them and get
+    // them back as retransmissions (RTX) and keep decoding.
+    let options = StackOptions::default().with_sfu().env("PARLEY_SFU_TEST_DROP_EVERY_NTH_RTP", "25");
+    let stack = Stack::start_with(options).await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    let access = call_everyone(&stack, &chat, "video", &ada, &[&bob]).await?;
+    let (aiortc, chromium) = tokio::join!(
+        run_peer(&access[0].0, &access[0].1, &["--seconds", "9"]),
+        run_chromium_peer(&access[1].0, &access[1].1, 7, &[]),
+    );
+    let (_, chromium) = (aiortc?, chromium?);
+    eprintln!("chromium: {chromium}");
+    let video = chromium["received"].as_array().into_iter().flatten().find(|r| r["kind"] == "video").cloned();
+    let video = video.unwrap_or_default();
+    assert!(video["nacks"].as_u64().unwrap_or(0) > 0, "{chromium}");
+    assert!(video["retransmitted"].as_u64().unwrap_or(0) > 0, "{chromium}");
+    // About 6 s of 30 fps video: losses repaired, decoding goes on.
+    assert!(video["frames"].as_u64().unwrap_or(0) > 100, "{chromium}");
+    assert!(sfu_metric(&stack, "sfu_nacks").await? > 0.0, "no NACKs counted");
+    Ok(())
+}
