@@ -511,7 +511,7 @@ impl Shard {
                     Ok(Output::Transmit(transmit)) => {
                         if self.drop_every_nth_rtp > 0 && is_rtp(&transmit.contents) {
                             self.rtp_sent += 1;
-                            if self.rtp_sent % self.drop_every_nth_rtp == 0 {
+                            if self.rtp_sent.is_multiple_of(self.drop_every_nth_rtp) {
                                 continue;
                             }
                         }
