@@ -211,13 +211,18 @@ impl Shard {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
+            let step: Box<dyn FnOnce(&mut Self)> = tokio::select! {
                 input = inputs.recv() => match input {
-                    Some(input) => self.handle(input),
+                    Some(input) => Box::new(move |shard: &mut Self| shard.handle(input)),
                     None => return,
                 },
-                _ = sleep => self.fire_timers(Instant::now()),
-                _ = liveness.tick() => self.check_liveness(Instant::now()),
+                _ = sleep => Box::new(|shard: &mut Self| shard.fire_timers(Instant::now())),
+                _ = liveness.tick() => Box::new(|shard: &mut Self| shard.check_liveness(Instant::now())),
+            };
+            // str0m promises not to panic on network input; should anything here panic anyway,
+            // this shard's other rooms keep going rather than dying with it.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(&mut self))).is_err() {
+                tracing::error!(shard = self.index, "a shard step panicked; carrying on");
             }
         }
     }
