@@ -20,17 +20,18 @@ use crate::chats::routes::ChatsApi;
 use crate::commands::{CommandBus, EventStore, ProjectionProgress};
 use crate::config::Config;
 use crate::error::{render_any_error, ApiError};
+use crate::media::routes::MediaApi;
 use crate::notifications::routes::NotificationsApi;
 use crate::ops::metrics::{self, Metrics};
 use crate::ops::routes::OpsApi;
 use crate::state::AppState;
 use crate::users::routes::UsersApi;
 
-pub type Apis = (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, NotificationsApi);
+pub type Apis = (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, MediaApi, NotificationsApi);
 
 pub fn api_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, NotificationsApi),
+        (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, MediaApi, NotificationsApi),
         "Parley",
         env!("CARGO_PKG_VERSION"),
     )
@@ -64,6 +65,10 @@ pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
 /// Refuses bodies over `max` bytes (declared or streamed) with 413, and lets a body-less POST
 /// through as JSON `null` so that optional bodies (e.g. logout's) may be omitted.
 async fn limit_body<E: Endpoint>(next: E, mut req: Request, max: usize) -> poem::Result<Response> {
+    // Media uploads stream to storage under their own limit; they are never buffered here.
+    if req.uri().path() == "/media" || req.uri().path() == "/media/" {
+        return Ok(next.call(req).await?.into_response());
+    }
     let declared = req.header(header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > max) {
         return Err(ApiError::PayloadTooLarge { limit: max }.into());
@@ -108,6 +113,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         sessions: CommandBus::new(event_store.clone(), ()),
         chats: CommandBus::new(event_store.clone(), ()),
         calls: CommandBus::new(event_store.clone(), ()),
+        media: CommandBus::new(event_store.clone(), ()),
+        storage: crate::media::storage::MediaStorage::open(&config.media_storage, config.media_prefix.as_deref())?,
         inboxes: CommandBus::new(event_store, ()),
         progress: ProjectionProgress::start(pool.clone()).await?,
         tokens,
@@ -119,6 +126,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config,
     });
     let sweeper_task = tokio::spawn(crate::calls::sweeper::run(Arc::clone(&state), shutdown_tx.subscribe()));
+    let reaper_task = tokio::spawn(crate::media::reaper::run(Arc::clone(&state), shutdown_tx.subscribe()));
     let sfu_reports_task = tokio::spawn(crate::calls::sfu_reports::run(Arc::clone(&state), shutdown_tx.subscribe()));
     let addr = state.config.http_addr;
     tracing::info!(%addr, "parley-api listening");
@@ -133,6 +141,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = relay_task.await;
     let _ = sweeper_task.await;
     let _ = sfu_reports_task.await;
+    let _ = reaper_task.await;
     Ok(())
 }
 

@@ -66,6 +66,13 @@ pub struct Config {
     pub sfu_url: String,
     /// How long a join token admits its holder to the SFU.
     pub sfu_token_ttl: Duration,
+    pub media_storage: crate::media::storage::StorageConfig,
+    /// Put before every media key (optional).
+    pub media_prefix: Option<String>,
+    /// Largest upload accepted.
+    pub media_max_bytes: u64,
+    /// Uploads attached to no message and no profile are removed after this long.
+    pub media_unattached_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +94,26 @@ fn quota(name: &'static str, default: &str) -> Result<Quota, ConfigError> {
 
 fn optional(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// S3-compatible storage when `PARLEY_S3_BUCKET` is set, else a directory under the data directory.
+fn media_storage() -> Result<crate::media::storage::StorageConfig, ConfigError> {
+    use crate::media::storage::StorageConfig;
+    let Some(bucket) = optional("PARLEY_S3_BUCKET") else {
+        let root = PathBuf::from(env_or("PARLEY_DATA_DIR", ".parley/data")).join("media");
+        return Ok(StorageConfig::Local { root });
+    };
+    let required = |name: &'static str| {
+        optional(name).ok_or(ConfigError::Invalid { name, message: "required with PARLEY_S3_BUCKET".into() })
+    };
+    Ok(StorageConfig::S3 {
+        endpoint: optional("PARLEY_S3_ENDPOINT"),
+        bucket,
+        region: env_or("PARLEY_S3_REGION", "us-east-1"),
+        access_key: required("PARLEY_S3_ACCESS_KEY_ID")?,
+        secret_key: Secret(required("PARLEY_S3_SECRET_ACCESS_KEY")?),
+        path_style: parse("PARLEY_S3_PATH_STYLE", "true")?,
+    })
 }
 
 impl Config {
@@ -133,6 +160,10 @@ impl Config {
             call_ring_timeout: Duration::from_secs(parse::<u64>("PARLEY_CALL_RING_TIMEOUT_SECS", "45")?.max(1)),
             sfu_url: env_or("PARLEY_SFU_URL", "ws://127.0.0.1:8081/rtc"),
             sfu_token_ttl: Duration::from_secs(parse::<u64>("PARLEY_SFU_TOKEN_TTL_SECS", "60")?.clamp(5, 600)),
+            media_storage: media_storage()?,
+            media_prefix: optional("PARLEY_MEDIA_PREFIX"),
+            media_max_bytes: parse("PARLEY_MEDIA_MAX_BYTES", "104857600")?,
+            media_unattached_ttl: Duration::from_secs(parse("PARLEY_MEDIA_UNATTACHED_TTL_SECS", "86400")?),
         })
     }
 }

@@ -29,6 +29,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("too many requests; retry later")]
     RateLimited { retry_after: Duration },
+    #[error("the requested range is not within the {size} bytes of the media")]
+    RangeNotSatisfiable { size: u64 },
     #[error("a dependency is unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -53,6 +55,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -67,6 +70,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -88,6 +92,11 @@ impl ApiError {
         if let ApiError::RateLimited { retry_after } = self {
             let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+        }
+        if let ApiError::RangeNotSatisfiable { size } = self {
+            if let Ok(value) = header::HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
         }
         response
     }
@@ -125,13 +134,14 @@ pub struct ErrorDetail {
 
 impl ApiResponse for ApiError {
     fn meta() -> MetaResponses {
-        let documented: [(u16, &'static str); 7] = [
+        let documented: [(u16, &'static str); 8] = [
             (400, "Malformed or invalid input"),
             (401, "Missing, invalid or expired credentials"),
             (403, "Authenticated but not allowed"),
             (404, "Not found, or not visible to you"),
             (409, "Conflicts with existing state"),
             (413, "Request body too large"),
+            (416, "Range not satisfiable (media downloads); see Content-Range"),
             (429, "Rate limited; see Retry-After"),
         ];
         MetaResponses {

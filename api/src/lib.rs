@@ -8,6 +8,7 @@ pub mod chats;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod media;
 pub mod notifications;
 pub mod ops;
 pub mod pagination;
@@ -28,6 +29,8 @@ pub enum ApiTags {
     Chats,
     /// Voice and video calls
     Calls,
+    /// Photos, videos and profile pictures
+    Media,
     /// Notifications
     Notifications,
     /// Health, metrics and keys

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use parley_domain::call::Call;
 use parley_domain::chat::Chat;
 use parley_domain::inbox::Inbox;
+use parley_domain::media::Media;
 use parley_domain::session::Session;
 use parley_domain::user::User;
 use sqlx::PgPool;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub sessions: CommandBus<Session>,
     pub chats: CommandBus<Chat>,
     pub calls: CommandBus<Call>,
+    pub media: CommandBus<Media>,
+    pub storage: crate::media::storage::MediaStorage,
     pub inboxes: CommandBus<Inbox>,
     pub progress: ProjectionProgress,
     pub tokens: TokenKeys,

@@ -10,6 +10,7 @@ pub mod call;
 pub mod chat;
 pub mod envelope;
 pub mod inbox;
+pub mod media;
 pub mod metadata;
 pub mod sealed;
 pub mod serde_helpers;

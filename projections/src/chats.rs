@@ -61,6 +61,10 @@ async fn insert_messages(conn: &mut PgConnection, messages: &[SentMessage]) -> R
                                  reply_to, created_at, deleted) \
            SELECT chat_id, seq, id, sender_id, client_msg_id, ciphertext, algorithm, media_ids::uuid[], reply_to, \
                   created_at, ciphertext IS NULL FROM sent), \
+         media_links AS ( \
+           INSERT INTO message_media (media_id, chat_id, message_id) \
+           SELECT DISTINCT unnest(media_ids::uuid[]), chat_id, id FROM sent WHERE media_ids <> '{}' \
+           ON CONFLICT DO NOTHING), \
          moved AS ( \
            UPDATE chats c SET last_seq = GREATEST(c.last_seq, s.seq), \
                               last_activity_at = GREATEST(c.last_activity_at, s.at) \
@@ -129,7 +133,7 @@ impl Projection for ChatsProjection {
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
-        sqlx::query("TRUNCATE chats, chat_members, messages, hidden_messages").execute(conn).await?;
+        sqlx::query("TRUNCATE chats, chat_members, messages, hidden_messages, message_media").execute(conn).await?;
         Ok(())
     }
 
@@ -203,14 +207,19 @@ impl Projection for ChatsProjection {
                 .execute(conn)
                 .await?;
             }
-            ChatEvent::MessageDeleted { seq, .. } => {
+            ChatEvent::MessageDeleted { seq, message_id, .. } => {
                 sqlx::query(
                     "UPDATE messages SET ciphertext = NULL, media_ids = '{}', deleted = true WHERE chat_id = $1 AND seq = $2",
                 )
                 .bind(chat_id)
                 .bind(seq)
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?;
+                // Its media are erased for all: no longer readable, and the reaper removes them.
+                sqlx::query("UPDATE message_media SET deleted = true WHERE message_id = $1")
+                    .bind(message_id)
+                    .execute(conn)
+                    .await?;
             }
             ChatEvent::MessageHidden { seq, user_id, .. } => {
                 sqlx::query(

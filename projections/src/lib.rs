@@ -8,6 +8,7 @@ pub mod chats;
 pub mod config;
 pub mod error;
 pub mod feed;
+pub mod media;
 pub mod projector;
 pub mod users;
 
@@ -49,6 +50,7 @@ pub fn all_projections(realtime_prefix: &str) -> Vec<Box<dyn Projection>> {
         Box::new(users::UsersProjection),
         Box::new(chats::ChatsProjection),
         Box::new(calls::CallsProjection),
+        Box::new(media::MediaProjection),
         Box::new(feed::FeedProjection::new(realtime_prefix.to_owned())),
     ]
 }

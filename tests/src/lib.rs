@@ -174,6 +174,8 @@ impl Stack {
             ("PARLEY_HTTP_ADDR", format!("127.0.0.1:{port}")),
             ("PARLEY_DATA_DIR", log_dir.join("data").display().to_string()),
             ("PARLEY_DATABASE_MAX_CONNECTIONS", "10".into()),
+            // Stacks may share an S3 bucket: each keeps its media under its own prefix.
+            ("PARLEY_MEDIA_PREFIX", format!("t{id}")),
             // Tests come from one address; quotas are tested on stacks that lower them.
             ("PARLEY_RATE_REGISTER_PER_IP", "100000/60".into()),
             ("PARLEY_RATE_LOGIN_PER_IP", "100000/60".into()),
@@ -290,6 +292,11 @@ impl Stack {
             bail!("rebuild failed: {status}");
         }
         Ok(())
+    }
+
+    /// The api's data directory (local media live under `media/`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.log_dir.join("data")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -242,6 +242,13 @@ impl AuthApi {
         let email = normalize_email(&email).map_err(user_error)?;
         normalize_name(&name).map_err(user_error)?;
         check_password(&password)?;
+        if avatar_media_id.is_some() {
+            // A picture is uploaded by its owner, who has no account yet: set it afterwards.
+            return Err(ApiError::invalid(
+                "avatar_after_registering",
+                "upload the picture after registering, then set it with PUT /users/{id}",
+            ));
+        }
         if let Some(captcha) = &state.captcha {
             captcha.verify(captcha_token.as_deref(), ip).await?;
         }

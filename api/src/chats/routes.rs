@@ -411,6 +411,9 @@ impl ChatsApi {
         let SendMessageRequest { client_msg_id, ciphertext, algorithm, media_ids, reply_to } = body.0;
         let client_msg_id = client_msg_id.into_inner();
         let plaintext = decode_ciphertext(&ciphertext)?;
+        if !media_ids.is_empty() && media_ids.len() <= parley_domain::chat::MAX_MEDIA_PER_MESSAGE {
+            crate::media::ensure_own(&state.pool, &media_ids, caller.user_id).await?;
+        }
         let message_id = Uuid::now_v7();
         let mut key = [0u8; KEY_BYTES];
         let mut nonce = [0u8; NONCE_BYTES];

@@ -120,6 +120,9 @@ impl UsersApi {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(media) => Some(Some(media)),
         };
+        if let Some(Some(media)) = avatar {
+            crate::media::ensure_own(&state.pool, &[media], caller).await?;
+        }
         let now = Utc::now();
         let command = UserCommand::UpdateProfile {
             actor_id: caller,

@@ -1,0 +1,230 @@
+//! `/media`: upload (streamed to object storage), download (with `Range`), delete.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use futures::StreamExt;
+use parley_domain::media::{DeleteReason, MediaCommand};
+use parley_domain::EventMetadata;
+use poem::web::Data;
+use poem::Body;
+use poem_openapi::param::{Header, Path};
+use poem_openapi::payload::{Binary, Json, Response};
+use poem_openapi::{ApiResponse, OpenApi};
+use uuid::Uuid;
+
+use super::media_error;
+use super::queries::{self, MediaView};
+use super::storage::StorageError;
+use crate::auth::{AccessToken, Caller};
+use crate::error::{aggregate_error, ApiError};
+use crate::state::AppState;
+use crate::ApiTags;
+
+#[derive(ApiResponse)]
+pub enum UploadResponse {
+    #[oai(status = 201)]
+    Created(Json<MediaView>),
+}
+
+/// The bytes; `Content-Type` is what the uploader declared.
+#[derive(ApiResponse)]
+pub enum DownloadResponse {
+    /// All of it.
+    #[oai(status = 200)]
+    Full(
+        Binary<Body>,
+        #[oai(header = "Content-Length")] u64,
+        #[oai(header = "ETag")] String,
+        #[oai(header = "Accept-Ranges")] String,
+    ),
+    /// The requested `Range`.
+    #[oai(status = 206)]
+    Partial(
+        Binary<Body>,
+        #[oai(header = "Content-Length")] u64,
+        #[oai(header = "Content-Range")] String,
+        #[oai(header = "ETag")] String,
+        #[oai(header = "Accept-Ranges")] String,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum Deleted {
+    #[oai(status = 204)]
+    Done,
+}
+
+pub struct MediaApi;
+
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+fn metadata(caller: Caller) -> EventMetadata {
+    EventMetadata::new(Some(caller.user_id), Utc::now(), None)
+}
+
+/// The byte range a `Range` header asks for within `size` bytes: `None` for the whole object.
+/// One range of the `bytes` unit only; anything else, or a range outside the object, is 416.
+pub fn requested_range(header: Option<&str>, size: u64) -> Result<Option<Range<u64>>, ApiError> {
+    let Some(header) = header else { return Ok(None) };
+    let unsatisfiable = ApiError::RangeNotSatisfiable { size };
+    let spec = header.trim().strip_prefix("bytes=").ok_or(ApiError::RangeNotSatisfiable { size })?;
+    if spec.contains(',') {
+        return Err(unsatisfiable);
+    }
+    let (start, end) = spec.split_once('-').ok_or(ApiError::RangeNotSatisfiable { size })?;
+    let number = |s: &str| s.trim().parse::<u64>().map_err(|_| ApiError::RangeNotSatisfiable { size });
+    let range = match (start.trim().is_empty(), end.trim().is_empty()) {
+        // `bytes=-N`: the last N bytes.
+        (true, false) => {
+            let suffix = number(end)?;
+            if suffix == 0 || size == 0 {
+                return Err(unsatisfiable);
+            }
+            size.saturating_sub(suffix)..size
+        }
+        (false, true) => number(start)?..size,
+        (false, false) => {
+            let (first, last) = (number(start)?, number(end)?);
+            if last < first {
+                return Err(unsatisfiable);
+            }
+            first..last.saturating_add(1).min(size)
+        }
+        (true, true) => return Err(unsatisfiable),
+    };
+    if range.start >= size || range.is_empty() {
+        return Err(unsatisfiable);
+    }
+    Ok(Some(range))
+}
+
+fn storage_error(error: StorageError) -> ApiError {
+    match error {
+        StorageError::TooLarge { limit } => ApiError::PayloadTooLarge { limit: limit as usize },
+        StorageError::Interrupted(reason) => ApiError::invalid("upload_interrupted", reason),
+        other => {
+            tracing::warn!(error = %other, "media storage failed");
+            ApiError::Unavailable
+        }
+    }
+}
+
+#[OpenApi(prefix_path = "/media", tag = "ApiTags::Media")]
+impl MediaApi {
+    /// Upload a photo, video or avatar
+    ///
+    /// The raw body is the (client-encrypted) content; `Content-Type` is recorded as declared,
+    /// never trusted. Streamed to storage: size and SHA-256 are computed on the way. Over the
+    /// size limit → 413 and nothing is kept.
+    #[oai(path = "/", method = "post", operation_id = "upload_media")]
+    async fn upload(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        #[oai(name = "Content-Type")] content_type: Header<Option<String>>,
+        #[oai(name = "Content-Length")] declared_length: Header<Option<u64>>,
+        body: Binary<Body>,
+    ) -> Result<UploadResponse, ApiError> {
+        let caller = auth.0;
+        let limit = state.config.media_max_bytes;
+        if declared_length.0.is_some_and(|len| len > limit) {
+            return Err(ApiError::PayloadTooLarge { limit: limit as usize });
+        }
+        let content_type = content_type.0.unwrap_or_else(|| "application/octet-stream".to_owned());
+        let media_id = Uuid::now_v7();
+        let key = format!("media/{media_id}");
+        let stored =
+            state.storage.put_stream(&key, body.0.into_bytes_stream().boxed(), limit).await.map_err(storage_error)?;
+        let command = MediaCommand::Record {
+            media_id,
+            owner_id: caller.user_id,
+            size: stored.size as i64,
+            sha256: stored.sha256,
+            content_type,
+            storage_key: key.clone(),
+            at: now(),
+        };
+        let committed = match state.media.execute(&media_id.to_string(), command, &metadata(caller)).await {
+            Ok(committed) => committed,
+            Err(error) => {
+                // Nothing recorded: keep no bytes either.
+                if let Err(cleanup) = state.storage.delete(&key).await {
+                    tracing::warn!(%cleanup, key, "could not remove the bytes of a refused upload");
+                }
+                return Err(aggregate_error(error, media_error));
+            }
+        };
+        state.await_projection("media", "Media", media_id, committed.version).await;
+        let view = queries::own_media(&state.pool, media_id, caller.user_id).await?.ok_or(ApiError::Unavailable)?;
+        Ok(UploadResponse::Created(Json(view)))
+    }
+
+    /// Download media (supports `Range`)
+    ///
+    /// Readable by its uploader, by members of chats where it was sent, and by anyone when it is
+    /// a profile picture; everyone else gets 404.
+    #[oai(path = "/:id", method = "get", operation_id = "download_media")]
+    async fn download(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        id: Path<Uuid>,
+        #[oai(name = "Range")] range: Header<Option<String>>,
+    ) -> Result<Response<DownloadResponse>, ApiError> {
+        let media = queries::readable_media(&state.pool, id.0, auth.0.user_id).await?.ok_or(ApiError::NotFound)?;
+        let size = media.size as u64;
+        let wanted = requested_range(range.0.as_deref(), size)?;
+        let etag = format!("\"{}\"", media.sha256);
+        let stream = state.storage.get_stream(&media.storage_key, wanted.clone()).await.map_err(storage_error)?;
+        let body = Binary(Body::from_bytes_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other))));
+        let response = match wanted {
+            None => DownloadResponse::Full(body, size, etag, "bytes".to_owned()),
+            Some(range) => {
+                let content_range = format!("bytes {}-{}/{size}", range.start, range.end - 1);
+                DownloadResponse::Partial(body, range.end - range.start, content_range, etag, "bytes".to_owned())
+            }
+        };
+        Ok(Response::new(response).header("Content-Type", media.content_type.as_str()))
+    }
+
+    /// Delete your upload
+    ///
+    /// It stops being readable at once; its bytes are removed from storage shortly after.
+    #[oai(path = "/:id", method = "delete", operation_id = "delete_media")]
+    async fn delete(&self, state: Data<&Arc<AppState>>, auth: AccessToken, id: Path<Uuid>) -> Result<Deleted, ApiError> {
+        let caller = auth.0;
+        let command = MediaCommand::Delete { actor_id: Some(caller.user_id), reason: DeleteReason::ByOwner, at: now() };
+        let committed = state
+            .media
+            .execute_retrying(&id.0.to_string(), command, &metadata(caller))
+            .await
+            .map_err(|e| aggregate_error(e, media_error))?;
+        state.await_projection("media", "Media", id.0, committed.version).await;
+        Ok(Deleted::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::requested_range;
+
+    #[test]
+    fn ranges_are_read_as_http_says_and_refused_outside_the_object() {
+        let ok = |h: &str| requested_range(Some(h), 100).ok().flatten();
+        assert_eq!(requested_range(None, 100).ok().flatten(), None);
+        assert_eq!(ok("bytes=0-9"), Some(0..10));
+        assert_eq!(ok("bytes=40-59"), Some(40..60));
+        assert_eq!(ok("bytes=90-"), Some(90..100));
+        assert_eq!(ok("bytes=-10"), Some(90..100));
+        assert_eq!(ok("bytes=-500"), Some(0..100));
+        assert_eq!(ok("bytes=95-200"), Some(95..100));
+        for bad in ["bytes=100-", "bytes=100-200", "bytes=9-3", "bytes=-0", "bytes=-", "items=0-1", "bytes=a-b", "bytes=0-1,5-6"] {
+            assert!(requested_range(Some(bad), 100).is_err(), "{bad}");
+        }
+        assert!(requested_range(Some("bytes=-1"), 0).is_err());
+    }
+}

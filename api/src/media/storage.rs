@@ -1,0 +1,159 @@
+//! Where media bytes live: an `object_store` backend (a directory under the data directory by
+//! default, any S3-compatible bucket when configured). Uploads stream through in parts, hashed on
+//! the way; nothing holds a whole file in memory.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::prefix::PrefixStore;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use sha2::{Digest, Sha256};
+
+/// Part size for multipart uploads (S3's minimum is 5 MiB); also what one upload buffers.
+const PART_BYTES: usize = 8 * 1024 * 1024;
+/// Parts in flight per upload.
+const PARTS_IN_FLIGHT: usize = 2;
+
+#[derive(Debug, Clone)]
+pub enum StorageConfig {
+    Local { root: std::path::PathBuf },
+    S3 {
+        endpoint: Option<String>,
+        bucket: String,
+        region: String,
+        access_key: String,
+        secret_key: crate::config::Secret,
+        path_style: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object storage: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("the upload is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
+    #[error("could not prepare the media directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What an upload stored.
+pub struct Stored {
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Clone)]
+pub struct MediaStorage {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl MediaStorage {
+    /// `prefix`, when given, is put before every key (several deployments or test runs sharing
+    /// one bucket keep apart).
+    pub fn open(config: &StorageConfig, prefix: Option<&str>) -> Result<Self, StorageError> {
+        let store: Arc<dyn ObjectStore> = match config {
+            StorageConfig::Local { root } => {
+                std::fs::create_dir_all(root)?;
+                Arc::new(LocalFileSystem::new_with_prefix(FsPath::new(root))?)
+            }
+            StorageConfig::S3 { endpoint, bucket, region, access_key, secret_key, path_style } => {
+                let mut builder = AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_region(region)
+                    .with_access_key_id(access_key)
+                    .with_secret_access_key(&secret_key.0)
+                    .with_virtual_hosted_style_request(!path_style);
+                if let Some(endpoint) = endpoint {
+                    builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+                }
+                Arc::new(builder.build()?)
+            }
+        };
+        let store: Arc<dyn ObjectStore> = match prefix {
+            Some(prefix) => Arc::new(PrefixStore::new(store, prefix)),
+            None => store,
+        };
+        Ok(Self { store })
+    }
+
+    /// Streams `body` to `key`, at most `limit` bytes; on any failure (too large, interrupted,
+    /// storage error) the partial object is aborted so nothing half-stored stays behind.
+    pub async fn put_stream<S, E>(&self, key: &str, body: S, limit: u64) -> Result<Stored, StorageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let upload = self.store.put_multipart(&Path::from(key)).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        match copy_hashed(body, &mut writer, limit).await {
+            Ok(stored) => {
+                writer.finish().await?;
+                Ok(stored)
+            }
+            Err(error) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(%abort, key, "could not abort a failed upload");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The object's bytes in `range` (all of them for `None`), as a stream.
+    pub async fn get_stream(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<impl Stream<Item = Result<Bytes, object_store::Error>>, StorageError> {
+        let options = GetOptions { range: range.map(GetRange::Bounded), ..Default::default() };
+        Ok(self.store.get_opts(&Path::from(key), options).await?.into_stream())
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Whether an object exists (for tests and the reaper's checks).
+    pub async fn exists(&self, key: &str) -> Result<bool, StorageError> {
+        match self.store.head(&Path::from(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+async fn copy_hashed<S, E>(mut body: S, writer: &mut WriteMultipart, limit: u64) -> Result<Stored, StorageError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| StorageError::Interrupted(e.to_string()))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(StorageError::TooLarge { limit });
+        }
+        hasher.update(&chunk);
+        writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+        writer.put(chunk);
+    }
+    Ok(Stored { size, sha256: hex(&hasher.finalize()) })
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
