@@ -63,7 +63,7 @@ ensure_nats_installed() {
 # ensure_python_tool PACKAGE: pip-installs PACKAGE into our private virtualenv.
 ensure_python_tool() {
   [ -x "$TOOLS_DIR/venv/bin/python" ] || python3 -m venv "$TOOLS_DIR/venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$TOOLS_DIR/venv"; }
-  "$TOOLS_DIR/venv/bin/pip" show -q "$1" >/dev/null 2>&1 || "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check "$1"
+  "$TOOLS_DIR/venv/bin/pip" show -q "${1%%[*}" >/dev/null 2>&1 || "$TOOLS_DIR/venv/bin/pip" install -q --disable-pip-version-check "$1"
 }
 
 # PostgreSQL refuses to run as root: when we are root the cluster belongs to `postgres`.
@@ -156,4 +156,29 @@ ensure_chromium_peer() {
     (cd "$TOOLS_DIR/node" && npm install --silent --no-audit --no-fund playwright-core >/dev/null)
   fi
   export PARLEY_TEST_NODE_PATH="$TOOLS_DIR/node/node_modules"
+}
+
+# An S3-compatible server for the media tests: moto's, from PyPI, with one bucket.
+# start_moto DATA_DIR PORT BUCKET
+start_moto() {
+  local data="$1" port="$2" bucket="$3"
+  ensure_python_tool "moto[server]"
+  mkdir -p "$data"
+  log "starting an S3-compatible server (moto) on 127.0.0.1:$port"
+  "$TOOLS_DIR/venv/bin/moto_server" -H 127.0.0.1 -p "$port" </dev/null >"$data/moto.log" 2>&1 &
+  echo $! >"$data/moto.pid"
+  disown
+  for _ in $(seq 1 100); do
+    if curl -fsS -X PUT "http://127.0.0.1:$port/$bucket" >/dev/null 2>&1; then return; fi
+    sleep 0.1
+  done
+  die "moto did not start (see $data/moto.log)"
+}
+
+stop_moto() {
+  local data="$1"
+  if [ -f "$data/moto.pid" ]; then
+    kill "$(cat "$data/moto.pid")" 2>/dev/null || true
+    rm -f "$data/moto.pid"
+  fi
 }

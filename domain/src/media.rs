@@ -32,9 +32,15 @@ pub enum MediaCommand {
         storage_key: String,
         at: DateTime<Utc>,
     },
-    Delete { actor_id: Option<Uuid>, reason: DeleteReason, at: DateTime<Utc> },
+    Delete {
+        actor_id: Option<Uuid>,
+        reason: DeleteReason,
+        at: DateTime<Utc>,
+    },
     /// The reaper removed the bytes from storage.
-    ObjectRemoved { at: DateTime<Utc> },
+    ObjectRemoved {
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,8 +213,14 @@ mod tests {
     #[test]
     fn an_upload_is_recorded_once_with_a_sane_content_type() {
         MediaTest::with(()).given_no_previous_events().when(record("image/jpeg")).then_expect_events(vec![uploaded()]);
-        MediaTest::with(()).given(vec![uploaded()]).when(record("image/jpeg")).then_expect_error(MediaError::AlreadyExists);
-        MediaTest::with(()).given_no_previous_events().when(record("")).then_expect_error(MediaError::InvalidContentType);
+        MediaTest::with(())
+            .given(vec![uploaded()])
+            .when(record("image/jpeg"))
+            .then_expect_error(MediaError::AlreadyExists);
+        MediaTest::with(())
+            .given_no_previous_events()
+            .when(record(""))
+            .then_expect_error(MediaError::InvalidContentType);
         MediaTest::with(())
             .given_no_previous_events()
             .when(record("text/plain\r\nX-Evil: 1"))
@@ -222,12 +234,22 @@ mod tests {
             .given(vec![uploaded()])
             .when(delete(Some(Uuid::from_u128(2)), DeleteReason::ByOwner))
             .then_expect_error(MediaError::NotFound);
-        MediaTest::with(()).given(vec![uploaded()]).when(delete(Some(owner()), DeleteReason::ByOwner)).then_expect_events(
-            vec![MediaEvent::MediaDeleted { deleted_by: Some(owner()), reason: DeleteReason::ByOwner, at: at() }],
-        );
-        MediaTest::with(()).given(vec![uploaded()]).when(delete(None, DeleteReason::MessageDeleted)).then_expect_events(
-            vec![MediaEvent::MediaDeleted { deleted_by: None, reason: DeleteReason::MessageDeleted, at: at() }],
-        );
+        MediaTest::with(())
+            .given(vec![uploaded()])
+            .when(delete(Some(owner()), DeleteReason::ByOwner))
+            .then_expect_events(vec![MediaEvent::MediaDeleted {
+                deleted_by: Some(owner()),
+                reason: DeleteReason::ByOwner,
+                at: at(),
+            }]);
+        MediaTest::with(())
+            .given(vec![uploaded()])
+            .when(delete(None, DeleteReason::MessageDeleted))
+            .then_expect_events(vec![MediaEvent::MediaDeleted {
+                deleted_by: None,
+                reason: DeleteReason::MessageDeleted,
+                at: at(),
+            }]);
         let deleted = MediaEvent::MediaDeleted { deleted_by: None, reason: DeleteReason::Unattached, at: at() };
         MediaTest::with(())
             .given(vec![uploaded(), deleted.clone()])
@@ -238,7 +260,10 @@ mod tests {
     #[test]
     fn bytes_are_removed_once_and_only_after_deletion() {
         let deleted = MediaEvent::MediaDeleted { deleted_by: None, reason: DeleteReason::Unattached, at: at() };
-        MediaTest::with(()).given(vec![uploaded()]).when(MediaCommand::ObjectRemoved { at: at() }).then_expect_events(vec![]);
+        MediaTest::with(())
+            .given(vec![uploaded()])
+            .when(MediaCommand::ObjectRemoved { at: at() })
+            .then_expect_events(vec![]);
         MediaTest::with(())
             .given(vec![uploaded(), deleted.clone()])
             .when(MediaCommand::ObjectRemoved { at: at() })

@@ -47,7 +47,11 @@ impl Projection for MediaProjection {
                 .await?;
             }
             MediaEvent::MediaDeleted { at, .. } => {
-                sqlx::query("UPDATE media SET deleted_at = $2 WHERE id = $1").bind(media_id).bind(at).execute(conn).await?;
+                sqlx::query("UPDATE media SET deleted_at = $2 WHERE id = $1")
+                    .bind(media_id)
+                    .bind(at)
+                    .execute(conn)
+                    .await?;
             }
             MediaEvent::MediaObjectRemoved { at } => {
                 sqlx::query("UPDATE media SET object_removed_at = $2 WHERE id = $1")

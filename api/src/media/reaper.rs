@@ -39,7 +39,8 @@ async fn command(state: &AppState, id: Uuid, command: MediaCommand) -> anyhow::R
 async fn pass(state: &AppState) -> anyhow::Result<()> {
     let now = Utc::now();
     for id in queries::of_deleted_messages(&state.pool, BATCH).await? {
-        command(state, id, MediaCommand::Delete { actor_id: None, reason: DeleteReason::MessageDeleted, at: now }).await?;
+        command(state, id, MediaCommand::Delete { actor_id: None, reason: DeleteReason::MessageDeleted, at: now })
+            .await?;
     }
     let cutoff = now - chrono::Duration::from_std(state.config.media_unattached_ttl)?;
     for id in queries::unattached_before(&state.pool, cutoff, BATCH).await? {

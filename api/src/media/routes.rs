@@ -195,7 +195,12 @@ impl MediaApi {
     ///
     /// It stops being readable at once; its bytes are removed from storage shortly after.
     #[oai(path = "/:id", method = "delete", operation_id = "delete_media")]
-    async fn delete(&self, state: Data<&Arc<AppState>>, auth: AccessToken, id: Path<Uuid>) -> Result<Deleted, ApiError> {
+    async fn delete(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        id: Path<Uuid>,
+    ) -> Result<Deleted, ApiError> {
         let caller = auth.0;
         let command = MediaCommand::Delete { actor_id: Some(caller.user_id), reason: DeleteReason::ByOwner, at: now() };
         let committed = state
@@ -222,7 +227,16 @@ mod tests {
         assert_eq!(ok("bytes=-10"), Some(90..100));
         assert_eq!(ok("bytes=-500"), Some(0..100));
         assert_eq!(ok("bytes=95-200"), Some(95..100));
-        for bad in ["bytes=100-", "bytes=100-200", "bytes=9-3", "bytes=-0", "bytes=-", "items=0-1", "bytes=a-b", "bytes=0-1,5-6"] {
+        for bad in [
+            "bytes=100-",
+            "bytes=100-200",
+            "bytes=9-3",
+            "bytes=-0",
+            "bytes=-",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=0-1,5-6",
+        ] {
             assert!(requested_range(Some(bad), 100).is_err(), "{bad}");
         }
         assert!(requested_range(Some("bytes=-1"), 0).is_err());

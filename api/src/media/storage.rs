@@ -21,7 +21,9 @@ const PARTS_IN_FLIGHT: usize = 2;
 
 #[derive(Debug, Clone)]
 pub enum StorageConfig {
-    Local { root: std::path::PathBuf },
+    Local {
+        root: std::path::PathBuf,
+    },
     S3 {
         endpoint: Option<String>,
         bucket: String,

@@ -41,7 +41,12 @@ async fn upload(stack: &Stack, who: &Member, content_type: &str, bytes: Vec<u8>)
     read(request.body(bytes).send().await?).await
 }
 
-async fn download(stack: &Stack, who: &Member, id: &str, range: Option<&str>) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>)> {
+async fn download(
+    stack: &Stack,
+    who: &Member,
+    id: &str,
+    range: Option<&str>,
+) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>)> {
     let mut request = stack.http.get(stack.url(&format!("/media/{id}"))).bearer_auth(&who.token);
     if let Some(range) = range {
         request = request.header("range", range);
@@ -64,7 +69,13 @@ async fn stored_objects(stack: &Stack, options: &StackOptions) -> Result<usize> 
     if is_s3(options) {
         let endpoint = options.env.get("PARLEY_S3_ENDPOINT").cloned().unwrap_or_default();
         let bucket = options.env.get("PARLEY_S3_BUCKET").cloned().unwrap_or_default();
-        let listing = stack.http.get(format!("{endpoint}/{bucket}?list-type=2&prefix=t{}/", stack.id)).send().await?.text().await?;
+        let listing = stack
+            .http
+            .get(format!("{endpoint}/{bucket}?list-type=2&prefix=t{}/", stack.id))
+            .send()
+            .await?
+            .text()
+            .await?;
         return Ok(listing.matches("<Key>").count());
     }
     let dir = stack.data_dir().join("media").join(format!("t{}", stack.id)).join("media");
@@ -130,18 +141,22 @@ async fn media_is_for_the_uploader_and_the_chats_it_was_sent_to() -> Result<()> 
     assert_eq!(download(&stack, &bob, &id, None).await?.0, 404);
 
     // Bob cannot send Ada's upload; Ada can.
-    let body = |media: &str| json!({"client_msg_id": "p1", "ciphertext": "aGk=", "algorithm": "x", "media_ids": [media]});
+    let body =
+        |media: &str| json!({"client_msg_id": "p1", "ciphertext": "aGk=", "algorithm": "x", "media_ids": [media]});
     let (status, refused) = stack.post(&format!("/chats/{chat}/messages"), Some(&bob.token), &body(&id)).await?;
     assert_eq!((status, error_code(&refused)?.as_str()), (403, "forbidden"), "{refused}");
     let (status, sent) = stack.post(&format!("/chats/{chat}/messages"), Some(&ada.token), &body(&id)).await?;
     assert_eq!(status, 201, "{sent}");
     assert_eq!(sent["media_ids"], json!([id]));
     stack
-        .eventually(WAIT, "Bob to be able to read the photo", || async { Ok(download(&stack, &bob, &id, None).await?.0 == 200) })
+        .eventually(WAIT, "Bob to be able to read the photo", || async {
+            Ok(download(&stack, &bob, &id, None).await?.0 == 200)
+        })
         .await?;
     // Eve is in no chat with it.
     assert_eq!(download(&stack, &eve, &id, None).await?.0, 404);
-    let (status, body) = read(stack.http.delete(stack.url(&format!("/media/{id}"))).bearer_auth(&bob.token).send().await?).await?;
+    let (status, body) =
+        read(stack.http.delete(stack.url(&format!("/media/{id}"))).bearer_auth(&bob.token).send().await?).await?;
     assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"), "only the uploader deletes");
     // An unknown id looks the same as a forbidden one.
     assert_eq!(download(&stack, &ada, &uuid::Uuid::now_v7().to_string(), None).await?.0, 404);
@@ -158,7 +173,8 @@ async fn over_the_limit_is_413_and_leaves_nothing_behind() -> Result<()> {
         let (status, body) = upload(&stack, &ada, "video/mp4", pattern(1024 * 1024 + 1)).await?;
         assert_eq!((status, error_code(&body)?.as_str()), (413, "payload_too_large"), "{body}");
         // Streamed without a length: found out on the way.
-        let chunks = futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(pattern(64 * 1024)))));
+        let chunks =
+            futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(pattern(64 * 1024)))));
         let request = stack.http.post(stack.url("/media")).bearer_auth(&ada.token).header("content-type", "video/mp4");
         let (status, body) = read(request.body(reqwest::Body::wrap_stream(chunks)).send().await?).await?;
         assert_eq!((status, error_code(&body)?.as_str()), (413, "payload_too_large"), "{body}");
@@ -181,7 +197,8 @@ async fn deleting_media_or_its_message_removes_the_bytes() -> Result<()> {
         // Deleted by its uploader.
         let (_, first) = upload(&stack, &ada, "image/png", pattern(2000)).await?;
         let first_id = first["id"].as_str().unwrap_or_default().to_owned();
-        let response = stack.http.delete(stack.url(&format!("/media/{first_id}"))).bearer_auth(&ada.token).send().await?;
+        let response =
+            stack.http.delete(stack.url(&format!("/media/{first_id}"))).bearer_auth(&ada.token).send().await?;
         assert_eq!(response.status().as_u16(), 204);
         assert_eq!(download(&stack, &ada, &first_id, None).await?.0, 404);
 
@@ -190,7 +207,11 @@ async fn deleting_media_or_its_message_removes_the_bytes() -> Result<()> {
         let second_id = second["id"].as_str().unwrap_or_default().to_owned();
         let body = json!({"client_msg_id": "m", "ciphertext": "aGk=", "algorithm": "x", "media_ids": [second_id]});
         let (_, message) = stack.post(&format!("/chats/{chat}/messages"), Some(&ada.token), &body).await?;
-        stack.eventually(WAIT, "Bob to see the photo", || async { Ok(download(&stack, &bob, &second_id, None).await?.0 == 200) }).await?;
+        stack
+            .eventually(WAIT, "Bob to see the photo", || async {
+                Ok(download(&stack, &bob, &second_id, None).await?.0 == 200)
+            })
+            .await?;
         let message_id = message["id"].as_str().unwrap_or_default();
         let response = stack
             .http
@@ -217,15 +238,19 @@ async fn unattached_uploads_are_reaped_but_avatars_and_sent_media_stay() -> Resu
     let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
     let (_, stray) = upload(&stack, &ada, "image/png", pattern(100)).await?;
     let (_, avatar) = upload(&stack, &ada, "image/png", pattern(200)).await?;
-    let (stray, avatar) = (stray["id"].as_str().unwrap_or_default().to_owned(), avatar["id"].as_str().unwrap_or_default().to_owned());
-    let (status, profile) = stack.put(&format!("/users/{}", ada.id), &ada.token, &json!({"avatar_media_id": avatar})).await?;
+    let (stray, avatar) =
+        (stray["id"].as_str().unwrap_or_default().to_owned(), avatar["id"].as_str().unwrap_or_default().to_owned());
+    let (status, profile) =
+        stack.put(&format!("/users/{}", ada.id), &ada.token, &json!({"avatar_media_id": avatar})).await?;
     ensure!(status == 200, "set avatar: {status} {profile}");
     // The avatar is anyone's to see, and in the profile.
     let (_, seen) = stack.get(&format!("/users/{}", ada.id), Some(&bob.token)).await?;
     assert_eq!(seen["avatar_media_id"], avatar.as_str());
     assert_eq!(download(&stack, &bob, &avatar, None).await?.0, 200);
     stack
-        .eventually(WAIT, "the stray upload to be reaped", || async { Ok(download(&stack, &ada, &stray, None).await?.0 == 404) })
+        .eventually(WAIT, "the stray upload to be reaped", || async {
+            Ok(download(&stack, &ada, &stray, None).await?.0 == 404)
+        })
         .await?;
     assert_eq!(download(&stack, &ada, &avatar, None).await?.0, 200, "the avatar stays");
     Ok(())

@@ -44,7 +44,14 @@ async fn profiles_are_public_but_email_and_changes_are_your_own() -> Result<()> 
     let (status, unowned) =
         stack.put(&format!("/users/{ada_id}"), &ada_token, &json!({"avatar_media_id": Uuid::new_v4()})).await?;
     assert_eq!((status, error_code(&unowned)?.as_str()), (403, "forbidden"), "not her upload");
-    let upload = stack.http.post(stack.url("/media")).bearer_auth(&ada_token).header("content-type", "image/png").body("png").send().await?;
+    let upload = stack
+        .http
+        .post(stack.url("/media"))
+        .bearer_auth(&ada_token)
+        .header("content-type", "image/png")
+        .body("png")
+        .send()
+        .await?;
     let (status, uploaded) = parley_tests::read(upload).await?;
     assert_eq!(status, 201, "{uploaded}");
     let avatar = uploaded["id"].as_str().unwrap_or_default().to_owned();
