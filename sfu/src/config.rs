@@ -23,7 +23,8 @@ pub struct SfuConfig {
     pub shards: usize,
     /// A participant we have heard nothing from (no STUN, no RTP/RTCP) for this long is removed.
     pub peer_timeout: Duration,
-    /// Fault injection for tests: drop every Nth RTP datagram the SFU sends (0: never), so that
+    /// Fault injection for tests: drop every Nth RTP datagram over 200 bytes (video, in
+    /// practice) the SFU sends (0: never), so that
     /// receivers' NACKs and the SFU's retransmissions can be watched working.
     pub drop_every_nth_rtp: u64,
 }

@@ -263,8 +263,8 @@ async fn each_subscriber_gets_the_simulcast_layer_it_asked_for() -> Result<()> {
     let (ada_sees, bob_sees, cyd_sees) = tokio::join!(
         // Ada reads her stats while the others are still in the call.
         run_chromium_peer(&access[0].0, &access[0].1, 9, &["--simulcast"]),
-        run_peer(&access[1].0, &access[1].1, &["--seconds", "11", "--delay", "1"]),
-        run_peer(&access[2].0, &access[2].1, &["--seconds", "11", "--delay", "1", "--layer", "l"]),
+        run_peer(&access[1].0, &access[1].1, &["--seconds", "16", "--delay", "1"]),
+        run_peer(&access[2].0, &access[2].1, &["--seconds", "16", "--delay", "1", "--layer", "l"]),
     );
     let (ada_sees, bob_sees, cyd_sees) = (ada_sees?, bob_sees?, cyd_sees?);
     eprintln!("ada: {ada_sees}\nbob: {bob_sees}\ncyd: {cyd_sees}");
@@ -304,7 +304,8 @@ async fn lost_packets_are_nacked_and_retransmitted() -> Result<()> {
     let chat = group(&stack, &ada, &[&bob]).await?;
     let access = call_everyone(&stack, &chat, "video", &ada, &[&bob]).await?;
     let (aiortc, chromium) = tokio::join!(
-        run_peer(&access[0].0, &access[0].1, &["--seconds", "9"]),
+        // aiortc stays well past Chromium's reading of its stats, however slow Chromium starts.
+        run_peer(&access[0].0, &access[0].1, &["--seconds", "16"]),
         run_chromium_peer(&access[1].0, &access[1].1, 7, &[]),
     );
     let (_, chromium) = (aiortc?, chromium?);
