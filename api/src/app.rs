@@ -21,17 +21,18 @@ use crate::commands::{CommandBus, EventStore, ProjectionProgress};
 use crate::config::Config;
 use crate::error::{render_any_error, ApiError};
 use crate::media::routes::MediaApi;
+use crate::media::uploads::UploadsApi;
 use crate::notifications::routes::NotificationsApi;
 use crate::ops::metrics::{self, Metrics};
 use crate::ops::routes::OpsApi;
 use crate::state::AppState;
 use crate::users::routes::UsersApi;
 
-pub type Apis = (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, MediaApi, NotificationsApi);
+pub type Apis = (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, MediaApi, UploadsApi, NotificationsApi);
 
 pub fn api_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, MediaApi, NotificationsApi),
+        (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, MediaApi, UploadsApi, NotificationsApi),
         "Parley",
         env!("CARGO_PKG_VERSION"),
     )
@@ -66,7 +67,13 @@ pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
 /// through as JSON `null` so that optional bodies (e.g. logout's) may be omitted.
 async fn limit_body<E: Endpoint>(next: E, mut req: Request, max: usize) -> poem::Result<Response> {
     // Media uploads stream to storage under their own limit; they are never buffered here.
-    if req.uri().path() == "/media" || req.uri().path() == "/media/" {
+    let path = req.uri().path();
+    if path == "/media" || path == "/media/" || (path.starts_with("/media/uploads/") && req.method() == Method::PATCH) {
+        // Raw bytes whatever their declared type; an undeclared one is recorded as octet-stream.
+        if req.header(header::CONTENT_TYPE).is_none() {
+            req.headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/octet-stream"));
+        }
         return Ok(next.call(req).await?.into_response());
     }
     let declared = req.header(header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());

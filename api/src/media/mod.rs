@@ -7,6 +7,7 @@ pub mod queries;
 pub mod reaper;
 pub mod routes;
 pub mod storage;
+pub mod uploads;
 
 use parley_domain::media::MediaError;
 

@@ -102,7 +102,7 @@ pub fn requested_range(header: Option<&str>, size: u64) -> Result<Option<Range<u
     Ok(Some(range))
 }
 
-fn storage_error(error: StorageError) -> ApiError {
+pub fn storage_error(error: StorageError) -> ApiError {
     match error {
         StorageError::TooLarge { limit } => ApiError::PayloadTooLarge { limit: limit as usize },
         StorageError::Interrupted(reason) => ApiError::invalid("upload_interrupted", reason),

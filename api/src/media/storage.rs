@@ -126,6 +126,115 @@ impl MediaStorage {
         }
     }
 
+    /// A small object (an upload session's record) in full, if it exists.
+    pub async fn get_small(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
+        match self.store.get(&Path::from(key)).await {
+            Ok(result) => Ok(Some(result.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn put_small(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.store.put(&Path::from(key), bytes.into()).await?;
+        Ok(())
+    }
+
+    /// The objects under `prefix`, in key order, with their sizes.
+    async fn listed(&self, prefix: &str) -> Result<Vec<(Path, u64)>, StorageError> {
+        let mut objects: Vec<(Path, u64)> = self
+            .store
+            .list(Some(&Path::from(prefix)))
+            .map(|meta| meta.map(|m| (m.location, m.size)))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        objects.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        Ok(objects)
+    }
+
+    /// Total size of the objects under `prefix` (an upload's chunks so far).
+    pub async fn chunks_size(&self, prefix: &str) -> Result<u64, StorageError> {
+        Ok(self.listed(prefix).await?.iter().map(|(_, size)| size).sum())
+    }
+
+    /// Stores what arrives of `body` at `key`, at most `limit` bytes. Unlike `put_stream`, a
+    /// body that breaks off keeps what arrived (a resumable upload continues from there);
+    /// returns the bytes stored.
+    pub async fn put_received<S, E>(&self, key: &str, body: S, limit: u64) -> Result<u64, StorageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let upload = self.store.put_multipart(&Path::from(key)).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut body = body;
+        let mut size: u64 = 0;
+        let mut outcome = Ok(());
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    size += chunk.len() as u64;
+                    if size > limit {
+                        outcome = Err(StorageError::TooLarge { limit });
+                        break;
+                    }
+                    writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
+                    writer.put(chunk);
+                }
+                Err(error) => {
+                    tracing::info!(%error, key, received = size, "chunk broke off; keeping what arrived");
+                    break;
+                }
+            }
+        }
+        match outcome {
+            Ok(()) if size > 0 => {
+                writer.finish().await?;
+                Ok(size)
+            }
+            other => {
+                writer.abort().await?;
+                other.map(|()| 0)
+            }
+        }
+    }
+
+    /// Streams the objects under `prefix`, in key order, into one object at `key`, hashing on
+    /// the way; at most `limit` bytes in all.
+    pub async fn concatenate(&self, prefix: &str, key: &str, limit: u64) -> Result<Stored, StorageError> {
+        let chunks = self.listed(prefix).await?;
+        let total: u64 = chunks.iter().map(|(_, size)| size).sum();
+        if total > limit {
+            return Err(StorageError::TooLarge { limit });
+        }
+        let store = Arc::clone(&self.store);
+        let body = futures::stream::iter(chunks)
+            .then(move |(path, _)| {
+                let store = Arc::clone(&store);
+                async move { store.get(&path).await.map(|r| r.into_stream()) }
+            })
+            .map(|stream| match stream {
+                Ok(stream) => stream.boxed(),
+                Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
+            })
+            .flatten()
+            .boxed();
+        self.put_stream(key, body, limit).await
+    }
+
+    /// Removes every object under `prefix`.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
+        for (path, _) in self.listed(prefix).await? {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+
     /// Whether an object exists (for tests and the reaper's checks).
     pub async fn exists(&self, key: &str) -> Result<bool, StorageError> {
         match self.store.head(&Path::from(key)).await {
