@@ -14,7 +14,13 @@ pub struct UserView {
     pub email: Option<String>,
     pub status: String,
     pub avatar_media_id: Option<Uuid>,
+    /// Where the profile picture is: `GET` it with your access token (anyone may).
+    pub avatar_url: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+fn avatar_url(media: Option<Uuid>) -> Option<String> {
+    media.map(|id| format!("/media/{id}"))
 }
 
 impl UserView {
@@ -26,6 +32,7 @@ impl UserView {
             email: Some(user.email.clone()),
             status: user.status.clone(),
             avatar_media_id: user.avatar_media_id,
+            avatar_url: avatar_url(user.avatar_media_id),
             created_at: user.created_at.unwrap_or_default(),
         }
     }
@@ -39,6 +46,7 @@ impl UserView {
             email: is_self.then_some(row.email),
             status: row.status,
             avatar_media_id: row.avatar_media_id,
+            avatar_url: avatar_url(row.avatar_media_id),
             created_at: row.created_at,
         }
     }

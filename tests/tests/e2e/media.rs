@@ -251,7 +251,11 @@ async fn unattached_uploads_are_reaped_but_avatars_and_sent_media_stay() -> Resu
     // The avatar is anyone's to see, and in the profile.
     let (_, seen) = stack.get(&format!("/users/{}", ada.id), Some(&bob.token)).await?;
     assert_eq!(seen["avatar_media_id"], avatar.as_str());
-    assert_eq!(download(&stack, &bob, &avatar, None).await?.0, 200);
+    let url = seen["avatar_url"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(url, format!("/media/{avatar}"));
+    let picture = stack.http.get(stack.url(&url)).bearer_auth(&bob.token).send().await?;
+    assert_eq!(picture.status().as_u16(), 200);
+    assert!(picture.bytes().await?.to_vec() == pattern(200));
     stack
         .eventually(WAIT, "the stray upload to be reaped", || async {
             Ok(download(&stack, &ada, &stray, None).await?.0 == 404)
