@@ -154,9 +154,14 @@ impl TokenKeys {
             exp: now.timestamp() + self.access_ttl.as_secs() as i64,
             typ: ACCESS_TOKEN_TYPE.to_owned(),
         };
+        self.sign(&claims)
+    }
+
+    /// An EdDSA JWT of `claims`, naming our key.
+    fn sign<T: Serialize>(&self, claims: &T) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.key_id.clone());
-        jsonwebtoken::encode(&header, &claims, &self.encoding)
+        jsonwebtoken::encode(&header, claims, &self.encoding)
     }
 
     /// A short-lived token admitting `user_id` to `call_id`'s room on the SFU.
@@ -178,9 +183,7 @@ impl TokenKeys {
             exp: now.timestamp() + ttl.as_secs() as i64,
             typ: SFU_JOIN_TOKEN_TYPE.to_owned(),
         };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.key_id.clone());
-        jsonwebtoken::encode(&header, &claims, &self.encoding)
+        self.sign(&claims)
     }
 
     /// Checks signature, issuer, expiry and type.
