@@ -251,6 +251,28 @@ impl MediaStorage {
         self.put_stream(key, body, limit).await
     }
 
+    /// Removes the objects under `prefix` last written before `cutoff` (abandoned upload
+    /// sessions and their chunks); returns how many.
+    pub async fn delete_older_than(
+        &self,
+        prefix: &str,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, StorageError> {
+        let stale: Vec<Path> = self
+            .store
+            .list(Some(&Path::from(prefix)))
+            .filter_map(|meta| async move { meta.ok().filter(|m| m.last_modified < cutoff).map(|m| m.location) })
+            .collect()
+            .await;
+        for path in &stale {
+            match self.store.delete(path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(stale.len())
+    }
+
     /// Removes every object under `prefix`.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
         for (path, _) in self.listed(prefix).await? {

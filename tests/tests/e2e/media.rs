@@ -262,6 +262,15 @@ async fn unattached_uploads_are_reaped_but_avatars_and_sent_media_stay() -> Resu
         })
         .await?;
     assert_eq!(download(&stack, &ada, &avatar, None).await?.0, 200, "the avatar stays");
+    // An upload session nobody finishes goes too.
+    let (_, session) = stack.post("/media/uploads", Some(&ada.token), &json!({"content_type": "video/mp4"})).await?;
+    let path = format!("/media/uploads/{}", session["upload_id"].as_str().unwrap_or_default());
+    assert_eq!(stack.get(&path, Some(&ada.token)).await?.0, 200);
+    stack
+        .eventually(WAIT, "the abandoned session to be removed", || async {
+            Ok(stack.get(&path, Some(&ada.token)).await?.0 == 404)
+        })
+        .await?;
     Ok(())
 }
 
