@@ -104,8 +104,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown) = watch::channel(false);
     let local_commits = Arc::new(tokio::sync::Notify::new());
-    let relay = parley_eventbus::relay::Relay::new(&pool, jetstream, config.stream.clone(), Arc::clone(&local_commits));
-    let relay_task = tokio::spawn(relay.run(shutdown));
+    let relay_task = {
+        let (pool, settings, commits) = (pool.clone(), config.stream.clone(), Arc::clone(&local_commits));
+        supervise("relay", shutdown, move |shutdown| {
+            parley_eventbus::relay::Relay::new(&pool, jetstream.clone(), settings.clone(), Arc::clone(&commits))
+                .run(shutdown)
+        })
+    };
 
     let tokens = TokenKeys::load_or_generate(
         config.jwt_private_key_pem.as_ref().map(|s| s.0.as_str()),
@@ -132,9 +137,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         nats,
         config,
     });
-    let sweeper_task = tokio::spawn(crate::calls::sweeper::run(Arc::clone(&state), shutdown_tx.subscribe()));
-    let reaper_task = tokio::spawn(crate::media::reaper::run(Arc::clone(&state), shutdown_tx.subscribe()));
-    let sfu_reports_task = tokio::spawn(crate::calls::sfu_reports::run(Arc::clone(&state), shutdown_tx.subscribe()));
+    let sweeper_task = supervise("ringing sweeper", shutdown_tx.subscribe(), {
+        let state = Arc::clone(&state);
+        move |shutdown| crate::calls::sweeper::run(Arc::clone(&state), shutdown)
+    });
+    let reaper_task = supervise("media reaper", shutdown_tx.subscribe(), {
+        let state = Arc::clone(&state);
+        move |shutdown| crate::media::reaper::run(Arc::clone(&state), shutdown)
+    });
+    let sfu_reports_task = supervise("SFU reports", shutdown_tx.subscribe(), {
+        let state = Arc::clone(&state);
+        move |shutdown| crate::calls::sfu_reports::run(Arc::clone(&state), shutdown)
+    });
     let addr = state.config.http_addr;
     tracing::info!(%addr, "parley-api listening");
     Server::new(TcpListener::bind(addr))
@@ -150,6 +164,27 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = sfu_reports_task.await;
     let _ = reaper_task.await;
     Ok(())
+}
+
+/// Runs a background task until shutdown, starting it again (after a pause) if it panics, so
+/// one bad moment does not silently stop the relay or a sweeper for the life of the process.
+fn supervise<F, Fut>(name: &'static str, mut shutdown: watch::Receiver<bool>, start: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(watch::Receiver<bool>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            match tokio::spawn(start(shutdown.clone())).await {
+                Err(error) if error.is_panic() => tracing::error!(task = name, "background task panicked; restarting"),
+                _ => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    })
 }
 
 #[cfg(test)]
