@@ -449,6 +449,19 @@ impl Socket {
         Ok(Self { inner })
     }
 
+    /// Connects as a browser that cannot set headers would: the token in
+    /// `Sec-WebSocket-Protocol: bearer, <token>`, none in the URL. Returns the protocol the server
+    /// selected with the socket.
+    pub async fn connect_by_protocol(base_url: &str, token: &str) -> Result<(Self, Option<String>)> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("{}/ws", base_url.replacen("http://", "ws://", 1)).into_client_request()?;
+        request.headers_mut().insert("sec-websocket-protocol", format!("bearer, {token}").parse()?);
+        let (inner, response) = tokio_tungstenite::connect_async(request).await?;
+        let selected =
+            response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok((Self { inner }, selected))
+    }
+
     pub async fn send(&mut self, frame: &Value) -> Result<()> {
         use futures::SinkExt;
         self.inner.send(tokio_tungstenite::tungstenite::Message::Text(frame.to_string().into())).await?;

@@ -40,11 +40,22 @@ enum ClientFrame {
     Typing { chat_id: Uuid },
 }
 
+/// The subprotocol a browser offers, followed by its token, when it cannot set headers and
+/// should not put the token in the URL: `Sec-WebSocket-Protocol: bearer, <access token>`.
+const BEARER_PROTOCOL: &str = "bearer";
+
+/// The access token from `?token=`, `Authorization: Bearer`, or `Sec-WebSocket-Protocol`.
 fn bearer(req: &Request, params: &WsParams) -> Option<String> {
     params
         .token
         .clone()
         .or_else(|| req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")).map(str::to_owned))
+        .or_else(|| {
+            let offered = req.header("sec-websocket-protocol")?;
+            let mut protocols = offered.split(',').map(str::trim);
+            protocols.find(|p| *p == BEARER_PROTOCOL)?;
+            protocols.next().filter(|t| !t.is_empty()).map(str::to_owned)
+        })
 }
 
 #[handler]
@@ -79,7 +90,8 @@ pub async fn connect(
             .map_err(ApiError::from)?,
     };
     let state = Arc::clone(state);
-    Ok(socket.on_upgrade(move |stream| async move {
+    // Selected when offered (browsers refuse an upgrade that picks none of their protocols).
+    Ok(socket.protocols([BEARER_PROTOCOL]).on_upgrade(move |stream| async move {
         let user_id = claims.sub;
         tracing::debug!(%user_id, "websocket connected");
         let connection_id = Uuid::new_v4();

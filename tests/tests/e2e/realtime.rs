@@ -112,3 +112,15 @@ async fn a_reconnect_with_a_cursor_replays_exactly_what_was_missed() -> Result<(
     assert!(Socket::connect(&stack.base_url, &bob.token, Some("-5")).await.is_err());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_browser_can_pass_its_token_as_a_websocket_subprotocol() -> Result<()> {
+    let stack = Stack::start().await?;
+    let ada = member(&stack, "ada").await?;
+    let (mut socket, selected) = Socket::connect_by_protocol(&stack.base_url, &ada.token).await?;
+    assert_eq!(selected.as_deref(), Some("bearer"));
+    socket.send(&json!({"type": "ping"})).await?;
+    socket.expect("pong", Duration::from_secs(5)).await?;
+    assert!(Socket::connect_by_protocol(&stack.base_url, "not-a-token").await.is_err(), "a bad token is refused");
+    Ok(())
+}
