@@ -272,7 +272,8 @@ impl Shard {
             .filter(|p| self.participants.get(p).is_some_and(|p| p.user_id == user_id))
             .collect();
         for old in previous {
-            self.remove(old, Some("joined again from another connection"));
+            // Not a leave: the api must not end a 1:1 call because a phone changed networks.
+            self.remove_quietly(old, Some("joined again from another connection"), false);
         }
         let _ = self.routes.send(RouteUpdate::Ufrag(creds.ufrag.clone(), self.index));
         self.by_ufrag.insert(creds.ufrag.clone(), id);
@@ -705,6 +706,11 @@ impl Shard {
     /// Takes a participant out of its room; the others stop receiving its tracks. `reason` is
     /// sent to its signaling socket when the SFU, not the client, ended it.
     fn remove(&mut self, id: ParticipantId, reason: Option<&str>) {
+        self.remove_quietly(id, reason, true);
+    }
+
+    /// `remove`, telling the api the participant left only when `report_leave`.
+    fn remove_quietly(&mut self, id: ParticipantId, reason: Option<&str>, report_leave: bool) {
         let Some(mut p) = self.participants.remove(&id) else { return };
         p.rtc.disconnect();
         self.timers.remove(&(p.wake_at, id));
@@ -718,8 +724,10 @@ impl Shard {
             let _ = p.signal.send(Signal::Removed(reason.to_owned()));
         }
         self.metrics.participants.add(-1, &[]);
-        let report = SfuReport { call_id: p.call_id, user_id: p.user_id, connected: false, at: Utc::now() };
-        let _ = self.reports.send(report);
+        if report_leave {
+            let report = SfuReport { call_id: p.call_id, user_id: p.user_id, connected: false, at: Utc::now() };
+            let _ = self.reports.send(report);
+        }
         tracing::info!(call_id = %p.call_id, user_id = %p.user_id, participant = id, "participant left");
 
         let others: Vec<ParticipantId> = match self.rooms.get_mut(&p.call_id) {

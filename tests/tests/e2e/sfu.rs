@@ -319,3 +319,34 @@ async fn lost_packets_are_nacked_and_retransmitted() -> Result<()> {
     assert!(sfu_metric(&stack, "sfu_nacks").await? > 0.0, "no NACKs counted");
     Ok(())
 }
+
+#[tokio::test]
+async fn rejoining_from_a_new_connection_does_not_end_a_direct_call() -> Result<()> {
+    let stack = sfu_stack().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let (status, chat) =
+        stack.post("/chats", Some(&ada.token), &json!({"type": "direct", "member_ids": [bob.id]})).await?;
+    ensure!(status == 201, "direct chat: {status} {chat}");
+    let chat = chat["id"].as_str().unwrap_or_default().to_owned();
+    let access = call_everyone(&stack, &chat, "video", &ada, &[&bob]).await?;
+    let call_id = parley_tests::jwt_claims(&access[0].1)?["call"].as_str().unwrap_or_default().to_owned();
+    // Bob's phone changes networks: a second connection with his token replaces the first.
+    let peers = tokio::spawn({
+        let access = access.clone();
+        async move {
+            tokio::join!(
+                run_peer(&access[0].0, &access[0].1, &["--seconds", "10"]),
+                run_peer(&access[1].0, &access[1].1, &["--seconds", "10"]),
+                run_peer(&access[1].0, &access[1].1, &["--seconds", "7", "--delay", "3"]),
+            )
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let (_, call) = stack.get(&format!("/calls/{call_id}"), Some(&ada.token)).await?;
+    assert_eq!(call["status"], "active", "{call}");
+    let (_, first_bob, second_bob) = peers.await?;
+    let (first_bob, second_bob) = (first_bob?, second_bob?);
+    assert_eq!(first_bob["close"]["code"], 4408, "{first_bob}");
+    assert_eq!(decoded(&second_bob, "video", 20).len(), 1, "{second_bob}");
+    Ok(())
+}
