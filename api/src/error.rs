@@ -168,6 +168,13 @@ impl ApiResponse for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        // Text PostgreSQL cannot store (a NUL character) is the client's mistake, whatever route
+        // let it through.
+        if let sqlx::Error::Database(db) = &error {
+            if matches!(db.code().as_deref(), Some("22021") | Some("22P05")) {
+                return ApiError::invalid("invalid_text", "text must not contain NUL characters");
+            }
+        }
         match &error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 tracing::warn!(%error, "database unavailable");
