@@ -5,7 +5,7 @@
 //! who declined, and when the call is over. The SFU's reports (a participant's media connected or
 //! went away) arrive as commands too, so a call whose last participant vanished ends by itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -97,7 +97,9 @@ pub enum CallCommand {
         user_id: Uuid,
         at: DateTime<Utc>,
     },
-    /// Ringing timed out: calls still ringing that started at or before `cutoff` are missed.
+    /// Time is up for a call nothing happened in since `cutoff`: still ringing, it is missed;
+    /// answered but with nobody's media connected (they all vanished before reaching the SFU),
+    /// it ends.
     Expire {
         cutoff: DateTime<Utc>,
         at: DateTime<Utc>,
@@ -185,6 +187,12 @@ pub struct Call {
     pub status: Option<CallStatus>,
     pub started_at: Option<DateTime<Utc>>,
     pub participants: BTreeMap<Uuid, ParticipantState>,
+    /// Participants whose media the SFU has connected.
+    #[serde(default)]
+    pub connected: BTreeSet<Uuid>,
+    /// When the call last changed.
+    #[serde(default)]
+    pub last_activity: Option<DateTime<Utc>>,
 }
 
 impl Call {
@@ -291,12 +299,18 @@ impl Call {
                 (Ok(_), Some(ParticipantState::Joined)) => self.leave(user_id, LeaveReason::Disconnected, at),
                 _ => vec![],
             },
-            CallCommand::Expire { cutoff, at } => match (self.status, self.started_at) {
-                (Some(CallStatus::Ringing), Some(started)) if started <= cutoff => {
-                    vec![self.ended(CallStatus::Missed, at)]
+            CallCommand::Expire { cutoff, at } => {
+                let quiet_since_cutoff = self.last_activity.is_some_and(|last| last <= cutoff);
+                match (self.status, self.started_at) {
+                    (Some(CallStatus::Ringing), Some(started)) if started <= cutoff => {
+                        vec![self.ended(CallStatus::Missed, at)]
+                    }
+                    (Some(CallStatus::Active), _) if self.connected.is_empty() && quiet_since_cutoff => {
+                        vec![self.ended(CallStatus::Ended, at)]
+                    }
+                    _ => vec![],
                 }
-                _ => vec![],
-            },
+            }
         })
     }
 }
@@ -321,6 +335,14 @@ impl Aggregate for Call {
     }
 
     fn apply(&mut self, event: Self::Event) {
+        self.last_activity = Some(match &event {
+            CallEvent::CallStarted { started_at, .. } => *started_at,
+            CallEvent::CallAccepted { at, .. }
+            | CallEvent::CallRejected { at, .. }
+            | CallEvent::ParticipantConnected { at, .. }
+            | CallEvent::ParticipantLeft { at, .. }
+            | CallEvent::CallEnded { at, .. } => *at,
+        });
         match event {
             CallEvent::CallStarted { call_id, chat_id, kind, initiator_id, invitee_ids, direct, started_at } => {
                 self.id = Some(call_id);
@@ -340,12 +362,16 @@ impl Aggregate for Call {
             CallEvent::CallRejected { user_id, .. } => {
                 self.participants.insert(user_id, ParticipantState::Rejected);
             }
-            CallEvent::ParticipantConnected { .. } => {}
+            CallEvent::ParticipantConnected { user_id, .. } => {
+                self.connected.insert(user_id);
+            }
             CallEvent::ParticipantLeft { user_id, .. } => {
                 self.participants.insert(user_id, ParticipantState::Left);
+                self.connected.remove(&user_id);
             }
             CallEvent::CallEnded { status, .. } => {
                 self.status = Some(status);
+                self.connected.clear();
                 // Whoever was still ringing stops.
                 for state in self.participants.values_mut() {
                     if *state == ParticipantState::Ringing || *state == ParticipantState::Joined {
@@ -555,8 +581,10 @@ mod tests {
             .given(vec![started(true, &[2])])
             .when(CallCommand::Expire { cutoff: at(), at: at() })
             .then_expect_events(vec![ended(CallStatus::Missed)]);
+        // Answered, and in the media: time does not end it.
+        let connected = CallEvent::ParticipantConnected { user_id: user(2), at: at() };
         CallTest::with(())
-            .given(vec![started(true, &[2]), accepted(2)])
+            .given(vec![started(true, &[2]), accepted(2), connected])
             .when(CallCommand::Expire { cutoff: later(60), at: at() })
             .then_expect_events(vec![]);
         CallTest::with(())
@@ -566,6 +594,25 @@ mod tests {
                 CallEvent::ParticipantLeft { user_id: user(1), reason: LeaveReason::HungUp, at: at() },
                 ended(CallStatus::Missed),
             ]);
+    }
+
+    #[test]
+    fn an_answered_call_nobody_reached_the_sfu_for_ends_when_time_is_up() {
+        let answered = vec![started(true, &[2]), accepted(2)];
+        CallTest::with(())
+            .given(answered.clone())
+            .when(CallCommand::Expire { cutoff: later(-1), at: later(60) })
+            .then_expect_events(vec![]);
+        CallTest::with(())
+            .given(answered.clone())
+            .when(CallCommand::Expire { cutoff: later(1), at: at() })
+            .then_expect_events(vec![ended(CallStatus::Ended)]);
+        let mut in_media = answered;
+        in_media.push(CallEvent::ParticipantConnected { user_id: user(2), at: at() });
+        CallTest::with(())
+            .given(in_media)
+            .when(CallCommand::Expire { cutoff: later(60), at: later(60) })
+            .then_expect_events(vec![]);
     }
 
     #[test]

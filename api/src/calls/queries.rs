@@ -87,3 +87,16 @@ pub async fn ringing_since(pool: &PgPool, cutoff: DateTime<Utc>, limit: i64) -> 
     .fetch_all(pool)
     .await
 }
+
+/// Answered calls in which nobody's media is connected and nothing changed since `cutoff`.
+pub async fn abandoned_since(pool: &PgPool, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT c.id FROM calls c WHERE c.status = 'active' AND NOT EXISTS ( \
+           SELECT 1 FROM call_participants p WHERE p.call_id = c.id AND (p.connected OR p.updated_at > $1)) \
+         ORDER BY c.created_at LIMIT $2",
+    )
+    .bind(cutoff)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

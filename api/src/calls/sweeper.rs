@@ -1,5 +1,7 @@
-//! Ringing timeout: calls nobody answered in time become missed. Every api replica sweeps; the
-//! aggregate makes a second expiry of the same call a no-op.
+//! Ringing timeout: calls nobody answered in time become missed; answered calls whose
+//! participants all vanished before their media reached the SFU end after the same time (else
+//! they would hold the chat's one live call for good). Every api replica sweeps; the aggregate
+//! makes a second expiry of the same call a no-op.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +32,9 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
 async fn sweep(state: &AppState) -> anyhow::Result<()> {
     let now = Utc::now();
     let cutoff = now - chrono::Duration::from_std(state.config.call_ring_timeout)?;
-    for call_id in queries::ringing_since(&state.pool, cutoff, SWEEP_BATCH).await? {
+    let mut due = queries::ringing_since(&state.pool, cutoff, SWEEP_BATCH).await?;
+    due.extend(queries::abandoned_since(&state.pool, cutoff, SWEEP_BATCH).await?);
+    for call_id in due {
         let command = CallCommand::Expire { cutoff, at: now };
         let metadata = EventMetadata::new(None, now, None);
         if let Err(error) = state.calls.execute_retrying(&call_id.to_string(), command, &metadata).await {

@@ -291,3 +291,23 @@ async fn the_sfus_reports_mark_participants_connected_and_end_a_call_whose_last_
     assert_eq!(connected(&view, &bob), Some(json!(false)));
     Ok(())
 }
+
+#[tokio::test]
+async fn an_answered_call_nobody_joins_with_media_ends_and_frees_the_chat() -> Result<()> {
+    let stack = Stack::start_with(StackOptions::default().env("PARLEY_CALL_RING_TIMEOUT_SECS", "1")).await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = direct(&stack, &ada, &bob).await?;
+    let (_, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "audio"})).await?;
+    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+    let (status, _) = call(&stack, &format!("/calls/{call_id}/accept"), &bob).await?;
+    assert_eq!(status, 200);
+    // Neither app ever reaches the SFU.
+    stack
+        .eventually(WAIT, "the abandoned call to end", || async {
+            Ok(stack.get(&format!("/calls/{call_id}"), Some(&ada.token)).await?.1["status"] == "ended")
+        })
+        .await?;
+    let (status, next) = stack.post("/calls", Some(&bob.token), &json!({"chat_id": chat, "kind": "audio"})).await?;
+    assert_eq!(status, 201, "the chat takes a new call: {next}");
+    Ok(())
+}
