@@ -10,6 +10,7 @@ use parley_domain::EventEnvelope;
 use parley_eventbus::{event_store, StreamSettings};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::{Projection, ProjectionError};
 
@@ -288,24 +289,31 @@ async fn consume(
         if events.is_empty() {
             continue;
         }
+        // `instrument`, never `span.enter()` across awaits: a guard held over an await is left
+        // on whichever worker thread the task moved from, and the subscriber later panicked
+        // ("tried to clone a span that already closed"), which had stopped a projector.
         let span =
             tracing::info_span!("project", projection = projection.name(), events = events.len(), stream_sequence);
-        let _entered = span.enter();
-        projection.begin_delivery();
-        match apply_batch(pool, projection, events, stream_sequence).await {
-            Ok(()) => {
-                projection.after_commit(&jetstream.client()).await;
-                for message in &messages {
-                    message.ack().await.map_err(|e| nats(&*e))?;
+        async {
+            projection.begin_delivery();
+            match apply_batch(pool, projection, events, stream_sequence).await {
+                Ok(()) => {
+                    projection.after_commit(&jetstream.client()).await;
+                    for message in &messages {
+                        message.ack().await.map_err(|e| nats(&*e))?;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not apply events; they will be redelivered");
+                    for message in &messages {
+                        message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(|e| nats(&*e))?;
+                    }
                 }
             }
-            Err(error) => {
-                tracing::warn!(%error, "could not apply events; they will be redelivered");
-                for message in &messages {
-                    message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await.map_err(|e| nats(&*e))?;
-                }
-            }
+            Ok::<(), ProjectionError>(())
         }
+        .instrument(span)
+        .await?;
     }
     Ok(())
 }
