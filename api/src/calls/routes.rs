@@ -121,6 +121,18 @@ async fn run(
         .map_err(|e| aggregate_error(e, call_error))
 }
 
+/// A member's command on a call of their chat (404 for anyone else), then the call as it is now.
+async fn act_on_call(
+    state: &AppState,
+    call_id: Uuid,
+    caller: Caller,
+    command: CallCommand,
+) -> Result<CallView, ApiError> {
+    call_of_member(state, call_id, caller.user_id).await?;
+    run(state, call_id, command, caller).await?;
+    visible_call(state, call_id, caller.user_id).await
+}
+
 /// The call from the read model once it has applied everything committed for it.
 async fn visible_call(state: &AppState, call_id: Uuid, viewer: Uuid) -> Result<CallView, ApiError> {
     if !state
@@ -219,9 +231,8 @@ impl CallsApi {
         id: Path<Uuid>,
     ) -> Result<JoinedCallResponse, ApiError> {
         let caller = auth.0;
-        call_of_member(&state, id.0, caller.user_id).await?;
-        run(&state, id.0, CallCommand::Accept { user_id: caller.user_id, at: now() }, caller).await?;
-        let call = visible_call(&state, id.0, caller.user_id).await?;
+        let command = CallCommand::Accept { user_id: caller.user_id, at: now() };
+        let call = act_on_call(&state, id.0, caller, command).await?;
         let sfu = sfu_access(&state, &call, caller.user_id)?;
         Ok(JoinedCallResponse::Ok(Json(JoinedCall { call, sfu })))
     }
@@ -235,9 +246,8 @@ impl CallsApi {
         id: Path<Uuid>,
     ) -> Result<CallResponse, ApiError> {
         let caller = auth.0;
-        call_of_member(&state, id.0, caller.user_id).await?;
-        run(&state, id.0, CallCommand::Reject { user_id: caller.user_id, at: now() }, caller).await?;
-        Ok(CallResponse::Ok(Json(visible_call(&state, id.0, caller.user_id).await?)))
+        let command = CallCommand::Reject { user_id: caller.user_id, at: now() };
+        Ok(CallResponse::Ok(Json(act_on_call(&state, id.0, caller, command).await?)))
     }
 
     /// Hang up
@@ -252,8 +262,7 @@ impl CallsApi {
         id: Path<Uuid>,
     ) -> Result<CallResponse, ApiError> {
         let caller = auth.0;
-        call_of_member(&state, id.0, caller.user_id).await?;
-        run(&state, id.0, CallCommand::Leave { user_id: caller.user_id, at: now() }, caller).await?;
-        Ok(CallResponse::Ok(Json(visible_call(&state, id.0, caller.user_id).await?)))
+        let command = CallCommand::Leave { user_id: caller.user_id, at: now() };
+        Ok(CallResponse::Ok(Json(act_on_call(&state, id.0, caller, command).await?)))
     }
 }
