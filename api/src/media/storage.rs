@@ -14,6 +14,8 @@ use object_store::prefix::PrefixStore;
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
 use sha2::{Digest, Sha256};
 
+use crate::auth::tokens::hex;
+
 /// Part size for multipart uploads (S3's minimum is 5 MiB); also what one upload buffers.
 const PART_BYTES: usize = 8 * 1024 * 1024;
 /// Parts in flight per upload.
@@ -341,8 +343,4 @@ fn read_file_range(
         .map_err(io_error)?;
         Ok(Some((Bytes::from(block), (Some(file), at + wanted as u64))))
     })
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,8 +1,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use base64::Engine;
-use parley_tests::{error_code, Socket, Stack, StackOptions};
+use parley_tests::{error_code, jwt_claims, Socket, Stack, StackOptions};
 use serde_json::{json, Value};
 
 use super::chats::{group, member, Member};
@@ -36,12 +35,6 @@ fn state_of(call: &Value, user: &Member) -> String {
         .unwrap_or_default()
 }
 
-/// The claims of a JWT (its signature is the SFU's to check).
-fn claims(token: &str) -> Result<Value> {
-    let payload = token.split('.').nth(1).unwrap_or_default();
-    Ok(serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?)?)
-}
-
 /// Waits for a `call.updated` frame of `change`.
 async fn expect_change(socket: &mut Socket, change: &str) -> Result<Value> {
     loop {
@@ -65,7 +58,7 @@ async fn a_direct_call_rings_is_answered_and_hung_up() -> Result<()> {
     assert_eq!((started["status"].as_str(), started["kind"].as_str()), (Some("ringing"), Some("video")));
     assert_eq!((state_of(&started, &ada), state_of(&started, &bob)), ("joined".into(), "ringing".into()));
     assert_eq!(started["sfu"]["url"], "ws://127.0.0.1:8081/rtc");
-    let token = claims(started["sfu"]["token"].as_str().unwrap_or_default())?;
+    let token = jwt_claims(started["sfu"]["token"].as_str().unwrap_or_default())?;
     assert_eq!((token["sub"].as_str(), token["call"].as_str()), (Some(ada.id.as_str()), Some(call_id.as_str())));
     assert_eq!(token["aud"], "parley-sfu");
     assert!(token["exp"].as_i64().unwrap_or_default() - token["iat"].as_i64().unwrap_or_default() <= 60);
@@ -80,7 +73,7 @@ async fn a_direct_call_rings_is_answered_and_hung_up() -> Result<()> {
     let (status, accepted) = call(&stack, &format!("/calls/{call_id}/accept"), &bob).await?;
     assert_eq!(status, 200, "{accepted}");
     assert_eq!(accepted["call"]["status"], "active");
-    assert_eq!(claims(accepted["sfu"]["token"].as_str().unwrap_or_default())?["sub"], bob.id.as_str());
+    assert_eq!(jwt_claims(accepted["sfu"]["token"].as_str().unwrap_or_default())?["sub"], bob.id.as_str());
     let frame = expect_change(&mut adas, "accepted").await?;
     assert_eq!(frame["data"]["user_id"], bob.id.as_str());
 
