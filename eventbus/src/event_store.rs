@@ -2,6 +2,7 @@
 
 use futures::{Stream, StreamExt};
 use parley_domain::EventEnvelope;
+use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
@@ -12,7 +13,7 @@ macro_rules! select_events {
     ($rest:literal) => {
         concat!(
             "SELECT e.position, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version, ",
-            "e.payload, e.metadata ",
+            "e.payload::text AS payload, e.metadata::text AS metadata ",
             $rest
         )
     };
@@ -30,9 +31,14 @@ fn envelope_from_row(row: &PgRow) -> Result<EventEnvelope, sqlx::Error> {
         sequence,
         event_type: row.try_get("event_type")?,
         event_version: row.try_get("event_version")?,
-        payload: row.try_get("payload")?,
-        metadata: row.try_get("metadata")?,
+        payload: raw_json(row.try_get("payload")?)?,
+        metadata: raw_json(row.try_get("metadata")?)?,
     })
+}
+
+/// A stored `json` column's text, unparsed (PostgreSQL already checked it is JSON).
+fn raw_json(text: String) -> Result<Box<RawValue>, sqlx::Error> {
+    RawValue::from_string(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// The events of one aggregate with `after < sequence <= up_to`, in order.

@@ -34,7 +34,7 @@ impl Projection for CallsProjection {
 
     async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), ProjectionError> {
         let call_id = aggregate_uuid(event)?;
-        let decoded: CallEvent = serde_json::from_value(event.payload.clone())
+        let decoded: CallEvent = event.decode()
             .map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
         let participant = |user_id, state: ParticipantState, at| {
             sqlx::query(

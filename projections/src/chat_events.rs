@@ -61,7 +61,7 @@ pub fn steps(events: &[EventEnvelope]) -> Result<Vec<Step<'_>>, ProjectionError>
 
 pub fn sent_message(event: &EventEnvelope) -> Result<SentMessage, ProjectionError> {
     let chat_id = aggregate_uuid(event)?;
-    let decoded: ChatEvent = serde_json::from_value(event.payload.clone())
+    let decoded: ChatEvent = event.decode()
         .map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
     match decoded {
         ChatEvent::MessageSent {

@@ -151,7 +151,7 @@ impl Projection for ChatsProjection {
         let decode_error = |source| ProjectionError::Decode { event_id: event.event_id.clone(), source };
         let chat_id = Uuid::parse_str(&event.aggregate_id)
             .map_err(|_| decode_error(serde::de::Error::custom("aggregate id is not a UUID")))?;
-        let decoded: ChatEvent = serde_json::from_value(event.payload.clone()).map_err(decode_error)?;
+        let decoded: ChatEvent = event.decode().map_err(decode_error)?;
         match decoded {
             ChatEvent::ChatCreated { kind, name, created_by, members, created_at, .. } => {
                 let kind = match kind {

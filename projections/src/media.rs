@@ -28,7 +28,7 @@ impl Projection for MediaProjection {
 
     async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), ProjectionError> {
         let media_id = aggregate_uuid(event)?;
-        let decoded: MediaEvent = serde_json::from_value(event.payload.clone())
+        let decoded: MediaEvent = event.decode()
             .map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
         match decoded {
             MediaEvent::MediaUploaded { owner_id, size, sha256, content_type, storage_key, uploaded_at, .. } => {
