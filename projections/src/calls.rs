@@ -34,8 +34,8 @@ impl Projection for CallsProjection {
 
     async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), ProjectionError> {
         let call_id = aggregate_uuid(event)?;
-        let decoded: CallEvent = event.decode()
-            .map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
+        let decoded: CallEvent =
+            event.decode().map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
         let participant = |user_id, state: ParticipantState, at| {
             sqlx::query(
                 "INSERT INTO call_participants (call_id, user_id, state, updated_at) VALUES ($1, $2, $3, $4) \

@@ -61,8 +61,8 @@ pub fn steps(events: &[EventEnvelope]) -> Result<Vec<Step<'_>>, ProjectionError>
 
 pub fn sent_message(event: &EventEnvelope) -> Result<SentMessage, ProjectionError> {
     let chat_id = aggregate_uuid(event)?;
-    let decoded: ChatEvent = event.decode()
-        .map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
+    let decoded: ChatEvent =
+        event.decode().map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
     match decoded {
         ChatEvent::MessageSent {
             message_id,

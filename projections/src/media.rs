@@ -28,8 +28,8 @@ impl Projection for MediaProjection {
 
     async fn apply(&self, conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), ProjectionError> {
         let media_id = aggregate_uuid(event)?;
-        let decoded: MediaEvent = event.decode()
-            .map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
+        let decoded: MediaEvent =
+            event.decode().map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
         match decoded {
             MediaEvent::MediaUploaded { owner_id, size, sha256, content_type, storage_key, uploaded_at, .. } => {
                 sqlx::query(

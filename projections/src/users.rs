@@ -30,8 +30,8 @@ impl Projection for UsersProjection {
             event_id: event.event_id.clone(),
             source: serde::de::Error::custom("aggregate id is not a UUID"),
         })?;
-        let decoded: UserEvent = event.decode()
-            .map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
+        let decoded: UserEvent =
+            event.decode().map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
         match decoded {
             UserEvent::UserRegistered { name, email, avatar_media_id, registered_at, .. } => {
                 sqlx::query(
