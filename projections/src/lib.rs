@@ -25,6 +25,10 @@ pub trait Projection: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The aggregate types whose events this projection reads.
     fn aggregate_types(&self) -> &'static [&'static str];
+    /// Whether this projection reads `event`.
+    fn reads(&self, event: &EventEnvelope) -> bool {
+        self.aggregate_types().contains(&event.aggregate_type.as_str())
+    }
     /// Empties the read model (before a rebuild).
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError>;
     /// Applies one event. Called exactly once per event and in per-aggregate order; the caller
@@ -44,13 +48,23 @@ pub trait Projection: Send + Sync + 'static {
     async fn after_commit(&self, _nats: &async_nats::Client) {}
 }
 
-/// Every projection this binary runs; `realtime_prefix` is where the feed wakes WebSockets.
-pub fn all_projections(realtime_prefix: &str) -> Vec<Box<dyn Projection>> {
+/// Every projection this binary runs, in the groups that share a JetStream consumer and a
+/// transaction; `realtime_prefix` is where the feed wakes WebSockets.
+///
+/// `chats` and `feed` both read every chat event, the busiest ones by far: together, each event
+/// is delivered, decoded and acknowledged once instead of twice, and both read models commit in
+/// one transaction (one WAL flush). Each keeps its own versions and checkpoint, and is rebuilt
+/// on its own.
+pub fn projection_groups(realtime_prefix: &str) -> Vec<Vec<Box<dyn Projection>>> {
     vec![
-        Box::new(users::UsersProjection),
-        Box::new(chats::ChatsProjection),
-        Box::new(calls::CallsProjection),
-        Box::new(media::MediaProjection),
-        Box::new(feed::FeedProjection::new(realtime_prefix.to_owned())),
+        vec![Box::new(users::UsersProjection)],
+        vec![Box::new(chats::ChatsProjection), Box::new(feed::FeedProjection::new(realtime_prefix.to_owned()))],
+        vec![Box::new(calls::CallsProjection)],
+        vec![Box::new(media::MediaProjection)],
     ]
+}
+
+/// Every projection this binary runs.
+pub fn all_projections(realtime_prefix: &str) -> Vec<Box<dyn Projection>> {
+    projection_groups(realtime_prefix).into_iter().flatten().collect()
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use parley_projections::config::ProjectorConfig;
-use parley_projections::{all_projections, projector, ProjectionError};
+use parley_projections::{all_projections, projection_groups, projector, ProjectionError};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::Executor;
 use tokio::sync::watch;
@@ -66,15 +66,22 @@ async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
     let jetstream = async_nats::jetstream::new(client);
     let (shutdown_tx, shutdown) = watch::channel(false);
     let mut tasks = Vec::new();
-    for projection in all_projections(&config.realtime_prefix) {
-        let consumer = format!("{}-{}", config.consumer_prefix, projection.name());
-        tracing::info!(projection = projection.name(), consumer, "starting projection");
-        tasks.push(tokio::spawn(projector::run_projection(
+    for group in projection_groups(&config.realtime_prefix) {
+        let names: Vec<&str> = group.iter().map(|p| p.name()).collect();
+        let consumer = format!("{}-{}", config.consumer_prefix, names.join("-"));
+        // Before projections were grouped, each had a consumer of its own.
+        let superseded: Vec<String> = match names.len() {
+            1 => Vec::new(),
+            _ => names.iter().map(|name| format!("{}-{name}", config.consumer_prefix)).collect(),
+        };
+        tracing::info!(projections = ?names, consumer, "starting projections");
+        tasks.push(tokio::spawn(projector::run_projections(
             pool.clone(),
             jetstream.clone(),
             config.stream.clone(),
             consumer,
-            projection,
+            superseded,
+            group,
             shutdown.clone(),
         )));
     }

@@ -154,40 +154,58 @@ async fn record_progress(
     Ok(())
 }
 
-/// Applies delivered events and the checkpoint in a single transaction.
+/// Applies delivered events to every projection of a group, with their checkpoints, in a single
+/// transaction. Each projection sees only the events of its aggregate types, in delivery order.
 async fn apply_batch(
     pool: &PgPool,
-    projection: &dyn Projection,
+    group: &[Arc<dyn Projection>],
     events: Vec<EventEnvelope>,
     stream_sequence: u64,
 ) -> Result<(), ProjectionError> {
-    let last_position = events.iter().map(|e| e.position).max().unwrap_or(0);
     let mut tx = pool.begin().await?;
-    let mut versions = AppliedVersions::default();
-    versions
-        .lock(&mut tx, projection.name(), events.iter().map(|e| (e.aggregate_type.clone(), e.aggregate_id.clone())))
-        .await?;
-    let mut accepted = Vec::with_capacity(events.len());
-    for event in events {
-        accepted.extend(versions.accept(&mut tx, projection, event).await?);
+    let mut batch = Some(events);
+    for (index, projection) in group.iter().enumerate() {
+        // The last projection takes the batch itself; the others take copies of their events.
+        let events: Vec<EventEnvelope> = match batch.take() {
+            Some(all) if index + 1 == group.len() => all.into_iter().filter(|e| projection.reads(e)).collect(),
+            Some(all) => {
+                let mine = all.iter().filter(|e| projection.reads(e)).cloned().collect();
+                batch = Some(all);
+                mine
+            }
+            None => Vec::new(),
+        };
+        let Some(last_position) = events.iter().map(|e| e.position).max() else { continue };
+        let mut versions = AppliedVersions::default();
+        versions
+            .lock(&mut tx, projection.name(), events.iter().map(|e| (e.aggregate_type.clone(), e.aggregate_id.clone())))
+            .await?;
+        let mut accepted = Vec::with_capacity(events.len());
+        for event in events {
+            accepted.extend(versions.accept(&mut tx, projection.as_ref(), event).await?);
+        }
+        projection.apply_all(&mut tx, &accepted).await?;
+        record_progress(&mut tx, projection.name(), &versions, stream_sequence, last_position).await?;
     }
-    projection.apply_all(&mut tx, &accepted).await?;
-    record_progress(&mut tx, projection.name(), &versions, stream_sequence, last_position).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Feeds one projection from its durable JetStream consumer until `shutdown` turns true.
-/// Connection problems are logged and retried; nothing is acknowledged before it is committed.
-pub async fn run_projection(
+/// Feeds a group of projections from one durable JetStream consumer until `shutdown` turns
+/// true: each delivery is fetched, decoded and acknowledged once for the whole group, and applied
+/// to all of its projections in one transaction. Connection problems are logged and retried;
+/// nothing is acknowledged before it is committed. `superseded` names the consumers the group's
+/// projections had of their own, if any: a new group consumer takes over where they were.
+pub async fn run_projections(
     pool: PgPool,
     jetstream: jetstream::Context,
     stream: StreamSettings,
     consumer_name: String,
-    projection: Box<dyn Projection>,
+    superseded: Vec<String>,
+    group: Vec<Box<dyn Projection>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let projection: Arc<dyn Projection> = Arc::from(projection);
+    let group: Arc<[Arc<dyn Projection>]> = group.into_iter().map(Arc::from).collect();
     let mut backoff = Duration::from_millis(100);
     loop {
         if *shutdown.borrow() {
@@ -198,8 +216,8 @@ pub async fn run_projection(
         // projection while the process lives on. Unacknowledged events are redelivered.
         let attempt = tokio::spawn({
             let (pool, jetstream, stream) = (pool.clone(), jetstream.clone(), stream.clone());
-            let (consumer_name, projection) = (consumer_name.clone(), Arc::clone(&projection));
-            async move { consume(&pool, &jetstream, &stream, &consumer_name, projection.as_ref()).await }
+            let (consumer_name, superseded, group) = (consumer_name.clone(), superseded.clone(), Arc::clone(&group));
+            async move { consume(&pool, &jetstream, &stream, &consumer_name, &superseded, &group).await }
         });
         let abort = attempt.abort_handle();
         let result = tokio::select! {
@@ -212,7 +230,7 @@ pub async fn run_projection(
         match result {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(error) => {
-                tracing::warn!(projection = projection.name(), %error, retry_in_ms = backoff.as_millis() as u64, "projection consumer failed");
+                tracing::warn!(consumer = consumer_name, %error, retry_in_ms = backoff.as_millis() as u64, "projection consumer failed");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => return,
@@ -223,24 +241,46 @@ pub async fn run_projection(
     }
 }
 
+/// Where a group's new consumer starts when it replaces consumers its projections had of their
+/// own (an upgrade): after the lowest acknowledgement floor among them. Nothing one of them had
+/// not applied yet is skipped (anything applied twice is skipped by the versions), and the
+/// stream's history is not replayed. From the start if any of them is missing.
+async fn takeover_point(stream: &jetstream::stream::Stream, superseded: &[String]) -> consumer::DeliverPolicy {
+    let mut floor = u64::MAX;
+    for name in superseded {
+        match stream.consumer_info(name).await {
+            Ok(info) => floor = floor.min(info.ack_floor.stream_sequence),
+            Err(_) => return consumer::DeliverPolicy::All,
+        }
+    }
+    consumer::DeliverPolicy::ByStartSequence { start_sequence: floor.saturating_add(1) }
+}
+
 async fn consume(
     pool: &PgPool,
     jetstream: &jetstream::Context,
     settings: &StreamSettings,
     consumer_name: &str,
-    projection: &dyn Projection,
+    superseded: &[String],
+    group: &[Arc<dyn Projection>],
 ) -> Result<(), ProjectionError> {
     let nats = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
     let stream = parley_eventbus::stream::ensure_stream(jetstream, settings).await?;
+    let aggregate_types: BTreeSet<&str> = group.iter().flat_map(|p| p.aggregate_types().iter().copied()).collect();
     let config = consumer::pull::Config {
         durable_name: Some(consumer_name.to_owned()),
-        filter_subjects: projection.aggregate_types().iter().map(|t| settings.subject_for_type(t)).collect(),
+        filter_subjects: aggregate_types.iter().map(|t| settings.subject_for_type(t)).collect(),
         ack_policy: consumer::AckPolicy::Explicit,
         // A projector that dies mid-delivery holds its message this long before JetStream gives it
         // to a successor; applying an event takes milliseconds, and a redelivery is harmless.
         ack_wait: Duration::from_secs(5),
         ..Default::default()
     };
+    let mut config = config;
+    if !superseded.is_empty() && stream.consumer_info(consumer_name).await.is_err() {
+        config.deliver_policy = takeover_point(&stream, superseded).await;
+        tracing::info!(consumer = consumer_name, ?superseded, deliver_policy = ?config.deliver_policy, "creating a group consumer");
+    }
     let mut consumer: consumer::PullConsumer =
         stream.get_or_create_consumer(consumer_name, config.clone()).await.map_err(|e| nats(&e))?;
     // A projection that now reads more aggregate types (say, the feed learning of calls) keeps
@@ -273,7 +313,7 @@ async fn consume(
         for message in delivered {
             stream_sequence = stream_sequence.max(message.info().map_err(|e| nats(&*e))?.stream_sequence);
             match serde_json::from_slice::<EventEnvelope>(&message.payload) {
-                Ok(event) if projection.aggregate_types().contains(&event.aggregate_type.as_str()) => {
+                Ok(event) if aggregate_types.contains(event.aggregate_type.as_str()) => {
                     messages.push(message);
                     events.push(event);
                 }
@@ -281,7 +321,7 @@ async fn consume(
                 Ok(_) => message.ack().await.map_err(|e| nats(&*e))?,
                 Err(error) => {
                     // Not an event we published: nothing can ever apply it.
-                    tracing::error!(projection = projection.name(), stream_sequence, %error, "dropping undecodable message");
+                    tracing::error!(consumer = consumer_name, stream_sequence, %error, "dropping undecodable message");
                     message.ack_with(AckKind::Term).await.map_err(|e| nats(&*e))?;
                 }
             }
@@ -292,13 +332,16 @@ async fn consume(
         // `instrument`, never `span.enter()` across awaits: a guard held over an await is left
         // on whichever worker thread the task moved from, and the subscriber later panicked
         // ("tried to clone a span that already closed"), which had stopped a projector.
-        let span =
-            tracing::info_span!("project", projection = projection.name(), events = events.len(), stream_sequence);
+        let span = tracing::info_span!("project", consumer = consumer_name, events = events.len(), stream_sequence);
         async {
-            projection.begin_delivery();
-            match apply_batch(pool, projection, events, stream_sequence).await {
+            for projection in group {
+                projection.begin_delivery();
+            }
+            match apply_batch(pool, group, events, stream_sequence).await {
                 Ok(()) => {
-                    projection.after_commit(&jetstream.client()).await;
+                    for projection in group {
+                        projection.after_commit(&jetstream.client()).await;
+                    }
                     for message in &messages {
                         message.ack().await.map_err(|e| nats(&*e))?;
                     }
