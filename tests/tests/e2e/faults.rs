@@ -124,3 +124,69 @@ async fn events_committed_while_nats_is_down_reach_the_projection_exactly_once()
     assert_eq!(live, stack.users_read_model().await?);
     Ok(())
 }
+
+/// An upgrade from one consumer per projection to the chats+feed group: the group's new
+/// consumer starts where the old consumers' acknowledgements ended (it neither replays the
+/// stream nor skips what they had not applied), and the read models pick up what arrived while
+/// no projector ran.
+#[tokio::test]
+async fn the_chats_feed_group_takes_over_from_the_old_per_projection_consumers() -> Result<()> {
+    use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+    use futures::StreamExt;
+
+    use super::chats::{group, member, send};
+
+    let mut stack = Stack::start().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    for n in 1..=3 {
+        assert_eq!(send(&stack, &chat, &ada, &format!("before-{n}"), "before").await?.0, 201);
+    }
+    let history = format!("/chats/{chat}/messages");
+    stack
+        .eventually(Duration::from_secs(20), "the first messages in history", || async {
+            Ok(stack.get(&history, Some(&bob.token)).await?.1["items"].as_array().map(Vec::len) == Some(3))
+        })
+        .await?;
+
+    // As before grouping: the projector is stopped, and the consumers the previous version ran
+    // (one per projection) have acknowledged everything so far.
+    stack.kill_projector().await?;
+    let jetstream = async_nats::jetstream::new(async_nats::connect(parley_tests::nats_url()).await?);
+    let stream = jetstream.get_stream(&stack.stream_name).await?;
+    stream.delete_consumer(&format!("t{}-chats-feed", stack.id)).await?;
+    let subjects = |types: &[&str]| types.iter().map(|t| format!("t{}.events.{t}.*", stack.id)).collect::<Vec<_>>();
+    let mut floor = u64::MAX;
+    for (name, types) in [("chats", &["Chat"][..]), ("feed", &["Chat", "Inbox", "Call"][..])] {
+        let durable = format!("t{}-{name}", stack.id);
+        let consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(durable.clone()),
+                filter_subjects: subjects(types),
+                ack_policy: AckPolicy::Explicit,
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await?;
+        let mut batch = consumer.fetch().max_messages(1000).expires(Duration::from_secs(1)).messages().await?;
+        while let Some(message) = batch.next().await {
+            message.map_err(|e| anyhow::anyhow!("{e}"))?.double_ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        floor = floor.min(stream.consumer_info(&durable).await?.ack_floor.stream_sequence);
+    }
+    assert!(floor > 0 && floor < u64::MAX, "the old consumers acknowledged nothing");
+
+    // Sent while no projector runs; then the new version starts.
+    for n in 1..=2 {
+        assert_eq!(send(&stack, &chat, &ada, &format!("after-{n}"), "after").await?.0, 201);
+    }
+    stack.start_projector()?;
+    stack
+        .eventually(Duration::from_secs(20), "all five messages in history", || async {
+            Ok(stack.get(&history, Some(&bob.token)).await?.1["items"].as_array().map(Vec::len) == Some(5))
+        })
+        .await?;
+    let info = stream.consumer_info(&format!("t{}-chats-feed", stack.id)).await?;
+    assert_eq!(info.config.deliver_policy, DeliverPolicy::ByStartSequence { start_sequence: floor + 1 });
+    Ok(())
+}
