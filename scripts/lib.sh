@@ -138,13 +138,15 @@ start_nats() {
   die "NATS did not start (see $data/nats.log)"
 }
 
-stop_nats() {
-  local data="$1"
-  if [ -f "$data/nats.pid" ]; then
-    kill "$(cat "$data/nats.pid")" 2>/dev/null || true
-    rm -f "$data/nats.pid"
+# stop_pidfile FILE: stops the process FILE names, if any, and removes FILE.
+stop_pidfile() {
+  if [ -f "$1" ]; then
+    kill "$(cat "$1")" 2>/dev/null || true
+    rm -f "$1"
   fi
 }
+
+stop_nats() { stop_pidfile "$1/nats.pid"; }
 
 # Headless Chromium (Debian's) and playwright-core (npm) for the SFU's browser peer tests.
 ensure_chromium_peer() {
@@ -175,10 +177,4 @@ start_moto() {
   die "moto did not start (see $data/moto.log)"
 }
 
-stop_moto() {
-  local data="$1"
-  if [ -f "$data/moto.pid" ]; then
-    kill "$(cat "$data/moto.pid")" 2>/dev/null || true
-    rm -f "$data/moto.pid"
-  fi
-}
+stop_moto() { stop_pidfile "$1/moto.pid"; }

@@ -62,11 +62,7 @@ pub async fn run_chromium_peer(url: &str, token: &str, seconds: u32, args: &[&st
         .output()
         .await
         .context("running the Chromium peer (node with playwright-core, Debian's chromium)")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let Some(last) = stdout.lines().last() else {
-        bail!("Chromium peer printed nothing: {}", String::from_utf8_lossy(&output.stderr));
-    };
-    serde_json::from_str(last).with_context(|| format!("Chromium peer output: {last}"))
+    peer_report(&output, "Chromium peer")
 }
 
 /// The claims of a JWT, unverified (tests read what the api put in tokens).
@@ -99,11 +95,16 @@ pub async fn run_peer(url: &str, token: &str, args: &[&str]) -> Result<Value> {
         .output()
         .await
         .context("running the aiortc peer (set PARLEY_TEST_PYTHON to a Python with aiortc)")?;
+    peer_report(&output, "aiortc peer")
+}
+
+/// A test peer's report: the last line it printed, as JSON.
+fn peer_report(output: &std::process::Output, peer: &str) -> Result<Value> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let Some(last) = stdout.lines().last() else {
-        bail!("aiortc peer printed nothing: {}", String::from_utf8_lossy(&output.stderr));
+        bail!("{peer} printed nothing: {}", String::from_utf8_lossy(&output.stderr));
     };
-    serde_json::from_str(last).with_context(|| format!("peer output: {last}"))
+    serde_json::from_str(last).with_context(|| format!("{peer} output: {last}"))
 }
 
 /// Settings for one stack; `env` overrides the defaults below.

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::media_error;
 use super::queries::{self, MediaView};
-use super::storage::StorageError;
+use super::storage::{StorageError, Stored};
 use crate::auth::{AccessToken, Caller};
 use crate::error::{aggregate_error, ApiError};
 use crate::state::AppState;
@@ -64,6 +64,39 @@ fn now() -> DateTime<Utc> {
 
 fn metadata(caller: Caller) -> EventMetadata {
     EventMetadata::new(Some(caller.user_id), Utc::now(), None)
+}
+
+/// Records bytes already stored at `key` as the caller's new media `media_id` and returns it as
+/// its owner sees it, once the read model has it. If the record is refused, the bytes go too.
+pub(super) async fn record_stored(
+    state: &AppState,
+    caller: Caller,
+    media_id: Uuid,
+    key: String,
+    stored: Stored,
+    content_type: String,
+) -> Result<MediaView, ApiError> {
+    let command = MediaCommand::Record {
+        media_id,
+        owner_id: caller.user_id,
+        size: stored.size as i64,
+        sha256: stored.sha256,
+        content_type,
+        storage_key: key.clone(),
+        at: now(),
+    };
+    let committed = match state.media.execute(&media_id.to_string(), command, &metadata(caller)).await {
+        Ok(committed) => committed,
+        Err(error) => {
+            // Nothing recorded: keep no bytes either.
+            if let Err(cleanup) = state.storage.delete(&key).await {
+                tracing::warn!(%cleanup, key, "could not remove the bytes of a refused upload");
+            }
+            return Err(aggregate_error(error, media_error));
+        }
+    };
+    state.await_projection("media", "Media", media_id, committed.version).await;
+    queries::own_media(&state.pool, media_id, caller.user_id).await?.ok_or(ApiError::Unavailable)
 }
 
 /// The byte range a `Range` header asks for within `size` bytes: `None` for the whole object.
@@ -139,27 +172,7 @@ impl MediaApi {
         let key = format!("media/{media_id}");
         let stored =
             state.storage.put_stream(&key, body.0.into_bytes_stream().boxed(), limit).await.map_err(storage_error)?;
-        let command = MediaCommand::Record {
-            media_id,
-            owner_id: caller.user_id,
-            size: stored.size as i64,
-            sha256: stored.sha256,
-            content_type,
-            storage_key: key.clone(),
-            at: now(),
-        };
-        let committed = match state.media.execute(&media_id.to_string(), command, &metadata(caller)).await {
-            Ok(committed) => committed,
-            Err(error) => {
-                // Nothing recorded: keep no bytes either.
-                if let Err(cleanup) = state.storage.delete(&key).await {
-                    tracing::warn!(%cleanup, key, "could not remove the bytes of a refused upload");
-                }
-                return Err(aggregate_error(error, media_error));
-            }
-        };
-        state.await_projection("media", "Media", media_id, committed.version).await;
-        let view = queries::own_media(&state.pool, media_id, caller.user_id).await?.ok_or(ApiError::Unavailable)?;
+        let view = record_stored(&state, caller, media_id, key, stored, content_type).await?;
         Ok(UploadResponse::Created(Json(view)))
     }
 

@@ -149,7 +149,12 @@ impl MediaStorage {
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        match self.store.delete(&Path::from(key)).await {
+        self.remove(&Path::from(key)).await
+    }
+
+    /// Deletes an object; one already gone counts as deleted.
+    async fn remove(&self, path: &Path) -> Result<(), StorageError> {
+        match self.store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(error) => Err(error.into()),
         }
@@ -267,10 +272,7 @@ impl MediaStorage {
             .collect()
             .await;
         for path in &stale {
-            match self.store.delete(path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(error) => return Err(error.into()),
-            }
+            self.remove(path).await?;
         }
         Ok(stale.len())
     }
@@ -278,10 +280,7 @@ impl MediaStorage {
     /// Removes every object under `prefix`.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
         for (path, _) in self.listed(prefix).await? {
-            match self.store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(error) => return Err(error.into()),
-            }
+            self.remove(&path).await?;
         }
         Ok(())
     }

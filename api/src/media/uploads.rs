@@ -10,8 +10,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use futures::StreamExt;
-use parley_domain::media::MediaCommand;
-use parley_domain::EventMetadata;
 use poem::web::Data;
 use poem::Body;
 use poem_openapi::param::{Header, Path};
@@ -20,11 +18,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::media_error;
-use super::queries::{self, MediaView};
-use super::routes::storage_error;
+use super::queries::MediaView;
+use super::routes::{record_stored, storage_error};
 use crate::auth::AccessToken;
-use crate::error::{aggregate_error, ApiError};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::text::Text;
 use crate::ApiTags;
@@ -170,26 +167,8 @@ impl UploadsApi {
             .concatenate(&chunks_prefix(id.0), &key, state.config.media_max_bytes)
             .await
             .map_err(storage_error)?;
-        let command = MediaCommand::Record {
-            media_id,
-            owner_id: caller.user_id,
-            size: stored.size as i64,
-            sha256: stored.sha256,
-            content_type: record.content_type,
-            storage_key: key.clone(),
-            at: Utc::now().trunc_subsecs(6),
-        };
-        let metadata = EventMetadata::new(Some(caller.user_id), Utc::now(), None);
-        let committed = match state.media.execute(&media_id.to_string(), command, &metadata).await {
-            Ok(committed) => committed,
-            Err(error) => {
-                let _ = state.storage.delete(&key).await;
-                return Err(aggregate_error(error, media_error));
-            }
-        };
+        let view = record_stored(&state, caller, media_id, key, stored, record.content_type).await?;
         state.storage.delete_prefix(&format!("uploads/{}", id.0)).await.map_err(storage_error)?;
-        state.await_projection("media", "Media", media_id, committed.version).await;
-        let view = queries::own_media(&state.pool, media_id, caller.user_id).await?.ok_or(ApiError::Unavailable)?;
         Ok(CompletedResponse::Created(Json(view)))
     }
 }
