@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use parley_eventbus::relay::LocalCommits;
 use poem::http::{header, Method};
 use poem::listener::TcpListener;
 use poem::middleware::CatchPanic;
@@ -103,12 +104,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let jetstream = async_nats::jetstream::new(nats.clone());
 
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let local_commits = Arc::new(tokio::sync::Notify::new());
+    let local_commits = LocalCommits::new();
     let relay_task = {
-        let (pool, settings, commits) = (pool.clone(), config.stream.clone(), Arc::clone(&local_commits));
+        let (pool, settings, local) = (pool.clone(), config.stream.clone(), local_commits.clone());
         supervise("relay", shutdown, move |shutdown| {
-            parley_eventbus::relay::Relay::new(&pool, jetstream.clone(), settings.clone(), Arc::clone(&commits))
-                .run(shutdown)
+            parley_eventbus::relay::Relay::new(&pool, jetstream.clone(), settings.clone(), local.clone()).run(shutdown)
         })
     };
 

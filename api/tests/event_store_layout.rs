@@ -2,8 +2,6 @@
 //! loads what it wrote through `postgres-es` itself: same state, same version. Needs PostgreSQL
 //! (`PARLEY_TEST_DATABASE_URL`, as the end-to-end tests; `scripts/test` provides it).
 
-use std::sync::Arc;
-
 use chrono::Utc;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::EventStore as _;
@@ -11,6 +9,7 @@ use parley_api::commands::{CommandBus, EventStore, MessageKey};
 use parley_domain::chat::{Chat, ChatCommand, ChatKind};
 use parley_domain::sealed;
 use parley_domain::EventMetadata;
+use parley_eventbus::relay::LocalCommits;
 use postgres_es::PostgresEventRepository;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
@@ -29,7 +28,7 @@ async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::
     let pool = PgPoolOptions::new().max_connections(4).connect(&url).await?;
     parley_eventbus::migrate(&pool).await?;
 
-    let bus: CommandBus<Chat> = CommandBus::new(EventStore::start(pool.clone(), Arc::new(Default::default())), ());
+    let bus: CommandBus<Chat> = CommandBus::new(EventStore::start(pool.clone(), LocalCommits::new()), ());
     let (chat_id, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     let id = chat_id.to_string();
     let metadata = EventMetadata::new(Some(ada), Utc::now(), None);
@@ -69,6 +68,14 @@ async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::
     assert_eq!(serde_json::to_value(&loaded.aggregate)?, serde_json::to_value(&last.state)?);
     let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM message_keys").fetch_one(&pool).await?;
     assert_eq!(keys, 120);
+    // Each message's idempotency row, from the commit's own statement.
+    let client_rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT client_msg_id, seq FROM chat_client_messages WHERE chat_id = $1 ORDER BY seq")
+            .bind(chat_id)
+            .fetch_all(&pool)
+            .await?;
+    let expected: Vec<(String, i64)> = (0..120).map(|n| (format!("c{n}"), n + 1)).collect();
+    assert_eq!(client_rows, expected);
 
     pool.close().await;
     sqlx::query(&format!("DROP DATABASE {database}")).execute(&admin).await?;

@@ -18,6 +18,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope};
 use parley_domain::EventMetadata;
 
+use super::lookups::WriteLookups;
 use super::store::{Commit, CommitError, EventRow, EventStore, MessageKey, SnapshotRow};
 
 pub const MAX_CONFLICT_RETRIES: u32 = 50;
@@ -64,7 +65,7 @@ fn store_error<E: std::error::Error>(error: CommitError) -> AggregateError<E> {
     }
 }
 
-impl<A: Aggregate + Clone> CommandBus<A> {
+impl<A: WriteLookups + Clone> CommandBus<A> {
     pub fn new(store: EventStore, services: A::Services) -> Self {
         Self { store, services, slots: std::sync::Mutex::new(HashMap::new()) }
     }
@@ -133,8 +134,10 @@ impl<A: Aggregate + Clone> CommandBus<A> {
             serde_json::to_string(&metadata_map).map_err(|e| AggregateError::UnexpectedError(e.into()))?;
         let mut rows = Vec::with_capacity(events.len());
         let mut envelopes = Vec::with_capacity(events.len());
+        let mut client_messages = Vec::new();
         for (offset, event) in events.into_iter().enumerate() {
             let sequence = version + 1 + offset as i64;
+            client_messages.extend(A::client_message(aggregate_id, &event));
             rows.push(EventRow {
                 aggregate_id: aggregate_id.to_owned(),
                 sequence,
@@ -163,7 +166,7 @@ impl<A: Aggregate + Clone> CommandBus<A> {
         };
         // On any failure the cache stays empty: the next command on this aggregate reloads it.
         self.store
-            .commit(Commit { aggregate_type: A::TYPE, events: rows, snapshot, message_keys })
+            .commit(Commit { aggregate_type: A::TYPE, events: rows, snapshot, message_keys, client_messages })
             .await
             .map_err(store_error)?;
         *cached = Some(Loaded { state: state.clone(), version: new_version });

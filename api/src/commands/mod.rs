@@ -5,9 +5,11 @@
 //! store, and `progress` lets a handler or query wait for a projection to catch up.
 
 mod bus;
+mod lookups;
 mod progress;
 mod store;
 
 pub use bus::{conflict_backoff, CommandBus, Committed, MAX_CONFLICT_RETRIES};
+pub use lookups::{ClientMessageRow, WriteLookups};
 pub use progress::{aggregate_caught_up, ProjectionProgress};
 pub use store::{EventStore, MessageKey};

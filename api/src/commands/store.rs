@@ -11,10 +11,13 @@
 use std::sync::Arc;
 
 use cqrs_es::Aggregate;
+use parley_eventbus::relay::LocalCommits;
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
+
+use super::lookups::ClientMessageRow;
 
 /// Commands queued per committer task before senders wait.
 const QUEUE_DEPTH: usize = 4096;
@@ -52,6 +55,7 @@ pub struct Commit {
     pub events: Vec<EventRow>,
     pub snapshot: Option<SnapshotRow>,
     pub message_keys: Vec<MessageKey>,
+    pub client_messages: Vec<ClientMessageRow>,
 }
 
 struct Queued {
@@ -88,12 +92,14 @@ pub struct EventStore {
 
 impl EventStore {
     /// Starts the committer tasks; they end when the last `EventStore` clone is dropped.
-    /// `committed` is signalled after each successful commit (it wakes this process's relay).
-    pub fn start(pool: PgPool, committed: Arc<Notify>) -> Self {
+    /// `signals.committed` is signalled after each successful commit (it wakes this process's
+    /// relay), and each commit notifies `parley_outbox` with `signals.origin` (other replicas'
+    /// relays).
+    pub fn start(pool: PgPool, signals: LocalCommits) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..COMMITTERS {
-            tokio::spawn(run_committer(pool.clone(), Arc::clone(&receiver), Arc::clone(&committed)));
+            tokio::spawn(run_committer(pool.clone(), Arc::clone(&receiver), signals.clone()));
         }
         Self { pool, queue }
     }
@@ -140,7 +146,7 @@ fn decode<T: DeserializeOwned>(payload: &str) -> Result<T, CommitError> {
     Ok(serde_json::from_str(payload)?)
 }
 
-async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>>, committed: Arc<Notify>) {
+async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>>, signals: LocalCommits) {
     loop {
         let mut batch = {
             let mut receiver = receiver.lock().await;
@@ -155,9 +161,9 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
             batch
         };
         let commits: Vec<&Commit> = batch.iter().map(|q| &q.commit).collect();
-        match write(&pool, &commits).await {
+        match write(&pool, &signals.origin, &commits).await {
             Ok(()) => {
-                committed.notify_one();
+                signals.committed.notify_one();
                 for queued in batch {
                     let _ = queued.done.send(Ok(()));
                 }
@@ -170,9 +176,9 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
             Err(error) => {
                 tracing::debug!(%error, size = batch.len(), "group commit failed; committing one by one");
                 for queued in batch {
-                    let result = write(&pool, &[&queued.commit]).await;
+                    let result = write(&pool, &signals.origin, &[&queued.commit]).await;
                     if result.is_ok() {
-                        committed.notify_one();
+                        signals.committed.notify_one();
                     }
                     let _ = queued.done.send(result);
                 }
@@ -182,8 +188,11 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
 }
 
 /// All of `commits` in one statement, so one round trip and atomic without BEGIN and COMMIT:
-/// message keys, events (their trigger writes the outbox and lookup rows) and any snapshots.
-async fn write(pool: &PgPool, commits: &[&Commit]) -> Result<(), CommitError> {
+/// message keys, idempotency rows, events (their trigger writes the outbox and the other lookup
+/// rows), any snapshots, and the notification that wakes other replicas' relays at commit. The
+/// setting `parley.commit_lookups` tells the trigger (which runs after this statement's main
+/// query) that the idempotency rows and the notification are done (see migration 12).
+async fn write(pool: &PgPool, origin: &str, commits: &[&Commit]) -> Result<(), CommitError> {
     let (message_ids, keys): (Vec<Uuid>, Vec<&[u8]>) =
         commits.iter().flat_map(|c| &c.message_keys).map(|k| (k.message_id, k.key.as_slice())).unzip();
     let mut columns = EventColumns::default();
@@ -194,6 +203,7 @@ async fn write(pool: &PgPool, commits: &[&Commit]) -> Result<(), CommitError> {
     }
     let snapshots: Vec<(&str, &SnapshotRow)> =
         commits.iter().filter_map(|c| c.snapshot.as_ref().map(|s| (c.aggregate_type, s))).collect();
+    let sent = ClientMessageColumns::of(commits);
     // Array order is insert order, so `position` follows each aggregate's sequence.
     sqlx::query(
         "WITH keys AS ( \
@@ -204,11 +214,18 @@ async fn write(pool: &PgPool, commits: &[&Commit]) -> Result<(), CommitError> {
          new_snapshots AS ( \
            INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
            SELECT t, i, l, l, p::json FROM unnest($10::text[], $11::text[], $12::bigint[], $13::text[]) AS n(t, i, l, p) \
-           ON CONFLICT DO NOTHING) \
-         INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-         SELECT t, i, s, et, ev, p::json, m::json \
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
-           AS u(t, i, s, et, ev, p, m)",
+           ON CONFLICT DO NOTHING), \
+         client_messages AS ( \
+           INSERT INTO chat_client_messages (chat_id, sender_id, client_msg_id, message_id, seq) \
+           SELECT * FROM unnest($14::uuid[], $15::uuid[], $16::text[], $17::uuid[], $18::bigint[])), \
+         written AS ( \
+           INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+           SELECT t, i, s, et, ev, p::json, m::json \
+           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+             AS u(t, i, s, et, ev, p, m) \
+           RETURNING 1) \
+         SELECT pg_notify('parley_outbox', $19), set_config('parley.commit_lookups', 'on', true) \
+         WHERE EXISTS (SELECT FROM written)",
     )
     .bind(&columns.aggregate_types)
     .bind(&columns.aggregate_ids)
@@ -223,10 +240,39 @@ async fn write(pool: &PgPool, commits: &[&Commit]) -> Result<(), CommitError> {
     .bind(snapshots.iter().map(|(_, s)| s.aggregate_id.as_str()).collect::<Vec<_>>())
     .bind(snapshots.iter().map(|(_, s)| s.last_sequence).collect::<Vec<_>>())
     .bind(snapshots.iter().map(|(_, s)| s.payload.as_str()).collect::<Vec<_>>())
+    .bind(&sent.chat_ids)
+    .bind(&sent.sender_ids)
+    .bind(&sent.client_msg_ids)
+    .bind(&sent.message_ids)
+    .bind(&sent.seqs)
+    .bind(origin)
     .execute(pool)
     .await
     .map_err(classify)?;
     Ok(())
+}
+
+#[derive(Default)]
+struct ClientMessageColumns<'a> {
+    chat_ids: Vec<Uuid>,
+    sender_ids: Vec<Uuid>,
+    client_msg_ids: Vec<&'a str>,
+    message_ids: Vec<Uuid>,
+    seqs: Vec<i64>,
+}
+
+impl<'a> ClientMessageColumns<'a> {
+    fn of(commits: &[&'a Commit]) -> Self {
+        let mut columns = Self::default();
+        for row in commits.iter().flat_map(|c| &c.client_messages) {
+            columns.chat_ids.push(row.chat_id);
+            columns.sender_ids.push(row.sender_id);
+            columns.client_msg_ids.push(&row.client_msg_id);
+            columns.message_ids.push(row.message_id);
+            columns.seqs.push(row.seq);
+        }
+        columns
+    }
 }
 
 #[derive(Default)]
