@@ -1,12 +1,14 @@
--- Two things leave the events trigger for the api's commit statement, which has them in hand:
--- - a sent message's idempotency row (`chat_client_messages`). Reading it back out of the stored
---   event's JSON was the trigger's largest cost per message (`pg_stat_statements`: ~27 µs of
---   about 30 µs per message under load);
--- - the `parley_outbox` notification, which now carries the committing process's identity so that
---   its own relay (woken in-process) can ignore it.
--- A commit statement that does both says so with the transaction-local setting
+-- The events trigger no longer does two things for the api's commit statement:
+-- - a sent message's idempotency row (`chat_client_messages`) now comes from the statement itself,
+--   which has it in hand. Reading it back out of the stored event's JSON was the trigger's largest
+--   cost per message (`pg_stat_statements`: ~27 µs of about 30 µs per message under load);
+-- - the `parley_outbox` notification is gone: each api process's relay is woken in process by its
+--   own commits, and waits for another relay's turn instead of skipping it (eventbus/src/relay.rs),
+--   so no commit needs to wake other processes. Every notification had woken every relay.
+-- A commit statement that writes the idempotency rows says so with the transaction-local setting
 -- `parley.commit_lookups`; for any other writer (an api replica from before this migration, during
--- a rolling update) the trigger still does both, so no idempotency row is missed meanwhile.
+-- a rolling update) the trigger still writes them and notifies, so no idempotency row is missed
+-- and old relays are still woken meanwhile.
 -- The rest is unchanged from 20260101000009_calls.sql.
 CREATE OR REPLACE FUNCTION events_after_insert_statement() RETURNS trigger
     LANGUAGE plpgsql AS

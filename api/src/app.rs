@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parley_eventbus::relay::LocalCommits;
 use poem::http::{header, Method};
 use poem::listener::TcpListener;
 use poem::middleware::CatchPanic;
@@ -104,11 +103,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let jetstream = async_nats::jetstream::new(nats.clone());
 
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let local_commits = LocalCommits::new();
+    let local_commits = Arc::new(tokio::sync::Notify::new());
     let relay_task = {
-        let (pool, settings, local) = (pool.clone(), config.stream.clone(), local_commits.clone());
+        let (pool, settings, commits) = (pool.clone(), config.stream.clone(), Arc::clone(&local_commits));
         supervise("relay", shutdown, move |shutdown| {
-            parley_eventbus::relay::Relay::new(&pool, jetstream.clone(), settings.clone(), local.clone()).run(shutdown)
+            parley_eventbus::relay::Relay::new(&pool, jetstream.clone(), settings.clone(), Arc::clone(&commits))
+                .run(shutdown)
         })
     };
 

@@ -2,6 +2,8 @@
 //! loads what it wrote through `postgres-es` itself: same state, same version. Needs PostgreSQL
 //! (`PARLEY_TEST_DATABASE_URL`, as the end-to-end tests; `scripts/test` provides it).
 
+use std::sync::Arc;
+
 use chrono::Utc;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::EventStore as _;
@@ -9,7 +11,6 @@ use parley_api::commands::{CommandBus, EventStore, MessageKey};
 use parley_domain::chat::{Chat, ChatCommand, ChatKind};
 use parley_domain::sealed;
 use parley_domain::EventMetadata;
-use parley_eventbus::relay::LocalCommits;
 use postgres_es::PostgresEventRepository;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
@@ -28,7 +29,7 @@ async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::
     let pool = PgPoolOptions::new().max_connections(4).connect(&url).await?;
     parley_eventbus::migrate(&pool).await?;
 
-    let bus: CommandBus<Chat> = CommandBus::new(EventStore::start(pool.clone(), LocalCommits::new()), ());
+    let bus: CommandBus<Chat> = CommandBus::new(EventStore::start(pool.clone(), Arc::new(Default::default())), ());
     let (chat_id, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     let id = chat_id.to_string();
     let metadata = EventMetadata::new(Some(ada), Utc::now(), None);

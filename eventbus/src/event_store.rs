@@ -68,20 +68,18 @@ pub fn all_events<'c>(
         .map(|row| Ok(envelope_from_row(&row?)?))
 }
 
-/// In the caller's transaction: if this transaction gets the relay's advisory lock (`lock_key`),
-/// deletes the oldest `limit` outbox rows and returns their events in commit order; otherwise
-/// returns nothing.
-pub async fn take_outbox(conn: &mut PgConnection, lock_key: i64, limit: i64) -> Result<Vec<EventEnvelope>, BusError> {
+/// In the caller's transaction (which holds the relay's lock): deletes the oldest `limit` outbox
+/// rows and returns their events in commit order.
+pub async fn take_outbox(conn: &mut PgConnection, limit: i64) -> Result<Vec<EventEnvelope>, BusError> {
     let sql = concat!(
-        "WITH l AS (SELECT pg_try_advisory_xact_lock($1) AS leader), ",
         // `= ANY(ARRAY(...))` runs the oldest-rows scan once. As `IN (SELECT ...)` the planner
         // sometimes chose a semi-join that re-ran the scan for every row it deleted, each time
         // wading through the dead index entries at the queue's head: 2 ms a call under load,
         // about half of PostgreSQL's CPU during the messaging benchmark.
-        "o AS (DELETE FROM outbox WHERE position = ANY(ARRAY(",
-        "SELECT position FROM outbox, l WHERE l.leader ORDER BY position LIMIT $2)) RETURNING position) ",
+        "WITH o AS (DELETE FROM outbox WHERE position = ANY(ARRAY(",
+        "SELECT position FROM outbox ORDER BY position LIMIT $1)) RETURNING position) ",
         select_events!("FROM o JOIN events e ON e.position = o.position ORDER BY o.position")
     );
-    let rows = sqlx::query(sql).bind(lock_key).bind(limit).fetch_all(conn).await?;
+    let rows = sqlx::query(sql).bind(limit).fetch_all(conn).await?;
     Ok(rows.iter().map(envelope_from_row).collect::<Result<_, _>>()?)
 }

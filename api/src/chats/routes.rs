@@ -417,8 +417,13 @@ impl ChatsApi {
         let message_id = Uuid::now_v7();
         let mut key = [0u8; KEY_BYTES];
         let mut nonce = [0u8; NONCE_BYTES];
-        rand::rngs::OsRng.fill_bytes(&mut key);
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        {
+            // The thread's CSPRNG (ChaCha, seeded and reseeded from the OS) rather than a
+            // `getrandom` system call for each of the two, on every message.
+            let mut rng = rand::thread_rng();
+            rng.fill_bytes(&mut key);
+            rng.fill_bytes(&mut nonce);
+        }
         let body = sealed::seal(&key, &nonce, &plaintext);
         let command = ChatCommand::SendMessage {
             message_id,

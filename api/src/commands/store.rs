@@ -11,10 +11,9 @@
 use std::sync::Arc;
 
 use cqrs_es::Aggregate;
-use parley_eventbus::relay::LocalCommits;
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use uuid::Uuid;
 
 use super::lookups::ClientMessageRow;
@@ -96,14 +95,12 @@ pub struct EventStore {
 
 impl EventStore {
     /// Starts the committer tasks; they end when the last `EventStore` clone is dropped.
-    /// `signals.committed` is signalled after each successful commit (it wakes this process's
-    /// relay), and each commit notifies `parley_outbox` with `signals.origin` (other replicas'
-    /// relays).
-    pub fn start(pool: PgPool, signals: LocalCommits) -> Self {
+    /// `committed` is signalled after each successful commit (it wakes this process's relay).
+    pub fn start(pool: PgPool, committed: Arc<Notify>) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let receiver = Arc::new(Mutex::new(receiver));
         for _ in 0..COMMITTERS {
-            tokio::spawn(run_committer(pool.clone(), Arc::clone(&receiver), signals.clone()));
+            tokio::spawn(run_committer(pool.clone(), Arc::clone(&receiver), Arc::clone(&committed)));
         }
         Self { pool, queue }
     }
@@ -150,7 +147,7 @@ fn decode<T: DeserializeOwned>(payload: &str) -> Result<T, CommitError> {
     Ok(serde_json::from_str(payload)?)
 }
 
-async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>>, signals: LocalCommits) {
+async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>>, committed: Arc<Notify>) {
     loop {
         let mut batch = {
             let mut receiver = receiver.lock().await;
@@ -165,9 +162,9 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
             batch
         };
         let commits: Vec<&Commit> = batch.iter().map(|q| &q.commit).collect();
-        match write(&pool, &signals.origin, &commits).await {
+        match write(&pool, &commits).await {
             Ok(()) => {
-                signals.committed.notify_one();
+                committed.notify_one();
                 for queued in batch {
                     let _ = queued.done.send(Ok(()));
                 }
@@ -180,9 +177,9 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
             Err(error) => {
                 tracing::debug!(%error, size = batch.len(), "group commit failed; committing one by one");
                 for queued in batch {
-                    let result = write(&pool, &signals.origin, &[&queued.commit]).await;
+                    let result = write(&pool, &[&queued.commit]).await;
                     if result.is_ok() {
-                        signals.committed.notify_one();
+                        committed.notify_one();
                     }
                     let _ = queued.done.send(result);
                 }
@@ -193,10 +190,9 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
 
 /// All of `commits` in one statement, so one round trip and atomic without BEGIN and COMMIT:
 /// message keys, idempotency rows, events (their trigger writes the outbox and the other lookup
-/// rows), any snapshots, and the notification that wakes other replicas' relays at commit. The
-/// setting `parley.commit_lookups` tells the trigger (which runs after this statement's main
-/// query) that the idempotency rows and the notification are done (see migration 12).
-async fn write(pool: &PgPool, origin: &str, commits: &[&Commit]) -> Result<(), CommitError> {
+/// rows) and any snapshots. The setting `parley.commit_lookups` tells the trigger (which runs
+/// after this statement's main query) that the idempotency rows are done (see migration 12).
+async fn write(pool: &PgPool, commits: &[&Commit]) -> Result<(), CommitError> {
     let (message_ids, keys): (Vec<Uuid>, Vec<&[u8]>) =
         commits.iter().flat_map(|c| &c.message_keys).map(|k| (k.message_id, k.key.as_slice())).unzip();
     let mut columns = EventColumns::default();
@@ -228,8 +224,7 @@ async fn write(pool: &PgPool, origin: &str, commits: &[&Commit]) -> Result<(), C
            FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[]) \
              AS u(t, i, s, et, ev, p, m) \
            RETURNING 1) \
-         SELECT pg_notify('parley_outbox', $19), set_config('parley.commit_lookups', 'on', true) \
-         WHERE EXISTS (SELECT FROM written)",
+         SELECT set_config('parley.commit_lookups', 'on', true) WHERE EXISTS (SELECT FROM written)",
     )
     .bind(&columns.aggregate_types)
     .bind(&columns.aggregate_ids)
@@ -249,7 +244,6 @@ async fn write(pool: &PgPool, origin: &str, commits: &[&Commit]) -> Result<(), C
     .bind(&sent.client_msg_ids)
     .bind(&sent.message_ids)
     .bind(&sent.seqs)
-    .bind(origin)
     .execute(pool)
     .await
     .map_err(classify)?;
