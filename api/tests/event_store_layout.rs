@@ -8,7 +8,7 @@ use chrono::Utc;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::EventStore as _;
 use parley_api::commands::{CommandBus, EventStore, MessageKey};
-use parley_domain::chat::{Chat, ChatCommand, ChatKind};
+use parley_domain::chat::{Chat, ChatCommand, ChatEvent, ChatKind};
 use parley_domain::sealed;
 use parley_domain::EventMetadata;
 use postgres_es::PostgresEventRepository;
@@ -77,6 +77,36 @@ async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::
             .await?;
     let expected: Vec<(String, i64)> = (0..120).map(|n| (format!("c{n}"), n + 1)).collect();
     assert_eq!(client_rows, expected);
+
+    // A writer that does not write the idempotency rows itself (an api replica from before
+    // migration 12, during a rolling update): the trigger still derives the row from the event.
+    let old_writer = ChatEvent::MessageSent {
+        message_id: Uuid::now_v7(),
+        sender_id: ada,
+        seq: 121,
+        client_msg_id: "old-writer".into(),
+        body: sealed::seal(&[7; sealed::KEY_BYTES], &[0u8; sealed::NONCE_BYTES], b"ciphertext"),
+        algorithm: "x".into(),
+        media_ids: Vec::new(),
+        reply_to: None,
+        sent_at: Utc::now(),
+    };
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('Chat', $1, 122, 'MessageSent', '1', $2::json, '{}')",
+    )
+    .bind(&id)
+    .bind(serde_json::to_string(&old_writer)?)
+    .execute(&pool)
+    .await?;
+    let derived: Option<i64> = sqlx::query_scalar(
+        "SELECT seq FROM chat_client_messages WHERE chat_id = $1 AND sender_id = $2 AND client_msg_id = 'old-writer'",
+    )
+    .bind(chat_id)
+    .bind(ada)
+    .fetch_optional(&pool)
+    .await?;
+    assert_eq!(derived, Some(121));
 
     pool.close().await;
     sqlx::query(&format!("DROP DATABASE {database}")).execute(&admin).await?;
