@@ -45,12 +45,26 @@ impl AppliedVersions {
             return Ok(());
         }
         let (types, ids): (Vec<String>, Vec<String>) = keys.into_iter().unzip();
-        // The no-op update makes the row exist and locks it in one statement.
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        // Makes the rows exist and locks them in one statement. The conflict action updates
+        // nothing (`WHERE false` still locks the row): a no-op update had written a new version
+        // of every row on every delivery, beside the one `store` writes.
+        sqlx::query(
             "INSERT INTO projection_versions (projection, aggregate_type, aggregate_id, version) \
              SELECT $1, t, i, 0 FROM unnest($2::text[], $3::text[]) AS u(t, i) \
              ON CONFLICT (projection, aggregate_type, aggregate_id) DO UPDATE SET version = projection_versions.version \
-             RETURNING aggregate_type, aggregate_id, version",
+             WHERE false",
+        )
+        .bind(projection)
+        .bind(&types)
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?;
+        // A statement of its own, so its snapshot shows what a replica that held a lock before us
+        // committed.
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT p.aggregate_type, p.aggregate_id, p.version FROM projection_versions p \
+             JOIN unnest($2::text[], $3::text[]) AS u(t, i) ON p.aggregate_type = u.t AND p.aggregate_id = u.i \
+             WHERE p.projection = $1",
         )
         .bind(projection)
         .bind(&types)
