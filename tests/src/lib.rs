@@ -479,6 +479,14 @@ impl Socket {
 
     /// The next JSON frame, or `None` if none arrives within `timeout`.
     pub async fn next(&mut self, timeout: Duration) -> Result<Option<Value>> {
+        match self.next_text(timeout).await? {
+            Some(text) => Ok(Some(serde_json::from_str(&text)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The next text frame as sent, or `None` if none arrives within `timeout`.
+    pub async fn next_text(&mut self, timeout: Duration) -> Result<Option<String>> {
         use futures::StreamExt;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -488,7 +496,7 @@ impl Socket {
                 Ok(Some(message)) => message?,
             };
             if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
-                return Ok(Some(serde_json::from_str(&text)?));
+                return Ok(Some(text.as_str().to_owned()));
             }
         }
     }

@@ -83,17 +83,41 @@ async fn create_group(http: &reqwest::Client, base: &str, admin: &User, members:
     Ok(chat_id)
 }
 
+/// What the load generator reads of a send's answer and of a frame: parsing only that (not a
+/// whole `serde_json::Value`) keeps its own CPU, which shares the cores with the stack, down.
+#[derive(serde::Deserialize)]
+struct Sent {
+    id: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Frame {
+    #[serde(rename = "type")]
+    kind: String,
+    data: Option<FrameData>,
+}
+
+#[derive(serde::Deserialize)]
+struct FrameData {
+    id: Option<String>,
+}
+
 async fn post(http: &reqwest::Client, base: &str, chat: &str, from: &User, n: usize) -> Result<String> {
-    let body = json!({
-        "client_msg_id": format!("load-{n}"),
-        "ciphertext": base64::engine::general_purpose::STANDARD.encode(format!("payload {n} ........................................")),
-        "algorithm": "m.megolm.v1.aes-sha2",
-    });
-    let (status, message) =
-        read(http.post(format!("{base}/chats/{chat}/messages")).bearer_auth(&from.token).json(&body).send().await?)
-            .await?;
-    ensure!(status == 201, "send: {status} {message}");
-    Ok(message["id"].as_str().unwrap_or_default().to_owned())
+    let ciphertext = base64::engine::general_purpose::STANDARD
+        .encode(format!("payload {n} ........................................"));
+    let body =
+        format!(r#"{{"client_msg_id":"load-{n}","ciphertext":"{ciphertext}","algorithm":"m.megolm.v1.aes-sha2"}}"#);
+    let response = http
+        .post(format!("{base}/chats/{chat}/messages"))
+        .bearer_auth(&from.token)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    ensure!(status == 201, "send: {status} {text}");
+    Ok(serde_json::from_str::<Sent>(&text)?.id)
 }
 
 /// Reads `message.created` frames and records when each message id reached this listener
@@ -104,9 +128,10 @@ fn listen(
     arrivals: Arc<Mutex<HashMap<String, Instant>>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        while let Ok(Some(frame)) = socket.next(Duration::from_secs(30)).await {
-            if frame["type"] == "message.created" {
-                if let Some(id) = frame["data"]["id"].as_str() {
+        while let Ok(Some(text)) = socket.next_text(Duration::from_secs(30)).await {
+            let Ok(frame) = serde_json::from_str::<Frame>(&text) else { continue };
+            if frame.kind == "message.created" {
+                if let Some(id) = frame.data.and_then(|d| d.id) {
                     arrivals.lock().await.entry(format!("{listener}/{id}")).or_insert_with(Instant::now);
                 }
             }
