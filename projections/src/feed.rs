@@ -94,13 +94,16 @@ impl FeedProjection {
         // Cursors are drawn in recipient order before the insert, so the answer maps each back
         // to its payload without reading the stored data out again. The sequence is named, not
         // looked up with `pg_get_serial_sequence`: that lookup ran once per row (5 µs each).
+        // `previous` is materialised so that each recipient's last cursor is looked up once: the
+        // planner had pulled the lookup into the final join, once per frame (`EXPLAIN ANALYZE`:
+        // 130 index probes for 64 recipients, about 40 % of the statement's time).
         let rows: Vec<(i64, Uuid, i64, i64)> = sqlx::query_as(
             "WITH payloads AS ( \
                SELECT * FROM unnest($1::text[], $2::jsonb[], $3::uuid[]) WITH ORDINALITY AS t(kind, data, message_id, p)), \
              numbered AS MATERIALIZED ( \
                SELECT n, user_id, p, nextval('user_feed_cursor_seq') AS cursor \
                FROM unnest($4::uuid[], $5::bigint[]) WITH ORDINALITY AS t(user_id, p, n) ORDER BY n), \
-             previous AS ( \
+             previous AS MATERIALIZED ( \
                SELECT u AS user_id, (SELECT max(f.cursor) FROM user_feed f WHERE f.user_id = u) AS cursor \
                FROM (SELECT DISTINCT user_id AS u FROM numbered) d), \
              framed AS ( \
