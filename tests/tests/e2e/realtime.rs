@@ -124,3 +124,18 @@ async fn a_browser_can_pass_its_token_as_a_websocket_subprotocol() -> Result<()>
     assert!(Socket::connect_by_protocol(&stack.base_url, "not-a-token").await.is_err(), "a bad token is refused");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_client_frame_over_64_kib_closes_the_socket() -> Result<()> {
+    let stack = Stack::start().await?;
+    let ada = member(&stack, "ada").await?;
+    let mut socket = Socket::connect(&stack.base_url, &ada.token, None).await?;
+    // Just under the cap: read and answered (unknown fields are ignored).
+    socket.send(&json!({"type": "ping", "pad": "x".repeat(60 * 1024)})).await?;
+    socket.expect("pong", WAIT).await?;
+    // Over it: the server drops the connection instead of buffering whatever a client sends.
+    socket.send(&json!({"type": "ping", "pad": "x".repeat(70 * 1024)})).await?;
+    let after = socket.next(WAIT).await;
+    assert!(after.is_err(), "the socket should have been closed, got {after:?}");
+    Ok(())
+}
