@@ -54,9 +54,9 @@ impl Relay {
         // rows among many deleted ones not yet vacuumed, where a sequential scan (the planner's
         // choice for a "small" table) reads them all; its index finds the oldest rows directly.
         // Its commits only delete rows JetStream already has, so they need not wait for the WAL
-        // flush either: a lost deletion publishes a de-duplicated event again. Its one statement
-        // is planned once: PostgreSQL had re-planned it on every call (0.2 ms each), since each
-        // custom plan looked cheaper than the generic one. Waiting for another relay's turn is
+        // flush either: a lost deletion publishes a de-duplicated event again. Its statements are
+        // planned once: PostgreSQL had re-planned the outbox one on every call (0.2 ms each), since
+        // each custom plan looked cheaper than the generic one. Waiting for another relay's turn is
         // bounded, so that a stuck one shows up as an error here rather than a silent stall.
         let own = PgPoolOptions::new()
             .max_connections(1)

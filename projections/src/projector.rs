@@ -281,7 +281,7 @@ async fn consume(
     let nats = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
     let stream = parley_eventbus::stream::ensure_stream(jetstream, settings).await?;
     let aggregate_types: BTreeSet<&str> = group.iter().flat_map(|p| p.aggregate_types().iter().copied()).collect();
-    let config = consumer::pull::Config {
+    let mut config = consumer::pull::Config {
         durable_name: Some(consumer_name.to_owned()),
         filter_subjects: aggregate_types.iter().map(|t| settings.subject_for_type(t)).collect(),
         ack_policy: consumer::AckPolicy::Explicit,
@@ -290,7 +290,6 @@ async fn consume(
         ack_wait: Duration::from_secs(5),
         ..Default::default()
     };
-    let mut config = config;
     if !superseded.is_empty() && stream.consumer_info(consumer_name).await.is_err() {
         config.deliver_policy = takeover_point(&stream, superseded).await;
         tracing::info!(consumer = consumer_name, ?superseded, deliver_policy = ?config.deliver_policy, "creating a group consumer");
