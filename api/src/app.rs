@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::auth::captcha::CaptchaVerifier;
 use crate::auth::rate_limit::RateLimiter;
+use crate::auth::revocation::{self, Revocations};
 use crate::auth::routes::AuthApi;
 use crate::auth::tokens::TokenKeys;
 use crate::calls::routes::CallsApi;
@@ -101,6 +102,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     parley_eventbus::migrate(&pool).await?;
     let nats = parley_eventbus::stream::connect(&config.nats_url, "parley-api").await?;
     let jetstream = async_nats::jetstream::new(nats.clone());
+    let revocation_jetstream = jetstream.clone();
 
     let (shutdown_tx, shutdown) = watch::channel(false);
     let local_commits = Arc::new(tokio::sync::Notify::new());
@@ -129,8 +131,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         storage: crate::media::storage::MediaStorage::open(&config.media_storage, config.media_prefix.as_deref())?,
         inboxes: CommandBus::new(event_store, ()),
         progress: ProjectionProgress::start(pool.clone()).await?,
+        revocations: Arc::new(Revocations::new(config.access_token_ttl)),
         tokens,
         limiter: RateLimiter::default(),
+        typing: Default::default(),
         captcha,
         metrics: Arc::new(Metrics::new()?),
         pool,
@@ -144,6 +148,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let reaper_task = supervise("media reaper", shutdown_tx.subscribe(), {
         let state = Arc::clone(&state);
         move |shutdown| crate::media::reaper::run(Arc::clone(&state), shutdown)
+    });
+    let revocations_task = supervise("session revocations", shutdown_tx.subscribe(), {
+        let (revocations, settings) = (Arc::clone(&state.revocations), state.config.stream.clone());
+        move |shutdown| {
+            revocation::follow(revocation_jetstream.clone(), settings.clone(), Arc::clone(&revocations), shutdown)
+        }
     });
     let sfu_reports_task = supervise("SFU reports", shutdown_tx.subscribe(), {
         let state = Arc::clone(&state);
@@ -163,6 +173,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = sweeper_task.await;
     let _ = sfu_reports_task.await;
     let _ = reaper_task.await;
+    let _ = revocations_task.await;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::auth::captcha::CaptchaVerifier;
 use crate::auth::rate_limit::RateLimiter;
+use crate::auth::revocation::Revocations;
 use crate::auth::tokens::TokenKeys;
 use crate::commands::{CommandBus, ProjectionProgress};
 use crate::config::Config;
@@ -31,7 +32,9 @@ pub struct AppState {
     pub inboxes: CommandBus<Inbox>,
     pub progress: ProjectionProgress,
     pub tokens: TokenKeys,
+    pub revocations: Arc<Revocations>,
     pub limiter: RateLimiter,
+    pub typing: crate::realtime::TypingGate,
     pub captcha: Option<CaptchaVerifier>,
     pub metrics: Arc<Metrics>,
 }

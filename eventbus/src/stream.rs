@@ -91,6 +91,27 @@ pub async fn ensure_stream(js: &jetstream::Context, settings: &StreamSettings) -
     .map_err(BusError::nats)
 }
 
+/// The events of `aggregate_types` committed since `since`, then every new one, on an ordered
+/// ephemeral consumer (no checkpoint, recreated by the client after a NATS outage): for processes
+/// that only keep a short memory of recent events, such as revoked sessions.
+pub async fn recent_events(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+    aggregate_types: &[&str],
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<jetstream::consumer::pull::Ordered, BusError> {
+    let stream = ensure_stream(js, settings).await?;
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subjects: aggregate_types.iter().map(|t| settings.subject_for_type(t)).collect(),
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartTime { start_time: since },
+            ..Default::default()
+        })
+        .await
+        .map_err(BusError::nats)?;
+    consumer.messages().await.map_err(BusError::nats)
+}
+
 /// Connects to NATS, retrying in the background until the server is reachable.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
     async_nats::ConnectOptions::new()

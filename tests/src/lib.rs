@@ -501,6 +501,27 @@ impl Socket {
         }
     }
 
+    /// Waits for the server to close the socket, skipping frames: its close code and reason, or
+    /// `None` if it stays open for `timeout`.
+    pub async fn closed(&mut self, timeout: Duration) -> Result<Option<(u16, String)>> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.inner.next()).await {
+                Err(_) => return Ok(None),
+                Ok(None) => return Ok(Some((1006, "closed without a close frame".into()))),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Ok(Some(
+                        frame.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new())),
+                    ))
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(error))) => return Ok(Some((1006, error.to_string()))),
+            }
+        }
+    }
+
     /// The next frame of type `kind`, skipping others; fails after `timeout`.
     pub async fn expect(&mut self, kind: &str, timeout: Duration) -> Result<Value> {
         let deadline = Instant::now() + timeout;

@@ -4,6 +4,7 @@
 pub mod captcha;
 pub mod password;
 pub mod rate_limit;
+pub mod revocation;
 pub mod routes;
 pub mod tokens;
 
@@ -37,6 +38,9 @@ async fn check_access_token(req: &Request, bearer: Bearer) -> poem::Result<Calle
         .tokens
         .verify_access(&bearer.token)
         .ok_or_else(|| ApiError::Unauthorized("invalid or expired access token".into()))?;
+    if state.revocations.is_revoked(claims.sid) {
+        return Err(ApiError::Unauthorized("this session has been signed out".into()).into());
+    }
     Ok(Caller { user_id: claims.sub, session_id: claims.sid })
 }
 
@@ -53,13 +57,21 @@ pub(crate) fn state_of(req: &Request) -> Result<&Arc<AppState>, ApiError> {
     req.data::<Arc<AppState>>().ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))
 }
 
-/// The client's address: the peer, or the first `X-Forwarded-For` hop when configured to trust it.
-pub fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        let forwarded = req.header("x-forwarded-for").and_then(|v| v.split(',').next()).map(str::trim);
-        if let Some(ip) = forwarded.and_then(|v| v.parse().ok()) {
-            return Some(ip);
-        }
+/// The client's address. Behind `trusted_proxy_hops` proxies, each appending the address it was
+/// reached from to `X-Forwarded-For`, only the last that many entries were written by them: the
+/// client's is the `trusted_proxy_hops`-th from the right. Entries left of it are whatever the
+/// client sent, so they are never read. Without proxies (or with fewer entries than proxies, i.e.
+/// a request that did not come through them) it is the peer address.
+pub fn client_ip(req: &Request, trusted_proxy_hops: usize) -> Option<IpAddr> {
+    let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
+    if trusted_proxy_hops == 0 {
+        return peer;
     }
-    req.remote_addr().as_socket_addr().map(|addr| addr.ip())
+    let headers = req.headers().get_all("x-forwarded-for");
+    let entries: Vec<&str> =
+        headers.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).map(str::trim).collect();
+    match entries.len().checked_sub(trusted_proxy_hops).and_then(|index| entries.get(index)) {
+        Some(entry) => entry.parse().ok().or(peer),
+        None => peer,
+    }
 }

@@ -7,6 +7,14 @@
 //! from another projector replica) the socket reads its feed from the database, and a slow poll
 //! covers anything lost. A reconnect with `?cursor=` replays exactly the frames after that
 //! cursor. Typing indicators are ephemeral: sent straight to the other members, never stored.
+//!
+//! A socket lives only as long as its right to: it is closed (4001) when its session is revoked
+//! (logout, refresh-token reuse; see `auth::revocation`) and when its access token expires, unless
+//! the client sent a fresh token first (`{"type": "auth", "token"}`, answered `auth.ok`).
+
+mod typing;
+
+pub use typing::TypingGate;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +27,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::chats::queries;
+use crate::auth::revocation::SocketWatch;
+use crate::auth::tokens::AccessClaims;
 use crate::error::ApiError;
 use crate::state::AppState;
 use parley_eventbus::stream::{feed_frame_text, RealtimeMessage};
@@ -37,8 +46,17 @@ pub struct WsParams {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientFrame {
     Ping,
-    Typing { chat_id: Uuid },
+    Typing {
+        chat_id: Uuid,
+    },
+    /// A fresh access token of the same user, before the current one expires.
+    Auth {
+        token: String,
+    },
 }
+
+/// The close code of a socket whose right ended: session revoked, token expired or refused.
+const CLOSE_UNAUTHORIZED: u16 = 4001;
 
 /// The subprotocol a browser offers, followed by its token, when it cannot set headers and
 /// should not put the token in the URL: `Sec-WebSocket-Protocol: bearer, <access token>`.
@@ -81,6 +99,9 @@ pub async fn connect(
         .tokens
         .verify_access(&token)
         .ok_or_else(|| ApiError::Unauthorized("invalid or expired access token".into()))?;
+    if state.revocations.is_revoked(claims.sid) {
+        return Err(ApiError::Unauthorized("this session has been signed out".into()).into());
+    }
     let cursor = match params.cursor.as_deref() {
         Some(c) => Some(
             c.parse::<i64>()
@@ -110,7 +131,7 @@ pub async fn connect(
         if let Err(error) = presence.mark().await {
             tracing::warn!(%user_id, %error, "could not record presence");
         }
-        if let Err(error) = Session::new(state, user_id).run(stream, cursor, &presence).await {
+        if let Err(error) = Session::new(state, &claims).run(stream, cursor, &presence).await {
             tracing::debug!(%user_id, %error, "websocket ended with an error");
         }
         if let Err(error) = presence.clear().await {
@@ -157,11 +178,35 @@ struct Session {
     state: Arc<AppState>,
     user_id: Uuid,
     last_cursor: i64,
+    /// Fires when the session of the token the socket was opened (or last re-authenticated)
+    /// with is revoked.
+    revocation: SocketWatch,
+    /// When that token expires.
+    token_expires: tokio::time::Instant,
+    typing_allowance: typing::SocketAllowance,
+}
+
+/// When an access token's `exp` falls, as a monotonic instant.
+fn expiry_instant(claims: &AccessClaims) -> tokio::time::Instant {
+    let left = claims.exp.saturating_sub(chrono::Utc::now().timestamp()).max(0);
+    tokio::time::Instant::now() + Duration::from_secs(left.unsigned_abs())
+}
+
+fn close_unauthorized(reason: &str) -> Message {
+    Message::Close(Some((poem::web::websocket::CloseCode::from(CLOSE_UNAUTHORIZED), reason.to_owned())))
 }
 
 impl Session {
-    fn new(state: Arc<AppState>, user_id: Uuid) -> Self {
-        Self { state, user_id, last_cursor: 0 }
+    fn new(state: Arc<AppState>, claims: &AccessClaims) -> Self {
+        let revocation = state.revocations.watch(claims.sid);
+        Self {
+            state,
+            user_id: claims.sub,
+            last_cursor: 0,
+            revocation,
+            token_expires: expiry_instant(claims),
+            typing_allowance: typing::SocketAllowance::default(),
+        }
     }
 
     async fn run(mut self, stream: WebSocketStream, cursor: i64, presence: &Presence) -> anyhow::Result<()> {
@@ -181,7 +226,9 @@ impl Session {
                 message = incoming.next() => match message {
                     Some(Ok(Message::Text(text))) => {
                         last_heard = Instant::now();
-                        self.on_client_frame(&text, &mut sink).await?;
+                        if !self.on_client_frame(&text, &mut sink).await? {
+                            return Ok(());
+                        }
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                         tracing::debug!(user_id = %self.user_id, "websocket closed by the client");
@@ -208,6 +255,18 @@ impl Session {
                     }
                 },
                 _ = poll.tick() => self.deliver(&mut sink).await?,
+                _ = self.revocation.revoked() => {
+                    tracing::debug!(user_id = %self.user_id, "websocket closed: session revoked");
+                    sink.send(frame("error", json!({"code": "session_revoked", "message": "this session has been signed out"}), None)).await?;
+                    sink.send(close_unauthorized("session revoked")).await?;
+                    return Ok(());
+                }
+                _ = tokio::time::sleep_until(self.token_expires) => {
+                    tracing::debug!(user_id = %self.user_id, "websocket closed: access token expired");
+                    sink.send(frame("error", json!({"code": "token_expired", "message": "the access token expired; reconnect or send an auth frame before it does"}), None)).await?;
+                    sink.send(close_unauthorized("access token expired")).await?;
+                    return Ok(());
+                }
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > idle_timeout {
                         let reason = poem::web::websocket::CloseCode::Away;
@@ -247,35 +306,69 @@ impl Session {
         }
     }
 
-    async fn on_client_frame<S>(&self, text: &str, sink: &mut S) -> anyhow::Result<()>
+    /// Answers one client frame; `false` when the socket must close (it was told why).
+    async fn on_client_frame<S>(&mut self, text: &str, sink: &mut S) -> anyhow::Result<bool>
     where
         S: futures::Sink<Message, Error = std::io::Error> + Unpin,
     {
         match serde_json::from_str::<ClientFrame>(text) {
             Ok(ClientFrame::Ping) => sink.send(frame("pong", Value::Null, None)).await?,
-            Ok(ClientFrame::Typing { chat_id }) => {
-                if !queries::is_member(&self.state.pool, chat_id, self.user_id).await? {
-                    sink.send(frame("error", json!({"code": "not_found", "message": "chat not found"}), None)).await?;
-                    return Ok(());
-                }
-                let members: Vec<Uuid> =
-                    sqlx::query_scalar("SELECT user_id FROM chat_members WHERE chat_id = $1 AND user_id <> $2")
-                        .bind(chat_id)
-                        .bind(self.user_id)
-                        .fetch_all(&self.state.pool)
-                        .await?;
-                let typing =
-                    json!({"type": "typing", "data": {"chat_id": chat_id, "user_id": self.user_id}, "cursor": null})
-                        .to_string();
-                let typing = RealtimeMessage::Ephemeral(&typing).encode();
-                for member in members {
-                    let subject = parley_eventbus::stream::realtime_subject(&self.state.config.realtime_prefix, member);
-                    self.state.nats.publish(subject, typing.clone().into()).await?;
-                }
-            }
+            Ok(ClientFrame::Typing { chat_id }) => self.typing(chat_id, sink).await?,
+            Ok(ClientFrame::Auth { token }) => return self.reauthenticate(&token, sink).await,
             Err(error) => {
                 sink.send(frame("error", json!({"code": "invalid_frame", "message": error.to_string()}), None)).await?;
             }
+        }
+        Ok(true)
+    }
+
+    /// Takes a fresh access token of the same user: the socket then lives until it expires, and
+    /// ends with its session.
+    async fn reauthenticate<S>(&mut self, token: &str, sink: &mut S) -> anyhow::Result<bool>
+    where
+        S: futures::Sink<Message, Error = std::io::Error> + Unpin,
+    {
+        let claims = self
+            .state
+            .tokens
+            .verify_access(token)
+            .filter(|claims| claims.sub == self.user_id && !self.state.revocations.is_revoked(claims.sid));
+        let Some(claims) = claims else {
+            let refusal =
+                json!({"code": "invalid_token", "message": "the token is invalid, expired, revoked or another user's"});
+            sink.send(frame("error", refusal, None)).await?;
+            sink.send(close_unauthorized("invalid token")).await?;
+            return Ok(false);
+        };
+        if claims.sid != self.revocation.session_id() {
+            self.revocation = self.state.revocations.watch(claims.sid);
+        }
+        self.token_expires = expiry_instant(&claims);
+        let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).map(|t| t.to_rfc3339());
+        sink.send(frame("auth.ok", json!({"expires_at": expires_at}), None)).await?;
+        Ok(true)
+    }
+
+    /// Tells the chat's other members that this user is typing. Frames over the documented rate
+    /// are dropped without an answer (see `typing`).
+    async fn typing<S>(&mut self, chat_id: Uuid, sink: &mut S) -> anyhow::Result<()>
+    where
+        S: futures::Sink<Message, Error = std::io::Error> + Unpin,
+    {
+        if !self.typing_allowance.take() || !self.state.typing.admit(self.user_id, chat_id) {
+            return Ok(());
+        }
+        let members = self.state.typing.members(&self.state.pool, chat_id).await?;
+        if !members.contains(&self.user_id) {
+            sink.send(frame("error", json!({"code": "not_found", "message": "chat not found"}), None)).await?;
+            return Ok(());
+        }
+        let typing = json!({"type": "typing", "data": {"chat_id": chat_id, "user_id": self.user_id}, "cursor": null})
+            .to_string();
+        let typing = RealtimeMessage::Ephemeral(&typing).encode();
+        for member in members.iter().filter(|member| **member != self.user_id) {
+            let subject = parley_eventbus::stream::realtime_subject(&self.state.config.realtime_prefix, member);
+            self.state.nats.publish(subject, typing.clone().into()).await?;
         }
         Ok(())
     }
