@@ -1,8 +1,10 @@
 //! The `Session` aggregate: one login, i.e. one family of rotating refresh tokens.
 //!
-//! Only the SHA-256 hash of the current refresh token is kept. Presenting any *other* token of the
-//! family (an old one that was already rotated) means it was copied: the whole session is revoked,
-//! as OAuth 2.0 Security BCP §4.14 recommends for refresh-token reuse.
+//! The SHA-256 hash of the current refresh token is kept, and a prefix of each rotated one's.
+//! Presenting a token of the family that was already rotated means it was copied: the whole
+//! session is revoked, as OAuth 2.0 Security BCP §4.14 recommends for refresh-token reuse. A
+//! secret that was never issued is only refused: anyone can read a session id (it is in every
+//! access token), so a made-up secret must not be able to end someone else's session.
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -86,6 +88,19 @@ pub enum SessionError {
     Expired,
     #[error("this session belongs to someone else")]
     NotOwner,
+    #[error("this refresh token was never issued")]
+    UnknownToken,
+}
+
+/// How many rotated tokens a session remembers for reuse detection. Older ones (hundreds of
+/// rotations back, days of continuous use) are refused without revoking the session.
+pub const ROTATED_TOKENS_KEPT: usize = 512;
+/// Hex digits of a rotated token's hash that are kept: 64 bits, so a guessed secret matches one
+/// of them with a chance of 2^-55 at most.
+const ROTATED_HASH_PREFIX: usize = 16;
+
+fn hash_prefix(hash: &str) -> &str {
+    hash.get(..ROTATED_HASH_PREFIX).unwrap_or(hash)
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +110,16 @@ pub struct Session {
     pub refresh_token_hash: String,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked: Option<RevocationReason>,
+    /// Hash prefixes of the tokens rotated away, oldest first (at most `ROTATED_TOKENS_KEPT`).
+    #[serde(default)]
+    pub rotated_token_hashes: std::collections::VecDeque<String>,
+}
+
+impl Session {
+    fn was_rotated(&self, token_hash: &str) -> bool {
+        let prefix = hash_prefix(token_hash);
+        self.rotated_token_hashes.iter().any(|kept| kept == prefix)
+    }
 }
 
 impl Aggregate for Session {
@@ -130,6 +155,9 @@ impl Aggregate for Session {
                     return Err(SessionError::Revoked);
                 }
                 if presented_token_hash != self.refresh_token_hash {
+                    if !self.was_rotated(&presented_token_hash) {
+                        return Err(SessionError::UnknownToken);
+                    }
                     // An already-rotated token came back: someone holds a copy. Record the revocation
                     // (the caller reports the refusal from the event).
                     let event =
@@ -170,7 +198,11 @@ impl Aggregate for Session {
                 self.expires_at = Some(expires_at);
             }
             SessionEvent::RefreshTokenRotated { refresh_token_hash, expires_at, .. } => {
-                self.refresh_token_hash = refresh_token_hash;
+                let rotated = std::mem::replace(&mut self.refresh_token_hash, refresh_token_hash);
+                self.rotated_token_hashes.push_back(hash_prefix(&rotated).to_owned());
+                if self.rotated_token_hashes.len() > ROTATED_TOKENS_KEPT {
+                    self.rotated_token_hashes.pop_front();
+                }
                 self.expires_at = Some(expires_at);
             }
             SessionEvent::SessionRevoked { reason, .. } => {
@@ -246,6 +278,40 @@ mod tests {
         SessionTest::with(()).given(vec![started(), rotated]).when(rotate("h1", at())).then_expect_events(vec![
             SessionEvent::SessionRevoked { reason: RevocationReason::RefreshTokenReused, revoked_at: at() },
         ]);
+    }
+
+    #[test]
+    fn a_secret_that_was_never_issued_is_refused_without_revoking() {
+        SessionTest::with(())
+            .given(vec![started()])
+            .when(rotate("made-up", at()))
+            .then_expect_error(SessionError::UnknownToken);
+        let rotated = SessionEvent::RefreshTokenRotated {
+            refresh_token_hash: "h2".into(),
+            expires_at: at() + Duration::days(30),
+            rotated_at: at(),
+        };
+        SessionTest::with(())
+            .given(vec![started(), rotated])
+            .when(rotate("made-up", at()))
+            .then_expect_error(SessionError::UnknownToken);
+    }
+
+    #[test]
+    fn only_the_most_recent_rotated_tokens_are_remembered() {
+        let mut session = Session::default();
+        session.apply(started());
+        for n in 0..=ROTATED_TOKENS_KEPT {
+            session.apply(SessionEvent::RefreshTokenRotated {
+                refresh_token_hash: format!("{n:064}"),
+                expires_at: at() + Duration::days(30),
+                rotated_at: at(),
+            });
+        }
+        assert_eq!(session.rotated_token_hashes.len(), ROTATED_TOKENS_KEPT);
+        assert!(!session.was_rotated("h1"), "the oldest is forgotten");
+        assert!(session.was_rotated(&format!("{:064}", ROTATED_TOKENS_KEPT - 1)));
+        assert!(!session.was_rotated(&format!("{:064}", ROTATED_TOKENS_KEPT)), "the current one is not rotated");
     }
 
     #[test]

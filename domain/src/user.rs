@@ -127,7 +127,12 @@ pub fn normalize_status(status: &str) -> Result<String, UserError> {
 ///
 /// Deliverability is not checked here: that needs a verification mail, which is out of scope.
 pub fn normalize_email(email: &str) -> Result<String, UserError> {
-    let email = email.trim().to_lowercase();
+    let email = email.trim();
+    // Checked before anything else touches it: the text may be as long as a request body.
+    if email.len() > EMAIL_MAX_CHARS {
+        return Err(UserError::InvalidEmail);
+    }
+    let email = email.to_lowercase();
     if email.len() > EMAIL_MAX_CHARS || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(UserError::InvalidEmail);
     }

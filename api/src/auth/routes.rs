@@ -115,7 +115,7 @@ fn session_error(error: SessionError) -> ApiError {
     match error {
         SessionError::NotOwner => ApiError::Forbidden(error.to_string()),
         SessionError::AlreadyStarted => ApiError::internal(anyhow::anyhow!("session id collision")),
-        SessionError::NotFound | SessionError::Revoked | SessionError::Expired => {
+        SessionError::NotFound | SessionError::Revoked | SessionError::Expired | SessionError::UnknownToken => {
             ApiError::Unauthorized("refresh token is invalid, expired or revoked".into())
         }
     }
@@ -174,7 +174,7 @@ fn token_pair(state: &AppState, user_id: Uuid, session_id: Uuid, refresh: Refres
 }
 
 async fn refresh(state: &AppState, req: &Request, presented: RefreshToken) -> Result<TokenPair, ApiError> {
-    if let Some(ip) = client_ip(req, state.config.trust_forwarded_for) {
+    if let Some(ip) = client_ip(req, state.config.trusted_proxy_hops) {
         rate_limit(state, format!("refresh:ip:{ip}"), state.config.rate_limits.refresh_per_ip)?;
     }
     rate_limit(
@@ -201,6 +201,7 @@ async fn refresh(state: &AppState, req: &Request, presented: RefreshToken) -> Re
         matches!(e.payload, SessionEvent::SessionRevoked { reason: RevocationReason::RefreshTokenReused, .. })
     });
     if reused {
+        state.revocations.revoke(session_id);
         tracing::warn!(%session_id, "refresh token reused; session revoked");
         return Err(ApiError::Unauthorized("refresh token was already used; the session has been revoked".into()));
     }
@@ -216,8 +217,10 @@ async fn revoke(state: &AppState, caller: Caller, session_id: Uuid) -> Result<()
         .sessions
         .execute(&session_id.to_string(), command, &metadata)
         .await
-        .map(|_| ())
-        .map_err(|e| aggregate_error(e, session_error))
+        .map_err(|e| aggregate_error(e, session_error))?;
+    // This replica refuses the session's tokens at once; the others hear it from the stream.
+    state.revocations.revoke(session_id);
+    Ok(())
 }
 
 #[OpenApi(prefix_path = "/auth", tag = "ApiTags::Auth")]
@@ -232,7 +235,7 @@ impl AuthApi {
         req: &Request,
         body: Json<RegisterRequest>,
     ) -> Result<RegisterResponse, ApiError> {
-        let ip = client_ip(req, state.config.trust_forwarded_for);
+        let ip = client_ip(req, state.config.trusted_proxy_hops);
         if let Some(ip) = ip {
             rate_limit(&state, format!("register:ip:{ip}"), state.config.rate_limits.register_per_ip)?;
         }
@@ -286,12 +289,13 @@ impl AuthApi {
         body: Json<LoginRequest>,
     ) -> Result<LoginResponse, ApiError> {
         let limits = &state.config.rate_limits;
-        if let Some(ip) = client_ip(req, state.config.trust_forwarded_for) {
+        if let Some(ip) = client_ip(req, state.config.trusted_proxy_hops) {
             rate_limit(&state, format!("login:ip:{ip}"), limits.login_per_ip)?;
         }
         let LoginRequest { email, password } = body.0;
         let password = password.into_inner();
-        let email = email.trim().to_lowercase();
+        // Validated (at most 254 bytes) before it becomes a rate-limit key.
+        let email = normalize_email(&email).map_err(user_error)?;
         rate_limit(&state, format!("login:account:{email}"), limits.login_per_account)?;
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(ApiError::InvalidCredentials);
