@@ -51,8 +51,9 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     pub rate_limits: RateLimits,
     pub captcha: Option<CaptchaConfig>,
-    /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
-    pub trust_forwarded_for: bool,
+    /// How many proxies in front of the api append to `X-Forwarded-For`: the client address is
+    /// the entry that many places from the right (0: the peer address, the header is ignored).
+    pub trusted_proxy_hops: usize,
     pub max_json_body_bytes: usize,
     /// How long a command waits for its read model before answering anyway.
     pub read_your_writes_timeout: Duration,
@@ -116,6 +117,19 @@ fn media_storage() -> Result<crate::media::storage::StorageConfig, ConfigError> 
     })
 }
 
+/// `PARLEY_TRUSTED_PROXY_HOPS`, or 1 for the older `PARLEY_TRUST_FORWARDED_FOR=true` (one proxy).
+fn trusted_proxy_hops() -> Result<usize, ConfigError> {
+    const NAME: &str = "PARLEY_TRUSTED_PROXY_HOPS";
+    if optional(NAME).is_some() {
+        let hops: usize = parse(NAME, "0")?;
+        if hops > 10 {
+            return Err(ConfigError::Invalid { name: NAME, message: format!("{hops} proxies is more than 10") });
+        }
+        return Ok(hops);
+    }
+    Ok(usize::from(parse::<bool>("PARLEY_TRUST_FORWARDED_FOR", "false")?))
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         let jwt_private_key_pem = match (optional("PARLEY_JWT_PRIVATE_KEY"), optional("PARLEY_JWT_PRIVATE_KEY_FILE")) {
@@ -152,7 +166,7 @@ impl Config {
                 refresh_per_session: quota("PARLEY_RATE_REFRESH_PER_SESSION", "10/60")?,
             },
             captcha,
-            trust_forwarded_for: parse("PARLEY_TRUST_FORWARDED_FOR", "false")?,
+            trusted_proxy_hops: trusted_proxy_hops()?,
             max_json_body_bytes: parse("PARLEY_MAX_JSON_BODY_BYTES", "1048576")?,
             read_your_writes_timeout: Duration::from_millis(parse("PARLEY_READ_YOUR_WRITES_TIMEOUT_MS", "5000")?),
             realtime_prefix: parley_eventbus::stream::realtime_prefix_from_env(),

@@ -1,8 +1,7 @@
 //! Token-bucket rate limits for the abuse-prone endpoints (register, login, refresh).
 //!
 //! Buckets live in this process: with N replicas behind a load balancer a client gets at most N
-//! times the quota, which is acceptable for brute-force protection; a shared store (Postgres or
-//! NATS KV) is the upgrade path if that ever matters.
+//! times the quota (shared limits are planned with the scale-out work).
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -35,18 +34,39 @@ impl FromStr for Quota {
 struct Bucket {
     tokens: f64,
     updated: Instant,
+    /// When the bucket is full again if nothing more is taken: from then on it holds nothing a
+    /// fresh bucket would not, so forgetting it loses nothing.
+    full_at: Instant,
 }
 
-/// Forget buckets beyond this many (the full ones first) so memory stays bounded under a flood of
-/// distinct keys.
-const MAX_BUCKETS: usize = 100_000;
+/// Buckets kept at most, so memory stays bounded under a flood of distinct keys (keys are at most
+/// a few hundred bytes: callers validate them first).
+pub const MAX_BUCKETS: usize = 100_000;
+/// How often a full table is searched for refilled buckets (the search visits every bucket).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
+struct Buckets {
+    by_key: HashMap<String, Bucket>,
+    swept: Option<Instant>,
+}
+
+/// Only refilled buckets are ever forgotten: one still holding a debt (an account under a
+/// brute-force attempt) stays until it has refilled, however many other keys arrive. When the
+/// table is full of such buckets, a key without a bucket is refused until some refill (the flood
+/// that filled it is then limited too), instead of freeing a victim's bucket.
+#[derive(Debug, Default)]
 pub struct RateLimiter {
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<Buckets>,
+    capacity: Option<usize>,
 }
 
 impl RateLimiter {
+    #[cfg(test)]
+    fn with_capacity(capacity: usize) -> Self {
+        Self { buckets: Mutex::default(), capacity: Some(capacity) }
+    }
+
     /// Takes one token from `key`'s bucket, or says how long until one is available.
     pub fn check(&self, key: &str, quota: Quota) -> Result<(), Duration> {
         self.check_at(key, quota, Instant::now())
@@ -55,19 +75,25 @@ impl RateLimiter {
     fn check_at(&self, key: &str, quota: Quota, now: Instant) -> Result<(), Duration> {
         let capacity = f64::from(quota.limit);
         let per_second = capacity / quota.window.as_secs_f64();
+        let max_buckets = self.capacity.unwrap_or(MAX_BUCKETS);
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.updated).as_secs_f64() * per_second < capacity);
-            if buckets.len() >= MAX_BUCKETS {
-                buckets.clear();
+        if buckets.by_key.len() >= max_buckets && !buckets.by_key.contains_key(key) {
+            if buckets.swept.is_none_or(|at| now.saturating_duration_since(at) >= SWEEP_EVERY) {
+                buckets.by_key.retain(|_, bucket| bucket.full_at > now);
+                buckets.swept = Some(now);
+            }
+            if buckets.by_key.len() >= max_buckets {
+                return Err(SWEEP_EVERY);
             }
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: capacity, updated: now });
+        let bucket =
+            buckets.by_key.entry(key.to_owned()).or_insert(Bucket { tokens: capacity, updated: now, full_at: now });
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
         bucket.updated = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
+            bucket.full_at = now + Duration::from_secs_f64((capacity - bucket.tokens) / per_second);
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
@@ -102,5 +128,38 @@ mod tests {
         // One token back after a third of the window.
         assert!(limiter.check_at("ip:1", quota, start + Duration::from_secs(20)).is_ok());
         assert!(limiter.check_at("ip:1", quota, start + Duration::from_secs(20)).is_err());
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_cannot_free_a_drained_bucket() {
+        let limiter = RateLimiter::with_capacity(100);
+        let quota = Quota { limit: 3, window: Duration::from_secs(300) };
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.check_at("login:account:victim", quota, start).is_ok());
+        }
+        // An attacker fills the table with keys of its own, each drained a little.
+        let mut later = start;
+        for n in 0..1000 {
+            later = start + Duration::from_millis(n * 10);
+            let _ = limiter.check_at(&format!("login:account:{n}"), quota, later);
+        }
+        assert!(limiter.buckets.lock().map(|b| b.by_key.len() <= 100).unwrap_or(false));
+        assert!(limiter.check_at("login:account:victim", quota, later).is_err(), "the victim's debt is kept");
+    }
+
+    #[test]
+    fn refilled_buckets_make_room_for_new_keys() {
+        let limiter = RateLimiter::with_capacity(10);
+        let quota = Quota { limit: 2, window: Duration::from_secs(10) };
+        let start = Instant::now();
+        for n in 0..10 {
+            assert!(limiter.check_at(&format!("ip:{n}"), quota, start).is_ok());
+        }
+        assert!(limiter.check_at("ip:new", quota, start).is_err(), "full of buckets still refilling");
+        // One token was taken from each: after half the window they are full again.
+        let refilled = start + Duration::from_secs(5);
+        assert!(limiter.check_at("ip:new", quota, refilled).is_ok());
+        assert!(limiter.buckets.lock().map(|b| b.by_key.len() == 1).unwrap_or(false));
     }
 }
