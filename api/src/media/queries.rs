@@ -74,11 +74,15 @@ pub async fn to_remove(pool: &PgPool, limit: i64) -> Result<Vec<(Uuid, String)>,
     .await
 }
 
-/// Live media carried by a message deleted for everyone.
+/// Live media carried by a message deleted for everyone and by nothing live: no other message
+/// (an upload may be sent to several chats) and no profile picture.
 pub async fn of_deleted_messages(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT DISTINCT m.id FROM message_media mm JOIN media m ON m.id = mm.media_id \
-         WHERE mm.deleted AND m.deleted_at IS NULL LIMIT $1",
+         WHERE mm.deleted AND m.deleted_at IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM message_media live WHERE live.media_id = m.id AND NOT live.deleted) \
+           AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_media_id = m.id) \
+         LIMIT $1",
     )
     .bind(limit)
     .fetch_all(pool)

@@ -28,7 +28,11 @@ pub enum UploadResponse {
     Created(Json<MediaView>),
 }
 
-/// The bytes; `Content-Type` is what the uploader declared.
+/// The bytes. `Content-Type` is the uploader's declared type when it is one of
+/// `INLINE_CONTENT_TYPES` (raster images, audio, video; served `inline`), and
+/// `application/octet-stream` otherwise (served as an `attachment`). Either way the browser is
+/// told not to sniff (`X-Content-Type-Options: nosniff`) and to run nothing
+/// (`Content-Security-Policy: MEDIA_CSP`), so an upload can never act as a page of our origin.
 #[derive(ApiResponse)]
 pub enum DownloadResponse {
     /// All of it.
@@ -38,6 +42,9 @@ pub enum DownloadResponse {
         #[oai(header = "Content-Length")] u64,
         #[oai(header = "ETag")] String,
         #[oai(header = "Accept-Ranges")] String,
+        #[oai(header = "Content-Disposition")] String,
+        #[oai(header = "X-Content-Type-Options")] String,
+        #[oai(header = "Content-Security-Policy")] String,
     ),
     /// The requested `Range`.
     #[oai(status = 206)]
@@ -47,7 +54,39 @@ pub enum DownloadResponse {
         #[oai(header = "Content-Range")] String,
         #[oai(header = "ETag")] String,
         #[oai(header = "Accept-Ranges")] String,
+        #[oai(header = "Content-Disposition")] String,
+        #[oai(header = "X-Content-Type-Options")] String,
+        #[oai(header = "Content-Security-Policy")] String,
     ),
+}
+
+/// Declared types served as such (and `inline`): formats a browser only ever renders as media.
+/// Not SVG (it is a document that runs script), not HTML, XML, PDF or anything else.
+pub const INLINE_CONTENT_TYPES: &[&str] = &[
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+    "video/mp4",
+    "video/webm",
+    "video/quicktime",
+    "audio/mpeg",
+    "audio/mp4",
+    "audio/ogg",
+    "audio/webm",
+];
+
+/// No scripts, no plugins, no requests, a unique origin: what media responses may do as a page.
+pub const MEDIA_CSP: &str = "default-src 'none'; media-src 'self'; img-src 'self'; sandbox";
+
+/// The `Content-Type` and `Content-Disposition` a download is served with.
+fn served_type(declared: &str) -> (&'static str, &'static str) {
+    let essence = declared.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match INLINE_CONTENT_TYPES.iter().find(|allowed| **allowed == essence) {
+        Some(allowed) => (allowed, "inline"),
+        None => ("application/octet-stream", "attachment"),
+    }
 }
 
 #[derive(ApiResponse)]
@@ -194,14 +233,18 @@ impl MediaApi {
         let etag = format!("\"{}\"", media.sha256);
         let stream = state.storage.get_stream(&media.storage_key, wanted.clone()).await.map_err(storage_error)?;
         let body = Binary(Body::from_bytes_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other))));
+        let (content_type, disposition) = served_type(&media.content_type);
+        let (disposition, nosniff, csp) = (disposition.to_owned(), "nosniff".to_owned(), MEDIA_CSP.to_owned());
+        let accept = "bytes".to_owned();
         let response = match wanted {
-            None => DownloadResponse::Full(body, size, etag, "bytes".to_owned()),
+            None => DownloadResponse::Full(body, size, etag, accept, disposition, nosniff, csp),
             Some(range) => {
                 let content_range = format!("bytes {}-{}/{size}", range.start, range.end - 1);
-                DownloadResponse::Partial(body, range.end - range.start, content_range, etag, "bytes".to_owned())
+                let length = range.end - range.start;
+                DownloadResponse::Partial(body, length, content_range, etag, accept, disposition, nosniff, csp)
             }
         };
-        Ok(Response::new(response).header("Content-Type", media.content_type.as_str()))
+        Ok(Response::new(response).header("Content-Type", content_type))
     }
 
     /// Delete your upload
@@ -228,7 +271,16 @@ impl MediaApi {
 
 #[cfg(test)]
 mod tests {
-    use super::requested_range;
+    use super::{requested_range, served_type};
+
+    #[test]
+    fn only_media_types_are_served_as_declared() {
+        assert_eq!(served_type("image/png"), ("image/png", "inline"));
+        assert_eq!(served_type("Video/MP4; codecs=avc1"), ("video/mp4", "inline"));
+        for active in ["text/html", "image/svg+xml", "application/xhtml+xml", "text/xml", "application/pdf", "", "x"] {
+            assert_eq!(served_type(active), ("application/octet-stream", "attachment"), "{active}");
+        }
+    }
 
     #[test]
     fn ranges_are_read_as_http_says_and_refused_outside_the_object() {
