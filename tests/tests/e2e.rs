@@ -11,6 +11,7 @@ mod e2e {
     mod notifications;
     mod ops;
     mod realtime;
+    mod security;
     mod sfu;
     mod users;
 }

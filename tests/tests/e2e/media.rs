@@ -346,3 +346,86 @@ async fn an_interrupted_upload_resumes_from_the_last_byte_received() -> Result<(
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn media_is_served_so_that_no_upload_can_act_as_a_page() -> Result<()> {
+    let stack = Stack::start().await?;
+    let ada = member(&stack, "ada").await?;
+    let page = b"<html><script>alert(document.cookie)</script></html>".to_vec();
+    for (declared, served, disposition) in [
+        ("text/html", "application/octet-stream", "attachment"),
+        ("image/svg+xml", "application/octet-stream", "attachment"),
+        ("image/png", "image/png", "inline"),
+        ("video/mp4", "video/mp4", "inline"),
+    ] {
+        let (status, media) = upload(&stack, &ada, declared, page.clone()).await?;
+        ensure!(status == 201, "upload: {status} {media}");
+        assert_eq!(media["content_type"], declared, "the declared type is recorded as sent");
+        let id = media["id"].as_str().unwrap_or_default();
+        for range in [None, Some("bytes=0-9")] {
+            let (status, headers, _) = download(&stack, &ada, id, range).await?;
+            assert!(status == 200 || status == 206, "{status}");
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            assert_eq!(header("content-type"), served, "{declared}");
+            assert_eq!(header("content-disposition"), disposition, "{declared}");
+            assert_eq!(header("x-content-type-options"), "nosniff");
+            let csp = header("content-security-policy");
+            assert!(csp.contains("sandbox") && csp.contains("default-src 'none'"), "{csp}");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleting_one_message_keeps_an_upload_that_another_message_or_a_profile_uses() -> Result<()> {
+    for options in backends(&[]) {
+        let stack = Stack::start_with(options.clone()).await?;
+        let (ada, bob, cy, dee) = (
+            member(&stack, "ada").await?,
+            member(&stack, "bob").await?,
+            member(&stack, "cy").await?,
+            member(&stack, "dee").await?,
+        );
+        let (first_chat, second_chat) = (group(&stack, &ada, &[&bob]).await?, group(&stack, &ada, &[&cy]).await?);
+        let baseline = stored_objects(&stack, &options).await?;
+        let (_, photo) = upload(&stack, &ada, "image/jpeg", pattern(5000)).await?;
+        let photo = photo["id"].as_str().unwrap_or_default().to_owned();
+        let (status, _) =
+            stack.put(&format!("/users/{}", ada.id), &ada.token, &json!({"avatar_media_id": photo})).await?;
+        ensure!(status == 200, "set avatar: {status}");
+        let mut messages = Vec::new();
+        for chat in [&first_chat, &second_chat] {
+            let body = json!({"client_msg_id": "p", "ciphertext": "aGk=", "algorithm": "x", "media_ids": [photo]});
+            let (status, message) = stack.post(&format!("/chats/{chat}/messages"), Some(&ada.token), &body).await?;
+            ensure!(status == 201, "send: {status} {message}");
+            messages.push(message["id"].as_str().unwrap_or_default().to_owned());
+        }
+        let delete_for_everyone = |chat: &str, message: &str| {
+            let url = stack.url(&format!("/chats/{chat}/messages/{message}?for=everyone"));
+            let request = stack.http.delete(url).bearer_auth(&ada.token);
+            async move { Ok::<u16, anyhow::Error>(request.send().await?.status().as_u16()) }
+        };
+
+        // The first chat's message goes: the second chat's member and any profile viewer still
+        // read the photo, through several reaper passes.
+        assert_eq!(delete_for_everyone(&first_chat, &messages[0]).await?, 204);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(download(&stack, &cy, &photo, None).await?.0, 200, "the other chat's member");
+        assert_eq!(download(&stack, &dee, &photo, None).await?.0, 200, "a profile viewer");
+        assert_eq!(stored_objects(&stack, &options).await?, baseline + 1, "the object stays");
+
+        // Once the avatar changes and the last message carrying it is deleted, nothing uses it.
+        let (status, _) =
+            stack.put(&format!("/users/{}", ada.id), &ada.token, &json!({"avatar_media_id": null})).await?;
+        ensure!(status == 200, "clear avatar: {status}");
+        assert_eq!(download(&stack, &cy, &photo, None).await?.0, 200, "still in the second chat");
+        assert_eq!(delete_for_everyone(&second_chat, &messages[1]).await?, 204);
+        stack
+            .eventually(Duration::from_secs(15), "the reaper to remove the unused photo", || async {
+                Ok(stored_objects(&stack, &options).await? == baseline)
+            })
+            .await?;
+        assert_eq!(download(&stack, &ada, &photo, None).await?.0, 404);
+    }
+    Ok(())
+}
