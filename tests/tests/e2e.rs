@@ -12,5 +12,6 @@ mod e2e {
     mod ops;
     mod realtime;
     mod sfu;
+    mod sfu_rights;
     mod users;
 }
