@@ -58,6 +58,8 @@ pub enum LeaveReason {
     HungUp,
     /// The SFU lost them: socket closed, `leave`, or ICE timeout.
     Disconnected,
+    /// They were removed from the call's chat (or left it): their right to the call ended.
+    Removed,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +86,11 @@ pub enum CallCommand {
     },
     /// Hang up.
     Leave {
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// `user_id` is no longer a member of the call's chat (removed by an admin, or left it).
+    Remove {
         user_id: Uuid,
         at: DateTime<Utc>,
     },
@@ -287,6 +294,31 @@ impl Call {
                     return Err(CallError::NotInCall);
                 }
                 self.leave(user_id, LeaveReason::HungUp, at)
+            }
+            CallCommand::Remove { user_id, at } => {
+                // The api runs this after the chat removal committed, whatever the call's state:
+                // nothing to do is not an error.
+                if self.live_status().is_err() {
+                    return Ok(vec![]);
+                }
+                match self.state_of(user_id) {
+                    Some(ParticipantState::Joined) => self.leave(user_id, LeaveReason::Removed, at),
+                    Some(ParticipantState::Ringing) => {
+                        let mut events = vec![CallEvent::ParticipantLeft { user_id, reason: LeaveReason::Removed, at }];
+                        let still_ringing =
+                            self.participants.iter().any(|(id, s)| *id != user_id && *s == ParticipantState::Ringing);
+                        if self.direct || (!still_ringing && self.status == Some(CallStatus::Ringing)) {
+                            events.push(self.ended(CallStatus::Missed, at));
+                        }
+                        events
+                    }
+                    // Someone who left (or whose media dropped) may still hold an unused join
+                    // token; the event tells the SFU to refuse it. The call goes on.
+                    Some(ParticipantState::Left) => {
+                        vec![CallEvent::ParticipantLeft { user_id, reason: LeaveReason::Removed, at }]
+                    }
+                    Some(ParticipantState::Rejected) | None => vec![],
+                }
             }
             CallCommand::MediaConnected { user_id, at } => {
                 // Reports can arrive late or twice: only a participant still in a live call counts.
@@ -612,6 +644,70 @@ mod tests {
         CallTest::with(())
             .given(in_media)
             .when(CallCommand::Expire { cutoff: later(60), at: later(60) })
+            .then_expect_events(vec![]);
+    }
+
+    fn removed(n: u128) -> CallEvent {
+        CallEvent::ParticipantLeft { user_id: user(n), reason: LeaveReason::Removed, at: at() }
+    }
+
+    #[test]
+    fn a_member_removed_from_the_chat_leaves_a_group_call_that_goes_on_for_the_others() {
+        CallTest::with(())
+            .given(vec![started(false, &[2, 3]), accepted(2)])
+            .when(CallCommand::Remove { user_id: user(2), at: at() })
+            .then_expect_events(vec![removed(2)]);
+        // Still ringing for them: they stop ringing, the others still ring.
+        CallTest::with(())
+            .given(vec![started(false, &[2, 3])])
+            .when(CallCommand::Remove { user_id: user(3), at: at() })
+            .then_expect_events(vec![removed(3)]);
+    }
+
+    #[test]
+    fn removing_the_last_participant_or_a_side_of_a_direct_call_ends_it() {
+        let one_left = CallEvent::ParticipantLeft { user_id: user(1), reason: LeaveReason::HungUp, at: at() };
+        CallTest::with(())
+            .given(vec![started(false, &[2, 3]), accepted(2), one_left])
+            .when(CallCommand::Remove { user_id: user(2), at: at() })
+            .then_expect_events(vec![removed(2), ended(CallStatus::Ended)]);
+        CallTest::with(())
+            .given(vec![started(true, &[2]), accepted(2)])
+            .when(CallCommand::Remove { user_id: user(1), at: at() })
+            .then_expect_events(vec![removed(1), ended(CallStatus::Ended)]);
+        // The last one it rang for is gone before anyone answered: nobody is left to answer.
+        CallTest::with(())
+            .given(vec![started(false, &[2, 3]), CallEvent::CallRejected { user_id: user(3), at: at() }])
+            .when(CallCommand::Remove { user_id: user(2), at: at() })
+            .then_expect_events(vec![removed(2), ended(CallStatus::Missed)]);
+    }
+
+    #[test]
+    fn removing_someone_who_already_left_is_recorded_for_the_sfu_and_the_call_goes_on() {
+        let left = CallEvent::ParticipantLeft { user_id: user(2), reason: LeaveReason::Disconnected, at: at() };
+        CallTest::with(())
+            .given(vec![started(false, &[2, 3]), accepted(2), accepted(3), left])
+            .when(CallCommand::Remove { user_id: user(2), at: at() })
+            .then_expect_events(vec![removed(2)]);
+    }
+
+    #[test]
+    fn removing_someone_not_in_a_live_call_changes_nothing() {
+        CallTest::with(())
+            .given(vec![started(false, &[2, 3]), accepted(2)])
+            .when(CallCommand::Remove { user_id: user(9), at: at() })
+            .then_expect_events(vec![]);
+        CallTest::with(())
+            .given(vec![started(false, &[2, 3]), CallEvent::CallRejected { user_id: user(3), at: at() }])
+            .when(CallCommand::Remove { user_id: user(3), at: at() })
+            .then_expect_events(vec![]);
+        CallTest::with(())
+            .given(vec![started(true, &[2]), accepted(2), ended(CallStatus::Ended)])
+            .when(CallCommand::Remove { user_id: user(2), at: at() })
+            .then_expect_events(vec![]);
+        CallTest::with(())
+            .given_no_previous_events()
+            .when(CallCommand::Remove { user_id: user(2), at: at() })
             .then_expect_events(vec![]);
     }
 

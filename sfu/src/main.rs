@@ -3,11 +3,14 @@
 //! Clients connect with the join token the api gave them (`POST /calls`, `accept`), exchange SDP
 //! over a WebSocket (`/rtc`) and send their media to one UDP port (ICE-lite, DTLS-SRTP via
 //! str0m). Every participant's audio and video goes to every other participant of the room.
-//! Joins and leaves go back to the api over JetStream.
+//! Joins and leaves go back to the api over JetStream; the ends of participants' rights (call
+//! ended, hung up, removed from the chat, logged out) come from the events stream and drop their
+//! peers at once.
 
 mod config;
 mod metrics;
 mod reports;
+mod rights;
 mod router;
 mod shard;
 mod signaling;
@@ -26,6 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::config::SfuConfig;
 use crate::metrics::SfuMetrics;
+use crate::rights::Rights;
 use crate::shard::{Shard, ShardSettings};
 use crate::signaling::Signaling;
 use crate::token::TokenVerifier;
@@ -60,7 +64,7 @@ async fn serve(config: SfuConfig) -> anyhow::Result<()> {
 
     let nats = parley_eventbus::stream::connect(&config.nats_url, "parley-sfu").await?;
     let (report_tx, report_rx) = mpsc::unbounded_channel();
-    tokio::spawn(reports::run(nats, config.stream.clone(), report_rx));
+    tokio::spawn(reports::run(nats.clone(), config.stream.clone(), report_rx));
 
     let (route_tx, route_rx) = mpsc::unbounded_channel();
     let mut shard_senders = Vec::with_capacity(config.shards);
@@ -83,10 +87,12 @@ async fn serve(config: SfuConfig) -> anyhow::Result<()> {
             .spawn(move || shard_runtime.block_on(shard.run(receiver)))?;
     }
     tokio::spawn(router::run(Arc::clone(&socket), shard_senders.clone(), route_rx, Arc::clone(&metrics)));
+    let rights = Arc::new(Rights::default());
+    tokio::spawn(rights::run(nats, config.stream.clone(), Arc::clone(&rights), shard_senders.clone()));
 
     let tokens = TokenVerifier::new(config.jwks_url.clone(), &config.jwt_issuer);
     // The api may start after us: keep trying in the background; tokens are refused meanwhile.
-    let signaling = Arc::new(Signaling { tokens, shards: shard_senders, next_participant: AtomicU64::new(1) });
+    let signaling = Arc::new(Signaling { tokens, rights, shards: shard_senders, next_participant: AtomicU64::new(1) });
     let fetcher = Arc::clone(&signaling);
     tokio::spawn(async move {
         loop {

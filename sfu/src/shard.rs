@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::metrics::SfuMetrics;
+use crate::rights::Revocation;
 use crate::router::RouteUpdate;
 use crate::stun;
 
@@ -56,12 +57,18 @@ pub enum ShardInput {
         contents: Vec<u8>,
         at: Instant,
     },
+    /// A right ended: drop the peers it covers.
+    Revoke(Revocation),
 }
 
 pub struct JoinRequest {
     pub participant: ParticipantId,
     pub call_id: Uuid,
     pub user_id: Uuid,
+    /// From the join token: its session, when it was issued, and whether it allows video.
+    pub session_id: Uuid,
+    pub issued_ms: i64,
+    pub video: bool,
     pub offer_sdp: String,
     /// Frames for the participant's signaling socket.
     pub signal: mpsc::UnboundedSender<Signal>,
@@ -130,6 +137,11 @@ struct TrackIn {
 struct Participant {
     call_id: Uuid,
     user_id: Uuid,
+    session_id: Uuid,
+    /// When its join token was issued (ms): a right that ended later drops the peer.
+    issued_ms: i64,
+    /// An audio participant's video is neither forwarded nor does it receive any.
+    video: bool,
     rtc: Rtc,
     ufrag: String,
     addresses: BTreeSet<SocketAddr>,
@@ -234,11 +246,22 @@ impl Shard {
             ShardInput::Leave { participant } => self.remove(participant, None),
             ShardInput::Layer { participant, mid, rid } => self.choose_layer(participant, &mid, &rid),
             ShardInput::Packet { source, contents, at } => self.packet(source, &contents, at),
+            ShardInput::Revoke(revocation) => self.revoke(&revocation),
         }
     }
 
     fn join(&mut self, request: JoinRequest) {
-        let JoinRequest { participant: id, call_id, user_id, offer_sdp, signal, answered } = request;
+        let JoinRequest {
+            participant: id,
+            call_id,
+            user_id,
+            session_id,
+            issued_ms,
+            video,
+            offer_sdp,
+            signal,
+            answered,
+        } = request;
         let now = Instant::now();
         let creds = IceCreds::new();
         let mut rtc = Rtc::builder()
@@ -280,6 +303,9 @@ impl Shard {
         let mut participant = Participant {
             call_id,
             user_id,
+            session_id,
+            issued_ms,
+            video,
             rtc,
             ufrag: creds.ufrag,
             addresses: BTreeSet::new(),
@@ -295,7 +321,7 @@ impl Shard {
         // Everything the others already send, this one will receive.
         for other in self.room(call_id) {
             if let Some(p) = self.participants.get(other) {
-                for track in &p.tracks_in {
+                for track in p.tracks_in.iter().filter(|t| video || t.kind != MediaKind::Video) {
                     participant.tracks_out.push(TrackOut::new(*other, track.mid, track.kind));
                 }
             }
@@ -561,7 +587,9 @@ impl Shard {
             Event::MediaAdded(added) => {
                 let receives = matches!(added.direction, Direction::RecvOnly | Direction::SendRecv);
                 let Some(p) = self.participants.get_mut(&id) else { return };
-                if !receives || p.tracks_in.iter().any(|t| t.mid == added.mid) {
+                // An audio participant's video m-line stays unused: nothing of it is forwarded.
+                let refused = added.kind == MediaKind::Video && !p.video;
+                if !receives || refused || p.tracks_in.iter().any(|t| t.mid == added.mid) {
                     return;
                 }
                 let layers = added.simulcast.map(|s| s.recv.into_iter().map(|l| l.rid).collect()).unwrap_or_default();
@@ -575,7 +603,9 @@ impl Shard {
                 let others: Vec<ParticipantId> = self.room(call_id).iter().copied().filter(|o| *o != id).collect();
                 for other in others {
                     if let Some(o) = self.participants.get_mut(&other) {
-                        o.tracks_out.push(TrackOut::new(id, added.mid, added.kind));
+                        if o.video || added.kind != MediaKind::Video {
+                            o.tracks_out.push(TrackOut::new(id, added.mid, added.kind));
+                        }
                     }
                     self.negotiate(other, work);
                 }
@@ -701,6 +731,20 @@ impl Shard {
             }
         }
         self.drain(source, work);
+    }
+
+    /// Drops every peer whose right `revocation` ended; the api hears they left, as for any leave.
+    fn revoke(&mut self, revocation: &Revocation) {
+        let covered: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| revocation.covers(p.call_id, p.user_id, p.session_id, p.issued_ms))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in covered {
+            tracing::info!(participant = id, ?revocation, "dropping a participant whose right ended");
+            self.remove(id, Some(revocation.reason()));
+        }
     }
 
     /// Takes a participant out of its room; the others stop receiving its tracks. `reason` is

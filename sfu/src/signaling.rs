@@ -2,13 +2,17 @@
 //! signaling"). The token is checked before anything else; a refused one gets an `error` frame
 //! and a close frame with the reason, before any media. The client's first frame is its offer;
 //! after the answer only the SFU offers, and the client answers.
+//!
+//! Each join token is admitted once, and not at all once the right it carries has ended (see
+//! `rights`). Client frames are capped at `CLIENT_FRAME_MAX`: a larger one closes the socket
+//! before anything parses it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketStream};
+use poem::web::websocket::{CloseCode, Message, WebSocket, WebSocketConfig, WebSocketStream};
 use poem::web::{Data, Query};
 use poem::{handler, IntoResponse};
 use serde::Deserialize;
@@ -16,8 +20,12 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::rights::Rights;
 use crate::shard::{JoinError, JoinRequest, ShardInput, Signal};
 use crate::token::{JoinClaims, TokenVerifier};
+
+/// The largest client frame (and message): SDP offers are a few KiB, even with simulcast.
+const CLIENT_FRAME_MAX: usize = 64 * 1024;
 
 /// How long a client may take to send its offer.
 const OFFER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,16 +36,19 @@ const CLOSE_REMOVED: u16 = 4408;
 
 pub struct Signaling {
     pub tokens: TokenVerifier,
+    pub rights: Arc<Rights>,
     pub shards: Vec<mpsc::Sender<ShardInput>>,
     pub next_participant: AtomicU64,
 }
 
-impl Signaling {
-    /// Rooms live on the shard their call id picks, so a room's participants share one task.
-    fn shard_for(&self, call_id: Uuid) -> Option<&mpsc::Sender<ShardInput>> {
-        let index = (call_id.as_u128() % self.shards.len().max(1) as u128) as usize;
-        self.shards.get(index)
-    }
+/// Rooms live on the shard their call id picks, so a room's participants share one task.
+pub fn shard_for(shards: &[mpsc::Sender<ShardInput>], call_id: Uuid) -> Option<&mpsc::Sender<ShardInput>> {
+    let index = (call_id.as_u128() % shards.len().max(1) as u128) as usize;
+    shards.get(index)
+}
+
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default().max_frame_size(Some(CLIENT_FRAME_MAX)).max_message_size(Some(CLIENT_FRAME_MAX))
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,9 +81,13 @@ pub async fn rtc(
     Query(params): Query<RtcParams>,
     Data(signaling): Data<&Arc<Signaling>>,
 ) -> impl IntoResponse {
-    let verdict = signaling.tokens.verify(params.token.as_deref(), params.call_id).await;
+    let verdict = signaling
+        .tokens
+        .verify(params.token.as_deref(), params.call_id)
+        .await
+        .and_then(|claims| signaling.rights.admit(&claims).map(|()| claims));
     let signaling = Arc::clone(signaling);
-    socket.on_upgrade(move |stream| async move {
+    socket.config(socket_config()).on_upgrade(move |stream| async move {
         match verdict {
             Ok(claims) => session(stream, claims, signaling).await,
             Err(error) => refuse(stream, CLOSE_UNAUTHORIZED, "unauthorized", &error.to_string()).await,
@@ -96,14 +111,29 @@ async fn session(mut stream: WebSocketStream, claims: JoinClaims, signaling: Arc
         Ok(None) => return,
         Err(_) => return refuse(stream, CLOSE_BAD_REQUEST, "bad_request", "no offer within 10 s").await,
     };
-    let Some(shard) = signaling.shard_for(claims.call) else { return };
+    let Some(shard) = shard_for(&signaling.shards, claims.call) else { return };
     let participant = signaling.next_participant.fetch_add(1, Ordering::Relaxed);
     let (signal, mut signals) = mpsc::unbounded_channel();
     let (answered, answer) = oneshot::channel();
-    let request =
-        JoinRequest { participant, call_id: claims.call, user_id: claims.sub, offer_sdp: offer, signal, answered };
+    let request = JoinRequest {
+        participant,
+        call_id: claims.call,
+        user_id: claims.sub,
+        session_id: claims.sid,
+        issued_ms: claims.iat_ms,
+        video: claims.allows_video(),
+        offer_sdp: offer,
+        signal,
+        answered,
+    };
     if shard.send(ShardInput::Join(request)).await.is_err() {
         return refuse(stream, CLOSE_REMOVED, "unavailable", "the SFU is shutting down").await;
+    }
+    // The right may have ended while the offer was awaited. An end recorded after this check is
+    // sent to the shard after our `Join`, so the shard drops the peer itself.
+    if let Some(refusal) = signaling.rights.refusal(&claims) {
+        let _ = shard.send(ShardInput::Leave { participant }).await;
+        return refuse(stream, CLOSE_REMOVED, "removed", &refusal.to_string()).await;
     }
     match answer.await {
         Ok(Ok(sdp)) => {

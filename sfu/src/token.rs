@@ -17,7 +17,37 @@ const JOIN_TOKEN_TYPE: &str = "sfu_join";
 pub struct JoinClaims {
     pub sub: Uuid,
     pub call: Uuid,
+    /// `audio` or `video`: an audio participant neither publishes nor receives video.
+    pub kind: String,
+    /// The api session the token was issued to (revoking it voids the token).
+    pub sid: Uuid,
+    /// The token's id: it is admitted once.
+    pub jti: Uuid,
+    /// When it was issued, in milliseconds (compared with when a participant's right ended).
+    pub iat_ms: i64,
+    pub exp: i64,
     typ: String,
+}
+
+impl JoinClaims {
+    /// Whether the participant may send and receive video.
+    pub fn allows_video(&self) -> bool {
+        self.kind == "video"
+    }
+
+    #[cfg(test)]
+    pub fn for_tests(call: Uuid, sub: Uuid, sid: Uuid, iat_ms: i64, jti: u128) -> Self {
+        Self {
+            sub,
+            call,
+            kind: "video".into(),
+            sid,
+            jti: Uuid::from_u128(jti),
+            iat_ms,
+            exp: i64::MAX / 1000,
+            typ: JOIN_TOKEN_TYPE.into(),
+        }
+    }
 }
 
 /// Why a token was refused; the reason goes back to the client in the close frame.
@@ -33,6 +63,11 @@ pub enum TokenError {
     WrongCall,
     #[error("the key that signs join tokens is not available yet")]
     NoKey,
+    #[error("join token already used")]
+    Used,
+    /// The right it gave ended (the call ended, the participant left or was removed, logout).
+    #[error("join token revoked: {0}")]
+    Revoked(&'static str),
 }
 
 pub struct TokenVerifier {

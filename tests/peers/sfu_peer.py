@@ -6,10 +6,12 @@ frames decoded per received track (by mid), when the first arrived, the last `pa
 frame, errors and the close reason. Usage:
 
     sfu_peer.py URL TOKEN [--seconds N] [--delay N] [--freeze-after N] [--audio-only]
-                          [--call-id ID] [--sdp-garbage] [--layer RID]
+                          [--call-id ID] [--sdp-garbage] [--layer RID] [--offer-padding BYTES]
 
 `--freeze-after N` stops all media and ICE after N seconds but keeps the signaling socket open
-(a peer that vanished from the network without saying `leave`).
+(a peer that vanished from the network without saying `leave`). `--offer-padding N` adds N bytes
+of padding (an unknown field) to the offer frame. `closed_at_unix` is the wall-clock time
+(`time.time()`) at which the SFU closed the socket, for measuring how fast a drop happens.
 """
 
 import argparse
@@ -97,6 +99,7 @@ async def main():
     parser.add_argument("--delay", type=float, default=0.0)
     parser.add_argument("--freeze-after", type=float)
     parser.add_argument("--layer", help="ask for this simulcast layer of every video received")
+    parser.add_argument("--offer-padding", type=int, default=0, help="pad the offer frame with N bytes")
     args = parser.parse_args()
     await asyncio.sleep(args.delay)
 
@@ -139,6 +142,7 @@ async def main():
         try:
             await converse(ws, pc, args, started, summary)
         except websockets.ConnectionClosed as closed:
+            summary["closed_at_unix"] = time.time()
             summary["close"] = {"code": closed.rcvd.code if closed.rcvd else None,
                                 "reason": closed.rcvd.reason if closed.rcvd else None}
         if summary["close"] is None and ws.close_code is not None:
@@ -158,8 +162,11 @@ async def converse(ws, pc, args, started, summary):
     else:
         await pc.setLocalDescription(await pc.createOffer())
         offer = pc.localDescription.sdp
+    frame = {"type": "offer", "sdp": offer}
+    if args.offer_padding:
+        frame["padding"] = "x" * args.offer_padding
     try:
-        await ws.send(json.dumps({"type": "offer", "sdp": offer}))
+        await ws.send(json.dumps(frame))
     except websockets.ConnectionClosed:
         pass  # Refused at once: the frames it sent first are still read below.
     deadline = time.time() + args.seconds

@@ -13,5 +13,6 @@ mod e2e {
     mod realtime;
     mod security;
     mod sfu;
+    mod sfu_rights;
     mod users;
 }

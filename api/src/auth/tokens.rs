@@ -57,9 +57,16 @@ pub struct SfuJoinClaims {
     pub call: Uuid,
     /// `audio` or `video`: what the participant may publish.
     pub kind: String,
+    /// The session the token was issued to: revoking it (logout) ends the token's rights.
+    pub sid: Uuid,
+    /// This token's id: the SFU admits each token once.
+    pub jti: Uuid,
     pub iss: String,
     pub aud: String,
     pub iat: i64,
+    /// `iat` in milliseconds: the SFU compares it with when a right ended, which can be within
+    /// the same second as when it began again.
+    pub iat_ms: i64,
     pub exp: i64,
     pub typ: String,
 }
@@ -164,10 +171,12 @@ impl TokenKeys {
         jsonwebtoken::encode(&header, claims, &self.encoding)
     }
 
-    /// A short-lived token admitting `user_id` to `call_id`'s room on the SFU.
+    /// A short-lived, single-use token admitting `user_id` (on `session_id`) to `call_id`'s room
+    /// on the SFU.
     pub fn issue_sfu_join(
         &self,
         user_id: Uuid,
+        session_id: Uuid,
         call_id: Uuid,
         kind: &str,
         ttl: Duration,
@@ -177,9 +186,12 @@ impl TokenKeys {
             sub: user_id,
             call: call_id,
             kind: kind.to_owned(),
+            sid: session_id,
+            jti: Uuid::new_v4(),
             iss: self.issuer.clone(),
             aud: SFU_AUDIENCE.to_owned(),
             iat: now.timestamp(),
+            iat_ms: now.timestamp_millis(),
             exp: now.timestamp() + ttl.as_secs() as i64,
             typ: SFU_JOIN_TOKEN_TYPE.to_owned(),
         };
@@ -279,7 +291,9 @@ mod tests {
     fn sfu_join_tokens_verify_for_the_sfu_only_and_are_no_access_tokens() {
         let keys = keys(Duration::from_secs(900));
         let (user, call) = (Uuid::from_u128(1), Uuid::from_u128(3));
-        let token = keys.issue_sfu_join(user, call, "video", Duration::from_secs(60), Utc::now()).unwrap_or_default();
+        let (session, now) = (Uuid::from_u128(2), Utc::now());
+        let token = keys.issue_sfu_join(user, session, call, "video", Duration::from_secs(60), now).unwrap_or_default();
+        let again = keys.issue_sfu_join(user, session, call, "video", Duration::from_secs(60), now).unwrap_or_default();
         assert!(keys.verify_access(&token).is_none(), "a join token must not open the API");
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[SFU_AUDIENCE]);
@@ -288,6 +302,9 @@ mod tests {
         let claims = claims.unwrap_or_else(|e| panic!("join token: {e}"));
         assert_eq!((claims.sub, claims.call, claims.kind.as_str()), (user, call, "video"));
         assert_eq!(claims.exp - claims.iat, 60);
+        assert_eq!((claims.sid, claims.iat_ms), (session, now.timestamp_millis()));
+        let other = jsonwebtoken::decode::<SfuJoinClaims>(&again, &keys.decoding, &validation).map(|d| d.claims.jti);
+        assert_ne!(other.ok(), Some(claims.jti), "each join token has its own id");
     }
 
     #[test]

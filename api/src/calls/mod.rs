@@ -2,6 +2,7 @@
 //! up, ringing timeout), join tokens for the SFU, and the SFU's reports of who is connected.
 
 pub mod queries;
+pub mod removal;
 pub mod routes;
 pub mod sfu_reports;
 pub mod sweeper;

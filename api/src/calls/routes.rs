@@ -82,7 +82,7 @@ pub enum CallResponse {
 
 pub struct CallsApi;
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
@@ -145,10 +145,10 @@ async fn visible_call(state: &AppState, call_id: Uuid, viewer: Uuid) -> Result<C
     queries::call_for(&state.pool, call_id, viewer).await?.ok_or(ApiError::NotFound)
 }
 
-fn sfu_access(state: &AppState, call: &CallView, user_id: Uuid) -> Result<SfuAccess, ApiError> {
+fn sfu_access(state: &AppState, call: &CallView, caller: Caller) -> Result<SfuAccess, ApiError> {
     let token = state
         .tokens
-        .issue_sfu_join(user_id, call.id, &call.kind, state.config.sfu_token_ttl, Utc::now())
+        .issue_sfu_join(caller.user_id, caller.session_id, call.id, &call.kind, state.config.sfu_token_ttl, Utc::now())
         .map_err(ApiError::internal)?;
     Ok(SfuAccess { url: state.config.sfu_url.clone(), token })
 }
@@ -157,7 +157,7 @@ fn sfu_access(state: &AppState, call: &CallView, user_id: Uuid) -> Result<SfuAcc
 async fn join_live_call(state: &AppState, call_id: Uuid, caller: Caller) -> Result<StartCallResponse, ApiError> {
     run(state, call_id, CallCommand::Accept { user_id: caller.user_id, at: now() }, caller).await?;
     let call = visible_call(state, call_id, caller.user_id).await?;
-    let sfu = sfu_access(state, &call, caller.user_id)?;
+    let sfu = sfu_access(state, &call, caller)?;
     Ok(StartCallResponse::Joined(Json(StartedCall { call, sfu })))
 }
 
@@ -207,7 +207,7 @@ impl CallsApi {
             Err(e) => return Err(aggregate_error(e, call_error)),
         }
         let call = visible_call(&state, call_id, caller.user_id).await?;
-        let sfu = sfu_access(&state, &call, caller.user_id)?;
+        let sfu = sfu_access(&state, &call, caller)?;
         Ok(StartCallResponse::Started(Json(StartedCall { call, sfu })))
     }
 
@@ -233,7 +233,7 @@ impl CallsApi {
         let caller = auth.0;
         let command = CallCommand::Accept { user_id: caller.user_id, at: now() };
         let call = act_on_call(&state, id.0, caller, command).await?;
-        let sfu = sfu_access(&state, &call, caller.user_id)?;
+        let sfu = sfu_access(&state, &call, caller)?;
         Ok(JoinedCallResponse::Ok(Json(JoinedCall { call, sfu })))
     }
 

@@ -348,6 +348,7 @@ impl ChatsApi {
             caller,
         )
         .await?;
+        crate::calls::removal::remove_from_live_call(&state, id.0, user_id.0, caller).await?;
         Ok(NoContent::Done)
     }
 

@@ -215,6 +215,11 @@ async fn bad_join_attempts_are_refused_with_a_reason_while_other_rooms_go_on() -
     let issued = std::time::Instant::now();
     let url = access[0].0.clone();
     let token = access[0].1.clone();
+    let call_id = parley_tests::jwt_claims(&token)?["call"].as_str().unwrap_or_default().to_owned();
+    // A token is admitted once: the malformed offer gets one of its own (Ada joining again).
+    let (status, again) = stack.post(&format!("/calls/{call_id}/accept"), Some(&ada.token), &json!(null)).await?;
+    ensure!(status == 200, "accept again: {status} {again}");
+    let spare = again["sfu"]["token"].as_str().unwrap_or_default().to_owned();
     let other_call = uuid::Uuid::now_v7().to_string();
     // A good call runs meanwhile, on the same SFU.
     let good = tokio::spawn({
@@ -230,7 +235,7 @@ async fn bad_join_attempts_are_refused_with_a_reason_while_other_rooms_go_on() -
             run_peer(&url, &token, &["--seconds", "3", "--call-id", &other_call]).await?,
             "join token is for another call",
         ),
-        (run_peer(&url, &token, &["--seconds", "3", "--sdp-garbage"]).await?, "malformed SDP offer"),
+        (run_peer(&url, &spare, &["--seconds", "3", "--sdp-garbage"]).await?, "malformed SDP offer"),
         (run_peer(&url, "", &["--seconds", "3"]).await?, "missing join token"),
         (run_peer(&url, "not.a.jwt", &["--seconds", "3"]).await?, "invalid join token"),
     ];
@@ -330,14 +335,18 @@ async fn rejoining_from_a_new_connection_does_not_end_a_direct_call() -> Result<
     let chat = chat["id"].as_str().unwrap_or_default().to_owned();
     let access = call_everyone(&stack, &chat, "video", &ada, &[&bob]).await?;
     let call_id = parley_tests::jwt_claims(&access[0].1)?["call"].as_str().unwrap_or_default().to_owned();
-    // Bob's phone changes networks: a second connection with his token replaces the first.
+    // Bob's phone changes networks: a second connection, with a new token (each admits once),
+    // replaces the first.
+    let (status, again) = stack.post(&format!("/calls/{call_id}/accept"), Some(&bob.token), &json!(null)).await?;
+    ensure!(status == 200, "accept again: {status} {again}");
+    let bob_again = again["sfu"]["token"].as_str().unwrap_or_default().to_owned();
     let peers = tokio::spawn({
         let access = access.clone();
         async move {
             tokio::join!(
                 run_peer(&access[0].0, &access[0].1, &["--seconds", "10"]),
                 run_peer(&access[1].0, &access[1].1, &["--seconds", "10"]),
-                run_peer(&access[1].0, &access[1].1, &["--seconds", "7", "--delay", "3"]),
+                run_peer(&access[1].0, &bob_again, &["--seconds", "7", "--delay", "3"]),
             )
         }
     });
