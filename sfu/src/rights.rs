@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
+use async_nats::jetstream;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use parley_domain::call::{CallEvent, LeaveReason};
@@ -220,18 +220,8 @@ async fn follow(
     rights: &Rights,
     shards: &[mpsc::Sender<ShardInput>],
 ) -> anyhow::Result<()> {
-    let stream = jetstream.get_stream(&settings.stream_name).await?;
-    let start = Utc::now() - RIGHTS_WINDOW;
-    let start_time = async_nats::datetime::from_nanos(i128::from(start.timestamp_micros()) * 1000)
-        .map_err(|e| anyhow::anyhow!("start time: {e}"))?;
-    let consumer = stream
-        .create_consumer(consumer::pull::OrderedConfig {
-            filter_subjects: vec![settings.subject_for_type("Call"), settings.subject_for_type("Session")],
-            deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time },
-            ..Default::default()
-        })
-        .await?;
-    let mut messages = consumer.messages().await?;
+    let since = Utc::now() - RIGHTS_WINDOW;
+    let mut messages = parley_eventbus::stream::recent_events(jetstream, settings, &["Call", "Session"], since).await?;
     tracing::info!(stream = %settings.stream_name, "following the events stream for ended rights");
     while let Some(message) = messages.next().await {
         let message = message?;
