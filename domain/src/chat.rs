@@ -1,6 +1,18 @@
 //! The `Chat` aggregate: a direct chat or a group, its members and roles, invites, and the
 //! ordered stream of its messages (per-chat `seq` without gaps), read marks and deletions.
 //!
+//! Membership rights:
+//! - a member sees the chat's messages from the point they joined: each membership starts at a
+//!   `visible_from_seq` (the first `seq` sent after the join; a re-added member's starts again at
+//!   the re-add), recorded in the membership events, and every read path applies it;
+//! - an invite code expires (`DEFAULT_INVITE_TTL_SECS` after creation unless the admin asks for
+//!   less) and can be revoked; a group has one live code at a time (creating a code revokes the
+//!   previous ones, like WhatsApp's "reset link");
+//! - a member removed by an admin cannot rejoin by code until an admin adds them again (one who
+//!   left on their own may);
+//! - a reply names a message of the same chat that the sender can see (a tombstone of a message
+//!   deleted for everyone is allowed: it shows as deleted).
+//!
 //! The state kept is small and bounded (members, counters, invites): message bodies are never
 //! needed to decide a command, so a chat with millions of messages loads as fast as a new one
 //! (the api stores chats with `postgres-es`'s aggregate store, one row per chat).
@@ -22,6 +34,10 @@ pub const GROUP_NAME_MAX_CHARS: usize = 100;
 pub const ALGORITHM_MAX_CHARS: usize = 64;
 pub const CLIENT_MSG_ID_MAX_CHARS: usize = 128;
 pub const MAX_MEDIA_PER_MESSAGE: usize = 32;
+/// How long an invite code is valid unless its admin asks for less; also the longest allowed.
+pub const DEFAULT_INVITE_TTL_SECS: i64 = 7 * 24 * 3600;
+/// The shortest validity an admin may ask for.
+pub const MIN_INVITE_TTL_SECS: i64 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -48,6 +64,13 @@ pub enum DeleteScope {
 pub struct MemberEntry {
     pub user_id: Uuid,
     pub role: Role,
+}
+
+/// The message a new one replies to, as the handler found it in this chat's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplyRef {
+    pub message_id: Uuid,
+    pub seq: i64,
 }
 
 /// What a handler knows about an existing message when it asks to delete it.
@@ -78,9 +101,18 @@ pub enum ChatCommand {
         user_id: Uuid,
         at: DateTime<Utc>,
     },
+    /// Creates the group's invite code, revoking any earlier one.
     CreateInvite {
         actor_id: Uuid,
         code: String,
+        /// Seconds the code stays valid: `MIN_INVITE_TTL_SECS..=DEFAULT_INVITE_TTL_SECS`
+        /// (`None`: the default).
+        ttl_secs: Option<i64>,
+        at: DateTime<Utc>,
+    },
+    /// Revokes every live invite code of the group.
+    RevokeInvites {
+        actor_id: Uuid,
         at: DateTime<Utc>,
     },
     Join {
@@ -95,7 +127,9 @@ pub enum ChatCommand {
         body: SealedBody,
         algorithm: String,
         media_ids: Vec<Uuid>,
-        reply_to: Option<Uuid>,
+        /// The replied-to message as found in this chat (the handler refuses an id it does not
+        /// find there); the aggregate decides whether the sender may see it.
+        reply_to: Option<ReplyRef>,
         at: DateTime<Utc>,
     },
     MarkRead {
@@ -125,6 +159,10 @@ pub enum ChatEvent {
         added_by: Uuid,
         members: Vec<MemberEntry>,
         at: DateTime<Utc>,
+        /// The first `seq` the added members see. Absent in events recorded before memberships
+        /// had a starting point (projections then take the chat's next `seq`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visible_from_seq: Option<i64>,
     },
     /// `removed_by == user_id` means the member left.
     MemberRemoved {
@@ -141,11 +179,24 @@ pub enum ChatEvent {
         code: String,
         created_by: Uuid,
         at: DateTime<Utc>,
+        /// Absent in events recorded before codes expired: those expire
+        /// `DEFAULT_INVITE_TTL_SECS` after `at`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
+    },
+    /// The codes stop working (an admin revoked them, or created a new code).
+    InvitesRevoked {
+        codes: Vec<String>,
+        revoked_by: Uuid,
+        at: DateTime<Utc>,
     },
     MemberJoined {
         user_id: Uuid,
         invite_code: String,
         at: DateTime<Utc>,
+        /// As in `MembersAdded`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visible_from_seq: Option<i64>,
     },
     MessageSent {
         message_id: Uuid,
@@ -190,6 +241,7 @@ impl DomainEvent for ChatEvent {
             ChatEvent::MemberRemoved { .. } => "MemberRemoved",
             ChatEvent::MemberRoleChanged { .. } => "MemberRoleChanged",
             ChatEvent::InviteCreated { .. } => "InviteCreated",
+            ChatEvent::InvitesRevoked { .. } => "InvitesRevoked",
             ChatEvent::MemberJoined { .. } => "MemberJoined",
             ChatEvent::MessageSent { .. } => "MessageSent",
             ChatEvent::ReadUpTo { .. } => "ReadUpTo",
@@ -235,6 +287,10 @@ pub enum ChatError {
     TooManyMedia,
     #[error("up_to_seq must be between 1 and the chat's last seq")]
     InvalidSeq,
+    #[error("invite expiry must be {MIN_INVITE_TTL_SECS} to {DEFAULT_INVITE_TTL_SECS} seconds")]
+    InvalidInviteTtl,
+    #[error("reply_to must name a message of this chat that you can see")]
+    InvalidReplyTo,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -244,7 +300,20 @@ pub struct Chat {
     pub members: BTreeMap<Uuid, Role>,
     pub read_up_to: BTreeMap<Uuid, i64>,
     pub last_seq: i64,
+    /// Codes of snapshots taken before invites expired; no longer read (such codes are invalid,
+    /// having no known expiry) nor written.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub invite_codes: BTreeSet<String>,
+    /// Live invite codes and when each expires.
+    #[serde(default)]
+    pub invites: BTreeMap<String, DateTime<Utc>>,
+    /// Each member's first visible `seq` (a member missing here, from a snapshot taken before
+    /// memberships had a starting point, sees from 1).
+    #[serde(default)]
+    pub visible_from: BTreeMap<Uuid, i64>,
+    /// Users removed by an admin: they may not rejoin by code until an admin adds them again.
+    #[serde(default)]
+    pub barred: BTreeSet<Uuid>,
 }
 
 fn normalize_group_name(name: Option<&str>) -> Result<String, ChatError> {
@@ -270,6 +339,11 @@ impl Chat {
             return Err(ChatError::NotFound);
         }
         Ok(())
+    }
+
+    /// The first `seq` `user_id` may see (1 for a member from before starting points existed).
+    pub fn visible_from_seq(&self, user_id: Uuid) -> i64 {
+        self.visible_from.get(&user_id).copied().unwrap_or(1)
     }
 
     fn ensure_group_admin(&self, user_id: Uuid) -> Result<(), ChatError> {
@@ -341,6 +415,68 @@ impl Chat {
         }
         Ok(events)
     }
+
+    /// Whether `user_id`, a member, may see the message at `seq` of this chat.
+    fn can_see(&self, user_id: Uuid, seq: i64) -> bool {
+        seq >= self.visible_from_seq(user_id) && seq >= 1 && seq <= self.last_seq
+    }
+
+    /// The event revoking every live code, if there is any.
+    fn revoke_invites(&self, actor_id: Uuid, at: DateTime<Utc>) -> Option<ChatEvent> {
+        if self.invites.is_empty() {
+            return None;
+        }
+        Some(ChatEvent::InvitesRevoked { codes: self.invites.keys().cloned().collect(), revoked_by: actor_id, at })
+    }
+
+    fn create_invite(
+        &self,
+        actor_id: Uuid,
+        code: String,
+        ttl_secs: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<ChatEvent>, ChatError> {
+        self.ensure_group_admin(actor_id)?;
+        let ttl_secs = ttl_secs.unwrap_or(DEFAULT_INVITE_TTL_SECS);
+        if !(MIN_INVITE_TTL_SECS..=DEFAULT_INVITE_TTL_SECS).contains(&ttl_secs) {
+            return Err(ChatError::InvalidInviteTtl);
+        }
+        let expires_at = Some(at + chrono::Duration::seconds(ttl_secs));
+        // One live code per group: a new one replaces (revokes) the previous ones.
+        let mut events: Vec<ChatEvent> = self.revoke_invites(actor_id, at).into_iter().collect();
+        events.push(ChatEvent::InviteCreated { code, created_by: actor_id, at, expires_at });
+        Ok(events)
+    }
+
+    fn join(&self, user_id: Uuid, code: String, at: DateTime<Utc>) -> Result<Vec<ChatEvent>, ChatError> {
+        let live = self.invites.get(&code).is_some_and(|expires_at| at < *expires_at);
+        // Expired, revoked, unknown and "removed by an admin" get the same answer: nothing about
+        // the group leaks to someone who may not join it.
+        if self.id.is_none() || !live || self.barred.contains(&user_id) {
+            return Err(ChatError::InvalidInvite);
+        }
+        if self.members.contains_key(&user_id) {
+            Ok(vec![])
+        } else if self.members.len() >= MAX_GROUP_MEMBERS {
+            Err(ChatError::TooManyMembers)
+        } else {
+            Ok(vec![ChatEvent::MemberJoined {
+                user_id,
+                invite_code: code,
+                at,
+                visible_from_seq: Some(self.last_seq + 1),
+            }])
+        }
+    }
+
+    /// A membership starts: from `visible_from_seq` if recorded, else from the next message.
+    fn start_membership(&mut self, user_id: Uuid, role: Role, visible_from_seq: Option<i64>) {
+        let from = visible_from_seq.unwrap_or(self.last_seq + 1);
+        self.members.insert(user_id, role);
+        self.visible_from.insert(user_id, from);
+        // Nothing before the join is unread for them.
+        self.read_up_to.insert(user_id, from - 1);
+    }
 }
 
 impl Aggregate for Chat {
@@ -370,26 +506,19 @@ impl Aggregate for Chat {
                     vec![]
                 } else {
                     let members = new.into_iter().map(|user_id| MemberEntry { user_id, role: Role::Member }).collect();
-                    vec![ChatEvent::MembersAdded { added_by: actor_id, members, at }]
+                    let visible_from_seq = Some(self.last_seq + 1);
+                    vec![ChatEvent::MembersAdded { added_by: actor_id, members, at, visible_from_seq }]
                 }
             }
             ChatCommand::RemoveMember { actor_id, user_id, at } => self.remove(actor_id, user_id, at)?,
-            ChatCommand::CreateInvite { actor_id, code, at } => {
+            ChatCommand::CreateInvite { actor_id, code, ttl_secs, at } => {
+                self.create_invite(actor_id, code, ttl_secs, at)?
+            }
+            ChatCommand::RevokeInvites { actor_id, at } => {
                 self.ensure_group_admin(actor_id)?;
-                vec![ChatEvent::InviteCreated { code, created_by: actor_id, at }]
+                self.revoke_invites(actor_id, at).into_iter().collect()
             }
-            ChatCommand::Join { user_id, code, at } => {
-                if self.id.is_none() || !self.invite_codes.contains(&code) {
-                    return Err(ChatError::InvalidInvite);
-                }
-                if self.members.contains_key(&user_id) {
-                    vec![]
-                } else if self.members.len() >= MAX_GROUP_MEMBERS {
-                    return Err(ChatError::TooManyMembers);
-                } else {
-                    vec![ChatEvent::MemberJoined { user_id, invite_code: code, at }]
-                }
-            }
+            ChatCommand::Join { user_id, code, at } => self.join(user_id, code, at)?,
             ChatCommand::SendMessage {
                 message_id,
                 sender_id,
@@ -406,6 +535,11 @@ impl Aggregate for Chat {
                 if media_ids.len() > MAX_MEDIA_PER_MESSAGE {
                     return Err(ChatError::TooManyMedia);
                 }
+                let reply_to = match reply_to {
+                    None => None,
+                    Some(reply) if self.can_see(sender_id, reply.seq) => Some(reply.message_id),
+                    Some(_) => return Err(ChatError::InvalidReplyTo),
+                };
                 vec![ChatEvent::MessageSent {
                     message_id,
                     sender_id,
@@ -432,6 +566,9 @@ impl Aggregate for Chat {
             }
             ChatCommand::DeleteMessage { actor_id, message, scope, at } => {
                 self.ensure_member(actor_id)?;
+                if !self.can_see(actor_id, message.seq) {
+                    return Err(ChatError::NotFound);
+                }
                 match scope {
                     DeleteScope::Everyone if message.sender_id != actor_id => return Err(ChatError::NotSender),
                     DeleteScope::Everyone => vec![ChatEvent::MessageDeleted {
@@ -462,25 +599,41 @@ impl Aggregate for Chat {
             ChatEvent::ChatCreated { chat_id, kind, members, .. } => {
                 self.id = Some(chat_id);
                 self.kind = Some(kind);
-                self.members = members.into_iter().map(|m| (m.user_id, m.role)).collect();
+                for member in members {
+                    self.start_membership(member.user_id, member.role, Some(1));
+                }
             }
-            ChatEvent::MembersAdded { members, .. } => {
-                self.members.extend(members.into_iter().map(|m| (m.user_id, m.role)));
+            ChatEvent::MembersAdded { members, visible_from_seq, .. } => {
+                for member in members {
+                    // An admin adding someone lifts a removal's bar.
+                    self.barred.remove(&member.user_id);
+                    self.start_membership(member.user_id, member.role, visible_from_seq);
+                }
             }
-            ChatEvent::MemberRemoved { user_id, .. } => {
+            ChatEvent::MemberRemoved { user_id, removed_by, .. } => {
                 self.members.remove(&user_id);
                 self.read_up_to.remove(&user_id);
+                self.visible_from.remove(&user_id);
+                if removed_by != user_id {
+                    self.barred.insert(user_id);
+                }
             }
             ChatEvent::MemberRoleChanged { user_id, role, .. } => {
                 if let Some(current) = self.members.get_mut(&user_id) {
                     *current = role;
                 }
             }
-            ChatEvent::InviteCreated { code, .. } => {
-                self.invite_codes.insert(code);
+            ChatEvent::InviteCreated { code, at, expires_at, .. } => {
+                let expires_at = expires_at.unwrap_or(at + chrono::Duration::seconds(DEFAULT_INVITE_TTL_SECS));
+                self.invites.insert(code, expires_at);
             }
-            ChatEvent::MemberJoined { user_id, .. } => {
-                self.members.insert(user_id, Role::Member);
+            ChatEvent::InvitesRevoked { codes, .. } => {
+                for code in codes {
+                    self.invites.remove(&code);
+                }
+            }
+            ChatEvent::MemberJoined { user_id, visible_from_seq, .. } => {
+                self.start_membership(user_id, Role::Member, visible_from_seq);
             }
             ChatEvent::MessageSent { seq, sender_id, .. } => {
                 self.last_seq = seq;
@@ -618,6 +771,7 @@ mod tests {
                 added_by: user(1),
                 members: vec![MemberEntry { user_id: user(3), role: Role::Member }],
                 at: at(),
+                visible_from_seq: Some(1),
             }]);
         ChatTest::with(())
             .given(vec![group_created()])
@@ -742,28 +896,188 @@ mod tests {
             }]);
     }
 
+    fn later(secs: i64) -> DateTime<Utc> {
+        at() + chrono::Duration::seconds(secs)
+    }
+    fn invite(code: &str, ttl_secs: i64) -> ChatEvent {
+        ChatEvent::InviteCreated { code: code.into(), created_by: user(1), at: at(), expires_at: Some(later(ttl_secs)) }
+    }
+    fn join(who: u128, code: &str, when: DateTime<Utc>) -> ChatCommand {
+        ChatCommand::Join { user_id: user(who), code: code.into(), at: when }
+    }
+    fn joined(who: u128, from: i64, when: DateTime<Utc>) -> ChatEvent {
+        ChatEvent::MemberJoined {
+            user_id: user(who),
+            invite_code: "abc".into(),
+            at: when,
+            visible_from_seq: Some(from),
+        }
+    }
+
     #[test]
     fn invites_let_people_join_once() {
-        let invited = ChatEvent::InviteCreated { code: "abc".into(), created_by: user(1), at: at() };
         ChatTest::with(())
             .given(vec![group_created()])
-            .when(ChatCommand::CreateInvite { actor_id: user(2), code: "x".into(), at: at() })
+            .when(ChatCommand::CreateInvite { actor_id: user(2), code: "x".into(), ttl_secs: None, at: at() })
             .then_expect_error(ChatError::NotAdmin);
         ChatTest::with(())
-            .given(vec![group_created(), invited.clone()])
-            .when(ChatCommand::Join { user_id: user(3), code: "abc".into(), at: at() })
-            .then_expect_events(vec![ChatEvent::MemberJoined {
-                user_id: user(3),
-                invite_code: "abc".into(),
-                at: at(),
-            }]);
+            .given(vec![group_created(), invite("abc", 60)])
+            .when(join(3, "abc", at()))
+            .then_expect_events(vec![joined(3, 1, at())]);
         ChatTest::with(())
-            .given(vec![group_created(), invited.clone()])
-            .when(ChatCommand::Join { user_id: user(2), code: "abc".into(), at: at() })
+            .given(vec![group_created(), invite("abc", 60)])
+            .when(join(2, "abc", at()))
             .then_expect_events(vec![]);
         ChatTest::with(())
-            .given(vec![group_created(), invited])
-            .when(ChatCommand::Join { user_id: user(3), code: "nope".into(), at: at() })
+            .given(vec![group_created(), invite("abc", 60)])
+            .when(join(3, "nope", at()))
             .then_expect_error(ChatError::InvalidInvite);
+    }
+
+    #[test]
+    fn invites_expire_default_to_seven_days_and_are_bounded() {
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(ChatCommand::CreateInvite { actor_id: user(1), code: "abc".into(), ttl_secs: None, at: at() })
+            .then_expect_events(vec![invite("abc", DEFAULT_INVITE_TTL_SECS)]);
+        for bad in [0, -5, DEFAULT_INVITE_TTL_SECS + 1] {
+            ChatTest::with(())
+                .given(vec![group_created()])
+                .when(ChatCommand::CreateInvite {
+                    actor_id: user(1),
+                    code: "abc".into(),
+                    ttl_secs: Some(bad),
+                    at: at(),
+                })
+                .then_expect_error(ChatError::InvalidInviteTtl);
+        }
+        ChatTest::with(())
+            .given(vec![group_created(), invite("abc", 60)])
+            .when(join(3, "abc", later(60)))
+            .then_expect_error(ChatError::InvalidInvite);
+        ChatTest::with(())
+            .given(vec![group_created(), invite("abc", 60)])
+            .when(join(3, "abc", later(59)))
+            .then_expect_events(vec![joined(3, 1, later(59))]);
+        // A code recorded before codes expired lasts the default from its creation.
+        let legacy: ChatEvent = serde_json::from_value(serde_json::json!({"InviteCreated": {
+            "code": "abc", "created_by": user(1), "at": at()}}))
+        .expect("an InviteCreated without expires_at decodes");
+        ChatTest::with(())
+            .given(vec![group_created(), legacy.clone()])
+            .when(join(3, "abc", later(DEFAULT_INVITE_TTL_SECS)))
+            .then_expect_error(ChatError::InvalidInvite);
+        ChatTest::with(())
+            .given(vec![group_created(), legacy])
+            .when(join(3, "abc", later(DEFAULT_INVITE_TTL_SECS - 1)))
+            .then_expect_events(vec![joined(3, 1, later(DEFAULT_INVITE_TTL_SECS - 1))]);
+    }
+
+    #[test]
+    fn a_new_invite_revokes_the_old_and_admins_revoke_them_all() {
+        let revoked = ChatEvent::InvitesRevoked { codes: vec!["abc".into()], revoked_by: user(1), at: at() };
+        ChatTest::with(())
+            .given(vec![group_created(), invite("abc", 60)])
+            .when(ChatCommand::CreateInvite { actor_id: user(1), code: "new".into(), ttl_secs: Some(60), at: at() })
+            .then_expect_events(vec![revoked.clone(), invite("new", 60)]);
+        ChatTest::with(())
+            .given(vec![group_created(), invite("abc", 60), revoked.clone(), invite("new", 60)])
+            .when(join(3, "abc", at()))
+            .then_expect_error(ChatError::InvalidInvite);
+        ChatTest::with(())
+            .given(vec![group_created(), invite("abc", 60)])
+            .when(ChatCommand::RevokeInvites { actor_id: user(2), at: at() })
+            .then_expect_error(ChatError::NotAdmin);
+        ChatTest::with(())
+            .given(vec![group_created(), invite("abc", 60)])
+            .when(ChatCommand::RevokeInvites { actor_id: user(1), at: at() })
+            .then_expect_events(vec![revoked.clone()]);
+        ChatTest::with(())
+            .given(vec![group_created(), invite("abc", 60), revoked.clone()])
+            .when(join(3, "abc", at()))
+            .then_expect_error(ChatError::InvalidInvite);
+        ChatTest::with(())
+            .given(vec![group_created(), invite("abc", 60), revoked])
+            .when(ChatCommand::RevokeInvites { actor_id: user(1), at: at() })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_member_removed_by_an_admin_rejoins_only_when_an_admin_adds_them() {
+        let kicked = ChatEvent::MemberRemoved { user_id: user(2), removed_by: user(1), at: at() };
+        ChatTest::with(())
+            .given(vec![group_created(), invite("abc", 60), kicked.clone()])
+            .when(join(2, "abc", at()))
+            .then_expect_error(ChatError::InvalidInvite);
+        let readded = ChatEvent::MembersAdded {
+            added_by: user(1),
+            members: vec![MemberEntry { user_id: user(2), role: Role::Member }],
+            at: at(),
+            visible_from_seq: Some(2),
+        };
+        let left_again = ChatEvent::MemberRemoved { user_id: user(2), removed_by: user(2), at: at() };
+        ChatTest::with(())
+            .given(vec![group_created(), invite("abc", 60), kicked, sent(1, 1), readded, left_again])
+            .when(join(2, "abc", at()))
+            .then_expect_events(vec![ChatEvent::MemberJoined {
+                user_id: user(2),
+                invite_code: "abc".into(),
+                at: at(),
+                visible_from_seq: Some(2),
+            }]);
+        // Leaving on your own does not bar you.
+        let left = ChatEvent::MemberRemoved { user_id: user(2), removed_by: user(2), at: at() };
+        ChatTest::with(())
+            .given(vec![group_created(), invite("abc", 60), sent(1, 1), sent(1, 2), left])
+            .when(join(2, "abc", at()))
+            .then_expect_events(vec![joined(2, 3, at())]);
+    }
+
+    #[test]
+    fn a_late_member_sees_from_their_join_in_replies_reads_and_deletes() {
+        let history = vec![group_created(), sent(1, 1), sent(1, 2), invite("abc", 60), joined(3, 3, at()), sent(1, 3)];
+        let reply = |seq| {
+            let mut command = send(3, "r");
+            if let ChatCommand::SendMessage { reply_to, .. } = &mut command {
+                *reply_to = Some(ReplyRef { message_id: Uuid::from_u128(900 + seq as u128), seq });
+            }
+            command
+        };
+        ChatTest::with(()).given(history.clone()).when(reply(2)).then_expect_error(ChatError::InvalidReplyTo);
+        // A seq the chat does not have yet is no message at all.
+        ChatTest::with(()).given(history.clone()).when(reply(4)).then_expect_error(ChatError::InvalidReplyTo);
+        let mut expected = sent(3, 4);
+        if let ChatEvent::MessageSent { reply_to, client_msg_id, .. } = &mut expected {
+            *reply_to = Some(Uuid::from_u128(903));
+            *client_msg_id = "r".into();
+        }
+        ChatTest::with(()).given(history.clone()).when(reply(3)).then_expect_events(vec![expected]);
+        // Earlier messages are not unread for them, and marking them read changes nothing.
+        ChatTest::with(())
+            .given(history.clone())
+            .when(ChatCommand::MarkRead { user_id: user(3), up_to_seq: 2, at: at() })
+            .then_expect_events(vec![]);
+        ChatTest::with(())
+            .given(history.clone())
+            .when(ChatCommand::MarkRead { user_id: user(3), up_to_seq: 3, at: at() })
+            .then_expect_events(vec![ChatEvent::ReadUpTo { user_id: user(3), seq: 3, at: at() }]);
+        let early = MessageRef { message_id: Uuid::from_u128(500), seq: 2, sender_id: user(1) };
+        ChatTest::with(())
+            .given(history)
+            .when(ChatCommand::DeleteMessage { actor_id: user(3), message: early, scope: DeleteScope::Me, at: at() })
+            .then_expect_error(ChatError::NotFound);
+    }
+
+    #[test]
+    fn members_added_later_start_at_the_next_seq() {
+        ChatTest::with(())
+            .given(vec![group_created(), sent(1, 1), sent(2, 2)])
+            .when(ChatCommand::AddMembers { actor_id: user(1), user_ids: vec![user(3)], at: at() })
+            .then_expect_events(vec![ChatEvent::MembersAdded {
+                added_by: user(1),
+                members: vec![MemberEntry { user_id: user(3), role: Role::Member }],
+                at: at(),
+                visible_from_seq: Some(3),
+            }]);
     }
 }

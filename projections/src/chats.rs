@@ -1,5 +1,8 @@
 //! `chats`: chats, their members and read marks, and message history (bodies opened from their
 //! crypto-shredding keys; a deleted message is a tombstone without body or media).
+//!
+//! Each membership row records the first `seq` its member may see (`visible_from_seq`, from the
+//! membership event); its read mark starts just before it, so nothing earlier counts as unread.
 
 use std::collections::HashMap;
 
@@ -96,22 +99,28 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// Starts memberships. `visible_from_seq` is `None` for events recorded before memberships had a
+/// starting point: the member then sees from the chat's next message, as the aggregate decided.
 async fn add_members(
     conn: &mut PgConnection,
     chat_id: Uuid,
     members: &[MemberEntry],
     at: chrono::DateTime<chrono::Utc>,
+    visible_from_seq: Option<i64>,
 ) -> Result<(), ProjectionError> {
     let ids: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
     let roles: Vec<&str> = members.iter().map(|m| role_name(m.role)).collect();
     sqlx::query(
-        "INSERT INTO chat_members (chat_id, user_id, role, joined_at) \
-         SELECT $1, u, r, $4 FROM unnest($2::uuid[], $3::text[]) AS t(u, r) ON CONFLICT DO NOTHING",
+        "INSERT INTO chat_members (chat_id, user_id, role, joined_at, visible_from_seq, read_up_to) \
+         SELECT $1, u, r, $4, f.seq, f.seq - 1 FROM unnest($2::uuid[], $3::text[]) AS t(u, r), \
+           (SELECT COALESCE($5::bigint, (SELECT last_seq + 1 FROM chats WHERE id = $1), 1) AS seq) f \
+         ON CONFLICT DO NOTHING",
     )
     .bind(chat_id)
     .bind(&ids)
     .bind(&roles)
     .bind(at)
+    .bind(visible_from_seq)
     .execute(&mut *conn)
     .await?;
     sqlx::query("UPDATE chats SET last_activity_at = GREATEST(last_activity_at, $2) WHERE id = $1")
@@ -169,11 +178,14 @@ impl Projection for ChatsProjection {
                 .bind(created_at)
                 .execute(&mut *conn)
                 .await?;
-                add_members(conn, chat_id, &members, created_at).await?;
+                add_members(conn, chat_id, &members, created_at, Some(1)).await?;
             }
-            ChatEvent::MembersAdded { members, at, .. } => add_members(conn, chat_id, &members, at).await?,
-            ChatEvent::MemberJoined { user_id, at, .. } => {
-                add_members(conn, chat_id, &[MemberEntry { user_id, role: Role::Member }], at).await?
+            ChatEvent::MembersAdded { members, at, visible_from_seq, .. } => {
+                add_members(conn, chat_id, &members, at, visible_from_seq).await?
+            }
+            ChatEvent::MemberJoined { user_id, at, visible_from_seq, .. } => {
+                let member = MemberEntry { user_id, role: Role::Member };
+                add_members(conn, chat_id, &[member], at, visible_from_seq).await?
             }
             ChatEvent::MemberRemoved { user_id, .. } => {
                 sqlx::query("DELETE FROM chat_members WHERE chat_id = $1 AND user_id = $2")
@@ -195,7 +207,7 @@ impl Projection for ChatsProjection {
                     .execute(conn)
                     .await?;
             }
-            ChatEvent::InviteCreated { .. } => {}
+            ChatEvent::InviteCreated { .. } | ChatEvent::InvitesRevoked { .. } => {}
             ChatEvent::MessageSent { .. } => insert_messages(conn, &[sent_message(event)?]).await?,
             ChatEvent::ReadUpTo { user_id, seq, .. } => {
                 sqlx::query(

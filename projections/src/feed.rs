@@ -7,6 +7,12 @@
 //! Deleting a message for everyone turns its stored frames into tombstones; hiding it for one
 //! member removes that member's frame, so a replay shows what a history query shows.
 //!
+//! A member gets frames about a chat's messages only from their joining on (`feed_members`
+//! `visible_from_seq`, from the membership event): no `message.created`, `message.deleted` or
+//! `chat.read` about earlier messages. A removed member's `message.created` frames of the chat
+//! are dropped with the membership, so a re-added member's replay, like their history, starts at
+//! the re-add.
+//!
 //! Cursors come from one sequence; an advisory lock serialises feed transactions so that cursors
 //! commit in order and a reader never skips one that commits late.
 
@@ -324,6 +330,15 @@ async fn members_now(conn: &mut PgConnection, chat_id: Uuid) -> Result<Vec<Uuid>
     Ok(sqlx::query_scalar("SELECT user_id FROM feed_members WHERE chat_id = $1").bind(chat_id).fetch_all(conn).await?)
 }
 
+/// The members who may see the message at `seq` (they joined at or before it).
+async fn members_seeing(conn: &mut PgConnection, chat_id: Uuid, seq: i64) -> Result<Vec<Uuid>, ProjectionError> {
+    Ok(sqlx::query_scalar("SELECT user_id FROM feed_members WHERE chat_id = $1 AND visible_from_seq <= $2")
+        .bind(chat_id)
+        .bind(seq)
+        .fetch_all(conn)
+        .await?)
+}
+
 fn event_time(event: &ChatEvent) -> DateTime<Utc> {
     match event {
         ChatEvent::ChatCreated { created_at: at, .. } | ChatEvent::MessageSent { sent_at: at, .. } => *at,
@@ -331,6 +346,7 @@ fn event_time(event: &ChatEvent) -> DateTime<Utc> {
         | ChatEvent::MemberRemoved { at, .. }
         | ChatEvent::MemberRoleChanged { at, .. }
         | ChatEvent::InviteCreated { at, .. }
+        | ChatEvent::InvitesRevoked { at, .. }
         | ChatEvent::MemberJoined { at, .. }
         | ChatEvent::ReadUpTo { at, .. }
         | ChatEvent::MessageDeleted { at, .. }
@@ -365,12 +381,21 @@ async fn apply_inbox(conn: &mut PgConnection, user_id: Uuid, event: InboxEvent) 
     Ok(())
 }
 
-async fn add_members(conn: &mut PgConnection, chat_id: Uuid, users: &[Uuid]) -> Result<(), ProjectionError> {
+/// Starts memberships at `visible_from_seq` (`None` in events recorded before memberships had a
+/// starting point: such members see from 1, as they did then).
+async fn add_members(
+    conn: &mut PgConnection,
+    chat_id: Uuid,
+    users: &[Uuid],
+    visible_from_seq: Option<i64>,
+) -> Result<(), ProjectionError> {
     sqlx::query(
-        "INSERT INTO feed_members (chat_id, user_id) SELECT $1, u FROM unnest($2::uuid[]) AS u ON CONFLICT DO NOTHING",
+        "INSERT INTO feed_members (chat_id, user_id, visible_from_seq) \
+         SELECT $1, u, $3 FROM unnest($2::uuid[]) AS u ON CONFLICT DO NOTHING",
     )
     .bind(chat_id)
     .bind(users)
+    .bind(visible_from_seq.unwrap_or(1))
     .execute(conn)
     .await?;
     Ok(())
@@ -441,7 +466,7 @@ impl Projection for FeedProjection {
         let (recipients, kind, data) = match decoded {
             ChatEvent::ChatCreated { members, kind, created_by, .. } => {
                 let ids: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
-                add_members(conn, chat_id, &ids).await?;
+                add_members(conn, chat_id, &ids, Some(1)).await?;
                 if kind == ChatKind::Group {
                     let added: Vec<Uuid> = ids.iter().copied().filter(|id| *id != created_by).collect();
                     let about = json!({"chat_id": chat_id, "added_by": created_by});
@@ -449,9 +474,9 @@ impl Projection for FeedProjection {
                 }
                 (ids.clone(), "chat.member_added", json!({"chat_id": chat_id, "user_ids": ids}))
             }
-            ChatEvent::MembersAdded { members, added_by, .. } => {
+            ChatEvent::MembersAdded { members, added_by, visible_from_seq, .. } => {
                 let ids: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
-                add_members(conn, chat_id, &ids).await?;
+                add_members(conn, chat_id, &ids, visible_from_seq).await?;
                 let about = json!({"chat_id": chat_id, "added_by": added_by});
                 self.notify(conn, added_to_group(&ids, &about, at), &mut frames).await?;
                 (
@@ -460,8 +485,8 @@ impl Projection for FeedProjection {
                     json!({"chat_id": chat_id, "user_ids": ids, "added_by": added_by}),
                 )
             }
-            ChatEvent::MemberJoined { user_id, .. } => {
-                add_members(conn, chat_id, &[user_id]).await?;
+            ChatEvent::MemberJoined { user_id, visible_from_seq, .. } => {
+                add_members(conn, chat_id, &[user_id], visible_from_seq).await?;
                 (
                     members_now(conn, chat_id).await?,
                     "chat.member_added",
@@ -475,6 +500,13 @@ impl Projection for FeedProjection {
                     .bind(user_id)
                     .execute(&mut *conn)
                     .await?;
+                sqlx::query(
+                    "DELETE FROM user_feed WHERE user_id = $2 AND kind = 'message.created' AND data ->> 'chat_id' = $1::text",
+                )
+                .bind(chat_id)
+                .bind(user_id)
+                .execute(&mut *conn)
+                .await?;
                 (
                     everyone,
                     "chat.member_removed",
@@ -486,10 +518,10 @@ impl Projection for FeedProjection {
                 "chat.member_updated",
                 json!({"chat_id": chat_id, "user_id": user_id, "role": role}),
             ),
-            ChatEvent::InviteCreated { .. } => return Ok(()),
+            ChatEvent::InviteCreated { .. } | ChatEvent::InvitesRevoked { .. } => return Ok(()),
             ChatEvent::MessageSent { .. } => return self.messages_sent(conn, &[sent_message(event)?]).await,
             ChatEvent::ReadUpTo { user_id, seq, .. } => (
-                members_now(conn, chat_id).await?,
+                members_seeing(conn, chat_id, seq).await?,
                 "chat.read",
                 json!({"chat_id": chat_id, "user_id": user_id, "up_to_seq": seq}),
             ),
@@ -502,7 +534,7 @@ impl Projection for FeedProjection {
                 .execute(&mut *conn)
                 .await?;
                 (
-                    members_now(conn, chat_id).await?,
+                    members_seeing(conn, chat_id, seq).await?,
                     "message.deleted",
                     json!({"chat_id": chat_id, "seq": seq, "message_id": message_id, "for": "everyone"}),
                 )

@@ -8,6 +8,7 @@ mod e2e {
     mod chats;
     mod faults;
     mod media;
+    mod membership;
     mod notifications;
     mod ops;
     mod realtime;

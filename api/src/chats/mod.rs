@@ -26,5 +26,7 @@ pub fn chat_error(error: ChatError) -> ApiError {
         ChatError::InvalidClientMsgId => ApiError::invalid("invalid_client_msg_id", message),
         ChatError::TooManyMedia => ApiError::invalid("too_many_media", message),
         ChatError::InvalidSeq => ApiError::invalid("invalid_seq", message),
+        ChatError::InvalidInviteTtl => ApiError::invalid("invalid_expiry", message),
+        ChatError::InvalidReplyTo => ApiError::invalid("invalid_reply_to", message),
     }
 }

@@ -1,4 +1,7 @@
 //! Reads of the chat read models (and the write side's small lookup tables).
+//!
+//! Every read of messages applies the reader's membership: a member sees the messages from their
+//! membership's `visible_from_seq` on (the first `seq` after they joined or were re-added).
 
 use std::collections::HashMap;
 
@@ -10,6 +13,14 @@ use super::views::{chat_type, ChatSummary, ChatView, MemberView, MessageView};
 
 const MESSAGE_COLUMNS: &str =
     "m.id, m.chat_id, m.sender_id, m.seq, m.client_msg_id, m.ciphertext, m.algorithm, m.media_ids, m.reply_to, m.created_at, m.deleted";
+
+/// Whether `viewer` sees the message: a member whose membership started at or before it.
+const VISIBLE_TO_VIEWER: &str = "EXISTS (SELECT 1 FROM chat_members cm \
+     WHERE cm.chat_id = m.chat_id AND cm.user_id = $3 AND m.seq >= cm.visible_from_seq)";
+
+/// And `viewer` has not hidden it for themselves.
+const NOT_HIDDEN_FOR_VIEWER: &str = "NOT EXISTS (SELECT 1 FROM hidden_messages h \
+     WHERE h.user_id = $3 AND h.chat_id = m.chat_id AND h.seq = m.seq)";
 
 pub async fn is_member(pool: &PgPool, chat_id: Uuid, user_id: Uuid) -> Result<bool, sqlx::Error> {
     let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM chat_members WHERE chat_id = $1 AND user_id = $2")
@@ -70,6 +81,7 @@ struct SummaryRow {
     last_seq: i64,
     last_activity_at: DateTime<Utc>,
     unread_count: i64,
+    visible_from_seq: i64,
 }
 
 /// `viewer`'s chats, newest activity first, after `(before_activity, before_id)` when given.
@@ -80,9 +92,9 @@ pub async fn chats_of(
     limit: u32,
 ) -> Result<Vec<ChatSummary>, sqlx::Error> {
     let rows: Vec<SummaryRow> = sqlx::query_as(
-        "SELECT c.id, c.kind, c.name, c.last_seq, c.last_activity_at, \
+        "SELECT c.id, c.kind, c.name, c.last_seq, c.last_activity_at, me.visible_from_seq, \
            (SELECT count(*) FROM chat_members x WHERE x.chat_id = c.id) AS member_count, \
-           GREATEST(c.last_seq - me.read_up_to, 0) AS unread_count \
+           GREATEST(c.last_seq - GREATEST(me.read_up_to, me.visible_from_seq - 1), 0) AS unread_count \
          FROM chat_members me JOIN chats c ON c.id = me.chat_id \
          WHERE me.user_id = $1 AND ($2::timestamptz IS NULL OR (c.last_activity_at, c.id) < ($2, $3)) \
          ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $4",
@@ -93,13 +105,14 @@ pub async fn chats_of(
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;
-    // Every chat's newest message in one query, not one per chat.
+    // Every chat's newest message in one query, not one per chat; none when it came before the
+    // viewer joined.
     let (chat_ids, seqs): (Vec<Uuid>, Vec<i64>) =
-        rows.iter().filter(|r| r.last_seq > 0).map(|r| (r.id, r.last_seq)).unzip();
+        rows.iter().filter(|r| r.last_seq > 0 && r.last_seq >= r.visible_from_seq).map(|r| (r.id, r.last_seq)).unzip();
     let newest: Vec<MessageView> = sqlx::query_as(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages m \
          JOIN unnest($1::uuid[], $2::bigint[]) AS t(chat_id, seq) ON m.chat_id = t.chat_id AND m.seq = t.seq \
-         WHERE NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $3 AND h.chat_id = m.chat_id AND h.seq = m.seq)"
+         WHERE {VISIBLE_TO_VIEWER} AND {NOT_HIDDEN_FOR_VIEWER}"
     ))
     .bind(&chat_ids)
     .bind(&seqs)
@@ -124,7 +137,7 @@ pub async fn chats_of(
     Ok(summaries)
 }
 
-/// One message as `viewer` sees it (`None` if hidden for them).
+/// One message as `viewer` sees it (`None` if hidden for them or before their joining).
 pub async fn message_at(
     pool: &PgPool,
     chat_id: Uuid,
@@ -133,7 +146,7 @@ pub async fn message_at(
 ) -> Result<Option<MessageView>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.chat_id = $1 AND m.seq = $2 \
-         AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $3 AND h.chat_id = m.chat_id AND h.seq = m.seq)"
+         AND {VISIBLE_TO_VIEWER} AND {NOT_HIDDEN_FOR_VIEWER}"
     ))
     .bind(chat_id)
     .bind(seq)
@@ -154,16 +167,26 @@ pub async fn is_hidden(pool: &PgPool, chat_id: Uuid, seq: i64, viewer: Uuid) -> 
     Ok(found.is_some())
 }
 
-pub async fn message_by_id(pool: &PgPool, chat_id: Uuid, message_id: Uuid) -> Result<Option<MessageView>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.chat_id = $1 AND m.id = $2"))
-        .bind(chat_id)
-        .bind(message_id)
-        .fetch_optional(pool)
-        .await
+/// The message of this chat with this id, if `viewer` sees it (a member since before it; a
+/// message they hid for themselves still counts, as for deleting it).
+pub async fn visible_message_by_id(
+    pool: &PgPool,
+    chat_id: Uuid,
+    message_id: Uuid,
+    viewer: Uuid,
+) -> Result<Option<MessageView>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.chat_id = $1 AND m.id = $2 AND {VISIBLE_TO_VIEWER}"
+    ))
+    .bind(chat_id)
+    .bind(message_id)
+    .bind(viewer)
+    .fetch_optional(pool)
+    .await
 }
 
 /// A page of history for `viewer`: newest first below `before_seq`, or oldest first above
-/// `after_seq` (catching up). Hidden messages are left out.
+/// `after_seq` (catching up). Hidden messages and those before the viewer joined are left out.
 pub async fn messages_page(
     pool: &PgPool,
     chat_id: Uuid,
@@ -179,7 +202,8 @@ pub async fn messages_page(
     let bound = after_seq.or(before_seq).unwrap_or(i64::MAX);
     sqlx::query_as(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.chat_id = $1 AND {condition} \
-         AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = $3 AND h.chat_id = m.chat_id AND h.seq = m.seq) \
+         AND m.seq >= (SELECT cm.visible_from_seq FROM chat_members cm WHERE cm.chat_id = $1 AND cm.user_id = $3) \
+         AND {NOT_HIDDEN_FOR_VIEWER} \
          ORDER BY m.seq {order} LIMIT $4"
     ))
     .bind(chat_id)
@@ -188,6 +212,15 @@ pub async fn messages_page(
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await
+}
+
+/// The `seq` of the message with this id in this chat, if there is one.
+pub async fn message_seq(pool: &PgPool, chat_id: Uuid, message_id: Uuid) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT seq FROM messages WHERE chat_id = $1 AND id = $2")
+        .bind(chat_id)
+        .bind(message_id)
+        .fetch_optional(pool)
+        .await
 }
 
 pub async fn direct_chat_between(pool: &PgPool, a: Uuid, b: Uuid) -> Result<Option<Uuid>, sqlx::Error> {

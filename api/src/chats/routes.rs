@@ -7,7 +7,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
 use cqrs_es::AggregateError;
-use parley_domain::chat::{Chat, ChatCommand, ChatEvent, ChatKind, DeleteScope, MessageRef, MAX_MEMBERS_PER_REQUEST};
+use parley_domain::chat::{
+    Chat, ChatCommand, ChatError, ChatEvent, ChatKind, DeleteScope, MessageRef, ReplyRef, MAX_MEMBERS_PER_REQUEST,
+};
 use parley_domain::sealed::{self, KEY_BYTES, NONCE_BYTES};
 use parley_domain::EventMetadata;
 use poem::web::Data;
@@ -61,6 +63,8 @@ pub struct SendMessageRequest {
     pub algorithm: Text,
     #[oai(default)]
     pub media_ids: Vec<Uuid>,
+    /// A message of this chat that you can see (sent since you joined; a message deleted for
+    /// everyone counts, and shows as deleted). Anything else is refused with 400 `invalid_reply_to`.
     pub reply_to: Option<Uuid>,
 }
 
@@ -99,6 +103,7 @@ pub enum ChatPageResponse {
 
 #[derive(ApiResponse)]
 pub enum InviteResponse {
+    /// The group's new code; every earlier code stops working.
     #[oai(status = 201)]
     Created(Json<InviteView>),
 }
@@ -216,10 +221,38 @@ fn decode_ciphertext(ciphertext: &str) -> Result<Vec<u8>, ApiError> {
     Ok(bytes)
 }
 
-/// The message as stored in the read model once that has caught up with the chat.
-async fn projected_message(state: &AppState, chat_id: Uuid, message_id: Uuid) -> Result<MessageView, ApiError> {
+/// The message as `viewer` (its sender) sees it in the read model once that has caught up.
+async fn projected_message(
+    state: &AppState,
+    chat_id: Uuid,
+    message_id: Uuid,
+    viewer: Uuid,
+) -> Result<MessageView, ApiError> {
     caught_up(state, chat_id).await?;
-    queries::message_by_id(&state.pool, chat_id, message_id).await?.ok_or(ApiError::Unavailable)
+    queries::visible_message_by_id(&state.pool, chat_id, message_id, viewer).await?.ok_or(ApiError::Unavailable)
+}
+
+/// The message `reply_to` names in this chat, with its `seq`, for the aggregate to decide whether
+/// the sender may see it. An id that is not a message of this chat is refused here (after the
+/// read model caught up, so a reply to a message sent a moment ago is not refused), with the same
+/// answer as one the sender may not see; a non-member gets 404 either way, so that nobody learns
+/// which messages a chat they are not in holds.
+async fn reply_target(
+    state: &AppState,
+    chat_id: Uuid,
+    sender: Uuid,
+    reply_to: Option<Uuid>,
+) -> Result<Option<ReplyRef>, ApiError> {
+    let Some(message_id) = reply_to else { return Ok(None) };
+    if let Some(seq) = queries::message_seq(&state.pool, chat_id, message_id).await? {
+        return Ok(Some(ReplyRef { message_id, seq }));
+    }
+    caught_up(state, chat_id).await?;
+    ensure_member(state, chat_id, sender).await?;
+    match queries::message_seq(&state.pool, chat_id, message_id).await? {
+        Some(seq) => Ok(Some(ReplyRef { message_id, seq })),
+        None => Err(chat_error(ChatError::InvalidReplyTo)),
+    }
 }
 
 #[OpenApi(prefix_path = "/chats", tag = "ApiTags::Chats")]
@@ -352,30 +385,62 @@ impl ChatsApi {
         Ok(NoContent::Done)
     }
 
-    /// Create an invite code for a group (admins)
+    /// Create the group's invite code (admins)
+    ///
+    /// A group has one live code: creating one revokes the previous ones ("reset link"). The code
+    /// expires after `expires_in_secs` (1 to 604800, default 604800 = 7 days). Joining with an
+    /// expired or revoked code answers 404, as for a code that never existed.
     #[oai(path = "/:id/invite", method = "post", operation_id = "create_invite")]
     async fn invite(
         &self,
         state: Data<&Arc<AppState>>,
         auth: AccessToken,
         id: Path<Uuid>,
+        /// Seconds until the code expires (1 to 604800; default 604800).
+        expires_in_secs: Query<Option<i64>>,
     ) -> Result<InviteResponse, ApiError> {
         let caller = auth.0;
         ensure_member(&state, id.0, caller.user_id).await?;
         let mut secret = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut secret);
         let code = URL_SAFE_NO_PAD.encode(secret);
-        run(
-            &state,
-            id.0,
-            ChatCommand::CreateInvite { actor_id: caller.user_id, code: code.clone(), at: now() },
-            caller,
-        )
-        .await?;
-        Ok(InviteResponse::Created(Json(InviteView { invite_code: code })))
+        let command = ChatCommand::CreateInvite {
+            actor_id: caller.user_id,
+            code: code.clone(),
+            ttl_secs: expires_in_secs.0,
+            at: now(),
+        };
+        let committed = run(&state, id.0, command, caller).await?;
+        let expires_at = committed.events.iter().find_map(|e| match &e.payload {
+            ChatEvent::InviteCreated { expires_at, .. } => *expires_at,
+            _ => None,
+        });
+        let expires_at =
+            expires_at.ok_or_else(|| ApiError::internal(anyhow::anyhow!("invite committed no InviteCreated")))?;
+        Ok(InviteResponse::Created(Json(InviteView { invite_code: code, expires_at })))
+    }
+
+    /// Revoke the group's invite codes (admins)
+    ///
+    /// Every code of the group stops working at once; `POST /chats/{id}/invite` makes a new one.
+    #[oai(path = "/:id/invite", method = "delete", operation_id = "revoke_invites")]
+    async fn revoke_invites(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        id: Path<Uuid>,
+    ) -> Result<NoContent, ApiError> {
+        let caller = auth.0;
+        ensure_member(&state, id.0, caller.user_id).await?;
+        run(&state, id.0, ChatCommand::RevokeInvites { actor_id: caller.user_id, at: now() }, caller).await?;
+        Ok(NoContent::Done)
     }
 
     /// Join a group with an invite code
+    ///
+    /// 404 for a code that is unknown, expired or revoked, and for someone an admin removed from
+    /// the group (until an admin adds them again). A member who left on their own may rejoin. A
+    /// member sees the messages sent from their joining on.
     #[oai(path = "/join", method = "post", operation_id = "join_chat")]
     async fn join(
         &self,
@@ -415,6 +480,7 @@ impl ChatsApi {
         if !media_ids.is_empty() && media_ids.len() <= parley_domain::chat::MAX_MEDIA_PER_MESSAGE {
             crate::media::ensure_own(&state.pool, &media_ids, caller.user_id).await?;
         }
+        let reply_target = reply_target(&state, chat_id, caller.user_id, reply_to).await?;
         let message_id = Uuid::now_v7();
         let mut key = [0u8; KEY_BYTES];
         let mut nonce = [0u8; NONCE_BYTES];
@@ -433,7 +499,7 @@ impl ChatsApi {
             body,
             algorithm: algorithm.into_inner(),
             media_ids,
-            reply_to,
+            reply_to: reply_target,
             at: now(),
         };
         let mut attempt = 0;
@@ -477,7 +543,8 @@ impl ChatsApi {
                     if let Some((existing, _)) =
                         queries::sent_with_client_id(&state.pool, chat_id, caller.user_id, &client_msg_id).await?
                     {
-                        return Ok(MessageResponse::Created(Json(projected_message(&state, chat_id, existing).await?)));
+                        let existing = projected_message(&state, chat_id, existing, caller.user_id).await?;
+                        return Ok(MessageResponse::Created(Json(existing)));
                     }
                     if attempt >= MAX_CONFLICT_RETRIES {
                         return Err(aggregate_error(AggregateError::AggregateConflict, chat_error));
@@ -493,6 +560,7 @@ impl ChatsApi {
     /// Message history
     ///
     /// Newest first below `before_seq` (default: from the newest), or oldest first above `after_seq`.
+    /// Only messages sent since you joined (or were last added) are served.
     #[oai(path = "/:id/messages", method = "get", operation_id = "list_messages")]
     async fn messages(
         &self,
@@ -554,7 +622,9 @@ impl ChatsApi {
         let (caller, chat_id) = (auth.0, id.0);
         caught_up(&state, chat_id).await?;
         ensure_member(&state, chat_id, caller.user_id).await?;
-        let message = queries::message_by_id(&state.pool, chat_id, message_id.0).await?.ok_or(ApiError::NotFound)?;
+        let message = queries::visible_message_by_id(&state.pool, chat_id, message_id.0, caller.user_id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
         let scope = match scope.0.unwrap_or(DeleteFor::Me) {
             DeleteFor::Everyone if message.deleted => return Ok(NoContent::Done),
             DeleteFor::Everyone => DeleteScope::Everyone,

@@ -79,6 +79,8 @@ pub struct MessagePage {
 #[derive(Debug, Object)]
 pub struct InviteView {
     pub invite_code: String,
+    /// After this the code no longer lets anyone join.
+    pub expires_at: DateTime<Utc>,
 }
 
 pub fn chat_type(kind: &str) -> ChatType {

@@ -37,7 +37,8 @@ pub async fn own_media(pool: &PgPool, id: Uuid, owner: Uuid) -> Result<Option<Me
 }
 
 /// The media if `viewer` may read it: its uploader, a member of a chat where a message (not
-/// deleted for everyone) carries it, or anyone when it is a profile picture.
+/// deleted for everyone) sent since they joined carries it, or anyone when it is a profile
+/// picture.
 pub async fn readable_media(pool: &PgPool, id: Uuid, viewer: Uuid) -> Result<Option<StoredMedia>, sqlx::Error> {
     sqlx::query_as(
         "SELECT size, sha256, content_type, storage_key FROM media m \
@@ -45,6 +46,7 @@ pub async fn readable_media(pool: &PgPool, id: Uuid, viewer: Uuid) -> Result<Opt
            m.owner_id = $2 \
            OR EXISTS (SELECT 1 FROM message_media mm \
                       JOIN chat_members cm ON cm.chat_id = mm.chat_id AND cm.user_id = $2 \
+                      JOIN messages msg ON msg.id = mm.message_id AND msg.seq >= cm.visible_from_seq \
                       WHERE mm.media_id = m.id AND NOT mm.deleted) \
            OR EXISTS (SELECT 1 FROM users u WHERE u.avatar_media_id = m.id))",
     )

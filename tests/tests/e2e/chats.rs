@@ -503,9 +503,13 @@ async fn two_replicas_writing_one_chat_keep_seq_gapless_and_see_each_others_chan
         let (status, message) = result?;
         assert_eq!(status, 201, "{message}");
     }
-    let (_, all) = stack.get(&format!("/chats/{chat}/messages?after_seq=0&limit=100"), Some(&cy.token)).await?;
+    let (_, all) = stack.get(&format!("/chats/{chat}/messages?after_seq=0&limit=100"), Some(&ada.token)).await?;
     let seqs: Vec<i64> = all["items"].as_array().into_iter().flatten().filter_map(|m| m["seq"].as_i64()).collect();
     assert_eq!(seqs, (1..=43).collect::<Vec<i64>>());
+    // Cy, added after the first two, sees from the third on.
+    let (_, cys) = stack.get(&format!("/chats/{chat}/messages?after_seq=0&limit=100"), Some(&cy.token)).await?;
+    let seqs: Vec<i64> = cys["items"].as_array().into_iter().flatten().filter_map(|m| m["seq"].as_i64()).collect();
+    assert_eq!(seqs, (3..=43).collect::<Vec<i64>>());
     let ids: BTreeSet<&str> =
         all["items"].as_array().into_iter().flatten().filter_map(|m| m["client_msg_id"].as_str()).collect();
     assert_eq!(ids.len(), 43, "one message per client_msg_id");
