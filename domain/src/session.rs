@@ -297,21 +297,26 @@ mod tests {
             .then_expect_error(SessionError::UnknownToken);
     }
 
+    /// A distinct 64-hex-digit hash per `n`.
+    fn token_hash(n: usize) -> String {
+        format!("{n:016x}{}", "f".repeat(48))
+    }
+
     #[test]
     fn only_the_most_recent_rotated_tokens_are_remembered() {
         let mut session = Session::default();
         session.apply(started());
         for n in 0..=ROTATED_TOKENS_KEPT {
             session.apply(SessionEvent::RefreshTokenRotated {
-                refresh_token_hash: format!("{n:064}"),
+                refresh_token_hash: token_hash(n),
                 expires_at: at() + Duration::days(30),
                 rotated_at: at(),
             });
         }
         assert_eq!(session.rotated_token_hashes.len(), ROTATED_TOKENS_KEPT);
         assert!(!session.was_rotated("h1"), "the oldest is forgotten");
-        assert!(session.was_rotated(&format!("{:064}", ROTATED_TOKENS_KEPT - 1)));
-        assert!(!session.was_rotated(&format!("{:064}", ROTATED_TOKENS_KEPT)), "the current one is not rotated");
+        assert!(session.was_rotated(&token_hash(ROTATED_TOKENS_KEPT - 1)));
+        assert!(!session.was_rotated(&token_hash(ROTATED_TOKENS_KEPT)), "the current one is not rotated");
     }
 
     #[test]
