@@ -95,10 +95,24 @@ pub async fn rtc(
     })
 }
 
+/// How long a refused or dropped client's socket waits for its close reply.
+const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(1);
+
 async fn refuse(mut stream: WebSocketStream, code: u16, kind: &str, reason: &str) {
     let frame = json!({"type": "error", "code": kind, "reason": reason});
     let _ = stream.send(Message::Text(frame.to_string())).await;
     let _ = stream.send(Message::Close(Some((CloseCode::from(code), reason.to_owned())))).await;
+    // Read what the client still sends until its close reply (bounded): dropping the connection
+    // with unread client data resets it, and the reset can discard the close frame (and the
+    // reason) before the client reads it.
+    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn session(mut stream: WebSocketStream, claims: JoinClaims, signaling: Arc<Signaling>) {

@@ -145,7 +145,18 @@ async fn visible_call(state: &AppState, call_id: Uuid, viewer: Uuid) -> Result<C
     queries::call_for(&state.pool, call_id, viewer).await?.ok_or(ApiError::NotFound)
 }
 
-fn sfu_access(state: &AppState, call: &CallView, caller: Caller) -> Result<SfuAccess, ApiError> {
+/// A join token for `caller`. Membership is checked once more, from the event store, right before
+/// it is issued: a removal that committed after the command's own check (and so maybe before or
+/// after the call recorded it) must not leave the removed member holding a token issued after it.
+async fn sfu_access(state: &AppState, call: &CallView, caller: Caller) -> Result<SfuAccess, ApiError> {
+    match chat_of_member(state, call.chat_id, caller.user_id).await {
+        Ok(_) => {}
+        Err(ApiError::NotFound) => {
+            super::removal::remove_from_live_call(state, call.chat_id, caller.user_id, caller).await?;
+            return Err(ApiError::NotFound);
+        }
+        Err(error) => return Err(error),
+    }
     let token = state
         .tokens
         .issue_sfu_join(caller.user_id, caller.session_id, call.id, &call.kind, state.config.sfu_token_ttl, Utc::now())
@@ -157,7 +168,7 @@ fn sfu_access(state: &AppState, call: &CallView, caller: Caller) -> Result<SfuAc
 async fn join_live_call(state: &AppState, call_id: Uuid, caller: Caller) -> Result<StartCallResponse, ApiError> {
     run(state, call_id, CallCommand::Accept { user_id: caller.user_id, at: now() }, caller).await?;
     let call = visible_call(state, call_id, caller.user_id).await?;
-    let sfu = sfu_access(state, &call, caller)?;
+    let sfu = sfu_access(state, &call, caller).await?;
     Ok(StartCallResponse::Joined(Json(StartedCall { call, sfu })))
 }
 
@@ -207,7 +218,7 @@ impl CallsApi {
             Err(e) => return Err(aggregate_error(e, call_error)),
         }
         let call = visible_call(&state, call_id, caller.user_id).await?;
-        let sfu = sfu_access(&state, &call, caller)?;
+        let sfu = sfu_access(&state, &call, caller).await?;
         Ok(StartCallResponse::Started(Json(StartedCall { call, sfu })))
     }
 
@@ -233,7 +244,7 @@ impl CallsApi {
         let caller = auth.0;
         let command = CallCommand::Accept { user_id: caller.user_id, at: now() };
         let call = act_on_call(&state, id.0, caller, command).await?;
-        let sfu = sfu_access(&state, &call, caller)?;
+        let sfu = sfu_access(&state, &call, caller).await?;
         Ok(JoinedCallResponse::Ok(Json(JoinedCall { call, sfu })))
     }
 

@@ -192,6 +192,26 @@ fn expiry_instant(claims: &AccessClaims) -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(left.unsigned_abs())
 }
 
+/// How long a closing socket waits for the client's close reply.
+const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(1);
+
+/// After our close frame: reads (and ignores) what the client still sends until its close reply,
+/// for at most `CLOSE_REPLY_WAIT`. Dropping the connection with unread client data in the kernel
+/// resets it, and a reset can discard our close frame before the client reads it.
+async fn await_close_reply<S, E>(incoming: &mut S)
+where
+    S: futures::Stream<Item = Result<Message, E>> + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async {
+        while let Some(Ok(message)) = incoming.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 fn close_unauthorized(reason: &str) -> Message {
     Message::Close(Some((poem::web::websocket::CloseCode::from(CLOSE_UNAUTHORIZED), reason.to_owned())))
 }
@@ -227,6 +247,7 @@ impl Session {
                     Some(Ok(Message::Text(text))) => {
                         last_heard = Instant::now();
                         if !self.on_client_frame(&text, &mut sink).await? {
+                            await_close_reply(&mut incoming).await;
                             return Ok(());
                         }
                     }
@@ -259,12 +280,14 @@ impl Session {
                     tracing::debug!(user_id = %self.user_id, "websocket closed: session revoked");
                     sink.send(frame("error", json!({"code": "session_revoked", "message": "this session has been signed out"}), None)).await?;
                     sink.send(close_unauthorized("session revoked")).await?;
+                    await_close_reply(&mut incoming).await;
                     return Ok(());
                 }
                 _ = tokio::time::sleep_until(self.token_expires) => {
                     tracing::debug!(user_id = %self.user_id, "websocket closed: access token expired");
                     sink.send(frame("error", json!({"code": "token_expired", "message": "the access token expired; reconnect or send an auth frame before it does"}), None)).await?;
                     sink.send(close_unauthorized("access token expired")).await?;
+                    await_close_reply(&mut incoming).await;
                     return Ok(());
                 }
                 _ = heartbeat.tick() => {

@@ -220,6 +220,9 @@ async fn typing_floods_are_throttled_per_user_and_chat() -> Result<()> {
     let chat = group(&stack, &ada, &[&bob]).await?;
     let mut adas = Socket::connect(&stack.base_url, &ada.token, None).await?;
     let mut bobs = Socket::connect(&stack.base_url, &bob.token, None).await?;
+    // A pong comes from the session loop, which starts once the socket listens for frames.
+    bobs.send(&json!({"type": "ping"})).await?;
+    bobs.expect("pong", WAIT).await?;
     for _ in 0..200 {
         adas.send(&json!({"type": "typing", "chat_id": chat})).await?;
     }
