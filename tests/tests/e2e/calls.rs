@@ -1,19 +1,12 @@
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use parley_tests::{error_code, jwt_claims, Socket, Stack, StackOptions};
 use serde_json::{json, Value};
 
-use super::chats::{group, member, Member};
+use super::chats::{direct, group, member, Member};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn direct(stack: &Stack, from: &Member, to: &Member) -> Result<String> {
-    let (status, chat) =
-        stack.post("/chats", Some(&from.token), &json!({"type": "direct", "member_ids": [to.id]})).await?;
-    ensure!(status == 201, "create direct chat: {status} {chat}");
-    Ok(chat["id"].as_str().unwrap_or_default().to_owned())
-}
 
 async fn call(stack: &Stack, path: &str, who: &Member) -> Result<(u16, Value)> {
     stack.post(path, Some(&who.token), &json!(null)).await

@@ -19,6 +19,13 @@ pub(crate) async fn member(stack: &Stack, name: &str) -> Result<Member> {
     })
 }
 
+pub(crate) async fn direct(stack: &Stack, from: &Member, to: &Member) -> Result<String> {
+    let (status, chat) =
+        stack.post("/chats", Some(&from.token), &json!({"type": "direct", "member_ids": [to.id]})).await?;
+    ensure!(status == 201, "create direct chat: {status} {chat}");
+    Ok(chat["id"].as_str().unwrap_or_default().to_owned())
+}
+
 pub(crate) async fn group(stack: &Stack, admin: &Member, others: &[&Member]) -> Result<String> {
     let ids: Vec<&str> = others.iter().map(|m| m.id.as_str()).collect();
     let (status, chat) =

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use parley_tests::{run_chromium_peer, run_peer, Stack, StackOptions};
 use serde_json::{json, Value};
 
-use super::chats::{group, member, Member};
+use super::chats::{direct, group, member, Member};
 
 /// Each peer stays this long in the call.
 const SECONDS: &str = "6";
@@ -329,10 +329,7 @@ async fn lost_packets_are_nacked_and_retransmitted() -> Result<()> {
 async fn rejoining_from_a_new_connection_does_not_end_a_direct_call() -> Result<()> {
     let stack = sfu_stack().await?;
     let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
-    let (status, chat) =
-        stack.post("/chats", Some(&ada.token), &json!({"type": "direct", "member_ids": [bob.id]})).await?;
-    ensure!(status == 201, "direct chat: {status} {chat}");
-    let chat = chat["id"].as_str().unwrap_or_default().to_owned();
+    let chat = direct(&stack, &ada, &bob).await?;
     let access = call_everyone(&stack, &chat, "video", &ada, &[&bob]).await?;
     let call_id = parley_tests::jwt_claims(&access[0].1)?["call"].as_str().unwrap_or_default().to_owned();
     // Bob's phone changes networks: a second connection, with a new token (each admits once),

@@ -10,7 +10,7 @@ use parley_tests::{run_peer, Stack, StackOptions};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
-use super::chats::{group, member, Member};
+use super::chats::{direct, group, member, Member};
 
 /// How soon after the api's answer the peer must be gone.
 const DROP_WITHIN: f64 = 1.0;
@@ -151,10 +151,7 @@ async fn a_member_removed_mid_call_is_dropped_at_once_and_never_reaches_later_jo
 async fn ending_a_direct_call_drops_both_peers_at_once() -> Result<()> {
     let stack = sfu_stack().await?;
     let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
-    let (status, chat) =
-        stack.post("/chats", Some(&ada.token), &json!({"type": "direct", "member_ids": [bob.id]})).await?;
-    ensure!(status == 201, "direct chat: {status} {chat}");
-    let chat = chat["id"].as_str().unwrap_or_default().to_owned();
+    let chat = direct(&stack, &ada, &bob).await?;
     let (call, ada_access) = start_call(&stack, &chat, "video", &ada).await?;
     let bob_access = accept(&stack, &call, &bob).await?;
     let bob_spare = accept(&stack, &call, &bob).await?;
@@ -172,18 +169,34 @@ async fn ending_a_direct_call_drops_both_peers_at_once() -> Result<()> {
     Ok(())
 }
 
+/// A video group call of Ada, Bob and Cyd, each with a peer running for `seconds` and connected;
+/// Bob also holds a spare (unused) join token.
+struct GroupCall {
+    ada: Member,
+    bob: Member,
+    cyd: Member,
+    call: String,
+    peers: [JoinHandle<Result<Value>>; 3],
+    bob_spare: (String, String),
+}
+
+async fn group_call_of_three(stack: &Stack, seconds: &str) -> Result<GroupCall> {
+    let (ada, bob, cyd) = (member(stack, "ada").await?, member(stack, "bob").await?, member(stack, "cyd").await?);
+    let chat = group(stack, &ada, &[&bob, &cyd]).await?;
+    let (call, ada_access) = start_call(stack, &chat, "video", &ada).await?;
+    let (bob_access, cyd_access) = (accept(stack, &call, &bob).await?, accept(stack, &call, &cyd).await?);
+    let bob_spare = accept(stack, &call, &bob).await?;
+    let args = ["--seconds", seconds];
+    let peers = [spawn_peer(&ada_access, &args), spawn_peer(&bob_access, &args), spawn_peer(&cyd_access, &args)];
+    connected(stack, &call, &ada, &[&ada, &bob, &cyd]).await?;
+    Ok(GroupCall { ada, bob, cyd, call, peers, bob_spare })
+}
+
 #[tokio::test]
 async fn a_participant_who_hangs_up_is_dropped_while_the_others_go_on() -> Result<()> {
     let stack = sfu_stack().await?;
-    let (ada, bob, cyd) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "cyd").await?);
-    let chat = group(&stack, &ada, &[&bob, &cyd]).await?;
-    let (call, ada_access) = start_call(&stack, &chat, "video", &ada).await?;
-    let (bob_access, cyd_access) = (accept(&stack, &call, &bob).await?, accept(&stack, &call, &cyd).await?);
-    let bob_spare = accept(&stack, &call, &bob).await?;
-    let ada_peer = spawn_peer(&ada_access, &["--seconds", "14"]);
-    let bob_peer = spawn_peer(&bob_access, &["--seconds", "14"]);
-    let cyd_peer = spawn_peer(&cyd_access, &["--seconds", "14"]);
-    connected(&stack, &call, &ada, &[&ada, &bob, &cyd]).await?;
+    let GroupCall { ada, bob, cyd, call, peers, bob_spare } = group_call_of_three(&stack, "14").await?;
+    let [ada_peer, bob_peer, cyd_peer] = peers;
 
     let (status, left) = stack.post(&format!("/calls/{call}/end"), Some(&bob.token), &json!(null)).await?;
     ensure!(status == 200, "hang up: {status} {left}");
@@ -209,15 +222,8 @@ async fn a_participant_who_hangs_up_is_dropped_while_the_others_go_on() -> Resul
 #[tokio::test]
 async fn logging_out_drops_that_users_peer() -> Result<()> {
     let stack = sfu_stack().await?;
-    let (ada, bob, cyd) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "cyd").await?);
-    let chat = group(&stack, &ada, &[&bob, &cyd]).await?;
-    let (call, ada_access) = start_call(&stack, &chat, "video", &ada).await?;
-    let (bob_access, cyd_access) = (accept(&stack, &call, &bob).await?, accept(&stack, &call, &cyd).await?);
-    let bob_spare = accept(&stack, &call, &bob).await?;
-    let ada_peer = spawn_peer(&ada_access, &["--seconds", "12"]);
-    let bob_peer = spawn_peer(&bob_access, &["--seconds", "12"]);
-    let cyd_peer = spawn_peer(&cyd_access, &["--seconds", "12"]);
-    connected(&stack, &call, &ada, &[&ada, &bob, &cyd]).await?;
+    let GroupCall { bob, peers, bob_spare, .. } = group_call_of_three(&stack, "12").await?;
+    let [ada_peer, bob_peer, cyd_peer] = peers;
 
     let response = stack.http.post(stack.url("/auth/logout")).bearer_auth(&bob.token).json(&json!({})).send().await?;
     ensure!(response.status().is_success(), "logout: {}", response.status());
