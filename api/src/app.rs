@@ -133,7 +133,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         progress: ProjectionProgress::start(pool.clone()).await?,
         revocations: Arc::new(Revocations::new(config.access_token_ttl)),
         tokens,
-        limiter: RateLimiter::default(),
+        limiter: RateLimiter::with_capacity(config.rate_limit_max_keys),
         typing: Default::default(),
         captcha,
         metrics: Arc::new(Metrics::new()?),

@@ -50,6 +50,8 @@ pub struct Config {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub rate_limits: RateLimits,
+    /// Rate-limit buckets kept at most (see `auth::rate_limit`).
+    pub rate_limit_max_keys: usize,
     pub captcha: Option<CaptchaConfig>,
     /// How many proxies in front of the api append to `X-Forwarded-For`: the client address is
     /// the entry that many places from the right (0: the peer address, the header is ignored).
@@ -117,6 +119,16 @@ fn media_storage() -> Result<crate::media::storage::StorageConfig, ConfigError> 
     })
 }
 
+/// `PARLEY_RATE_LIMIT_MAX_KEYS`: 10 to 10,000,000 (each key costs a few hundred bytes at most).
+fn rate_limit_max_keys() -> Result<usize, ConfigError> {
+    const NAME: &str = "PARLEY_RATE_LIMIT_MAX_KEYS";
+    let keys: usize = parse(NAME, &crate::auth::rate_limit::MAX_BUCKETS.to_string())?;
+    if !(10..=10_000_000).contains(&keys) {
+        return Err(ConfigError::Invalid { name: NAME, message: format!("{keys} is not between 10 and 10000000") });
+    }
+    Ok(keys)
+}
+
 /// `PARLEY_TRUSTED_PROXY_HOPS`, or 1 for the older `PARLEY_TRUST_FORWARDED_FOR=true` (one proxy).
 fn trusted_proxy_hops() -> Result<usize, ConfigError> {
     const NAME: &str = "PARLEY_TRUSTED_PROXY_HOPS";
@@ -165,6 +177,7 @@ impl Config {
                 refresh_per_ip: quota("PARLEY_RATE_REFRESH_PER_IP", "60/60")?,
                 refresh_per_session: quota("PARLEY_RATE_REFRESH_PER_SESSION", "10/60")?,
             },
+            rate_limit_max_keys: rate_limit_max_keys()?,
             captcha,
             trusted_proxy_hops: trusted_proxy_hops()?,
             max_json_body_bytes: parse("PARLEY_MAX_JSON_BODY_BYTES", "1048576")?,

@@ -39,8 +39,8 @@ struct Bucket {
     full_at: Instant,
 }
 
-/// Buckets kept at most, so memory stays bounded under a flood of distinct keys (keys are at most
-/// a few hundred bytes: callers validate them first).
+/// Buckets kept at most by default (`PARLEY_RATE_LIMIT_MAX_KEYS`), so memory stays bounded under
+/// a flood of distinct keys (keys are at most a few hundred bytes: callers validate them first).
 pub const MAX_BUCKETS: usize = 100_000;
 /// How often a full table is searched for refilled buckets (the search visits every bucket).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -55,16 +55,22 @@ struct Buckets {
 /// brute-force attempt) stays until it has refilled, however many other keys arrive. When the
 /// table is full of such buckets, a key without a bucket is refused until some refill (the flood
 /// that filled it is then limited too), instead of freeing a victim's bucket.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RateLimiter {
     buckets: Mutex<Buckets>,
-    capacity: Option<usize>,
+    max_buckets: usize,
+}
+
+impl Default for RateLimiter {
+    fn default() -> Self {
+        Self::with_capacity(MAX_BUCKETS)
+    }
 }
 
 impl RateLimiter {
-    #[cfg(test)]
-    fn with_capacity(capacity: usize) -> Self {
-        Self { buckets: Mutex::default(), capacity: Some(capacity) }
+    /// A limiter that keeps at most `max_buckets` buckets.
+    pub fn with_capacity(max_buckets: usize) -> Self {
+        Self { buckets: Mutex::default(), max_buckets }
     }
 
     /// Takes one token from `key`'s bucket, or says how long until one is available.
@@ -75,7 +81,7 @@ impl RateLimiter {
     fn check_at(&self, key: &str, quota: Quota, now: Instant) -> Result<(), Duration> {
         let capacity = f64::from(quota.limit);
         let per_second = capacity / quota.window.as_secs_f64();
-        let max_buckets = self.capacity.unwrap_or(MAX_BUCKETS);
+        let max_buckets = self.max_buckets;
         let mut buckets = self.buckets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if buckets.by_key.len() >= max_buckets && !buckets.by_key.contains_key(key) {
             if buckets.swept.is_none_or(|at| now.saturating_duration_since(at) >= SWEEP_EVERY) {

@@ -172,6 +172,34 @@ async fn login_refuses_oversized_emails_before_they_reach_a_limiter() -> Result<
 }
 
 #[tokio::test]
+async fn a_flood_of_made_up_emails_does_not_reset_an_accounts_login_limit() -> Result<()> {
+    // A small table, so that the flood that filled 100,000 buckets in the review fills it here.
+    let options = StackOptions::default()
+        .env("PARLEY_RATE_LIMIT_MAX_KEYS", "50")
+        .env("PARLEY_RATE_LOGIN_PER_IP", "1000000/1")
+        .env("PARLEY_RATE_LOGIN_PER_ACCOUNT", "3/600");
+    let stack = Stack::start_with(options).await?;
+    let victim = unique_email("victim");
+    stack.register("Victim", &victim).await?;
+    let guess = |email: String| {
+        let request = stack.http.post(stack.url("/auth/login")).json(&json!({"email": email, "password": "guess"}));
+        async move { Ok::<u16, anyhow::Error>(request.send().await?.status().as_u16()) }
+    };
+    for _ in 0..3 {
+        assert_eq!(guess(victim.clone()).await?, 401);
+    }
+    assert_eq!(guess(victim.clone()).await?, 429, "the account's limit is reached");
+    // The attacker makes up twice as many accounts as the table holds, then guesses again.
+    let mut flood = Vec::new();
+    for n in 0..100 {
+        flood.push(guess(format!("made-up-{n}@example.com")).await?);
+    }
+    assert!(flood.contains(&429), "the full table refuses new keys rather than forgetting old ones");
+    assert_eq!(guess(victim.clone()).await?, 429, "the victim's limit survived the flood");
+    Ok(())
+}
+
+#[tokio::test]
 async fn per_ip_limits_take_the_address_the_trusted_proxy_saw() -> Result<()> {
     let options = StackOptions::default()
         .env("PARLEY_TRUSTED_PROXY_HOPS", "1")
