@@ -42,9 +42,15 @@ fn metrics_endpoint(Data(metrics): Data<&Arc<SfuMetrics>>) -> String {
     metrics.render()
 }
 
+/// Ready once the SFU knows whose rights ended in the last join-token lifetime (so a fresh one
+/// admits nobody it should refuse); until then 503, and joins are refused with 4503.
 #[handler]
-fn healthz() -> &'static str {
-    "ok"
+fn healthz(Data(signaling): Data<&Arc<Signaling>>) -> poem::Response {
+    if signaling.rights.is_caught_up() {
+        poem::Response::builder().body("ok")
+    } else {
+        poem::Response::builder().status(poem::http::StatusCode::SERVICE_UNAVAILABLE).body("starting")
+    }
 }
 
 fn main() -> anyhow::Result<()> {

@@ -13,6 +13,7 @@
 //! shards, which forward media, never touch it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,6 +37,9 @@ pub const RIGHTS_WINDOW: Duration = Duration::from_secs(600);
 const PRUNE_EVERY_MS: i64 = 10_000;
 /// Wait before following the stream again after NATS failed us.
 const RETRY: Duration = Duration::from_secs(1);
+/// The window's backlog arrives in one burst: this long without a message (or a message with
+/// nothing pending after it) means the SFU has read every end of a right it must know.
+const CAUGHT_UP_QUIET: Duration = Duration::from_millis(500);
 
 /// One right that ended, as the shards apply it to their peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +168,9 @@ impl Register {
 #[derive(Default)]
 pub struct Rights {
     register: Mutex<Register>,
+    /// Set once the window's backlog has been read after start: until then nobody is admitted
+    /// (a token whose right ended before the start must not slip in) and `/healthz` says 503.
+    caught_up: AtomicBool,
 }
 
 impl Rights {
@@ -171,8 +178,22 @@ impl Rights {
         self.register.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether the backlog of ended rights has been read since the SFU started.
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
+    fn mark_caught_up(&self) {
+        if !self.caught_up.swap(true, Ordering::AcqRel) {
+            tracing::info!("read the ended rights of the last join-token lifetime; admitting participants");
+        }
+    }
+
     /// Admits a verified token once: refused when its right ended or it was admitted before.
     pub fn admit(&self, claims: &JoinClaims) -> Result<(), TokenError> {
+        if !self.is_caught_up() {
+            return Err(TokenError::NotReady);
+        }
         let mut register = self.register();
         register.prune(Utc::now().timestamp_millis());
         if let Some(refusal) = register.refusal(claims) {
@@ -223,8 +244,23 @@ async fn follow(
     let since = Utc::now() - RIGHTS_WINDOW;
     let mut messages = parley_eventbus::stream::recent_events(jetstream, settings, &["Call", "Session"], since).await?;
     tracing::info!(stream = %settings.stream_name, "following the events stream for ended rights");
-    while let Some(message) = messages.next().await {
+    loop {
+        let message = if rights.is_caught_up() {
+            messages.next().await
+        } else {
+            match tokio::time::timeout(CAUGHT_UP_QUIET, messages.next()).await {
+                Ok(message) => message,
+                Err(_) => {
+                    rights.mark_caught_up();
+                    continue;
+                }
+            }
+        };
+        let Some(message) = message else { break };
         let message = message?;
+        if message.info().is_ok_and(|info| info.pending == 0) {
+            rights.mark_caught_up();
+        }
         let Ok(envelope) = serde_json::from_slice::<EventEnvelope>(&message.payload) else {
             tracing::debug!(subject = %message.subject, "skipping an unreadable event");
             continue;
@@ -257,9 +293,24 @@ mod tests {
         JoinClaims::for_tests(Uuid::from_u128(call), Uuid::from_u128(user), Uuid::from_u128(session), iat_ms, jti)
     }
 
+    fn caught_up() -> Rights {
+        let rights = Rights::default();
+        rights.mark_caught_up();
+        rights
+    }
+
+    #[test]
+    fn nobody_is_admitted_before_the_backlog_is_read() {
+        let rights = Rights::default();
+        let token = claims(1, 2, 3, 1_000, 9);
+        assert_eq!(rights.admit(&token), Err(TokenError::NotReady));
+        rights.mark_caught_up();
+        assert_eq!(rights.admit(&token), Ok(()), "a token refused while starting is not used up");
+    }
+
     #[test]
     fn a_token_is_admitted_once() {
-        let rights = Rights::default();
+        let rights = caught_up();
         let token = claims(1, 2, 3, 1_000, 9);
         assert_eq!(rights.admit(&token), Ok(()));
         assert_eq!(rights.admit(&token), Err(TokenError::Used));
@@ -268,7 +319,7 @@ mod tests {
 
     #[test]
     fn tokens_issued_until_a_participant_left_are_refused_later_ones_are_not() {
-        let rights = Rights::default();
+        let rights = caught_up();
         let left = Revocation::Participant {
             call_id: Uuid::from_u128(1),
             user_id: Uuid::from_u128(2),
@@ -286,7 +337,7 @@ mod tests {
 
     #[test]
     fn an_ended_call_and_a_revoked_session_refuse_every_token() {
-        let rights = Rights::default();
+        let rights = caught_up();
         rights.record(&Revocation::CallEnded { call_id: Uuid::from_u128(1) }, Utc::now());
         rights.record(&Revocation::Session { session_id: Uuid::from_u128(3) }, Utc::now());
         assert!(matches!(rights.admit(&claims(1, 2, 5, i64::MAX, 1)), Err(TokenError::Revoked(_))));

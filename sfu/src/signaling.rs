@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::rights::Rights;
 use crate::shard::{JoinError, JoinRequest, ShardInput, Signal};
-use crate::token::{JoinClaims, TokenVerifier};
+use crate::token::{JoinClaims, TokenError, TokenVerifier};
 
 /// The largest client frame (and message): SDP offers are a few KiB, even with simulcast.
 const CLIENT_FRAME_MAX: usize = 64 * 1024;
@@ -33,6 +33,7 @@ const OFFER_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_UNAUTHORIZED: u16 = 4001;
 const CLOSE_BAD_REQUEST: u16 = 4400;
 const CLOSE_REMOVED: u16 = 4408;
+const CLOSE_UNAVAILABLE: u16 = 4503;
 
 pub struct Signaling {
     pub tokens: TokenVerifier,
@@ -90,6 +91,9 @@ pub async fn rtc(
     socket.config(socket_config()).on_upgrade(move |stream| async move {
         match verdict {
             Ok(claims) => session(stream, claims, signaling).await,
+            Err(error @ TokenError::NotReady) => {
+                refuse(stream, CLOSE_UNAVAILABLE, "unavailable", &error.to_string()).await
+            }
             Err(error) => refuse(stream, CLOSE_UNAUTHORIZED, "unauthorized", &error.to_string()).await,
         }
     })

@@ -68,6 +68,9 @@ pub enum TokenError {
     /// The right it gave ended (the call ended, the participant left or was removed, logout).
     #[error("join token revoked: {0}")]
     Revoked(&'static str),
+    /// Just started: still reading whose rights ended before (a moment).
+    #[error("the SFU is starting; try again in a moment")]
+    NotReady,
 }
 
 pub struct TokenVerifier {

@@ -279,6 +279,16 @@ impl Stack {
     }
 
     /// SIGKILL: no chance to finish what it was doing.
+    /// Stops the SFU and starts it again; returns once it says it is ready.
+    pub async fn restart_sfu(&mut self) -> Result<()> {
+        let base = self.sfu_base.clone().context("this stack runs no SFU")?;
+        if let Some(mut child) = self.sfu.take() {
+            child.kill().await?;
+        }
+        self.sfu = Some(self.spawn("parley-sfu", &[], "sfu-restarted.log")?);
+        self.wait_healthy(&base, "sfu-restarted.log").await
+    }
+
     pub async fn kill_projector(&mut self) -> Result<()> {
         if let Some(mut child) = self.projector.take() {
             child.kill().await?;

@@ -296,3 +296,22 @@ async fn a_join_token_admits_once_and_an_oversized_frame_closes_the_socket() -> 
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_restarted_sfu_still_refuses_tokens_whose_right_ended_before_it_started() -> Result<()> {
+    let mut stack = sfu_stack().await?;
+    let (ada, bob, cyd) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "cyd").await?);
+    let chat = group(&stack, &ada, &[&bob, &cyd]).await?;
+    let (call, _) = start_call(&stack, &chat, "video", &ada).await?;
+    let bob_spare = accept(&stack, &call, &bob).await?;
+    let cyd_access = accept(&stack, &call, &cyd).await?;
+    let (status, left) = stack.post(&format!("/calls/{call}/end"), Some(&bob.token), &json!(null)).await?;
+    ensure!(status == 200, "hang up: {status} {left}");
+
+    // The SFU is ready only once it has read the last token lifetime's ends back from the stream.
+    stack.restart_sfu().await?;
+    assert_refused(&bob_spare, "join token revoked").await?;
+    let cyd_sees = run_peer(&cyd_access.0, &cyd_access.1, &["--seconds", "2"]).await?;
+    assert_eq!((cyd_sees["answered"].clone(), cyd_sees["close"].clone()), (json!(true), Value::Null), "{cyd_sees}");
+    Ok(())
+}
