@@ -13,8 +13,13 @@ use super::chats::{direct, group, member, Member};
 /// Each peer stays this long in the call.
 const SECONDS: &str = "6";
 
-async fn sfu_stack() -> Result<Stack> {
+pub(crate) async fn sfu_stack() -> Result<Stack> {
     Stack::start_with(StackOptions::default().with_sfu()).await
+}
+
+/// `(sfu url, join token)` from a start or accept answer's `sfu`.
+pub(crate) fn access(sfu: &Value) -> (String, String) {
+    (sfu["url"].as_str().unwrap_or_default().to_owned(), sfu["token"].as_str().unwrap_or_default().to_owned())
 }
 
 /// Starts a call in `chat` as `caller` and has everyone in `others` accept it; returns each
@@ -29,9 +34,6 @@ async fn call_everyone(
     let (status, started) = stack.post("/calls", Some(&caller.token), &json!({"chat_id": chat, "kind": kind})).await?;
     ensure!(status == 201, "start call: {status} {started}");
     let call_id = started["id"].as_str().unwrap_or_default().to_owned();
-    let access = |sfu: &Value| {
-        (sfu["url"].as_str().unwrap_or_default().to_owned(), sfu["token"].as_str().unwrap_or_default().to_owned())
-    };
     let mut all = vec![access(&started["sfu"])];
     for other in others {
         let (status, accepted) =
@@ -43,7 +45,7 @@ async fn call_everyone(
 }
 
 /// Received tracks of `kind` that decoded at least `frames` frames.
-fn decoded(summary: &Value, kind: &str, frames: u64) -> Vec<Value> {
+pub(crate) fn decoded(summary: &Value, kind: &str, frames: u64) -> Vec<Value> {
     summary["received"]
         .as_object()
         .into_iter()
