@@ -382,6 +382,7 @@ async fn non_members_get_404_from_every_chat_route() -> Result<()> {
             ("POST", format!("/chats/{chat}/members"), json!({"user_ids": [eve.id]})),
             ("DELETE", format!("/chats/{chat}/members/{}", bob.id), Value::Null),
             ("POST", format!("/chats/{chat}/invite"), json!({})),
+            ("DELETE", format!("/chats/{chat}/invite"), Value::Null),
             ("DELETE", format!("/chats/{chat}/messages/{message_id}?for=everyone"), Value::Null),
             ("DELETE", format!("/chats/{chat}/messages/{message_id}?for=me"), Value::Null),
         ];

@@ -86,6 +86,11 @@ async fn logout_ends_the_sessions_sockets_and_access_tokens_on_every_replica() -
     let third = stack.start_extra_api().await?;
     assert_eq!(profile_status(&third, &stack, &ada.token, &ada.id).await?, 401);
     assert_eq!(profile_status(&third, &stack, &other_token, &ada.id).await?, 200);
+
+    // The revoked token cannot renew a live socket either.
+    other_device.send(&json!({"type": "auth", "token": ada.token})).await?;
+    assert_eq!(other_device.expect("error", WAIT).await?["data"]["code"], "invalid_token");
+    assert_eq!(other_device.closed(WAIT).await?.map(|(code, _)| code), Some(4001));
     Ok(())
 }
 
