@@ -21,6 +21,7 @@ use crate::chats::routes::ChatsApi;
 use crate::commands::{CommandBus, EventStore, ProjectionProgress};
 use crate::config::Config;
 use crate::error::{render_any_error, ApiError};
+use crate::keys::routes::{KeysApi, ToDeviceApi};
 use crate::media::routes::MediaApi;
 use crate::media::uploads::UploadsApi;
 use crate::notifications::routes::NotificationsApi;
@@ -29,11 +30,12 @@ use crate::ops::routes::OpsApi;
 use crate::state::AppState;
 use crate::users::routes::UsersApi;
 
-pub type Apis = (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, MediaApi, UploadsApi, NotificationsApi);
+pub type Apis =
+    (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, MediaApi, UploadsApi, NotificationsApi, KeysApi, ToDeviceApi);
 
 pub fn api_service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, MediaApi, UploadsApi, NotificationsApi),
+        (OpsApi, AuthApi, UsersApi, ChatsApi, CallsApi, MediaApi, UploadsApi, NotificationsApi, KeysApi, ToDeviceApi),
         "Parley",
         env!("CARGO_PKG_VERSION"),
     )
@@ -64,6 +66,9 @@ pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
         .catch_all_error(|error| async move { render_any_error(error) })
 }
 
+/// Body limit of `POST /to-device` (when larger than the general JSON limit).
+pub const TO_DEVICE_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 /// Refuses bodies over `max` bytes (declared or streamed) with 413, and lets a body-less POST
 /// through as JSON `null` so that optional bodies (e.g. logout's) may be omitted.
 async fn limit_body<E: Endpoint>(next: E, mut req: Request, max: usize) -> poem::Result<Response> {
@@ -77,6 +82,8 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request, max: usize) -> poem:
         }
         return Ok(next.call(req).await?.into_response());
     }
+    // A room key for a 1,000-device group travels in one to-device batch.
+    let max = if path == "/to-device" { max.max(TO_DEVICE_MAX_BODY_BYTES) } else { max };
     let declared = req.header(header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > max) {
         return Err(ApiError::PayloadTooLarge { limit: max }.into());
@@ -129,6 +136,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         calls: CommandBus::new(event_store.clone(), ()),
         media: CommandBus::new(event_store.clone(), ()),
         storage: crate::media::storage::MediaStorage::open(&config.media_storage, config.media_prefix.as_deref())?,
+        devices: CommandBus::new(event_store.clone(), ()),
+        to_device: CommandBus::new(event_store.clone(), ()),
         inboxes: CommandBus::new(event_store, ()),
         progress: ProjectionProgress::start(pool.clone()).await?,
         revocations: Arc::new(Revocations::new(config.access_token_ttl)),

@@ -72,6 +72,10 @@ pub struct Config {
     pub media_storage: crate::media::storage::StorageConfig,
     /// Put before every media key (optional).
     pub media_prefix: Option<String>,
+    /// How long an unacknowledged to-device message is kept.
+    pub to_device_ttl: Duration,
+    /// Unexpired to-device messages one device's queue may hold.
+    pub to_device_queue_max: i64,
     /// Largest upload accepted.
     pub media_max_bytes: u64,
     /// Uploads attached to no message and no profile are removed after this long.
@@ -190,6 +194,8 @@ impl Config {
             media_storage: media_storage()?,
             media_prefix: optional("PARLEY_MEDIA_PREFIX"),
             media_max_bytes: parse("PARLEY_MEDIA_MAX_BYTES", "104857600")?,
+            to_device_ttl: parley_eventbus::stream::to_device_ttl_from_env(),
+            to_device_queue_max: parse::<i64>("PARLEY_TO_DEVICE_QUEUE_MAX", "1000")?.max(1),
             media_unattached_ttl: Duration::from_secs(parse("PARLEY_MEDIA_UNATTACHED_TTL_SECS", "86400")?),
         })
     }

@@ -8,6 +8,7 @@ pub mod chats;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod keys;
 pub mod media;
 pub mod notifications;
 pub mod ops;
@@ -33,6 +34,8 @@ pub enum ApiTags {
     Media,
     /// Notifications
     Notifications,
+    /// End-to-end encryption: devices, their keys, and to-device messages
+    Keys,
     /// Health, metrics and keys
     Operations,
 }

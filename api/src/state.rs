@@ -4,9 +4,11 @@ use std::sync::Arc;
 
 use parley_domain::call::Call;
 use parley_domain::chat::Chat;
+use parley_domain::device::Device;
 use parley_domain::inbox::Inbox;
 use parley_domain::media::Media;
 use parley_domain::session::Session;
+use parley_domain::to_device::ToDeviceBatch;
 use parley_domain::user::User;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -30,6 +32,8 @@ pub struct AppState {
     pub media: CommandBus<Media>,
     pub storage: crate::media::storage::MediaStorage,
     pub inboxes: CommandBus<Inbox>,
+    pub devices: CommandBus<Device>,
+    pub to_device: CommandBus<ToDeviceBatch>,
     pub progress: ProjectionProgress,
     pub tokens: TokenKeys,
     pub revocations: Arc<Revocations>,

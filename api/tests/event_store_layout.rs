@@ -50,6 +50,7 @@ async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::
         let send = ChatCommand::SendMessage {
             message_id,
             sender_id: if n % 2 == 0 { ada } else { bob },
+            sender_device_id: None,
             client_msg_id: format!("c{n}"),
             body: sealed::seal(&key, &[0u8; sealed::NONCE_BYTES], b"ciphertext"),
             algorithm: "x".into(),
@@ -83,6 +84,7 @@ async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::
     let old_writer = ChatEvent::MessageSent {
         message_id: Uuid::now_v7(),
         sender_id: ada,
+        sender_device_id: None,
         seq: 121,
         client_msg_id: "old-writer".into(),
         body: sealed::seal(&[7; sealed::KEY_BYTES], &[0u8; sealed::NONCE_BYTES], b"ciphertext"),

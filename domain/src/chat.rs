@@ -123,6 +123,8 @@ pub enum ChatCommand {
     SendMessage {
         message_id: Uuid,
         sender_id: Uuid,
+        /// The sending session's device, as the server knows it.
+        sender_device_id: Option<Uuid>,
         client_msg_id: String,
         body: SealedBody,
         algorithm: String,
@@ -201,6 +203,9 @@ pub enum ChatEvent {
     MessageSent {
         message_id: Uuid,
         sender_id: Uuid,
+        /// The device (login session) that sent it; none for messages from before devices.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sender_device_id: Option<Uuid>,
         seq: i64,
         client_msg_id: String,
         /// The client's ciphertext, sealed for crypto-shredding (see `sealed`).
@@ -522,6 +527,7 @@ impl Aggregate for Chat {
             ChatCommand::SendMessage {
                 message_id,
                 sender_id,
+                sender_device_id,
                 client_msg_id,
                 body,
                 algorithm,
@@ -543,6 +549,7 @@ impl Aggregate for Chat {
                 vec![ChatEvent::MessageSent {
                     message_id,
                     sender_id,
+                    sender_device_id,
                     seq: self.last_seq + 1,
                     client_msg_id,
                     body,
@@ -684,6 +691,7 @@ mod tests {
         ChatCommand::SendMessage {
             message_id: Uuid::from_u128(500),
             sender_id: user(sender),
+            sender_device_id: None,
             client_msg_id: client_msg_id.into(),
             body: body(),
             algorithm: "m.megolm.v1".into(),
@@ -696,6 +704,7 @@ mod tests {
         ChatEvent::MessageSent {
             message_id: Uuid::from_u128(500),
             sender_id: user(sender),
+            sender_device_id: None,
             seq,
             client_msg_id: "c".into(),
             body: body(),

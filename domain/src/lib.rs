@@ -8,6 +8,7 @@
 
 pub mod call;
 pub mod chat;
+pub mod device;
 pub mod envelope;
 pub mod inbox;
 pub mod media;
@@ -15,6 +16,7 @@ pub mod metadata;
 pub mod sealed;
 pub mod serde_helpers;
 pub mod session;
+pub mod to_device;
 pub mod user;
 
 pub use envelope::EventEnvelope;

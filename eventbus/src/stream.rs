@@ -135,6 +135,32 @@ pub fn realtime_subject(prefix: &str, user_id: impl std::fmt::Display) -> String
     format!("{prefix}.user.{user_id}")
 }
 
+/// The subject a device's own realtime messages travel on (to-device messages, key stock):
+/// `<prefix>.device.<device id>`, heard by the sockets of that device's session only.
+pub fn device_subject(prefix: &str, device_id: impl std::fmt::Display) -> String {
+    format!("{prefix}.device.{device_id}")
+}
+
+/// How long an unacknowledged to-device message is kept: `PARLEY_TO_DEVICE_TTL_SECS` (default
+/// 7 days, at least 60 s). Read by the api (which stops serving older ones) and the projector
+/// (which deletes them).
+pub fn to_device_ttl_from_env() -> std::time::Duration {
+    const DEFAULT_SECS: u64 = 7 * 24 * 3600;
+    let secs = match std::env::var("PARLEY_TO_DEVICE_TTL_SECS") {
+        Ok(text) => text.trim().parse::<u64>().ok().filter(|s| *s >= 60).unwrap_or_else(|| {
+            tracing::warn!(value = %text, "PARLEY_TO_DEVICE_TTL_SECS must be a whole number of seconds >= 60; using 7 days");
+            DEFAULT_SECS
+        }),
+        Err(_) => DEFAULT_SECS,
+    };
+    std::time::Duration::from_secs(secs)
+}
+
+/// A frame that is not part of the user's feed (no cursor).
+pub fn ephemeral_frame_text(kind: &str, data_json: &str) -> String {
+    format!(r#"{{"type":{},"data":{data_json}}}"#, serde_json::Value::from(kind))
+}
+
 /// A stored feed frame as clients receive it: `data_json` is already JSON.
 pub fn feed_frame_text(kind: &str, data_json: &str, cursor: i64) -> String {
     format!(r#"{{"type":{},"data":{data_json},"cursor":"{cursor}"}}"#, serde_json::Value::from(kind))

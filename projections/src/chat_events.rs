@@ -14,6 +14,7 @@ pub struct SentMessage {
     pub chat_id: Uuid,
     pub message_id: Uuid,
     pub sender_id: Uuid,
+    pub sender_device_id: Option<Uuid>,
     pub seq: i64,
     pub client_msg_id: String,
     pub body: SealedBody,
@@ -67,6 +68,7 @@ pub fn sent_message(event: &EventEnvelope) -> Result<SentMessage, ProjectionErro
         ChatEvent::MessageSent {
             message_id,
             sender_id,
+            sender_device_id,
             seq,
             client_msg_id,
             body,
@@ -78,6 +80,7 @@ pub fn sent_message(event: &EventEnvelope) -> Result<SentMessage, ProjectionErro
             chat_id,
             message_id,
             sender_id,
+            sender_device_id,
             seq,
             client_msg_id,
             body,

@@ -57,13 +57,14 @@ async fn insert_messages(conn: &mut PgConnection, messages: &[SentMessage]) -> R
     sqlx::query(
         "WITH sent AS ( \
            SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], \
-                                $7::text[], $8::text[], $9::uuid[], $10::timestamptz[]) \
-             AS u(chat_id, seq, id, sender_id, client_msg_id, ciphertext, algorithm, media_ids, reply_to, created_at)), \
+                                $7::text[], $8::text[], $9::uuid[], $10::timestamptz[], $11::uuid[]) \
+             AS u(chat_id, seq, id, sender_id, client_msg_id, ciphertext, algorithm, media_ids, reply_to, created_at, \
+                  sender_device_id)), \
          inserted AS ( \
            INSERT INTO messages (chat_id, seq, id, sender_id, client_msg_id, ciphertext, algorithm, media_ids, \
-                                 reply_to, created_at, deleted) \
+                                 reply_to, created_at, deleted, sender_device_id) \
            SELECT chat_id, seq, id, sender_id, client_msg_id, ciphertext, algorithm, media_ids::uuid[], reply_to, \
-                  created_at, ciphertext IS NULL FROM sent), \
+                  created_at, ciphertext IS NULL, sender_device_id FROM sent), \
          media_links AS ( \
            INSERT INTO message_media (media_id, chat_id, message_id) \
            SELECT DISTINCT unnest(media_ids::uuid[]), chat_id, id FROM sent WHERE media_ids <> '{}' \
@@ -87,6 +88,7 @@ async fn insert_messages(conn: &mut PgConnection, messages: &[SentMessage]) -> R
     .bind(&media)
     .bind(messages.iter().map(|m| m.reply_to).collect::<Vec<_>>())
     .bind(messages.iter().map(|m| m.sent_at).collect::<Vec<_>>())
+    .bind(messages.iter().map(|m| m.sender_device_id).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())

@@ -11,6 +11,8 @@ pub struct ProjectorConfig {
     /// Prefix of the durable consumer names (`<prefix>-<projection>`).
     pub consumer_prefix: String,
     pub realtime_prefix: String,
+    /// Age after which an unacknowledged to-device message is deleted.
+    pub to_device_ttl: std::time::Duration,
 }
 
 impl ProjectorConfig {
@@ -21,6 +23,7 @@ impl ProjectorConfig {
             stream: StreamSettings::from_env(),
             consumer_prefix: var("PARLEY_NATS_CONSUMER_PREFIX", "parley"),
             realtime_prefix: parley_eventbus::stream::realtime_prefix_from_env(),
+            to_device_ttl: parley_eventbus::stream::to_device_ttl_from_env(),
         }
     }
 }

@@ -223,6 +223,7 @@ impl FeedProjection {
                 "id": message.message_id,
                 "chat_id": message.chat_id,
                 "sender_id": message.sender_id,
+                "sender_device_id": message.sender_device_id,
                 "seq": message.seq,
                 "client_msg_id": message.client_msg_id,
                 "ciphertext": ciphertext,

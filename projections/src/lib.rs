@@ -8,6 +8,7 @@ pub mod chats;
 pub mod config;
 pub mod error;
 pub mod feed;
+pub mod keys;
 pub mod media;
 pub mod projector;
 pub mod users;
@@ -61,6 +62,7 @@ pub fn projection_groups(realtime_prefix: &str) -> Vec<Vec<Box<dyn Projection>>>
         vec![Box::new(chats::ChatsProjection), Box::new(feed::FeedProjection::new(realtime_prefix.to_owned()))],
         vec![Box::new(calls::CallsProjection)],
         vec![Box::new(media::MediaProjection)],
+        vec![Box::new(keys::KeysProjection::new(realtime_prefix.to_owned()))],
     ]
 }
 

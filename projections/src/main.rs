@@ -85,6 +85,7 @@ async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
             shutdown.clone(),
         )));
     }
+    tasks.push(tokio::spawn(purge_expired_to_device(pool.clone(), config.to_device_ttl, shutdown.clone())));
     parley_eventbus::process::shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
@@ -92,6 +93,29 @@ async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// Deletes to-device messages their device never acknowledged within the configured age (the api
+/// already stops serving them then).
+async fn purge_expired_to_device(pool: sqlx::PgPool, ttl: std::time::Duration, mut shutdown: watch::Receiver<bool>) {
+    let ttl_secs = ttl.as_secs_f64();
+    loop {
+        let purged = sqlx::query("DELETE FROM to_device_messages WHERE created_at < now() - make_interval(secs => $1)")
+            .bind(ttl_secs)
+            .execute(&pool)
+            .await;
+        match purged {
+            Ok(done) if done.rows_affected() > 0 => {
+                tracing::info!(purged = done.rows_affected(), "expired to-device messages deleted")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not delete expired to-device messages"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 async fn rebuild(config: ProjectorConfig, name: &str) -> Result<(), ProjectionError> {

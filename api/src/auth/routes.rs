@@ -65,6 +65,9 @@ pub struct TokenPair {
 #[derive(Debug, Object)]
 pub struct AuthSession {
     pub user: UserView,
+    /// This session's device id: the id it publishes its end-to-end encryption keys under
+    /// (`PUT /keys/devices/{device_id}`), and the `sender_device_id` of what it sends.
+    pub device_id: Uuid,
     pub access_token: String,
     pub refresh_token: String,
     pub token_type: String,
@@ -72,9 +75,10 @@ pub struct AuthSession {
 }
 
 impl AuthSession {
-    fn new(user: UserView, tokens: TokenPair) -> Self {
+    fn new(user: UserView, (device_id, tokens): (Uuid, TokenPair)) -> Self {
         Self {
             user,
+            device_id,
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
             token_type: tokens.token_type,
@@ -142,8 +146,8 @@ async fn user_id_for_email(state: &AppState, email: &str) -> Result<Option<Uuid>
         .await?)
 }
 
-/// Starts a session for `user_id` and issues its first token pair.
-async fn start_session(state: &AppState, user_id: Uuid) -> Result<TokenPair, ApiError> {
+/// Starts a session for `user_id` and issues its first token pair; returns the session's id too.
+async fn start_session(state: &AppState, user_id: Uuid) -> Result<(Uuid, TokenPair), ApiError> {
     let session_id = Uuid::now_v7();
     let refresh = RefreshToken::generate(session_id);
     let now = Utc::now();
@@ -160,7 +164,7 @@ async fn start_session(state: &AppState, user_id: Uuid) -> Result<TokenPair, Api
         .execute(&session_id.to_string(), command, &metadata)
         .await
         .map_err(|e| aggregate_error(e, session_error))?;
-    token_pair(state, user_id, session_id, refresh)
+    Ok((session_id, token_pair(state, user_id, session_id, refresh)?))
 }
 
 fn token_pair(state: &AppState, user_id: Uuid, session_id: Uuid, refresh: RefreshToken) -> Result<TokenPair, ApiError> {
@@ -202,6 +206,7 @@ async fn refresh(state: &AppState, req: &Request, presented: RefreshToken) -> Re
     });
     if reused {
         state.revocations.revoke(session_id);
+        crate::keys::end_device(state, session_id, None).await;
         tracing::warn!(%session_id, "refresh token reused; session revoked");
         return Err(ApiError::Unauthorized("refresh token was already used; the session has been revoked".into()));
     }
@@ -209,7 +214,8 @@ async fn refresh(state: &AppState, req: &Request, presented: RefreshToken) -> Re
     token_pair(state, user_id, session_id, next)
 }
 
-async fn revoke(state: &AppState, caller: Caller, session_id: Uuid) -> Result<(), ApiError> {
+/// Revokes `session_id` (the caller's own, checked by the aggregate) and removes its device.
+pub(crate) async fn revoke(state: &AppState, caller: Caller, session_id: Uuid) -> Result<(), ApiError> {
     let now = Utc::now();
     let command = SessionCommand::Revoke { actor_id: caller.user_id, at: now };
     let metadata = EventMetadata::new(Some(caller.user_id), now, None);
@@ -220,6 +226,7 @@ async fn revoke(state: &AppState, caller: Caller, session_id: Uuid) -> Result<()
         .map_err(|e| aggregate_error(e, session_error))?;
     // This replica refuses the session's tokens at once; the others hear it from the stream.
     state.revocations.revoke(session_id);
+    crate::keys::end_device(state, session_id, Some(caller.user_id)).await;
     Ok(())
 }
 

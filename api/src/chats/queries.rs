@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::views::{chat_type, ChatSummary, ChatView, MemberView, MessageView};
 
 const MESSAGE_COLUMNS: &str =
-    "m.id, m.chat_id, m.sender_id, m.seq, m.client_msg_id, m.ciphertext, m.algorithm, m.media_ids, m.reply_to, m.created_at, m.deleted";
+    "m.id, m.chat_id, m.sender_id, m.sender_device_id, m.seq, m.client_msg_id, m.ciphertext, m.algorithm, m.media_ids, m.reply_to, m.created_at, m.deleted";
 
 /// Whether `viewer` sees the message: a member whose membership started at or before it.
 const VISIBLE_TO_VIEWER: &str = "EXISTS (SELECT 1 FROM chat_members cm \

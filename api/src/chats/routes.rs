@@ -495,6 +495,7 @@ impl ChatsApi {
         let command = ChatCommand::SendMessage {
             message_id,
             sender_id: caller.user_id,
+            sender_device_id: Some(caller.session_id),
             client_msg_id: client_msg_id.clone(),
             body,
             algorithm: algorithm.into_inner(),
@@ -512,6 +513,7 @@ impl ChatsApi {
                         ChatEvent::MessageSent {
                             seq,
                             sender_id,
+                            sender_device_id,
                             client_msg_id,
                             algorithm,
                             media_ids,
@@ -522,6 +524,7 @@ impl ChatsApi {
                             id: message_id,
                             chat_id,
                             sender_id: *sender_id,
+                            sender_device_id: *sender_device_id,
                             seq: *seq,
                             client_msg_id: client_msg_id.clone(),
                             ciphertext: Some(STANDARD.encode(&plaintext)),

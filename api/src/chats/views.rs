@@ -26,6 +26,9 @@ pub struct MessageView {
     pub id: Uuid,
     pub chat_id: Uuid,
     pub sender_id: Uuid,
+    /// The device (login session) that sent it, as the server knows it: pick the sender's keys
+    /// by it. `null` for messages sent before devices existed.
+    pub sender_device_id: Option<Uuid>,
     pub seq: i64,
     pub client_msg_id: String,
     pub ciphertext: Option<String>,

@@ -54,6 +54,8 @@ impl WriteLookups for Session {}
 impl WriteLookups for Call {}
 impl WriteLookups for Media {}
 impl WriteLookups for Inbox {}
+impl WriteLookups for parley_domain::device::Device {}
+impl WriteLookups for parley_domain::to_device::ToDeviceBatch {}
 
 #[cfg(test)]
 mod tests {
@@ -65,6 +67,7 @@ mod tests {
         ChatEvent::MessageSent {
             message_id: Uuid::nil(),
             sender_id: Uuid::max(),
+            sender_device_id: None,
             seq,
             client_msg_id: "c1".into(),
             body: sealed::seal(&[1; sealed::KEY_BYTES], &[0; sealed::NONCE_BYTES], b"x"),

@@ -177,6 +177,8 @@ impl Presence {
 struct Session {
     state: Arc<AppState>,
     user_id: Uuid,
+    /// The device of the session the socket was opened with: its to-device messages come here.
+    device_id: Uuid,
     last_cursor: i64,
     /// Fires when the session of the token the socket was opened (or last re-authenticated)
     /// with is revoked.
@@ -222,6 +224,7 @@ impl Session {
         Self {
             state,
             user_id: claims.sub,
+            device_id: claims.sid,
             last_cursor: 0,
             revocation,
             token_expires: expiry_instant(claims),
@@ -232,11 +235,16 @@ impl Session {
     async fn run(mut self, stream: WebSocketStream, cursor: i64, presence: &Presence) -> anyhow::Result<()> {
         let (mut sink, mut incoming) = stream.split();
         let subject = parley_eventbus::stream::realtime_subject(&self.state.config.realtime_prefix, self.user_id);
-        // Subscribe before reading the feed, so nothing committed in between is missed.
-        let mut wakeups = self.state.nats.subscribe(subject).await?;
+        let device_subject =
+            parley_eventbus::stream::device_subject(&self.state.config.realtime_prefix, self.device_id);
+        // Subscribe before reading the feed and the queue, so nothing committed in between is missed.
+        let user_wakeups = self.state.nats.subscribe(subject).await?;
+        let device_wakeups = self.state.nats.subscribe(device_subject).await?;
+        let mut wakeups = futures::stream::select(user_wakeups, device_wakeups);
         self.last_cursor = cursor;
         tracing::debug!(user_id = %self.user_id, cursor, "websocket session started");
         self.deliver(&mut sink).await?;
+        self.deliver_to_device_queue(&mut sink).await?;
         let idle_timeout = self.state.config.ws_idle_timeout;
         let mut heartbeat = tokio::time::interval(idle_timeout / 3);
         let mut poll = tokio::time::interval(POLL_EVERY);
@@ -299,6 +307,36 @@ impl Session {
                     sink.send(Message::Ping(Vec::new())).await?;
                     presence.mark().await?;
                 }
+            }
+        }
+    }
+
+    /// Sends the device's waiting to-device messages (those that arrived while it was away; the
+    /// client acknowledges what it processed, and may see one twice if it also drains them).
+    async fn deliver_to_device_queue<S>(&mut self, sink: &mut S) -> anyhow::Result<()>
+    where
+        S: futures::Sink<Message, Error = std::io::Error> + Unpin,
+    {
+        const QUEUE_BATCH: i64 = 500;
+        let ttl_secs = self.state.config.to_device_ttl.as_secs_f64();
+        let mut after = 0;
+        loop {
+            let rows =
+                crate::keys::queries::queued(&self.state.pool, self.device_id, after, QUEUE_BATCH, ttl_secs).await?;
+            let full = rows.len() as i64 == QUEUE_BATCH;
+            for row in rows {
+                after = row.position;
+                let data = json!({
+                    "id": row.id,
+                    "sender_id": row.sender_id,
+                    "sender_device_id": row.sender_device_id,
+                    "ciphertext": row.ciphertext,
+                    "created_at": row.created_at,
+                });
+                sink.send(frame("to_device", data, None)).await?;
+            }
+            if !full {
+                return Ok(());
             }
         }
     }
