@@ -159,3 +159,64 @@ pub struct EncryptedMessage {
     /// Padded base64 of the [`MegolmEnvelope`] JSON.
     pub ciphertext: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn olm_plaintext_has_the_contract_shape() {
+        let plaintext = OlmPlaintext {
+            sender_user: Uuid::from_u128(1),
+            sender_device: Uuid::from_u128(2),
+            sender_ed25519: "E".to_owned(),
+            recipient_user: Uuid::from_u128(3),
+            recipient_device: Uuid::from_u128(4),
+            recipient_ed25519: "E2".to_owned(),
+            payload: ToDevicePayload::RoomKey(RoomKeyContent {
+                algorithm: MEGOLM_ALGORITHM.to_owned(),
+                chat_id: Uuid::from_u128(5),
+                session_id: "S".to_owned(),
+                session_key: "K".to_owned(),
+            }),
+        };
+        let json: serde_json::Value = serde_json::to_value(&plaintext).expect("serialise");
+        assert_eq!(json["type"], "parley.room_key");
+        assert_eq!(json["sender_device"], "00000000-0000-0000-0000-000000000002");
+        assert_eq!(json["content"]["algorithm"], "parley.megolm.v1");
+        assert_eq!(json["content"]["chat_id"], "00000000-0000-0000-0000-000000000005");
+        assert_eq!(json.as_object().map(|object| object.len()), Some(8));
+        let back: OlmPlaintext = serde_json::from_value(json).expect("parse");
+        assert_eq!(back, plaintext);
+    }
+
+    #[test]
+    fn megolm_plaintext_is_flat() {
+        let text = MegolmPlaintext { chat_id: Uuid::nil(), content: MessageContent::Text { body: "hi".to_owned() } };
+        assert_eq!(
+            serde_json::to_string(&text).expect("serialise"),
+            "{\"chat_id\":\"00000000-0000-0000-0000-000000000000\",\"type\":\"text\",\"body\":\"hi\"}"
+        );
+        let file: MegolmPlaintext = serde_json::from_str(
+            "{\"chat_id\":\"00000000-0000-0000-0000-000000000000\",\"type\":\"file\",\"file\":{\
+             \"media_id\":\"00000000-0000-0000-0000-000000000009\",\"content_type\":\"image/png\",\"size\":3,\
+             \"name\":\"a.png\",\"key\":\"k\",\"iv\":\"i\",\"sha256\":\"h\",\"algorithm\":\"parley.aes-ctr-256.v1\"}}",
+        )
+        .expect("a file message without a caption parses");
+        assert!(matches!(file.content, MessageContent::File { ref body, .. } if body.is_empty()));
+    }
+
+    #[test]
+    fn olm_envelope_uses_type_for_the_message_type() {
+        let envelope = OlmEnvelope {
+            algorithm: OLM_ALGORITHM.to_owned(),
+            sender_key: "C".to_owned(),
+            message_type: 0,
+            body: "B".to_owned(),
+        };
+        assert_eq!(
+            serde_json::to_string(&envelope).expect("serialise"),
+            "{\"algorithm\":\"parley.olm.v1\",\"sender_key\":\"C\",\"type\":0,\"body\":\"B\"}"
+        );
+    }
+}
