@@ -59,6 +59,9 @@ pub struct RoomKeyShare {
     pub devices_without_one_time_key: Vec<DeviceAddress>,
     /// Devices whose claimed key was refused (bad signature or malformed), with the reason.
     pub rejected_one_time_keys: Vec<(DeviceAddress, String)>,
+    /// Devices whose keys changed since `prepare_send` and were not given the key (the next
+    /// `prepare_send` rotates the session).
+    pub withheld: Vec<DeviceAddress>,
 }
 
 /// A decrypted to-device message.
@@ -500,6 +503,7 @@ impl OwnDevice {
                     reached.push(device);
                 }
                 Err(CoreError::MissingOneTimeKey(_)) => share.devices_without_one_time_key.push(device),
+                Err(CoreError::UnresolvedKeyChange(_)) => share.withheld.push(device),
                 Err(error @ (CoreError::BadSignature { .. } | CoreError::Malformed { .. })) => {
                     share.rejected_one_time_keys.push((device, error.to_string()));
                 }

@@ -339,6 +339,7 @@ fn a_changed_identity_key_is_flagged_and_withheld_until_accepted() {
     let recipients: BTreeSet<_> = [bob_phone.address()].into();
     let preparation = alice.prepare_send(chat_id, &recipients, START).expect("prepare_send");
     assert_eq!(preparation.withheld, vec![bob_phone.address()]);
+    assert!(alice.share_room_key(chat_id, &[]).expect("share").messages.is_empty());
     assert!(preparation.needs_room_key.is_empty());
 
     // Only an explicit decision adopts the new keys; then the device is a recipient again.
@@ -485,4 +486,24 @@ fn safety_numbers_agree_and_change_with_a_new_device() {
     let after = alice.safety_number_with(bob_id);
     assert_ne!(after, seen_by_alice);
     assert_eq!(after, bob_phone.safety_number_with(alice_id));
+}
+
+#[test]
+fn a_key_change_between_prepare_and_share_withholds_the_key() {
+    let World { mut directory, mut alice, bob_phone, bob_laptop: _, chat_id } = world();
+    let bob_id = bob_phone.address().user_id;
+    let recipients: BTreeSet<_> = [bob_phone.address()].into();
+    let preparation = alice.prepare_send(chat_id, &recipients, START).expect("prepare_send");
+    let claimed = directory.claim(&preparation.needs_one_time_key);
+
+    let impostor = OwnDevice::new(bob_id, bob_phone.address().device_id);
+    let mut listing = directory.listing(bob_id);
+    let entry = listing.devices.iter_mut().find(|device| device.device_id == bob_phone.address().device_id);
+    entry.expect("phone listed").identity_keys = impostor.keys_upload(None).expect("upload").identity_keys;
+    assert_eq!(alice.observe_user_devices(&listing).key_changes.len(), 1);
+
+    let share = alice.share_room_key(chat_id, &claimed).expect("share");
+    assert!(share.messages.is_empty());
+    assert_eq!(share.withheld, vec![bob_phone.address()]);
+    assert!(alice.prepare_send(chat_id, &recipients, START).expect("prepare_send").rotated);
 }
