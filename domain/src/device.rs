@@ -52,7 +52,11 @@ pub struct OneTimeKey {
 
 /// The canonical form of a JSON object of strings and booleans: keys sorted, no whitespace.
 pub fn canonical_json(fields: &[(&str, Value)]) -> String {
-    let object: Map<String, Value> = fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    // Sorted here, not left to `Map`: with serde_json's `preserve_order` feature (which any
+    // crate in the build may switch on) a `Map` keeps insertion order.
+    let mut sorted: Vec<&(&str, Value)> = fields.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let object: Map<String, Value> = sorted.into_iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
     Value::Object(object).to_string()
 }
 

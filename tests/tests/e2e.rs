@@ -7,6 +7,7 @@ mod e2e {
     mod calls;
     mod chats;
     mod faults;
+    mod keys;
     mod media;
     mod membership;
     mod notifications;
