@@ -25,6 +25,7 @@ pub struct CallView {
     pub status: String,
     pub participants: Vec<ParticipantView>,
     pub created_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub ended_at: Option<DateTime<Utc>>,
 }
 

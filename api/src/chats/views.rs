@@ -28,12 +28,15 @@ pub struct MessageView {
     pub sender_id: Uuid,
     /// The device (login session) that sent it, as the server knows it: pick the sender's keys
     /// by it. `null` for messages sent before devices existed.
+    #[oai(nullable)]
     pub sender_device_id: Option<Uuid>,
     pub seq: i64,
     pub client_msg_id: String,
+    #[oai(nullable)]
     pub ciphertext: Option<String>,
     pub algorithm: String,
     pub media_ids: Vec<Uuid>,
+    #[oai(nullable)]
     pub reply_to: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub deleted: bool,
@@ -44,6 +47,7 @@ pub struct ChatView {
     pub id: Uuid,
     #[oai(rename = "type")]
     pub chat_type: ChatType,
+    #[oai(nullable)]
     pub name: Option<String>,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
@@ -58,10 +62,12 @@ pub struct ChatSummary {
     pub id: Uuid,
     #[oai(rename = "type")]
     pub chat_type: ChatType,
+    #[oai(nullable)]
     pub name: Option<String>,
     pub member_count: i64,
     pub last_seq: i64,
     pub last_activity_at: DateTime<Utc>,
+    #[oai(nullable)]
     pub last_message: Option<MessageView>,
     pub unread_count: i64,
 }
@@ -69,6 +75,7 @@ pub struct ChatSummary {
 #[derive(Debug, Object)]
 pub struct ChatPage {
     pub items: Vec<ChatSummary>,
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -76,6 +83,7 @@ pub struct ChatPage {
 pub struct MessagePage {
     pub items: Vec<MessageView>,
     /// For older messages pass this as `before_seq`; `null` when there are none.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

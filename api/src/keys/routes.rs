@@ -182,6 +182,7 @@ pub struct ToDevicePage {
     pub items: Vec<ToDeviceMessageView>,
     /// Pass as `cursor` for the next page; `null` on the last page. Messages stay queued until
     /// acknowledged.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

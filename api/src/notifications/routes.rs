@@ -29,6 +29,7 @@ pub struct NotificationView {
 #[derive(Debug, Object)]
 pub struct NotificationPage {
     pub items: Vec<NotificationView>,
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

@@ -29,6 +29,7 @@ pub struct UpdateUserRequest {
     pub name: Option<Text>,
     pub status: Option<Text>,
     /// A media id to set the picture; `null` removes it; absent leaves it.
+    #[oai(nullable)]
     pub avatar_media_id: MaybeUndefined<Uuid>,
 }
 
@@ -36,6 +37,7 @@ pub struct UpdateUserRequest {
 pub struct UserPage {
     pub items: Vec<UserView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

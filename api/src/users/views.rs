@@ -13,8 +13,10 @@ pub struct UserView {
     #[oai(skip_serializing_if_is_none)]
     pub email: Option<String>,
     pub status: String,
+    #[oai(nullable)]
     pub avatar_media_id: Option<Uuid>,
     /// Where the profile picture is: `GET` it with your access token (anyone may).
+    #[oai(nullable)]
     pub avatar_url: Option<String>,
     pub created_at: DateTime<Utc>,
 }
