@@ -437,6 +437,8 @@ async fn send_file(
     let chat = resolve_chat(&signed, chat).await?;
     let content_type = content_type.unwrap_or_else(|| media::guess_content_type(&path).to_owned());
     let info = media::upload_encrypted(&signed.api, &path, &content_type).await?;
+    // A long upload can outlast the access token.
+    ctx.ensure_fresh_token(&mut signed).await?;
     let media_id = info.media_id;
     let content = MessageContent::File { file: info, body: caption };
     let message = e2ee::send_content(ctx, &mut signed, chat, &content, &[media_id]).await?;
