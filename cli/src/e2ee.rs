@@ -145,9 +145,18 @@ pub async fn receive_to_device(
     }
 }
 
+/// What [`drain_to_device`] took.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// Room keys stored.
+    pub keys: Vec<RoomKeyReceived>,
+    /// The to-device messages handled and acknowledged (their realtime frames may still come).
+    pub ids: Vec<Uuid>,
+}
+
 /// Takes every waiting to-device message: decrypts (storing room keys), saves, then acknowledges.
-pub async fn drain_to_device(ctx: &mut Context, signed: &mut Signed) -> Result<Vec<RoomKeyReceived>> {
-    let mut received = Vec::new();
+pub async fn drain_to_device(ctx: &mut Context, signed: &mut Signed) -> Result<Drained> {
+    let mut drained = Drained::default();
     loop {
         let pending = signed.api.pending_to_device().await?;
         if pending.is_empty() {
@@ -157,17 +166,19 @@ pub async fn drain_to_device(ctx: &mut Context, signed: &mut Signed) -> Result<V
         for message in &pending {
             if let Some(event) = receive_to_device(signed, message).await? {
                 ack.push(message.id);
-                received.extend(event);
+                drained.keys.extend(event);
             }
         }
         // Keys are on disk before the server forgets the messages that carried them.
         ctx.save(signed)?;
         signed.api.ack_to_device(&ack).await?;
-        if pending.len() < TO_DEVICE_PAGE || ack.is_empty() {
+        let done = pending.len() < TO_DEVICE_PAGE || ack.is_empty();
+        drained.ids.extend(ack);
+        if done {
             break;
         }
     }
-    Ok(received)
+    Ok(drained)
 }
 
 /// Encrypts `content` for every trusted device of every member of `chat_id` and sends it. Shares a new

@@ -1,6 +1,7 @@
 //! `parley watch`: the realtime socket, decrypted. The profile is locked only while one frame is handled
 //! (state re-loaded, changed, saved), so other `parley` commands on the same profile run in between.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -9,6 +10,7 @@ use parley_sdk::frames::{ClientFrame, ServerEvent, ServerFrame};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use uuid::Uuid;
 
 use crate::api::Message;
 use crate::args::WatchArgs;
@@ -27,10 +29,13 @@ fn convert<T: serde::de::DeserializeOwned>(value: impl serde::Serialize) -> Resu
 }
 
 pub async fn watch(ctx: &mut Context, out: &Output, args: &WatchArgs) -> Result<()> {
+    // To-device messages already taken over HTTP, whose frames are then skipped.
+    let mut handled = HashSet::new();
     let (url, mut token) = {
         let mut signed = ctx.signed_in().await?;
-        let received = e2ee::drain_to_device(ctx, &mut signed).await?;
-        for key in received {
+        let drained = e2ee::drain_to_device(ctx, &mut signed).await?;
+        handled.extend(drained.ids);
+        for key in drained.keys {
             out.event(&json!({"event": "room_key", "key": key}), || {
                 format!("· keys from {} for chat {}", signed.name_of(key.sender_id), key.chat_id)
             });
@@ -87,7 +92,7 @@ pub async fn watch(ctx: &mut Context, out: &Output, args: &WatchArgs) -> Result<
                 continue;
             }
         };
-        if handle(ctx, out, frame.event).await? {
+        if handle(ctx, out, frame.event, &mut handled).await? {
             shown += 1;
         }
     }
@@ -102,7 +107,12 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Handles one frame under the profile lock; true when it showed a chat message.
-async fn handle(ctx: &mut Context, out: &Output, event: ServerEvent) -> Result<bool> {
+async fn handle(ctx: &mut Context, out: &Output, event: ServerEvent, handled: &mut HashSet<Uuid>) -> Result<bool> {
+    if let ServerEvent::ToDevice(message) = &event {
+        if handled.contains(&message.id) {
+            return Ok(false);
+        }
+    }
     let mut signed = ctx.signed_in().await?;
     let mut shown_message = false;
     match event {
@@ -112,7 +122,7 @@ async fn handle(ctx: &mut Context, out: &Output, event: ServerEvent) -> Result<b
             let mut shown = decrypt(&mut signed.device, &message);
             if lacks_key(&shown) {
                 // The key may still be queued (the to_device frame not handled yet): take it and retry.
-                e2ee::drain_to_device(ctx, &mut signed).await?;
+                handled.extend(e2ee::drain_to_device(ctx, &mut signed).await?.ids);
                 shown = decrypt(&mut signed.device, &message);
             }
             let mut value = message_json(&signed, &message, &shown);
@@ -125,6 +135,7 @@ async fn handle(ctx: &mut Context, out: &Output, event: ServerEvent) -> Result<b
             if let Some(received) = e2ee::receive_to_device(&mut signed, &incoming).await? {
                 ctx.save(&signed)?;
                 signed.api.ack_to_device(&[incoming.id]).await?;
+                handled.insert(incoming.id);
                 if let Some(key) = received {
                     out.event(&json!({"event": "room_key", "key": key}), || {
                         format!("· keys from {} for chat {}", signed.name_of(key.sender_id), key.chat_id)

@@ -126,6 +126,9 @@ impl Parley {
     async fn run(&self, profile: &str, args: &[&str]) -> Result<Value> {
         let run = self.try_run(profile, args, None).await?;
         ensure!(run.code == 0, "parley --profile {profile} {args:?} failed ({}): {}", run.code, run.stderr);
+        if !run.stderr.is_empty() {
+            println!("parley --profile {profile} {args:?} said: {}", run.stderr);
+        }
         run.json()
     }
 
@@ -344,11 +347,15 @@ async fn e2ee_cli_three_users_four_devices_direct_and_group() -> Result<()> {
     let wrong = parley.try_run("alice", &["verify", &bob, "--expect", &"1".repeat(60)], None).await?;
     ensure!(wrong.code != 0 && wrong.stderr.contains("mismatch"), "a wrong safety number must fail: {}", wrong.stderr);
 
-    // ----- watch shows a message live, decrypted -----
+    // ----- A group joined by invite; watch shows its first message live (the room key comes first) -----
+    let team2 = id(&parley.run("alice", &["chat", "new", "--group", "Team2", "--members", &bob]).await?["chat"]["id"]);
+    let invite = parley.run("alice", &["chat", "invite", &team2]).await?;
+    let code = invite["invite_code"].as_str().context("invite code")?.to_owned();
+    parley.run("carol", &["chat", "join", &code]).await?;
     let mut watcher = parley.command("bob-laptop", &["watch", "--count", "1", "--timeout", "30"]);
     let watcher = watcher.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    parley.run("alice", &["send", &direct, "live message"]).await?;
+    parley.run("alice", &["send", &team2, "live in team2"]).await?;
     let output = tokio::time::timeout(Duration::from_secs(40), watcher.wait_with_output()).await??;
     let stdout = String::from_utf8_lossy(&output.stdout);
     ensure!(output.status.success(), "watch failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -357,8 +364,23 @@ async fn e2ee_cli_three_users_four_devices_direct_and_group() -> Result<()> {
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .find(|line| line["event"] == "message")
         .context(format!("watch printed no message: {stdout}"))?;
-    ensure!(live["type"] == "text" && live["body"] == "live message", "{live}");
+    ensure!(live["type"] == "text" && live["body"] == "live in team2", "{live}");
     ensure!(live["sender_name"] == "alice", "{live}");
+    parley.read_until("carol", &team2, "the live message", |m| decrypted(m, "live in team2")).await?;
+
+    // ----- chats shows decrypted previews; delete for everyone leaves a tombstone -----
+    let chats = parley.run("bob-laptop", &["chats"]).await?;
+    let preview = chats["chats"]
+        .as_array()
+        .and_then(|chats| chats.iter().find(|chat| chat["id"] == team2.as_str()))
+        .context(format!("team2 in {chats}"))?;
+    ensure!(preview["last_message"]["body"] == "live in team2", "{preview}");
+    let sent = parley.run("alice", &["send", &direct, "to be deleted"]).await?;
+    parley.run("alice", &["delete", &direct, &id(&sent["id"]), "--for", "everyone"]).await?;
+    let history = parley.read_until("bob-laptop", &direct, "the tombstone", |m| {
+        m.iter().any(|message| message["id"] == sent["id"] && message["type"] == "deleted")
+    });
+    history.await?;
 
     // ----- The state on disk is private and encrypted -----
     use std::os::unix::fs::PermissionsExt;
