@@ -285,6 +285,13 @@ impl Api {
         convert(answer.into_inner())
     }
 
+    /// Moves your read mark (others see a `chat.read` receipt).
+    pub async fn mark_read(&self, chat: Uuid, up_to_seq: i64) -> Result<()> {
+        let body: types::MarkReadRequest = convert(json!({"up_to_seq": up_to_seq}))?;
+        self.client.mark_read().id(chat).body(body).send().await.map_err(sdk_error)?;
+        Ok(())
+    }
+
     pub async fn delete_message(&self, chat: Uuid, message: Uuid, for_everyone: bool) -> Result<()> {
         let scope = if for_everyone { types::DeleteFor::Everyone } else { types::DeleteFor::Me };
         self.client.delete_message().id(chat).message_id(message).for_(scope).send().await.map_err(sdk_error)?;

@@ -465,6 +465,12 @@ async fn read(ctx: &mut Context, out: &Output, chat: &str, limit: u32) -> Result
     messages.reverse();
     e2ee::learn_names(&mut signed, messages.iter().map(|message| message.sender_id)).await;
     let shown = decrypt_all(ctx, &mut signed, &messages).await?;
+    if let Some(newest) = messages.iter().map(|message| message.seq).max() {
+        // Reading is a read receipt, as in any messenger.
+        if let Err(error) = signed.api.mark_read(chat, newest).await {
+            warn(&format!("could not mark the chat read: {error}"));
+        }
+    }
     let items: Vec<Value> =
         messages.iter().zip(&shown).map(|(message, shown)| message_json(&signed, message, shown)).collect();
     out.event(&json!({"chat_id": chat, "messages": items}), || {

@@ -35,6 +35,7 @@ pub async fn watch(ctx: &mut Context, out: &Output, args: &WatchArgs) -> Result<
         let mut signed = ctx.signed_in().await?;
         let drained = e2ee::drain_to_device(ctx, &mut signed).await?;
         handled.extend(drained.ids);
+        e2ee::learn_names(&mut signed, drained.keys.iter().map(|key| key.sender_id)).await;
         for key in drained.keys {
             out.event(&json!({"event": "room_key", "key": key}), || {
                 format!("· keys from {} for chat {}", signed.name_of(key.sender_id), key.chat_id)
@@ -137,6 +138,7 @@ async fn handle(ctx: &mut Context, out: &Output, event: ServerEvent, handled: &m
                 signed.api.ack_to_device(&[incoming.id]).await?;
                 handled.insert(incoming.id);
                 if let Some(key) = received {
+                    e2ee::learn_names(&mut signed, [key.sender_id]).await;
                     out.event(&json!({"event": "room_key", "key": key}), || {
                         format!("· keys from {} for chat {}", signed.name_of(key.sender_id), key.chat_id)
                     });

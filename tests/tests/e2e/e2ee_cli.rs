@@ -352,21 +352,26 @@ async fn e2ee_cli_three_users_four_devices_direct_and_group() -> Result<()> {
     let invite = parley.run("alice", &["chat", "invite", &team2]).await?;
     let code = invite["invite_code"].as_str().context("invite code")?.to_owned();
     parley.run("carol", &["chat", "join", &code]).await?;
-    let mut watcher = parley.command("bob-laptop", &["watch", "--count", "1", "--timeout", "30"]);
+    let mut watcher = parley.command("bob-laptop", &["watch", "--timeout", "12"]);
     let watcher = watcher.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     parley.run("alice", &["send", &team2, "live in team2"]).await?;
+    // Carol reading the chat is a read receipt that bob's watch shows.
+    parley.read_until("carol", &team2, "the live message", |m| decrypted(m, "live in team2")).await?;
     let output = tokio::time::timeout(Duration::from_secs(40), watcher.wait_with_output()).await??;
     let stdout = String::from_utf8_lossy(&output.stdout);
     ensure!(output.status.success(), "watch failed: {}", String::from_utf8_lossy(&output.stderr));
-    let live = stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|line| line["event"] == "message")
-        .context(format!("watch printed no message: {stdout}"))?;
+    let events: Vec<Value> = stdout.lines().filter_map(|line| serde_json::from_str::<Value>(line).ok()).collect();
+    let live =
+        events.iter().find(|line| line["event"] == "message").context(format!("watch printed no message: {stdout}"))?;
     ensure!(live["type"] == "text" && live["body"] == "live in team2", "{live}");
     ensure!(live["sender_name"] == "alice", "{live}");
-    parley.read_until("carol", &team2, "the live message", |m| decrypted(m, "live in team2")).await?;
+    ensure!(
+        events
+            .iter()
+            .any(|line| line["event"] == "read" && line["user_name"] == "carol" && line["chat_id"] == team2.as_str()),
+        "watch showed no read receipt from carol: {stdout}"
+    );
 
     // ----- chats shows decrypted previews; delete for everyone leaves a tombstone -----
     let chats = parley.run("bob-laptop", &["chats"]).await?;
