@@ -6,6 +6,7 @@ mod e2e {
     mod bad_input;
     mod calls;
     mod chats;
+    mod e2ee;
     mod e2ee_cli;
     mod faults;
     mod keys;

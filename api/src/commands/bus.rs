@@ -146,7 +146,7 @@ impl<A: WriteLookups + Clone> CommandBus<A> {
                 payload: serde_json::to_string(&event).map_err(|e| AggregateError::UnexpectedError(e.into()))?,
                 metadata: metadata_json.clone(),
             });
-            state.apply(event.clone());
+            // `handle` already applied it to `state` (`EventSink::write` does).
             envelopes.push(EventEnvelope {
                 aggregate_id: aggregate_id.to_owned(),
                 sequence: sequence as usize,
