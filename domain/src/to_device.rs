@@ -13,6 +13,10 @@ use uuid::Uuid;
 pub const MAX_BATCH: usize = 1000;
 /// Characters of one message's opaque ciphertext.
 pub const MAX_CIPHERTEXT_CHARS: usize = 16 * 1024;
+/// Bytes of ciphertext one batch's event may carry: every event must fit in one NATS message
+/// (1 MiB by default) with room to spare, or the outbox relay could never publish it. The api
+/// splits a larger request into several batches.
+pub const MAX_BATCH_CIPHERTEXT_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToDeviceMessage {
@@ -51,7 +55,7 @@ impl DomainEvent for ToDeviceEvent {
 pub enum ToDeviceError {
     #[error("this batch was already sent")]
     AlreadySent,
-    #[error("a batch carries 1 to {MAX_BATCH} messages")]
+    #[error("a batch carries 1 to {MAX_BATCH} messages, {MAX_BATCH_CIPHERTEXT_BYTES} bytes of ciphertext at most")]
     BadBatchSize,
     #[error("a message's ciphertext is 1 to {MAX_CIPHERTEXT_CHARS} characters, without NUL")]
     BadCiphertext,
@@ -79,7 +83,10 @@ impl Aggregate for ToDeviceBatch {
         if self.sent {
             return Err(ToDeviceError::AlreadySent);
         }
-        if messages.is_empty() || messages.len() > MAX_BATCH {
+        if messages.is_empty()
+            || messages.len() > MAX_BATCH
+            || messages.iter().map(|m| m.ciphertext.len()).sum::<usize>() > MAX_BATCH_CIPHERTEXT_BYTES
+        {
             return Err(ToDeviceError::BadBatchSize);
         }
         // NUL is refused here because the read model could not store it.
@@ -124,6 +131,15 @@ mod tests {
             messages,
             at: at(),
         }
+    }
+
+    #[test]
+    fn a_batch_fits_in_one_nats_message() {
+        let big = "z".repeat(MAX_CIPHERTEXT_CHARS);
+        BatchTest::with(())
+            .given_no_previous_events()
+            .when(send(vec![message(&big); MAX_BATCH_CIPHERTEXT_BYTES / MAX_CIPHERTEXT_CHARS + 1]))
+            .then_expect_error(ToDeviceError::BadBatchSize);
     }
 
     #[test]

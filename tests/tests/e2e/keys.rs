@@ -442,3 +442,32 @@ async fn removing_a_device_signs_it_out_and_tells_contacts() -> Result<()> {
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_batch_larger_than_a_nats_message_is_delivered_and_stalls_nothing() -> Result<()> {
+    let stack = Stack::start().await?;
+    let ada = device(&stack, "ada", 1, 0).await?;
+    let bob = device(&stack, "bob", 2, 0).await?;
+    let chat = direct(&stack, &bob.member(), &ada.member()).await?;
+    // 150 room-key-sized messages of 10 KiB: 1.5 MB, over NATS's 1 MiB message limit.
+    let messages: Vec<Value> = (0..150)
+        .map(|i| json!({"user_id": ada.user_id, "device_id": ada.device_id, "ciphertext": format!("{i:04}{}", "k".repeat(10 * 1024))}))
+        .collect();
+    let (status, sent) = stack.post("/to-device", Some(&bob.token), &json!({"messages": messages})).await?;
+    assert_eq!(status, 200, "{sent}");
+    stack
+        .eventually(Duration::from_secs(15), "all 150 messages to be queued, in order", || async {
+            let (_, queue) = stack.get("/to-device?limit=1000", Some(&ada.token)).await?;
+            let items = queue["items"].as_array().cloned().unwrap_or_default();
+            let order: Vec<&str> = items.iter().filter_map(|m| m["ciphertext"].as_str()).map(|c| &c[..4]).collect();
+            let expected: Vec<String> = (0..150).map(|i| format!("{i:04}")).collect();
+            Ok(order == expected.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await?;
+    // Everything after it still flows (the relay did not stop at an event it cannot publish).
+    let mut ada_socket = Socket::connect(&stack.base_url, &ada.token, None).await?;
+    let (status, _) = send(&stack, &chat, &bob.member(), "after", "still here").await?;
+    assert_eq!(status, 201);
+    ada_socket.expect("message.created", Duration::from_secs(10)).await?;
+    Ok(())
+}
