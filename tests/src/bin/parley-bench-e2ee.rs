@@ -4,8 +4,9 @@
 //!    `BENCH_E2EE_DEVICES_PER_USER` logins each, every login a device that publishes its keys and
 //!    holds a WebSocket of its own; per round, a new sender (one device) creates a group with all
 //!    of them and reads their device lists. Timed: one `POST /keys/claim` for every device, the
-//!    core's `prepare_send` + `share_room_key` (one new Olm session per device), one
-//!    `POST /to-device` batch, until every recipient device has decrypted its `to_device` frame.
+//!    core's `prepare_send` + `share_room_key` (one new Olm session per device), the batch by
+//!    `POST /to-device` (in requests under 768 KiB, sent at once: see `TO_DEVICE_REQUEST_BYTES`),
+//!    until every recipient device has decrypted its `to_device` frame (each device's own socket).
 //! 2. **Messages/s through the encrypted path** for one chat (a sender and a recipient, one device
 //!    each, the recipient on a WebSocket): encrypt → POST → `message.created` frame → decrypt, with
 //!    Megolm rotation every 100 messages (each rotation sends the new room key by Olm), side by side
@@ -184,19 +185,46 @@ async fn claim(http: &reqwest::Client, base: &str, login: &Login, devices: &[Dev
     Ok(text)
 }
 
-/// `POST /to-device` (the body already serialised).
-async fn send_to_device(http: &reqwest::Client, base: &str, login: &Login, body: Vec<u8>) -> Result<()> {
-    let response = http
-        .post(format!("{base}/to-device"))
-        .bearer_auth(&login.token)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    let text = response.text().await?;
-    ensure!(status == 200 || status == 202, "send to-device: {status} {text}");
-    Ok(())
+/// Bytes of ciphertext (plus ids) per `POST /to-device`. The api accepts 1,000 messages of up to
+/// 16 KiB each, but commits a batch as one event, and the relay cannot publish an event over NATS's
+/// 1 MiB message limit: it retries that event forever and nothing after it reaches JetStream (seen
+/// with 1,000 room keys, a 1.6 MB event). So the batch goes in requests of at most this size.
+const TO_DEVICE_REQUEST_BYTES: usize = 768 * 1024;
+
+/// `POST /to-device` bodies for `messages`, each under [`TO_DEVICE_REQUEST_BYTES`].
+fn to_device_bodies(messages: &[OutgoingToDevice]) -> Result<Vec<Vec<u8>>> {
+    let mut bodies = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, message) in messages.iter().enumerate() {
+        let size = message.ciphertext.len() + 200;
+        if i > start && bytes + size > TO_DEVICE_REQUEST_BYTES {
+            bodies.push(serde_json::to_vec(&ToDeviceBatch { messages: &messages[start..i] })?);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < messages.len() {
+        bodies.push(serde_json::to_vec(&ToDeviceBatch { messages: &messages[start..] })?);
+    }
+    Ok(bodies)
+}
+
+/// `POST /to-device` of every body at once.
+async fn send_to_device(http: &reqwest::Client, base: &str, login: &Login, bodies: Vec<Vec<u8>>) -> Result<()> {
+    let requests = bodies.into_iter().map(|body| async move {
+        let response = http
+            .post(format!("{base}/to-device"))
+            .bearer_auth(&login.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        ensure!(status == 200 || status == 202, "send to-device: {status} {text}");
+        Ok(())
+    });
+    join_all(requests).await.into_iter().collect()
 }
 
 /// A frame, with its data left unparsed until its type is known.
@@ -303,6 +331,8 @@ struct KeyRound {
     /// `prepare_send`, parsing the claim answer, `share_room_key`, serialising the batch.
     client: Duration,
     post: Duration,
+    /// `POST /to-device` requests the batch took.
+    requests: usize,
     /// From the `POST /to-device` answer to the last device's decrypted key.
     delivery: Duration,
     decrypt_sum: Duration,
@@ -371,10 +401,11 @@ async fn room_key_round(http: &reqwest::Client, base: &str, crowd: &mut Crowd, r
         share.devices_without_one_time_key.len(),
         share.rejected_one_time_keys.len()
     );
-    let body = serde_json::to_vec(&ToDeviceBatch { messages: &share.messages })?;
+    let bodies = to_device_bodies(&share.messages)?;
+    let requests = bodies.len();
     client += client_started.elapsed();
     let post_started = Instant::now();
-    send_to_device(http, base, &sender_login, body).await?;
+    send_to_device(http, base, &sender_login, bodies).await?;
     let posted = Instant::now();
     let post = posted - post_started;
 
@@ -406,6 +437,7 @@ async fn room_key_round(http: &reqwest::Client, base: &str, crowd: &mut Crowd, r
         claim: claim_time,
         client,
         post,
+        requests,
         delivery: last.saturating_duration_since(posted),
         decrypt_sum: arrivals.iter().map(|a| a.decrypt).sum(),
         arrivals: after_post,
@@ -528,13 +560,7 @@ impl Conversation {
         };
         let share = device.share_room_key(self.chat, &claimed)?;
         ensure!(share.messages.len() == self.recipients.len(), "room key not shared with every device");
-        send_to_device(
-            http,
-            base,
-            &self.sender_login,
-            serde_json::to_vec(&ToDeviceBatch { messages: &share.messages })?,
-        )
-        .await?;
+        send_to_device(http, base, &self.sender_login, to_device_bodies(&share.messages)?).await?;
         self.rotations.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -719,12 +745,13 @@ async fn main() -> Result<()> {
         let d = round.devices;
         println!(
             "| room key to {d} devices, round {}: **total {:.0} ms** | claim {d} one-time keys (server) {:.0} ms + \
-             {d} Olm sessions and encryptions (client) {:.0} ms + POST /to-device (server) {:.0} ms + delivery until \
-             the last device decrypted {:.0} ms |",
+             {d} Olm sessions and encryptions (client) {:.0} ms + POST /to-device x {} (server) {:.0} ms + delivery \
+             until the last device decrypted {:.0} ms |",
             i + 1,
             ms(round.total),
             ms(round.claim),
             ms(round.client),
+            round.requests,
             ms(round.post),
             ms(round.delivery),
         );
