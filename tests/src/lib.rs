@@ -16,6 +16,8 @@ use sqlx::PgPool;
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
+pub mod bench;
+
 pub fn admin_database_url() -> String {
     std::env::var("PARLEY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://parley@127.0.0.1:55433/postgres".into())
 }
