@@ -5,7 +5,7 @@
 //!    holds a WebSocket of its own; per round, a new sender (one device) creates a group with all
 //!    of them and reads their device lists. Timed: one `POST /keys/claim` for every device, the
 //!    core's `prepare_send` + `share_room_key` (one new Olm session per device), the batch by
-//!    `POST /to-device` (in requests under 768 KiB, sent at once: see `TO_DEVICE_REQUEST_BYTES`),
+//!    `POST /to-device` (one request; larger than 4 MiB would be split: `TO_DEVICE_REQUEST_BYTES`),
 //!    until every recipient device has decrypted its `to_device` frame (each device's own socket).
 //! 2. **Messages/s through the encrypted path** for one chat (a sender and a recipient, one device
 //!    each, the recipient on a WebSocket): encrypt → POST → `message.created` frame → decrypt, with
@@ -185,11 +185,9 @@ async fn claim(http: &reqwest::Client, base: &str, login: &Login, devices: &[Dev
     Ok(text)
 }
 
-/// Bytes of ciphertext (plus ids) per `POST /to-device`. The api accepts 1,000 messages of up to
-/// 16 KiB each, but commits a batch as one event, and the relay cannot publish an event over NATS's
-/// 1 MiB message limit: it retries that event forever and nothing after it reaches JetStream (seen
-/// with 1,000 room keys, a 1.6 MB event). So the batch goes in requests of at most this size.
-const TO_DEVICE_REQUEST_BYTES: usize = 768 * 1024;
+/// The api's body limit for `POST /to-device` (4 MiB): a 1,000-device room key (about 1.6 MB) is
+/// one request; the api commits it as several events that each fit a NATS message.
+const TO_DEVICE_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// `POST /to-device` bodies for `messages`, each under [`TO_DEVICE_REQUEST_BYTES`].
 fn to_device_bodies(messages: &[OutgoingToDevice]) -> Result<Vec<Vec<u8>>> {
