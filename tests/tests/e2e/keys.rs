@@ -471,3 +471,28 @@ async fn a_batch_larger_than_a_nats_message_is_delivered_and_stalls_nothing() ->
     ada_socket.expect("message.created", Duration::from_secs(10)).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_removed_member_loses_the_directory_with_the_chat() -> Result<()> {
+    let stack = Stack::start().await?;
+    let ada = device(&stack, "ada", 1, 2).await?;
+    let bob = device(&stack, "bob", 2, 0).await?;
+    let chat = super::chats::group(&stack, &ada.member(), &[&bob.member()]).await?;
+    assert_eq!(stack.get(&format!("/keys/users/{}", ada.user_id), Some(&bob.token)).await?.0, 200);
+    let removed = stack
+        .http
+        .delete(stack.url(&format!("/chats/{chat}/members/{}", bob.user_id)))
+        .bearer_auth(&ada.token)
+        .send()
+        .await?;
+    assert_eq!(removed.status(), 204);
+    stack
+        .eventually(Duration::from_secs(10), "the removal to close the directory", || async {
+            Ok(stack.get(&format!("/keys/users/{}", ada.user_id), Some(&bob.token)).await?.0 == 404)
+        })
+        .await?;
+    assert_eq!(claim(&stack, &bob, &ada).await?.0, 404);
+    let to_ada = json!({"messages": [{"user_id": ada.user_id, "device_id": ada.device_id, "ciphertext": "x"}]});
+    assert_eq!(stack.post("/to-device", Some(&bob.token), &to_ada).await?.0, 404);
+    Ok(())
+}
