@@ -64,6 +64,83 @@ pub struct RoomKeyShare {
     pub withheld: Vec<DeviceAddress>,
 }
 
+impl RoomKeyShare {
+    /// Files a device the key could not be encrypted for under its reason; returns the errors that end
+    /// the whole share instead.
+    fn sort_failure(&mut self, device: DeviceAddress, error: CoreError) -> Option<CoreError> {
+        match error {
+            CoreError::MissingOneTimeKey(_) => self.devices_without_one_time_key.push(device),
+            CoreError::UnresolvedKeyChange(_) => self.withheld.push(device),
+            error @ (CoreError::BadSignature { .. } | CoreError::Malformed { .. }) => {
+                self.rejected_one_time_keys.push((device, error.to_string()));
+            }
+            error => return Some(error),
+        }
+        None
+    }
+}
+
+/// One to-device encryption: everything it needs from the device's state, so that many can run at once
+/// against a shared `&Account`.
+struct OlmJob<'k> {
+    recipient: DeviceAddress,
+    recipient_keys: DeviceKeys,
+    /// The recipient's Curve25519 key (base64), the key of its sessions in `olm_sessions`.
+    peer_key: String,
+    plaintext: Vec<u8>,
+    /// The most recently used session with the recipient, taken out of the store; `None` starts one
+    /// from `one_time_key`.
+    session: Option<Session>,
+    one_time_key: Option<&'k ClaimedOneTimeKey>,
+}
+
+/// A finished [`OlmJob`]: the session to put back (even when encrypting failed) and the message.
+struct OlmOutcome {
+    recipient: DeviceAddress,
+    peer_key: String,
+    session: Option<Session>,
+    message: Result<OutgoingToDevice>,
+}
+
+impl OlmJob<'_> {
+    fn run(self, account: &Account) -> OlmOutcome {
+        let OlmJob { recipient, recipient_keys, peer_key, plaintext, session, one_time_key } = self;
+        let mut session = match (session, one_time_key) {
+            (Some(session), _) => session,
+            (None, Some(claimed)) => match start_olm_session(account, &recipient_keys, claimed) {
+                Ok(session) => session,
+                Err(error) => return OlmOutcome { recipient, peer_key, session: None, message: Err(error) },
+            },
+            (None, None) => {
+                let message = Err(CoreError::MissingOneTimeKey(recipient));
+                return OlmOutcome { recipient, peer_key, session: None, message };
+            }
+        };
+        let message =
+            session.encrypt(plaintext).map_err(|error| CoreError::Olm(error.to_string())).and_then(|message| {
+                let (message_type, body) = message.to_parts();
+                let envelope = OlmEnvelope {
+                    algorithm: OLM_ALGORITHM.to_owned(),
+                    sender_key: account.identity_keys().curve25519.to_base64(),
+                    message_type: if message_type == 0 { 0 } else { 1 },
+                    body: crate::encoding::b64_encode(body),
+                };
+                let ciphertext =
+                    serde_json::to_string(&envelope).map_err(|error| CoreError::malformed("Olm envelope", error))?;
+                Ok(OutgoingToDevice { user_id: recipient.user_id, device_id: recipient.device_id, ciphertext })
+            });
+        OlmOutcome { recipient, peer_key, session: Some(session), message }
+    }
+}
+
+/// An outbound Olm session to `recipient` from its claimed one-time key, whose signature is checked first.
+fn start_olm_session(account: &Account, recipient: &DeviceKeys, claimed: &ClaimedOneTimeKey) -> Result<Session> {
+    let one_time_key = verify_claimed_key(recipient, claimed)?;
+    account
+        .create_outbound_session(vodozemac::olm::SessionConfig::version_1(), recipient.curve25519, one_time_key)
+        .map_err(|error| CoreError::Olm(error.to_string()))
+}
+
 /// A decrypted to-device message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToDeviceEvent {
@@ -268,8 +345,19 @@ impl OwnDevice {
         one_time_key: Option<&ClaimedOneTimeKey>,
         payload: ToDevicePayload,
     ) -> Result<OutgoingToDevice> {
+        let job = self.olm_job(recipient, one_time_key, &payload)?;
+        let outcome = job.run(&self.account);
+        self.finish_olm_job(outcome)
+    }
+
+    /// What encrypting `payload` for `recipient` needs, its current Olm session taken out of the store.
+    fn olm_job<'k>(
+        &mut self,
+        recipient: DeviceAddress,
+        one_time_key: Option<&'k ClaimedOneTimeKey>,
+        payload: &ToDevicePayload,
+    ) -> Result<OlmJob<'k>> {
         let recipient_keys = self.trust.trusted_keys(recipient)?;
-        let peer_key = recipient_keys.curve25519.to_base64();
         let own_keys = self.account.identity_keys();
         let plaintext = OlmPlaintext {
             sender_user: self.user_id,
@@ -278,37 +366,30 @@ impl OwnDevice {
             recipient_user: recipient.user_id,
             recipient_device: recipient.device_id,
             recipient_ed25519: recipient_keys.ed25519.to_base64(),
-            payload,
+            payload: payload.clone(),
         };
         let plaintext = serde_json::to_vec(&plaintext).map_err(|error| CoreError::malformed("Olm plaintext", error))?;
+        let peer_key = recipient_keys.curve25519.to_base64();
+        let session = self.olm_sessions.get_mut(&peer_key).filter(|sessions| !sessions.is_empty()).map(|s| s.remove(0));
+        if session.is_none() && one_time_key.is_none() {
+            return Err(CoreError::MissingOneTimeKey(recipient));
+        }
+        Ok(OlmJob { recipient, recipient_keys, peer_key, plaintext, session, one_time_key })
+    }
 
-        let sessions = self.olm_sessions.entry(peer_key).or_default();
-        if sessions.is_empty() {
-            let claimed = one_time_key.ok_or(CoreError::MissingOneTimeKey(recipient))?;
-            let one_time_key = verify_claimed_key(&recipient_keys, claimed)?;
-            let session = self
-                .account
-                .create_outbound_session(
-                    vodozemac::olm::SessionConfig::version_1(),
-                    recipient_keys.curve25519,
-                    one_time_key,
-                )
-                .map_err(|error| CoreError::Olm(error.to_string()))?;
+    /// Puts the job's session (reused or new) back and returns its message.
+    fn finish_olm_job(&mut self, outcome: OlmOutcome) -> Result<OutgoingToDevice> {
+        self.return_session(outcome.peer_key, outcome.session);
+        outcome.message
+    }
+
+    /// Puts `session` in front of the peer's sessions, as the most recently used.
+    fn return_session(&mut self, peer_key: String, session: Option<Session>) {
+        if let Some(session) = session {
+            let sessions = self.olm_sessions.entry(peer_key).or_default();
             sessions.insert(0, session);
             sessions.truncate(OLM_SESSIONS_PER_DEVICE);
         }
-        let session = sessions.first_mut().ok_or(CoreError::MissingOneTimeKey(recipient))?;
-        let message = session.encrypt(plaintext).map_err(|error| CoreError::Olm(error.to_string()))?;
-        let (message_type, body) = message.to_parts();
-        let envelope = OlmEnvelope {
-            algorithm: OLM_ALGORITHM.to_owned(),
-            sender_key: own_keys.curve25519.to_base64(),
-            message_type: if message_type == 0 { 0 } else { 1 },
-            body: crate::encoding::b64_encode(body),
-        };
-        let ciphertext =
-            serde_json::to_string(&envelope).map_err(|error| CoreError::malformed("Olm envelope", error))?;
-        Ok(OutgoingToDevice { user_id: recipient.user_id, device_id: recipient.device_id, ciphertext })
     }
 
     /// Decrypts a to-device message, checks it against its envelope and this device, and applies it (a room
@@ -494,21 +575,44 @@ impl OwnDevice {
             session_key: outbound.initial_session_key.clone(),
         });
         let mut share = RoomKeyShare::default();
-        let mut reached = Vec::new();
+        let mut jobs = Vec::with_capacity(pending.len());
+        let mut fatal = None;
+        let claimed_by_device: BTreeMap<DeviceAddress, &ClaimedOneTimeKey> =
+            claimed_keys.iter().map(|claimed| (claimed.device(), claimed)).collect();
         for device in pending {
-            let claimed = claimed_keys.iter().find(|claimed| claimed.device() == device);
-            match self.encrypt_to_device(device, claimed, payload.clone()) {
+            match self.olm_job(device, claimed_by_device.get(&device).copied(), &payload) {
+                Ok(job) => jobs.push(job),
+                Err(error) => {
+                    fatal = share.sort_failure(device, error);
+                    if fatal.is_some() {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(error) = fatal {
+            for job in jobs {
+                self.return_session(job.peer_key, job.session);
+            }
+            return Err(error);
+        }
+        // The sessions' crypto is independent per device and is most of a large share's cost.
+        let account = &self.account;
+        let outcomes = crate::parallel::map_on_all_cores(jobs, |job| job.run(account));
+        let mut reached = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            let device = outcome.recipient;
+            match self.finish_olm_job(outcome) {
                 Ok(message) => {
                     share.messages.push(message);
                     reached.push(device);
                 }
-                Err(CoreError::MissingOneTimeKey(_)) => share.devices_without_one_time_key.push(device),
-                Err(CoreError::UnresolvedKeyChange(_)) => share.withheld.push(device),
-                Err(error @ (CoreError::BadSignature { .. } | CoreError::Malformed { .. })) => {
-                    share.rejected_one_time_keys.push((device, error.to_string()));
-                }
-                Err(error) => return Err(error),
+                // Every session goes back to the store before a fatal error is returned.
+                Err(error) => fatal = fatal.or(share.sort_failure(device, error)),
             }
+        }
+        if let Some(error) = fatal {
+            return Err(error);
         }
         if let Some(outbound) = self.outbound.get_mut(&chat_id) {
             outbound.shared_with.extend(reached);

@@ -13,6 +13,7 @@
 
 mod error;
 mod ids;
+mod parallel;
 
 pub mod attachment;
 pub mod canonical;

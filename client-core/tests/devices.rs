@@ -274,6 +274,77 @@ fn sessions_rotate_after_one_hundred_messages_and_after_seven_days() {
     assert!(send_keys(&mut alice, &mut directory, chat_id, &mut [&mut bob_phone], START + 7 * DAY), "7 days rotate");
 }
 
+/// A share large enough to be encrypted on several threads: new sessions and reused ones, with a forged
+/// key and a device without one in the middle, all sorted out and every session kept.
+#[test]
+fn a_large_share_reaches_every_device_and_keeps_every_session() {
+    let mut directory = KeyDirectory::default();
+    let alice_id = Uuid::new_v4();
+    let mut alice = new_device(&mut directory, alice_id);
+    let users: Vec<Uuid> = (0..30).map(|_| Uuid::new_v4()).collect();
+    let mut devices: Vec<OwnDevice> = Vec::new();
+    for user in &users {
+        for _ in 0..4 {
+            devices.push(new_device(&mut directory, *user));
+        }
+    }
+    learn_users(&mut alice, &directory, &users);
+    for device in &mut devices {
+        learn_users(device, &directory, &[alice_id]);
+    }
+    let chat_id = Uuid::new_v4();
+    let recipients: BTreeSet<_> = devices.iter().map(OwnDevice::address).collect();
+    let preparation = alice.prepare_send(chat_id, &recipients, START).expect("prepare_send");
+    assert_eq!(preparation.needs_one_time_key.len(), devices.len());
+    let mut claimed = directory.claim(&preparation.needs_one_time_key);
+    let without_key = claimed.remove(7).device();
+    let forged = claimed[60].device();
+    claimed[60].curve25519 = claimed[61].curve25519.clone();
+
+    let share = alice.share_room_key(chat_id, &claimed).expect("share");
+    assert_eq!(share.devices_without_one_time_key, vec![without_key]);
+    assert_eq!(share.rejected_one_time_keys.len(), 1, "{share:?}");
+    assert_eq!(share.rejected_one_time_keys[0].0, forged);
+    assert_eq!(share.messages.len(), devices.len() - 2);
+    let by_address = |messages: &[OutgoingToDevice], device: &OwnDevice| {
+        messages.iter().find(|m| DeviceAddress::new(m.user_id, m.device_id) == device.address()).cloned()
+    };
+    for device in &mut devices {
+        match by_address(&share.messages, device) {
+            Some(message) => {
+                device.decrypt_to_device(&deliver(&alice, &message)).expect("room key decrypts");
+            }
+            None => assert!([without_key, forged].contains(&device.address())),
+        }
+    }
+    let first = alice.encrypt_message(chat_id, &text("to the crowd"), START).expect("encrypt");
+    for device in devices.iter_mut().filter(|d| ![without_key, forged].contains(&d.address())) {
+        assert_eq!(read(device, chat_id, alice.address(), &first), "to the crowd");
+    }
+
+    // Seven days later the session rotates: the sessions started above are reused (no claim), and the two
+    // devices left out still need a one-time key.
+    let later = START + 7 * DAY;
+    let rotation = alice.prepare_send(chat_id, &recipients, later).expect("prepare_send");
+    assert!(rotation.rotated);
+    let mut needing: Vec<_> = rotation.needs_one_time_key.clone();
+    needing.sort();
+    let mut expected = vec![without_key, forged];
+    expected.sort();
+    assert_eq!(needing, expected, "every other session was kept");
+    let claimed = directory.claim(&rotation.needs_one_time_key);
+    let share = alice.share_room_key(chat_id, &claimed).expect("share");
+    assert_eq!(share.messages.len(), devices.len(), "{share:?}");
+    for device in &mut devices {
+        let message = by_address(&share.messages, device).expect("a message for every device");
+        device.decrypt_to_device(&deliver(&alice, &message)).expect("room key decrypts");
+    }
+    let second = alice.encrypt_message(chat_id, &text("all of you"), later).expect("encrypt");
+    for device in &mut devices {
+        assert_eq!(read(device, chat_id, alice.address(), &second), "all of you");
+    }
+}
+
 #[test]
 fn bad_signatures_are_refused() {
     let World { mut directory, mut alice, bob_phone, bob_laptop: _, chat_id } = world();
