@@ -1,5 +1,5 @@
 //! The `ToDeviceBatch` aggregate: one batch of end-to-end encrypted messages addressed to
-//! devices (room keys, mostly), sent once. The sender is the server's word: the user and device
+//! devices (room keys, mostly), sent once, recorded as one or more consecutive events. The sender is the server's word: the user and device
 //! of the session that sent it, never a field the client fills in. Each message gets its id here,
 //! so a rebuilt read model acknowledges the same ids.
 
@@ -13,10 +13,10 @@ use uuid::Uuid;
 pub const MAX_BATCH: usize = 1000;
 /// Characters of one message's opaque ciphertext.
 pub const MAX_CIPHERTEXT_CHARS: usize = 16 * 1024;
-/// Bytes of ciphertext one batch's event may carry: every event must fit in one NATS message
-/// (1 MiB by default) with room to spare, or the outbox relay could never publish it. The api
-/// splits a larger request into several batches.
-pub const MAX_BATCH_CIPHERTEXT_BYTES: usize = 256 * 1024;
+/// Bytes of ciphertext one event may carry: every event must fit in one NATS message (1 MiB by
+/// default) with room to spare, or the outbox relay could never publish it. A larger batch is
+/// recorded as consecutive events, in the batch's order.
+pub const MAX_EVENT_CIPHERTEXT_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToDeviceMessage {
@@ -55,7 +55,7 @@ impl DomainEvent for ToDeviceEvent {
 pub enum ToDeviceError {
     #[error("this batch was already sent")]
     AlreadySent,
-    #[error("a batch carries 1 to {MAX_BATCH} messages, {MAX_BATCH_CIPHERTEXT_BYTES} bytes of ciphertext at most")]
+    #[error("a batch carries 1 to {MAX_BATCH} messages")]
     BadBatchSize,
     #[error("a message's ciphertext is 1 to {MAX_CIPHERTEXT_CHARS} characters, without NUL")]
     BadCiphertext,
@@ -83,10 +83,7 @@ impl Aggregate for ToDeviceBatch {
         if self.sent {
             return Err(ToDeviceError::AlreadySent);
         }
-        if messages.is_empty()
-            || messages.len() > MAX_BATCH
-            || messages.iter().map(|m| m.ciphertext.len()).sum::<usize>() > MAX_BATCH_CIPHERTEXT_BYTES
-        {
+        if messages.is_empty() || messages.len() > MAX_BATCH {
             return Err(ToDeviceError::BadBatchSize);
         }
         // NUL is refused here because the read model could not store it.
@@ -97,13 +94,34 @@ impl Aggregate for ToDeviceBatch {
         }) {
             return Err(ToDeviceError::BadCiphertext);
         }
-        sink.write(ToDeviceEvent::ToDeviceBatchSent { sender_id, sender_device_id, messages, sent_at: at }, self).await;
+        for part in event_parts(messages) {
+            let event = ToDeviceEvent::ToDeviceBatchSent { sender_id, sender_device_id, messages: part, sent_at: at };
+            sink.write(event, self).await;
+        }
         Ok(())
     }
 
     fn apply(&mut self, _: Self::Event) {
         self.sent = true;
     }
+}
+
+/// `messages` in order, cut into parts of at most `MAX_EVENT_CIPHERTEXT_BYTES` of ciphertext.
+fn event_parts(messages: Vec<ToDeviceMessage>) -> Vec<Vec<ToDeviceMessage>> {
+    let mut parts: Vec<Vec<ToDeviceMessage>> = Vec::new();
+    let mut bytes = 0;
+    for message in messages {
+        let size = message.ciphertext.len();
+        match parts.last_mut() {
+            Some(part) if bytes + size <= MAX_EVENT_CIPHERTEXT_BYTES => part.push(message),
+            _ => {
+                bytes = 0;
+                parts.push(vec![message]);
+            }
+        }
+        bytes += size;
+    }
+    parts
 }
 
 #[cfg(test)]
@@ -134,12 +152,29 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_fits_in_one_nats_message() {
-        let big = "z".repeat(MAX_CIPHERTEXT_CHARS);
-        BatchTest::with(())
-            .given_no_previous_events()
-            .when(send(vec![message(&big); MAX_BATCH_CIPHERTEXT_BYTES / MAX_CIPHERTEXT_CHARS + 1]))
-            .then_expect_error(ToDeviceError::BadBatchSize);
+    fn a_large_batch_is_recorded_in_order_as_events_that_each_fit_a_nats_message() {
+        let messages: Vec<ToDeviceMessage> = (0..100)
+            .map(|i| ToDeviceMessage { id: Uuid::from_u128(i), ..message(&"z".repeat(MAX_CIPHERTEXT_CHARS)) })
+            .collect();
+        let parts = event_parts(messages.clone());
+        assert_eq!(parts.len(), 7);
+        assert!(parts
+            .iter()
+            .all(|p| p.iter().map(|m| m.ciphertext.len()).sum::<usize>() <= MAX_EVENT_CIPHERTEXT_BYTES));
+        let events: Vec<ToDeviceEvent> = parts
+            .into_iter()
+            .map(|part| ToDeviceEvent::ToDeviceBatchSent {
+                sender_id: Uuid::from_u128(1),
+                sender_device_id: Uuid::from_u128(4),
+                messages: part,
+                sent_at: at(),
+            })
+            .collect();
+        let recorded: Vec<ToDeviceMessage> =
+            events.iter().flat_map(|ToDeviceEvent::ToDeviceBatchSent { messages, .. }| messages.clone()).collect();
+        assert_eq!(recorded, messages, "every message once, in the batch's order");
+        BatchTest::with(()).given_no_previous_events().when(send(messages)).then_expect_events(events);
+        assert_eq!(event_parts(vec![message("x")]).len(), 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use parley_domain::device::{DeviceCommand, IdentityKeys, OneTimeKey};
-use parley_domain::to_device::{ToDeviceCommand, ToDeviceMessage, MAX_BATCH, MAX_BATCH_CIPHERTEXT_BYTES};
+use parley_domain::to_device::{ToDeviceCommand, ToDeviceMessage, MAX_BATCH};
 use parley_domain::EventMetadata;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -498,24 +498,6 @@ impl KeysApi {
     }
 }
 
-/// `messages` in order, cut into parts of at most `MAX_BATCH_CIPHERTEXT_BYTES` of ciphertext.
-fn batch_parts(messages: Vec<ToDeviceMessage>) -> Vec<Vec<ToDeviceMessage>> {
-    let mut parts: Vec<Vec<ToDeviceMessage>> = Vec::new();
-    let mut bytes = 0;
-    for message in messages {
-        let size = message.ciphertext.len();
-        match parts.last_mut() {
-            Some(part) if bytes + size <= MAX_BATCH_CIPHERTEXT_BYTES => part.push(message),
-            _ => {
-                bytes = 0;
-                parts.push(vec![message]);
-            }
-        }
-        bytes += size;
-    }
-    parts
-}
-
 pub struct ToDeviceApi;
 
 #[OpenApi(prefix_path = "/to-device", tag = "ApiTags::Keys")]
@@ -570,22 +552,15 @@ impl ToDeviceApi {
         let ids = messages.iter().map(|m| m.id).collect();
         let now = Utc::now();
         let metadata = EventMetadata::new(Some(caller.user_id), now, None);
-        // One event per part small enough for a NATS message, committed in order so the queue
-        // keeps the request's order. A failure leaves earlier parts sent: a retry re-sends them
-        // with new ids, and Olm refuses the replayed copies.
-        for part in batch_parts(messages) {
-            let command = ToDeviceCommand::Send {
-                sender_id: caller.user_id,
-                sender_device_id: caller.session_id,
-                messages: part,
-                at: now,
-            };
-            state
-                .to_device
-                .execute(&Uuid::now_v7().to_string(), command, &metadata)
-                .await
-                .map_err(|e| aggregate_error(e, to_device_error))?;
-        }
+        // One command, one commit: the batch's events (each small enough for a NATS message) keep
+        // the request's order in every device's queue.
+        let command =
+            ToDeviceCommand::Send { sender_id: caller.user_id, sender_device_id: caller.session_id, messages, at: now };
+        state
+            .to_device
+            .execute(&Uuid::now_v7().to_string(), command, &metadata)
+            .await
+            .map_err(|e| aggregate_error(e, to_device_error))?;
         Ok(SendToDeviceResponses::Ok(Json(SendToDeviceResponse { ids })))
     }
 
@@ -655,32 +630,5 @@ impl ToDeviceApi {
             state.await_projection("keys", "Device", caller.session_id, committed.version).await;
         }
         Ok(NoContent::Done)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(size: usize) -> ToDeviceMessage {
-        ToDeviceMessage {
-            id: Uuid::now_v7(),
-            user_id: Uuid::nil(),
-            device_id: Uuid::nil(),
-            ciphertext: "x".repeat(size),
-        }
-    }
-
-    #[test]
-    fn a_large_request_is_cut_into_parts_that_fit_an_event_in_order() {
-        let messages: Vec<ToDeviceMessage> = (0..100).map(|_| message(16 * 1024)).collect();
-        let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
-        let parts = batch_parts(messages);
-        assert_eq!(parts.len(), 7);
-        assert!(parts
-            .iter()
-            .all(|p| p.iter().map(|m| m.ciphertext.len()).sum::<usize>() <= MAX_BATCH_CIPHERTEXT_BYTES));
-        assert_eq!(parts.into_iter().flatten().map(|m| m.id).collect::<Vec<_>>(), ids);
-        assert_eq!(batch_parts(vec![message(10)]).len(), 1);
     }
 }

@@ -186,7 +186,7 @@ async fn claim(http: &reqwest::Client, base: &str, login: &Login, devices: &[Dev
 }
 
 /// The api's body limit for `POST /to-device` (4 MiB): a 1,000-device room key (about 1.6 MB) is
-/// one request; the api commits it as several events that each fit a NATS message.
+/// one request; the api commits it as one batch of several events that each fit a NATS message.
 const TO_DEVICE_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// `POST /to-device` bodies for `messages`, each under [`TO_DEVICE_REQUEST_BYTES`].
