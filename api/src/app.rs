@@ -58,12 +58,23 @@ pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
         .nest("/docs", api.swagger_ui())
         .nest("/", api)
         .around(move |next, req| limit_body(next, req, max_body))
+        .around(serve_web_app)
         .around(metrics::observe)
         .data(state)
         .with(
             CatchPanic::new().with_handler(|_| ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()),
         )
         .catch_all_error(|error| async move { render_any_error(error) })
+}
+
+/// `/` and everything under `/app` is the web app; the rest is the API.
+async fn serve_web_app<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let path = req.uri().path();
+    let is_app = path == "/" || path == crate::web::APP_PREFIX || path.starts_with("/app/");
+    match req.data::<Arc<AppState>>() {
+        Some(state) if is_app => Ok(crate::web::serve(&req, &state.config.web_dir).await?),
+        _ => Ok(next.call(req).await?.into_response()),
+    }
 }
 
 /// Body limit of `POST /to-device` (when larger than the general JSON limit).

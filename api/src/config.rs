@@ -80,6 +80,8 @@ pub struct Config {
     pub media_max_bytes: u64,
     /// Uploads attached to no message and no profile are removed after this long.
     pub media_unattached_ttl: Duration,
+    /// The web app's static export, served under `/app/`.
+    pub web_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -197,6 +199,7 @@ impl Config {
             to_device_ttl: parley_eventbus::stream::to_device_ttl_from_env(),
             to_device_queue_max: parse::<i64>("PARLEY_TO_DEVICE_QUEUE_MAX", "1000")?.max(1),
             media_unattached_ttl: Duration::from_secs(parse("PARLEY_MEDIA_UNATTACHED_TTL_SECS", "86400")?),
+            web_dir: PathBuf::from(env_or("PARLEY_WEB_DIR", "web/apps/web/out")),
         })
     }
 }

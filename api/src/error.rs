@@ -23,6 +23,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("not found")]
     NotFound,
+    #[error("method not allowed here; allowed: {allow}")]
+    MethodNotAllowed { allow: &'static str },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("request body is larger than {limit} bytes")]
@@ -52,6 +54,7 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -68,6 +71,7 @@ impl ApiError {
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
@@ -92,6 +96,9 @@ impl ApiError {
         if let ApiError::RateLimited { retry_after } = self {
             let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
         }
         if let ApiError::RangeNotSatisfiable { size } = self {
             if let Ok(value) = header::HeaderValue::from_str(&format!("bytes */{size}")) {

@@ -17,6 +17,7 @@ pub mod realtime;
 pub mod state;
 pub mod text;
 pub mod users;
+pub mod web;
 
 use poem_openapi::Tags;
 
