@@ -57,7 +57,7 @@ pub struct AttachmentDecryptor {
 
 #[wasm_bindgen]
 impl AttachmentDecryptor {
-    /// A decryptor for the attachment `infoJson` (`AttachmentInfoJson`, from the decrypted message) describes.
+    /// A decryptor for the attachment `info_json` (`AttachmentInfoJson`, from the decrypted message) describes.
     #[wasm_bindgen(constructor)]
     pub fn new(info_json: &str) -> Result<AttachmentDecryptor, Error> {
         let info: AttachmentInfo = from_json("attachment info", info_json)?;
@@ -87,7 +87,7 @@ pub struct AttachmentVerifier {
 
 #[wasm_bindgen]
 impl AttachmentVerifier {
-    /// A verifier for the attachment `infoJson` (`AttachmentInfoJson`) describes.
+    /// A verifier for the attachment `info_json` (`AttachmentInfoJson`) describes.
     #[wasm_bindgen(constructor)]
     pub fn new(info_json: &str) -> Result<AttachmentVerifier, Error> {
         let info: AttachmentInfo = from_json("attachment info", info_json)?;

@@ -24,7 +24,7 @@ pub struct Device {
 
 #[wasm_bindgen]
 impl Device {
-    /// A new device for `userId` whose id is `deviceId` (the session id of the login that registers it),
+    /// A new device for `user_id` whose id is `device_id` (the session id of the login that registers it),
     /// with fresh identity keys, 50 one-time keys and a fallback key, none published yet: publish them with
     /// `keysUpload` then `markPublished`.
     #[wasm_bindgen(constructor)]
@@ -141,7 +141,7 @@ impl Device {
         to_json(self.inner.trust_store())
     }
 
-    /// The safety number between this user and `otherUserId` over the devices currently listed for both:
+    /// The safety number between this user and `other_user_id` over the devices currently listed for both:
     /// `SafetyNumberJson` (`{digits, grouped}`: 60 digits, and 12 groups of 5 separated by spaces).
     #[wasm_bindgen(js_name = safetyNumber, unchecked_return_type = "Json<SafetyNumberJson>")]
     pub fn safety_number(&self, other_user_id: &str) -> Result<String, Error> {
@@ -158,7 +158,7 @@ impl Device {
     }
 
     /// Encrypts a to-device payload (`ToDevicePayloadJson`, `{"type": "parley.room_key", "content": {...}}`)
-    /// for one trusted device, over the most recent Olm session with it or a new one from `oneTimeKeyJson`
+    /// for one trusted device, over the most recent Olm session with it or a new one from `one_time_key_json`
     /// (one item of the `POST /keys/claim` answer's `keys`, signature verified first). Returns the
     /// `POST /to-device` item (`OutgoingToDeviceJson`). Chat room keys are better sent with `shareRoomKey`.
     #[wasm_bindgen(js_name = encryptToDevice, unchecked_return_type = "Json<OutgoingToDeviceJson>")]
@@ -192,10 +192,10 @@ impl Device {
 
     // ----- Megolm -----
 
-    /// Makes sure the chat has an outbound Megolm session for exactly `recipientsJson` (a
+    /// Makes sure the chat has an outbound Megolm session for exactly `recipients_json` (a
     /// `DeviceAddressJson[]`, `[{user_id, device_id}]`: every listed device of every member; this device is
     /// left out automatically), starting a new one when the recipients changed, after 100 messages or 7
-    /// days. `nowUnixSecs` is the current time in seconds (`Date.now() / 1000`). Returns a
+    /// days. `now_unix_secs` is the current time in seconds (`Date.now() / 1000`). Returns a
     /// `SendPreparationJson` (`{session_id, rotated, needs_room_key, needs_one_time_key, withheld}`): claim
     /// keys for `needs_one_time_key` (`POST /keys/claim`) and call `shareRoomKey`. Throws
     /// `unknown_devices` when a recipient's keys were never fetched.
@@ -208,7 +208,7 @@ impl Device {
     }
 
     /// Encrypts the chat's current room key for every recipient that lacks it, over existing Olm sessions or
-    /// the claimed one-time keys `claimedKeysJson`: the `POST /keys/claim` answer (`{"keys": [...]}`) or its
+    /// the claimed one-time keys `claimed_keys_json`: the `POST /keys/claim` answer (`{"keys": [...]}`) or its
     /// `keys` array (`ClaimedOneTimeKeyJson[]`); `"[]"` when nothing was claimed. Returns a
     /// `RoomKeyShareJson`: send `messages` with `POST /to-device`; the devices listed in
     /// `devices_without_one_time_key`, `rejected_one_time_keys` and `withheld` did not get the key.
@@ -240,7 +240,7 @@ impl Device {
         to_json(&self.inner.encrypt_message(chat_id, &content, now)?)
     }
 
-    /// Decrypts a chat message of `chatId` sent by the device (`senderId`, `senderDeviceId`) as the server
+    /// Decrypts a chat message of `chat_id` sent by the device (`sender_id`, `sender_device_id`) as the server
     /// reports it, from the message's `algorithm` and `ciphertext`. Returns `DecryptedMessageJson`
     /// (`{content, session_id, message_index}`; the same session and index under two message ids is a
     /// replay). Throws `missing_room_key` when that device's room key has not arrived (yet).
