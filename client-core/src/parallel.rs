@@ -2,6 +2,7 @@
 //! No I/O: the caller's thread waits for the result, as it would for the work done in line.
 
 /// Below this many items per thread, starting a thread costs more than it saves.
+#[cfg(not(target_arch = "wasm32"))]
 const MIN_ITEMS_PER_THREAD: usize = 32;
 
 /// `items.into_iter().map(work)`, in order, computed on every available core where there are threads
