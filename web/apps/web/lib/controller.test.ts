@@ -160,6 +160,24 @@ describe('AppController', () => {
     });
   });
 
+  it('stays signed in when the chat list fails, and loads it once the socket opens', async () => {
+    const { api, controller } = setUp();
+    withDirectChat(api);
+    let failures = 1;
+    api.route('GET', /^\/chats$/, () =>
+      failures-- > 0
+        ? Response.json({ error: { code: 'unavailable', message: 'down' } }, { status: 503 })
+        : Response.json({ items: [...api.chats.values()], next_cursor: null }),
+    );
+    await controller.login('me@example.org', 'password1');
+    expect(controller.state.auth.status).toBe('signed_in');
+    expect(controller.state.chatsLoaded).toBe(false);
+    FakeSocket.last().open();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.chatsLoaded).toBe(true);
+    expect(Object.keys(controller.state.chats)).toEqual([CHAT]);
+  });
+
   it('shows the login form when nothing is stored', async () => {
     const { controller } = setUp();
     await controller.start();

@@ -152,7 +152,8 @@ export class AppController {
     // happens while the lists load below still arrives as frames.
     this.realtime.start();
     void this.setUpDevice(user.id, deviceId, fresh);
-    await this.loadChats();
+    // Signed in even if the list fails to load: the socket's next open tries again.
+    await this.loadChats().catch(() => undefined);
   }
 
   private async signedOut(error: string | null = null) {
@@ -562,7 +563,7 @@ export class AppController {
    * are read again anyway, in case the feed did not reach back far enough.
    */
   private async onSocketOpen(resumed: boolean) {
-    if (!resumed) return;
+    if (!resumed && this.state.chatsLoaded) return;
     await this.loadChats().catch(() => undefined);
     const open = this.state.openChatId;
     if (open) await this.catchUp(open).catch(() => undefined);
