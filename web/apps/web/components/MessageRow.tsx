@@ -3,7 +3,7 @@ import { formatTime } from '../lib/format';
 import type { Body, PendingMessage, Ticks } from '../lib/store';
 
 const TICK_TEXT: Record<Ticks, { glyph: string; label: string }> = {
-  sending: { glyph: '🕓', label: 'Sending' },
+  sending: { glyph: '○', label: 'Sending' },
   failed: { glyph: '!', label: 'Not sent' },
   sent: { glyph: '✓', label: 'Sent' },
   read: { glyph: '✓✓', label: 'Read' },
@@ -30,7 +30,7 @@ function BodyText({ body, deleted }: { body: Body | undefined; deleted: boolean 
       className="bubble__text bubble__text--muted"
       title={body?.status === 'error' ? body.reason : undefined}
     >
-      <span aria-hidden="true">🔒 </span>Encrypted message
+      Encrypted message
       {body?.status === 'error' ? <span className="visually-hidden"> ({body.reason})</span> : null}
     </p>
   );

@@ -299,6 +299,23 @@ describe('AppController', () => {
     expect(controller.state.messages[CHAT]!.items.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5]);
   });
 
+  it('catches up after a reconnect that had no cursor to replay from', async () => {
+    const { api, controller } = setUp({ crypto: fakeCore() });
+    withDirectChat(api);
+    await controller.login('me@example.org', 'password1');
+    FakeSocket.last().open();
+    await controller.openChat(CHAT);
+    FakeSocket.last().serverClose(1006);
+    api.messages.set(CHAT, [...api.messages.get(CHAT)!, message(4)]);
+    api.chats.set(CHAT, summary(CHAT, { last_seq: 4, last_message: message(4), unread_count: 1 }));
+    await vi.advanceTimersByTimeAsync(250);
+    expect(FakeSocket.last().url).toBe('ws://api.test/ws');
+    FakeSocket.last().open();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.messages[CHAT]!.items.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
+    expect(controller.state.chats[CHAT]?.last_seq).toBe(4);
+  });
+
   it('signs out when the server revokes the session', async () => {
     const { api, store, controller } = setUp();
     await controller.login('me@example.org', 'password1');

@@ -84,7 +84,7 @@ export class AppController {
       connect: options.connect,
       onFrame: (frame) => this.onFrame(frame),
       onStatus: (status) => this.dispatch({ type: 'connection/status', status }),
-      onOpen: ({ resumed }) => void this.onSocketOpen(resumed),
+      onOpen: ({ reconnected }) => void this.onSocketOpen(reconnected),
       onAuthProblem: (code) => this.onAuthProblem(code),
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.random ? { random: options.random } : {}),
@@ -252,7 +252,9 @@ export class AppController {
         .then((decrypted): Body => {
           const { content } = decrypted;
           const text =
-            content.type === 'text' ? content.body : content.body || `📎 ${content.file.name}`;
+            content.type === 'text'
+              ? content.body
+              : content.body || `Attachment: ${content.file.name}`;
           return { status: 'ok', text };
         })
         .catch((error: unknown): Body => ({ status: 'error', reason: message(error) }))
@@ -559,11 +561,12 @@ export class AppController {
   }
 
   /**
-   * After a reconnect the server replays the feed from our cursor; the list and the open chat
-   * are read again anyway, in case the feed did not reach back far enough.
+   * After a reconnect the server replays the feed from our cursor, if we had one (a socket that
+   * saw no feed frame has none, and then the server starts from the present). So the list and
+   * the open chat are read again after every reconnect.
    */
-  private async onSocketOpen(resumed: boolean) {
-    if (!resumed && this.state.chatsLoaded) return;
+  private async onSocketOpen(reconnected: boolean) {
+    if (!reconnected && this.state.chatsLoaded) return;
     await this.loadChats().catch(() => undefined);
     const open = this.state.openChatId;
     if (open) await this.catchUp(open).catch(() => undefined);

@@ -16,7 +16,7 @@ const MESSAGE_FRAME = (cursor: string) => ({
 function setUp(overrides: Partial<RealtimeOptions> = {}) {
   const statuses: ConnectionStatus[] = [];
   const frames: unknown[] = [];
-  const opened: boolean[] = [];
+  const opened: { resumed: boolean; reconnected: boolean }[] = [];
   const onAuthProblem = vi.fn(async () => true);
   let token = 'token-1';
   const connection = new RealtimeConnection({
@@ -25,7 +25,7 @@ function setUp(overrides: Partial<RealtimeOptions> = {}) {
     connect: connectFake,
     onFrame: (frame) => frames.push(frame),
     onStatus: (status) => statuses.push(status),
-    onOpen: ({ resumed }) => opened.push(resumed),
+    onOpen: (info) => opened.push(info),
     onAuthProblem,
     random: () => 0,
     ...overrides,
@@ -87,7 +87,10 @@ describe('RealtimeConnection', () => {
     expect(second.url).toBe('wss://chat.example/ws?cursor=42');
     expect(second.protocols).toEqual(['bearer', 'token-2']);
     second.open();
-    expect(opened).toEqual([false, true]);
+    expect(opened).toEqual([
+      { resumed: false, reconnected: false },
+      { resumed: true, reconnected: true },
+    ]);
   });
 
   it('backs off further after each failed attempt and starts over once connected', async () => {

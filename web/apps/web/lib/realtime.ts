@@ -41,8 +41,12 @@ export interface RealtimeOptions {
   connect: SocketFactory;
   onFrame: (frame: ServerFrame) => void;
   onStatus: (status: ConnectionStatus) => void;
-  /** The socket opened; `resumed` when it asked for a replay from a cursor. */
-  onOpen?: (info: { resumed: boolean }) => void;
+  /**
+   * The socket opened. `resumed`: it asked for a replay from a cursor. `reconnected`: an earlier
+   * socket of this run closed, so something may have been missed (without a cursor the server
+   * starts from the present and replays nothing).
+   */
+  onOpen?: (info: { resumed: boolean; reconnected: boolean }) => void;
   /**
    * The server closed the socket with 4001 (`session_revoked`, `token_expired`,
    * `invalid_token`) or the upgrade keeps failing. Resolve `true` to reconnect (e.g. after a
@@ -72,6 +76,7 @@ export class RealtimeConnection {
   private pingTimer: unknown = null;
   private pongTimer: unknown = null;
   private lastError: string | null = null;
+  private openedBefore = false;
   private readonly timers: IntervalTimers;
   private readonly random: () => number;
 
@@ -91,6 +96,7 @@ export class RealtimeConnection {
     if (this.running) return;
     this.running = true;
     this.attempt = 0;
+    this.openedBefore = false;
     void this.open();
   }
 
@@ -159,7 +165,9 @@ export class RealtimeConnection {
       this.failedHandshakes = 0;
       this.options.onStatus('open');
       this.schedulePing();
-      this.options.onOpen?.({ resumed });
+      const reconnected = this.openedBefore;
+      this.openedBefore = true;
+      this.options.onOpen?.({ resumed, reconnected });
     };
     socket.onmessage = (event) => {
       if (typeof event.data !== 'string') return;

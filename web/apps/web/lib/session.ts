@@ -9,7 +9,7 @@
 import { errorDetail, type AuthSession, type ParleyClient, type TokenPair } from '@parley/sdk';
 import type { StoredSession, TokenStore } from './tokenStore';
 
-/** Refresh when less than this is left of the access token. */
+/** Refresh when less than this is left of the access token (or a fifth of a shorter lifetime). */
 export const REFRESH_MARGIN_MS = 60_000;
 const REFRESH_LOCK = 'parley-refresh';
 
@@ -55,6 +55,7 @@ export const browserTimers: Timers = {
 export class Session {
   private accessToken: string | null = null;
   private expiresAt = 0;
+  private marginMs = REFRESH_MARGIN_MS;
   private refreshing: Promise<string> | null = null;
   private timer: unknown = null;
   private readonly now: () => number;
@@ -110,7 +111,7 @@ export class Session {
   /** The access token for the next request, refreshed first when it is about to expire. */
   async getToken(): Promise<string | null> {
     if (!this.accessToken) return this.refreshing ? this.refreshing.catch(() => null) : null;
-    if (this.expiresAt - this.now() < REFRESH_MARGIN_MS) {
+    if (this.expiresAt - this.now() < this.marginMs) {
       try {
         return await this.refresh();
       } catch {
@@ -174,8 +175,10 @@ export class Session {
     const lifetimeMs = tokens.expires_in * 1000;
     this.expiresAt = this.now() + lifetimeMs;
     if (this.timer !== null) this.timers.clearTimeout(this.timer);
-    // Well before expiry, so that the socket gets its `auth` frame in time.
-    const inMs = Math.max(5_000, Math.min(lifetimeMs * 0.8, lifetimeMs - REFRESH_MARGIN_MS));
+    this.marginMs = Math.min(REFRESH_MARGIN_MS, lifetimeMs * 0.2);
+    // At 80 % of the lifetime: before the on-demand margin, so the socket gets its `auth`
+    // frame in time, and never more often than the server's refresh rate limit allows.
+    const inMs = Math.max(5_000, lifetimeMs * 0.8);
     this.timer = this.timers.setTimeout(() => {
       this.timer = null;
       this.refresh().catch(() => undefined);

@@ -91,7 +91,7 @@ export default function NewGroupPage() {
                 className="button button--small"
                 aria-pressed={chosen.has(user.id)}
                 onClick={() => toggle(user)}
-                aria-label={`${chosen.has(user.id) ? 'Remove' : 'Add'} ${user.name}`}
+                aria-label={`Add ${user.name}`}
               >
                 {chosen.has(user.id) ? 'Added' : 'Add'}
               </button>
