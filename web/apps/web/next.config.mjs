@@ -1,7 +1,6 @@
-import { fileURLToPath } from 'node:url';
-
 /**
- * A static export served by the api under `/app/` (same origin as the API and `/ws`).
+ * A static export served by the api under `/app/` (same origin as the API and `/ws`), built
+ * with webpack (`next build --webpack`, see the README: Turbopack adds an inline script).
  * @type {import('next').NextConfig}
  */
 const nextConfig = {
@@ -14,9 +13,6 @@ const nextConfig = {
   productionBrowserSourceMaps: false,
   // The SDK is consumed as TypeScript source from the workspace.
   transpilePackages: ['@parley/sdk'],
-  turbopack: {
-    root: fileURLToPath(new URL('../..', import.meta.url)),
-  },
 };
 
 export default nextConfig;
