@@ -1,0 +1,380 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { AppController } from './controller';
+import { cryptoCore, NOT_WIRED, type CryptoCore } from './crypto';
+import { FakeApi } from './testing/fakeApi';
+import { FakeSocket, connectFake } from './testing/fakeSocket';
+import { ALICE, CHAT, ME, detail, message, summary, user } from './testing/fixtures';
+import { memoryTokenStore, type TokenStore } from './tokenStore';
+
+/** A stand-in for the WebAssembly core, recording what the controller asks of it. */
+function fakeCore(): CryptoCore & { log: string[] } {
+  const log: string[] = [];
+  return {
+    log,
+    openDevice: async ({ deviceId }) => {
+      log.push(`open ${deviceId}`);
+      return { identity_keys: { curve25519: 'c', ed25519: 'e', signature: 's' } };
+    },
+    keysPublished: async () => {
+      log.push('published');
+      return null;
+    },
+    replenishOneTimeKeys: async () => null,
+    observeUserDevices: async (listing) => {
+      log.push(`observe ${listing.user_id}`);
+      return { new_devices: [], removed_devices: [], key_changes: [], rejected: [] };
+    },
+    prepareAndShareRoomKeys: async (chatId, recipients, claim) => {
+      const keys = await claim(recipients);
+      log.push(`share ${chatId} with ${keys.length}`);
+      return {
+        messages: recipients.map((r) => ({ ...r, ciphertext: '{"algorithm":"parley.olm.v1"}' })),
+        devices_without_one_time_key: [],
+        rejected_one_time_keys: [],
+        withheld: [],
+      };
+    },
+    encryptMessage: async (chatId, content) => {
+      log.push(`encrypt ${chatId}`);
+      return { algorithm: 'parley.megolm.v1', ciphertext: btoa(JSON.stringify(content)) };
+    },
+    decryptMessage: async (m) => {
+      if (!m.ciphertext) throw new Error('no ciphertext');
+      return {
+        content: { type: 'text', body: `plain ${m.seq}` },
+        session_id: 's',
+        message_index: m.seq,
+      };
+    },
+    receiveToDevice: async (m) => {
+      log.push(`to-device ${m.id}`);
+      return {
+        type: 'room_key',
+        chat_id: CHAT,
+        session_id: 's',
+        sender: { user_id: ALICE, device_id: 'd' },
+      };
+    },
+    forgetDevice: async () => {
+      log.push('forget');
+    },
+  };
+}
+
+function setUp(options: { crypto?: CryptoCore; store?: TokenStore; api?: FakeApi } = {}) {
+  const api = options.api ?? new FakeApi();
+  api.users.set(ME, { ...user(ME, 'Me'), email: 'me@example.org', password: 'password1' });
+  api.users.set(ALICE, { ...user(ALICE, 'Alice'), email: 'alice@example.org', password: 'x' });
+  const store = options.store ?? memoryTokenStore();
+  const controller = new AppController({
+    baseUrl: 'http://api.test',
+    tokenStore: store,
+    crypto: options.crypto ?? cryptoCore,
+    connect: connectFake,
+    fetch: api.fetch,
+    random: () => 0,
+    newId: () => 'client-1',
+  });
+  return { api, store, controller };
+}
+
+function withDirectChat(api: FakeApi) {
+  api.chats.set(CHAT, summary(CHAT, { last_seq: 3, last_message: message(3), unread_count: 2 }));
+  api.details.set(
+    CHAT,
+    detail(CHAT, [
+      [ME, 1],
+      [ALICE, 3],
+    ]),
+  );
+  api.messages.set(CHAT, [message(1), message(2), message(3)]);
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  FakeSocket.reset();
+});
+afterEach(() => vi.useRealTimers());
+
+describe('AppController without the crypto core', () => {
+  it('registers, loads the chats, opens the socket, and says encryption is unavailable', async () => {
+    const { api, store, controller } = setUp();
+    withDirectChat(api);
+    await controller.register('New', 'new@example.org', 'password1');
+    await vi.advanceTimersByTimeAsync(0);
+    const state = controller.state;
+    expect(state.auth.status).toBe('signed_in');
+    expect(state.chatsLoaded).toBe(true);
+    expect(state.e2ee).toEqual({ status: 'unavailable', reason: NOT_WIRED });
+    // Nothing was published on the device's behalf.
+    expect(api.callsTo('PUT', /^\/keys\/devices\//)).toHaveLength(0);
+    expect(FakeSocket.last().protocols).toEqual(['bearer', 'access-1']);
+    expect((await store.load())?.refreshToken).toBe('refresh-1');
+    // The direct chat's title comes from its other member.
+    expect(state.users[ALICE]?.name).toBe('Alice');
+  });
+
+  it('shows messages as encrypted and fails to send without faking encryption', async () => {
+    const { api, controller } = setUp();
+    withDirectChat(api);
+    await controller.login('me@example.org', 'password1');
+    await controller.openChat(CHAT);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.bodies[message(3).id]).toEqual({ status: 'error', reason: NOT_WIRED });
+    await controller.sendText(CHAT, 'hello');
+    const pending = controller.state.messages[CHAT]?.pending[0];
+    expect(pending).toMatchObject({ status: 'failed', error: NOT_WIRED, text: 'hello' });
+    expect(api.callsTo('POST', `/chats/${CHAT}/messages`)).toHaveLength(0);
+  });
+
+  it('leaves to-device messages queued on the server', async () => {
+    const { api, controller } = setUp();
+    await controller.login('me@example.org', 'password1');
+    FakeSocket.last().open();
+    FakeSocket.last().receive({
+      type: 'to_device',
+      data: {
+        id: '0190a3a0-0000-7000-8000-000000000007',
+        sender_id: ALICE,
+        sender_device_id: '0190a3a0-0000-7000-8000-000000000008',
+        ciphertext: '{}',
+        created_at: '2026-11-28T10:03:00Z',
+      },
+      cursor: null,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(api.callsTo('POST', '/to-device/ack')).toHaveLength(0);
+  });
+});
+
+describe('AppController', () => {
+  it('restores a session from the stored refresh token', async () => {
+    const first = setUp();
+    await first.controller.login('me@example.org', 'password1');
+    first.controller.dispose();
+    const { controller } = setUp({ api: first.api, store: first.store });
+    await controller.start();
+    expect(controller.state.auth).toMatchObject({ status: 'signed_in', userId: ME });
+    expect(first.api.callsTo('POST', '/auth/refresh')[0]?.body).toEqual({
+      refresh_token: 'refresh-1',
+    });
+  });
+
+  it('stays signed in when the chat list fails, and loads it once the socket opens', async () => {
+    const { api, controller } = setUp();
+    withDirectChat(api);
+    let failures = 1;
+    api.route('GET', /^\/chats$/, () =>
+      failures-- > 0
+        ? Response.json({ error: { code: 'unavailable', message: 'down' } }, { status: 503 })
+        : Response.json({ items: [...api.chats.values()], next_cursor: null }),
+    );
+    await controller.login('me@example.org', 'password1');
+    expect(controller.state.auth.status).toBe('signed_in');
+    expect(controller.state.chatsLoaded).toBe(false);
+    FakeSocket.last().open();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.chatsLoaded).toBe(true);
+    expect(Object.keys(controller.state.chats)).toEqual([CHAT]);
+  });
+
+  it('shows the login form when nothing is stored', async () => {
+    const { controller } = setUp();
+    await controller.start();
+    expect(controller.state.auth.status).toBe('signed_out');
+  });
+
+  it('publishes the device keys the core made', async () => {
+    const crypto = fakeCore();
+    const { api, controller } = setUp({ crypto });
+    await controller.login('me@example.org', 'password1');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(api.callsTo('PUT', `/keys/devices/${api.deviceId}`)[0]?.body).toEqual({
+      identity_keys: { curve25519: 'c', ed25519: 'e', signature: 's' },
+    });
+    expect(crypto.log).toEqual([`open ${api.deviceId}`, 'published']);
+    expect(controller.state.e2ee.status).toBe('ready');
+  });
+
+  it('opens a chat at its newest page, marks it read and pages back', async () => {
+    const { api, controller } = setUp({ crypto: fakeCore() });
+    withDirectChat(api);
+    api.messages.set(
+      CHAT,
+      Array.from({ length: 120 }, (_, i) => message(i + 1)),
+    );
+    api.chats.set(CHAT, summary(CHAT, { last_seq: 120, unread_count: 5 }));
+    await controller.login('me@example.org', 'password1');
+    await controller.openChat(CHAT);
+    await vi.advanceTimersByTimeAsync(0);
+    let chat = controller.state.messages[CHAT]!;
+    expect(chat.items.map((m) => m.seq)).toEqual(Array.from({ length: 50 }, (_, i) => 71 + i));
+    expect(chat.olderCursor).toBe('71');
+    expect(controller.state.bodies[message(120).id]).toEqual({ status: 'ok', text: 'plain 120' });
+    expect(api.callsTo('POST', `/chats/${CHAT}/mark-read`)[0]?.body).toEqual({ up_to_seq: 120 });
+    expect(controller.state.chats[CHAT]?.unread_count).toBe(0);
+
+    await controller.loadOlder(CHAT);
+    chat = controller.state.messages[CHAT]!;
+    expect(api.callsTo('GET', `/chats/${CHAT}/messages`).at(-1)?.query.get('before_seq')).toBe(
+      '71',
+    );
+    expect(chat.items[0]?.seq).toBe(21);
+  });
+
+  it('sends a message: devices, room keys, then the ciphertext', async () => {
+    const crypto = fakeCore();
+    const { api, controller } = setUp({ crypto });
+    withDirectChat(api);
+    await controller.login('me@example.org', 'password1');
+    await controller.sendText(CHAT, '  hello  ');
+    const order = api.calls
+      .map((c) => `${c.method} ${c.path}`)
+      .filter((c) => /keys|to-device|messages/.test(c));
+    expect(order).toEqual([
+      `PUT /keys/devices/${api.deviceId}`,
+      'POST /keys/query',
+      'POST /keys/claim',
+      'POST /to-device',
+      `POST /chats/${CHAT}/messages`,
+    ]);
+    const sent = api.callsTo('POST', `/chats/${CHAT}/messages`)[0]?.body;
+    expect(sent).toEqual({
+      client_msg_id: 'client-1',
+      algorithm: 'parley.megolm.v1',
+      ciphertext: btoa(JSON.stringify({ type: 'text', body: 'hello' })),
+    });
+    const chat = controller.state.messages[CHAT]!;
+    expect(chat.pending).toEqual([]);
+    const mine = chat.items.at(-1)!;
+    expect(controller.state.bodies[mine.id]).toEqual({ status: 'ok', text: 'hello' });
+  });
+
+  it('applies frames: new messages, typing, and acknowledges handled room keys', async () => {
+    const { api, controller } = setUp({ crypto: fakeCore() });
+    withDirectChat(api);
+    await controller.login('me@example.org', 'password1');
+    const socket = FakeSocket.last();
+    socket.open();
+    socket.receive({ type: 'typing', data: { chat_id: CHAT, user_id: ALICE }, cursor: null });
+    expect(Object.keys(controller.state.typing[CHAT] ?? {})).toEqual([ALICE]);
+    socket.receive({ type: 'message.created', data: message(4), cursor: '10' });
+    expect(controller.state.chats[CHAT]).toMatchObject({ last_seq: 4, unread_count: 3 });
+    expect(controller.state.typing[CHAT]).toEqual({});
+    socket.receive({
+      type: 'to_device',
+      data: {
+        id: '0190a3a0-0000-7000-8000-000000000007',
+        sender_id: ALICE,
+        sender_device_id: '0190a3a0-0000-7000-8000-000000000008',
+        ciphertext: '{}',
+        created_at: '2026-11-28T10:03:00Z',
+      },
+      cursor: null,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(api.callsTo('POST', '/to-device/ack')[0]?.body).toEqual({
+      ids: ['0190a3a0-0000-7000-8000-000000000007'],
+    });
+  });
+
+  it('catches up the open chat after a reconnect', async () => {
+    const { api, controller } = setUp({ crypto: fakeCore() });
+    withDirectChat(api);
+    await controller.login('me@example.org', 'password1');
+    FakeSocket.last().open();
+    await controller.openChat(CHAT);
+    FakeSocket.last().receive({
+      type: 'chat.read',
+      data: { chat_id: CHAT, user_id: ALICE, up_to_seq: 3 },
+      cursor: '20',
+    });
+    FakeSocket.last().serverClose(1006);
+    api.messages.set(CHAT, [...api.messages.get(CHAT)!, message(4), message(5)]);
+    await vi.advanceTimersByTimeAsync(250);
+    expect(FakeSocket.last().url).toBe('ws://api.test/ws?cursor=20');
+    FakeSocket.last().open();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(api.callsTo('GET', `/chats/${CHAT}/messages`).at(-1)?.query.get('after_seq')).toBe('3');
+    expect(controller.state.messages[CHAT]!.items.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('catches up after a reconnect that had no cursor to replay from', async () => {
+    const { api, controller } = setUp({ crypto: fakeCore() });
+    withDirectChat(api);
+    await controller.login('me@example.org', 'password1');
+    FakeSocket.last().open();
+    await controller.openChat(CHAT);
+    FakeSocket.last().serverClose(1006);
+    api.messages.set(CHAT, [...api.messages.get(CHAT)!, message(4)]);
+    api.chats.set(CHAT, summary(CHAT, { last_seq: 4, last_message: message(4), unread_count: 1 }));
+    await vi.advanceTimersByTimeAsync(250);
+    expect(FakeSocket.last().url).toBe('ws://api.test/ws');
+    FakeSocket.last().open();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.messages[CHAT]!.items.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
+    expect(controller.state.chats[CHAT]?.last_seq).toBe(4);
+  });
+
+  it('signs out when the server revokes the session', async () => {
+    const { api, store, controller } = setUp();
+    await controller.login('me@example.org', 'password1');
+    const socket = FakeSocket.last();
+    socket.open();
+    api.refreshTokens.clear();
+    socket.receive({
+      type: 'error',
+      data: { code: 'session_revoked', message: 'signed out' },
+      cursor: null,
+    });
+    socket.serverClose(4001, 'session revoked');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.auth).toMatchObject({ status: 'signed_out' });
+    expect(await store.load()).toBeNull();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeSocket.created).toHaveLength(1);
+  });
+
+  it('searches people and starts a direct chat', async () => {
+    const { api, controller } = setUp();
+    await controller.login('me@example.org', 'password1');
+    const found = await controller.searchUsers('ali');
+    expect(found.map((u) => u.name)).toEqual(['Alice']);
+    const chatId = await controller.startDirectChat(ALICE);
+    expect(api.callsTo('POST', '/chats')[0]?.body).toEqual({ type: 'direct', member_ids: [ALICE] });
+    expect(controller.state.chats[chatId]).toBeDefined();
+    const group = await controller.createGroup(' Team ', [ALICE]);
+    expect(api.callsTo('POST', '/chats')[1]?.body).toEqual({
+      type: 'group',
+      name: 'Team',
+      member_ids: [ALICE],
+    });
+    expect(controller.state.chats[group]?.name).toBe('Team');
+  });
+
+  it('sends typing at most every 2.5 s per chat', async () => {
+    const { controller } = setUp();
+    await controller.login('me@example.org', 'password1');
+    const socket = FakeSocket.last();
+    socket.open();
+    controller.notifyTyping(CHAT);
+    controller.notifyTyping(CHAT);
+    await vi.advanceTimersByTimeAsync(2_500);
+    controller.notifyTyping(CHAT);
+    expect(socket.sent.filter((f) => (f as { type: string }).type === 'typing')).toHaveLength(2);
+  });
+
+  it('logs out: server, store, socket and device state', async () => {
+    const crypto = fakeCore();
+    const { api, store, controller } = setUp({ crypto });
+    await controller.login('me@example.org', 'password1');
+    const socket = FakeSocket.last();
+    socket.open();
+    await controller.logout();
+    expect(api.callsTo('POST', '/auth/logout')).toHaveLength(1);
+    expect(await store.load()).toBeNull();
+    expect(socket.closedWith?.code).toBe(1000);
+    expect(crypto.log.at(-1)).toBe('forget');
+    expect(controller.state.auth.status).toBe('signed_out');
+  });
+});

@@ -1,0 +1,21 @@
+import { Head, Html, Main, NextScript } from 'next/document';
+
+/**
+ * Pages Router on purpose: its export carries page data as a non-executable
+ * `<script type="application/json">`, so the api's `script-src 'self' 'wasm-unsafe-eval'`
+ * policy holds without `'unsafe-inline'` (an App Router export has inline scripts).
+ */
+export default function Document() {
+  return (
+    <Html lang="en">
+      <Head>
+        <meta name="color-scheme" content="light dark" />
+        <meta name="referrer" content="no-referrer" />
+      </Head>
+      <body>
+        <Main />
+        <NextScript />
+      </body>
+    </Html>
+  );
+}

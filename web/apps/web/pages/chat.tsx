@@ -1,0 +1,167 @@
+import Head from 'next/head';
+import Link from 'next/link';
+import { useRouter } from 'next/router';
+import { useCallback, useEffect, useMemo } from 'react';
+import { useAppState, useController } from '../components/AppProvider';
+import { Composer } from '../components/Composer';
+import { MessageRow, PendingRow } from '../components/MessageRow';
+import { Shell } from '../components/Shell';
+import { VirtualList } from '../components/VirtualList';
+import {
+  messageTicks,
+  selectChatTitle,
+  selectTimeline,
+  selectTyping,
+  type TimelineItem,
+} from '../lib/store';
+
+const getKey = (item: TimelineItem) => item.key;
+
+/** `/chat?id=…` (a static export has no dynamic segments). */
+export default function ChatPage() {
+  const router = useRouter();
+  const chatId = router.isReady && typeof router.query.id === 'string' ? router.query.id : null;
+  return (
+    <Shell mode="detail" activeChatId={chatId}>
+      {chatId ? (
+        <ChatView key={chatId} chatId={chatId} />
+      ) : (
+        <p className="empty">No chat chosen.</p>
+      )}
+    </Shell>
+  );
+}
+
+function ChatView({ chatId }: { chatId: string }) {
+  const state = useAppState();
+  const controller = useController();
+  const me = state.auth.userId;
+  const chat = state.chats[chatId];
+  const detail = state.details[chatId];
+  const messages = state.messages[chatId];
+  const title = selectChatTitle(state, chatId);
+  const timeline = useMemo(() => selectTimeline(state, chatId), [state, chatId]);
+  const typing = selectTyping(state, chatId);
+  const isGroup = (chat?.type ?? detail?.type) === 'group';
+  const removed = state.chatsLoaded && !chat && !detail;
+
+  useEffect(() => {
+    if (!controller) return;
+    void controller.openChat(chatId).catch(() => undefined);
+    return () => void controller.openChat(null);
+  }, [controller, chatId]);
+
+  // Read what arrives while the tab is in the background once it is back.
+  useEffect(() => {
+    if (!controller) return;
+    const onVisible = () => {
+      if (document.visibilityState === 'visible')
+        void controller.markRead(chatId).catch(() => undefined);
+    };
+    document.addEventListener('visibilitychange', onVisible);
+    return () => document.removeEventListener('visibilitychange', onVisible);
+  }, [controller, chatId]);
+
+  const onReachTop = useCallback(() => {
+    void controller?.loadOlder(chatId).catch(() => undefined);
+  }, [controller, chatId]);
+
+  const onRetry = useCallback(
+    (clientMsgId: string) => void controller?.retry(chatId, clientMsgId),
+    [controller, chatId],
+  );
+
+  const renderItem = useCallback(
+    (item: TimelineItem) => {
+      if (item.kind === 'pending') return <PendingRow pending={item.pending} onRetry={onRetry} />;
+      const { message } = item;
+      const mine = message.sender_id === me;
+      return (
+        <MessageRow
+          message={message}
+          body={state.bodies[message.id]}
+          mine={mine}
+          senderName={isGroup && !mine ? (state.users[message.sender_id]?.name ?? 'Someone') : null}
+          ticks={mine ? messageTicks(state, message) : 'sent'}
+        />
+      );
+    },
+    [state, me, isGroup, onRetry],
+  );
+
+  const typingNames = typing.map((id) => state.users[id]?.name ?? 'Someone');
+  const subtitle = isGroup
+    ? `${detail?.members.length ?? chat?.member_count ?? 0} members`
+    : state.connection === 'open'
+      ? 'Direct chat'
+      : '';
+
+  if (removed) {
+    return (
+      <section className="chat" aria-labelledby="chat-title">
+        <header className="bar chat__bar">
+          <Link href="/chats" className="back" aria-label="Back to chats">
+            ←
+          </Link>
+          <h2 id="chat-title">Chat not available</h2>
+        </header>
+        <p className="empty">This chat does not exist or you are no longer a member.</p>
+      </section>
+    );
+  }
+
+  return (
+    <section className="chat" aria-labelledby="chat-title">
+      <Head>
+        <title>{`${title} · Parley`}</title>
+      </Head>
+      <header className="bar chat__bar">
+        <Link href="/chats" className="back" aria-label="Back to chats">
+          ←
+        </Link>
+        <div className="chat__heading">
+          <h2 id="chat-title">{title}</h2>
+          <p className="chat__subtitle">{subtitle}</p>
+        </div>
+      </header>
+      {state.e2ee.status === 'unavailable' ? (
+        <p className="notice" role="note">
+          End-to-end encryption is not available in this build yet ({state.e2ee.reason}): messages
+          can’t be read or sent here.
+        </p>
+      ) : null}
+      {messages?.loaded ? (
+        timeline.length === 0 ? (
+          <p className="empty chat__empty">No messages yet. Say hello.</p>
+        ) : (
+          <VirtualList
+            items={timeline}
+            getKey={getKey}
+            renderItem={renderItem}
+            estimateHeight={72}
+            onReachTop={onReachTop}
+            label={`Messages with ${title}`}
+            header={
+              messages.loadingOlder ? (
+                <p className="vlist__loading">Loading older messages…</p>
+              ) : null
+            }
+          />
+        )
+      ) : (
+        <p className="empty chat__empty">Loading messages…</p>
+      )}
+      <p className="typing" aria-live="polite">
+        {typingNames.length === 1
+          ? `${typingNames[0]} is typing…`
+          : typingNames.length > 1
+            ? `${typingNames.join(', ')} are typing…`
+            : ''}
+      </p>
+      <Composer
+        onSend={(text) => void controller?.sendText(chatId, text)}
+        onTyping={() => controller?.notifyTyping(chatId)}
+      />
+    </section>
+  );
+}

@@ -1,0 +1,6 @@
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['src/schema.ts', 'node_modules/'] },
+  ...tseslint.configs.recommended,
+);
