@@ -40,8 +40,12 @@ try {
 const browser = await launchBrowser();
 const run = new Run(scenario, baseUrl, browser, args);
 let failure = null;
+// A promise the scenario forgot still fails the run, with a report.
+const stray = [];
+process.on('unhandledRejection', (error) => stray.push(error));
 try {
   await module.default(run);
+  if (stray.length > 0) throw new Error(`unhandled rejection: ${stray[0]?.stack ?? stray[0]}`);
 } catch (error) {
   failure = error;
   // What each page looked like when it failed.

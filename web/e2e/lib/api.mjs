@@ -5,7 +5,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 export const PASSWORD = 'correct horse battery staple';
 
 export function uniqueEmail(tag) {
-  return `${tag}-${randomUUID().slice(0, 12)}@example.org`;
+  const local =
+    tag
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '') || 'user';
+  return `${local}-${randomUUID().slice(0, 12)}@example.org`;
 }
 
 export class ApiError extends Error {
