@@ -606,6 +606,7 @@ export function previewText(state: AppState, chat: ChatSummary): string {
   const body = state.bodies[last.id];
   if (body?.status === 'ok') return bodySummary(body);
   if (body?.status === 'waiting') return 'Waiting for the key to this message';
+  if (body?.status === 'error') return 'Cannot decrypt this message';
   return 'Encrypted message';
 }
 

@@ -6,10 +6,12 @@ import { useAppState, useController } from '../components/AppProvider';
 import { Composer } from '../components/Composer';
 import { EncryptionNotices } from '../components/EncryptionNotices';
 import { MessageRow, PendingRow } from '../components/MessageRow';
+import { SafetyNumber } from '../components/SafetyNumber';
 import { Shell } from '../components/Shell';
 import { VirtualList } from '../components/VirtualList';
 import type { AttachmentInfo } from '../lib/crypto';
 import {
+  directPeer,
   messageTicks,
   selectChatTitle,
   selectKeyChanges,
@@ -46,6 +48,7 @@ function ChatView({ chatId }: { chatId: string }) {
   const timeline = useMemo(() => selectTimeline(state, chatId), [state, chatId]);
   const typing = selectTyping(state, chatId);
   const isGroup = (chat?.type ?? detail?.type) === 'group';
+  const peer = isGroup ? null : directPeer(state, chatId);
   const removed = state.chatsLoaded && !chat && !detail;
 
   useEffect(() => {
@@ -141,6 +144,12 @@ function ChatView({ chatId }: { chatId: string }) {
           <h2 id="chat-title">{title}</h2>
           <p className="chat__subtitle">{subtitle}</p>
         </div>
+        {peer && state.e2ee.status === 'ready' ? (
+          <SafetyNumber
+            name={title}
+            load={() => controller?.safetyNumber(peer) ?? Promise.resolve('')}
+          />
+        ) : null}
       </header>
       <EncryptionNotices
         status={state.e2ee.status}
