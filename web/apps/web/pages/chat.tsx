@@ -4,12 +4,17 @@ import { useRouter } from 'next/router';
 import { useCallback, useEffect, useMemo } from 'react';
 import { useAppState, useController } from '../components/AppProvider';
 import { Composer } from '../components/Composer';
+import { EncryptionNotices } from '../components/EncryptionNotices';
 import { MessageRow, PendingRow } from '../components/MessageRow';
+import { SafetyNumber } from '../components/SafetyNumber';
 import { Shell } from '../components/Shell';
 import { VirtualList } from '../components/VirtualList';
+import type { AttachmentInfo } from '../lib/crypto';
 import {
+  directPeer,
   messageTicks,
   selectChatTitle,
+  selectKeyChanges,
   selectTimeline,
   selectTyping,
   type TimelineItem,
@@ -43,6 +48,7 @@ function ChatView({ chatId }: { chatId: string }) {
   const timeline = useMemo(() => selectTimeline(state, chatId), [state, chatId]);
   const typing = selectTyping(state, chatId);
   const isGroup = (chat?.type ?? detail?.type) === 'group';
+  const peer = isGroup ? null : directPeer(state, chatId);
   const removed = state.chatsLoaded && !chat && !detail;
 
   useEffect(() => {
@@ -71,22 +77,37 @@ function ChatView({ chatId }: { chatId: string }) {
     [controller, chatId],
   );
 
+  const onLoadMedia = useCallback(
+    (info: AttachmentInfo) => controller?.loadMedia(info),
+    [controller],
+  );
+
+  const keyChanges = useMemo(() => selectKeyChanges(state, chatId), [state, chatId]);
+  const notices = useMemo(
+    () => [...(state.notices[''] ?? []), ...(state.notices[chatId] ?? [])],
+    [state.notices, chatId],
+  );
+
   const renderItem = useCallback(
     (item: TimelineItem) => {
       if (item.kind === 'pending') return <PendingRow pending={item.pending} onRetry={onRetry} />;
       const { message } = item;
       const mine = message.sender_id === me;
+      const body = state.bodies[message.id];
+      const file = body?.status === 'ok' ? body.file : undefined;
       return (
         <MessageRow
           message={message}
-          body={state.bodies[message.id]}
+          body={body}
           mine={mine}
           senderName={isGroup && !mine ? (state.users[message.sender_id]?.name ?? 'Someone') : null}
           ticks={mine ? messageTicks(state, message) : 'sent'}
+          media={file ? state.media[file.media_id] : undefined}
+          onLoadMedia={onLoadMedia}
         />
       );
     },
-    [state, me, isGroup, onRetry],
+    [state, me, isGroup, onRetry, onLoadMedia],
   );
 
   const typingNames = typing.map((id) => state.users[id]?.name ?? 'Someone');
@@ -123,13 +144,24 @@ function ChatView({ chatId }: { chatId: string }) {
           <h2 id="chat-title">{title}</h2>
           <p className="chat__subtitle">{subtitle}</p>
         </div>
+        {peer && state.e2ee.status === 'ready' ? (
+          <SafetyNumber
+            name={title}
+            load={() => controller?.safetyNumber(peer) ?? Promise.resolve('')}
+          />
+        ) : null}
       </header>
-      {state.e2ee.status === 'unavailable' ? (
-        <p className="notice" role="note">
-          End-to-end encryption is not available in this build yet ({state.e2ee.reason}): messages
-          can’t be read or sent here.
-        </p>
-      ) : null}
+      <EncryptionNotices
+        status={state.e2ee.status}
+        reason={state.e2ee.reason}
+        keyChanges={keyChanges}
+        notices={notices}
+        me={me}
+        nameOf={(userId) => state.users[userId]?.name ?? 'Someone'}
+        onAccept={async (change) => controller?.acceptKeyChange(change)}
+        onSafetyNumber={async (userId) => controller?.safetyNumber(userId) ?? ''}
+        onDismiss={() => controller?.dismissNotices(chatId)}
+      />
       {messages?.loaded ? (
         timeline.length === 0 ? (
           <p className="empty chat__empty">No messages yet. Say hello.</p>
@@ -160,6 +192,7 @@ function ChatView({ chatId }: { chatId: string }) {
       </p>
       <Composer
         onSend={(text) => void controller?.sendText(chatId, text)}
+        onSendFile={(file, caption) => void controller?.sendFile(chatId, file, caption)}
         onTyping={() => controller?.notifyTyping(chatId)}
       />
     </section>
