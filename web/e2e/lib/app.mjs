@@ -59,7 +59,11 @@ async function signedIn(page) {
  * chat list, which a phone hides while a chat is open: read it there too.
  */
 export function connectionStatus(page) {
-  return page.getByRole('status', { includeHidden: true }).first().textContent();
+  return page
+    .getByRole('status', { includeHidden: true })
+    .filter({ hasText: /^(Online|Offline|Connecting…|Reconnecting…)$/ })
+    .first()
+    .textContent();
 }
 
 /** The connection status says the socket is open. */

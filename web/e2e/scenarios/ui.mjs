@@ -65,7 +65,7 @@ export default async function ui(run) {
       register(run, alice.page, aliceAccount),
       register(run, bob.page, bobAccount),
     ]);
-    await visible(sidebar(alice.page).getByText(`Signed in as ${aliceName}`));
+    await visible(sidebar(alice.page).getByText(aliceName));
     await accessible(run, alice.page, 'chat list, empty (desktop)');
   });
 
