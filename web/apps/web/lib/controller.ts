@@ -18,6 +18,7 @@ import {
 } from '@parley/sdk';
 import { createStore, type Store } from './createStore';
 import type { CryptoCore } from './crypto';
+import { Features, type FeatureOptions } from './features';
 import { RealtimeConnection, type IntervalTimers, type SocketFactory } from './realtime';
 import { AuthError, Session, type LockManagerLike } from './session';
 import { initialState, reduce, type Action, type AppState, type Body } from './store';
@@ -34,6 +35,7 @@ export interface ControllerOptions {
   now?: () => number;
   random?: () => number;
   newId?: () => string;
+  features?: FeatureOptions;
 }
 
 export const PAGE_SIZE = 50;
@@ -50,6 +52,8 @@ export class AppController {
   readonly client: ParleyClient;
   readonly session: Session;
   readonly realtime: RealtimeConnection;
+  /** Profile, groups, deleting, notifications, devices (`lib/features/`). */
+  readonly features: Features;
   private readonly now: () => number;
   private readonly newId: () => string;
   private readonly lastTypingSent = new Map<string, number>();
@@ -89,6 +93,17 @@ export class AppController {
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.random ? { random: options.random } : {}),
     });
+    this.features = new Features(
+      {
+        client: this.client,
+        store: this.store,
+        ensureUsers: (ids) => this.ensureUsers(ids),
+        loadChats: () => this.loadChats(),
+        loadDetail: (chatId) => this.loadDetail(chatId),
+        now: this.now,
+      },
+      options.features,
+    );
   }
 
   get state(): AppState {

@@ -153,6 +153,24 @@ export const receiveToDevice: CryptoCore['receiveToDevice'] = () => notWired();
 /** Without a core there is no device state to forget. */
 export const forgetDevice: CryptoCore['forgetDevice'] = () => Promise.resolve();
 
+/** A safety number (`docs/e2ee.md`, "Safety numbers"): the core's `SafetyNumberJson`. */
+export interface SafetyNumber {
+  /** 60 digits. */
+  digits: string;
+  /** The same as 12 groups of 5 separated by spaces. */
+  grouped: string;
+}
+
+/**
+ * The safety number between this user and `otherUserId` (the core's `Device.safetyNumber`), over
+ * the devices the core last observed for both: hand it both users' listings
+ * (`observeUserDevices`) first.
+ */
+export const safetyNumber = (otherUserId: string): Promise<SafetyNumber> => {
+  void otherUserId;
+  return notWired();
+};
+
 /** The module as one object, for injection (tests give the controller a fake core). */
 export const cryptoCore: CryptoCore = {
   openDevice,
