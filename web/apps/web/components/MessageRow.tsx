@@ -1,4 +1,5 @@
 import type { MessageView } from '@parley/sdk';
+import type { ReactNode } from 'react';
 import { formatTime } from '../lib/format';
 import type { Body, PendingMessage, Ticks } from '../lib/store';
 
@@ -42,6 +43,7 @@ export function MessageRow({
   mine,
   senderName,
   ticks,
+  actions,
 }: {
   message: MessageView;
   body: Body | undefined;
@@ -49,9 +51,12 @@ export function MessageRow({
   /** Shown above others' messages in groups. */
   senderName: string | null;
   ticks: Ticks;
+  /** Controls beside the bubble (the options button). */
+  actions?: ReactNode;
 }) {
   return (
     <div className={`message${mine ? ' message--mine' : ''}`}>
+      {actions ? <div className="message__actions">{actions}</div> : null}
       <div className="bubble">
         {senderName ? <p className="bubble__sender">{senderName}</p> : null}
         <BodyText body={body} deleted={message.deleted} />

@@ -1,13 +1,17 @@
 import Head from 'next/head';
 import Link from 'next/link';
 import { useRouter } from 'next/router';
-import { useCallback, useEffect, useMemo } from 'react';
+import type { MessageView } from '@parley/sdk';
+import { useCallback, useEffect, useMemo, useState } from 'react';
 import { useAppState, useController } from '../components/AppProvider';
+import { Avatar } from '../components/Avatar';
 import { Composer } from '../components/Composer';
+import { MessageOptionsButton, MessageOptionsDialog } from '../components/MessageOptions';
 import { MessageRow, PendingRow } from '../components/MessageRow';
 import { Shell } from '../components/Shell';
 import { VirtualList } from '../components/VirtualList';
 import {
+  directPeer,
   messageTicks,
   selectChatTitle,
   selectTimeline,
@@ -66,6 +70,10 @@ function ChatView({ chatId }: { chatId: string }) {
     void controller?.loadOlder(chatId).catch(() => undefined);
   }, [controller, chatId]);
 
+  const [optionsFor, setOptionsFor] = useState<MessageView | null>(null);
+  const peer = isGroup ? null : directPeer(state, chatId);
+  const peerAvatar = peer ? (state.users[peer]?.avatar_media_id ?? null) : null;
+
   const onRetry = useCallback(
     (clientMsgId: string) => void controller?.retry(chatId, clientMsgId),
     [controller, chatId],
@@ -76,17 +84,21 @@ function ChatView({ chatId }: { chatId: string }) {
       if (item.kind === 'pending') return <PendingRow pending={item.pending} onRetry={onRetry} />;
       const { message } = item;
       const mine = message.sender_id === me;
+      const sender = mine ? 'you' : (state.users[message.sender_id]?.name ?? 'Someone');
       return (
         <MessageRow
           message={message}
           body={state.bodies[message.id]}
           mine={mine}
-          senderName={isGroup && !mine ? (state.users[message.sender_id]?.name ?? 'Someone') : null}
+          senderName={isGroup && !mine ? sender : null}
           ticks={mine ? messageTicks(state, message) : 'sent'}
+          actions={
+            <MessageOptionsButton message={message} senderName={sender} onOpen={setOptionsFor} />
+          }
         />
       );
     },
-    [state, me, isGroup, onRetry],
+    [state, me, isGroup, onRetry, setOptionsFor],
   );
 
   const typingNames = typing.map((id) => state.users[id]?.name ?? 'Someone');
@@ -119,10 +131,20 @@ function ChatView({ chatId }: { chatId: string }) {
         <Link href="/chats" className="back" aria-label="Back to chats">
           ←
         </Link>
-        <div className="chat__heading">
-          <h2 id="chat-title">{title}</h2>
-          <p className="chat__subtitle">{subtitle}</p>
-        </div>
+        <Link
+          href={{ pathname: '/chat-info', query: { id: chatId } }}
+          className="chat__heading"
+          aria-describedby="chat-info-hint"
+        >
+          <Avatar name={title} group={isGroup} mediaId={peerAvatar} />
+          <span className="chat__titles">
+            <h2 id="chat-title">{title}</h2>
+            <span className="chat__subtitle">{subtitle}</span>
+          </span>
+          <span id="chat-info-hint" className="visually-hidden">
+            {isGroup ? 'Group info' : 'Contact info'}
+          </span>
+        </Link>
       </header>
       {state.e2ee.status === 'unavailable' ? (
         <p className="notice" role="note">
@@ -158,6 +180,9 @@ function ChatView({ chatId }: { chatId: string }) {
             ? `${typingNames.join(', ')} are typing…`
             : ''}
       </p>
+      {optionsFor ? (
+        <MessageOptionsDialog message={optionsFor} onClose={() => setOptionsFor(null)} />
+      ) : null}
       <Composer
         onSend={(text) => void controller?.sendText(chatId, text)}
         onTyping={() => controller?.notifyTyping(chatId)}

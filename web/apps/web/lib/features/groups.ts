@@ -137,8 +137,7 @@ export class Groups {
 
   async revokeInvite(chatId: string): Promise<void> {
     await call(
-      () =>
-        this.context.client.DELETE('/chats/{id}/invite', { params: { path: { id: chatId } } }),
+      () => this.context.client.DELETE('/chats/{id}/invite', { params: { path: { id: chatId } } }),
       { forbidden: NOT_ADMIN, 404: GONE },
     );
     this.context.store.dispatch({ type: 'invites/revoked', chatId });

@@ -138,7 +138,10 @@ export class Notifications {
 
   /** Marks these read (shown at once; the server is told, and a failure reloads the list). */
   async markRead(ids: string[]): Promise<void> {
-    const unread = ids.filter((id) => this.state.notifications.items.some((n) => n.id === id && !n.read));
+    const wanted = new Set(ids);
+    const unread = this.state.notifications.items
+      .filter((n) => !n.read && wanted.has(n.id))
+      .map((n) => n.id);
     if (unread.length === 0) return;
     this.dispatch({ type: 'notifications/read', ids: unread });
     try {

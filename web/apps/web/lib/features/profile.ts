@@ -21,7 +21,6 @@ export const AVATAR_INPUT_MAX_BYTES = 20 * 1024 * 1024;
 export const AVATAR_SIZE_PX = 512;
 
 // The api refuses control characters (Unicode category Cc).
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** `null` when the api would accept the name, else why not. */
@@ -99,9 +98,12 @@ export class Profile {
     const problem = validateAvatarFile(file);
     if (problem) throw new Error(problem);
     const image = await this.prepareImage(file);
-    const media = await call(() => uploadMedia(this.context.client, image, image.type || file.type), {
-      413: 'That picture is too large for the server.',
-    });
+    const media = await call(
+      () => uploadMedia(this.context.client, image, image.type || file.type),
+      {
+        413: 'That picture is too large for the server.',
+      },
+    );
     await this.update({ avatar_media_id: media.id });
   }
 

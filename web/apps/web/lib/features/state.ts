@@ -19,9 +19,7 @@ export interface NotificationsState {
 
 /** A profile picture, fetched from our origin and shown through a `blob:` URL. */
 export type AvatarEntry =
-  | { status: 'loading' }
-  | { status: 'ready'; url: string }
-  | { status: 'failed'; at: number };
+  { status: 'loading' } | { status: 'ready'; url: string } | { status: 'failed'; at: number };
 
 export interface FeatureState {
   notifications: NotificationsState;
