@@ -16,8 +16,10 @@ export function AccountNav() {
     <nav className="account" aria-label="Account">
       <Link href="/profile" className="account__me" aria-current={current('/profile')}>
         <UserAvatar userId={me} size="small" />
-        <span className="account__name">{name}</span>
-        <span className="visually-hidden">: your profile</span>
+        <span className="account__who">
+          <span className="account__name">{name}</span>
+          <span className="account__hint">Your profile</span>
+        </span>
       </Link>
       <Link
         href="/notifications"

@@ -54,7 +54,10 @@ export function InvitePanel({ chatId }: { chatId: string }) {
             <p className="hint">
               Works until{' '}
               <time dateTime={invite.expires_at}>
-                {new Date(invite.expires_at).toLocaleString()}
+                {new Date(invite.expires_at).toLocaleString(undefined, {
+                  dateStyle: 'medium',
+                  timeStyle: 'short',
+                })}
               </time>
               .
             </p>

@@ -23,7 +23,12 @@ export function PanelPage({
         <title>{`${title} · Parley`}</title>
       </Head>
       <header className="bar">
-        <Link href={back.href} className="back" aria-label={back.label}>
+        <Link
+          href={back.href}
+          // The chat list is beside the page on wide screens; any other way back stays visible.
+          className={back.href === '/chats' ? 'back' : 'back back--always'}
+          aria-label={back.label}
+        >
           ←
         </Link>
         <h2 id={titleId} className="bar__title">

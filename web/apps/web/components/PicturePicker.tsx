@@ -24,9 +24,20 @@ export function useFilePreview(): [string | null, (file: Blob | null) => void] {
   return [url, show];
 }
 
+/** Why the browser cannot show the file as a picture, or `null` when it can. */
+async function undecodable(file: Blob): Promise<string | null> {
+  if (typeof createImageBitmap !== 'function') return null;
+  try {
+    (await createImageBitmap(file)).close();
+    return null;
+  } catch {
+    return 'This file is not an image the browser can read.';
+  }
+}
+
 /**
- * A file input for a profile picture: checks the type and size when a file is picked (an
- * unusable one is refused with the reason) and reports the usable one.
+ * A file input for a profile picture: checks the type, size and that the browser can decode it
+ * when a file is picked (an unusable one is refused with the reason) and reports the usable one.
  */
 export function PicturePicker({
   id,
@@ -56,9 +67,9 @@ export function PicturePicker({
           [describedBy, problem ? errorId : null].filter(Boolean).join(' ') || undefined
         }
         aria-invalid={problem ? true : undefined}
-        onChange={(event) => {
+        onChange={async (event) => {
           const file = event.target.files?.[0] ?? null;
-          const reason = file ? validateAvatarFile(file) : null;
+          const reason = file ? (validateAvatarFile(file) ?? (await undecodable(file))) : null;
           setProblem(reason);
           onPick(file && !reason ? file : null);
         }}

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { useController } from '../components/AppProvider';
+import { useAppState, useController } from '../components/AppProvider';
 import { ConfirmDialog } from '../components/Dialog';
 import { PanelPage } from '../components/PanelPage';
 import { Shell } from '../components/Shell';
@@ -26,6 +26,7 @@ type Listing =
 
 function DeviceList() {
   const controller = useController();
+  const { e2ee } = useAppState();
   const [listing, setListing] = useState<Listing>({ status: 'loading' });
   const [removing, setRemoving] = useState<OwnDevice | null>(null);
   const [announcement, setAnnouncement] = useState('');
@@ -84,6 +85,17 @@ function DeviceList() {
             </button>
           </div>
         </div>
+      ) : null}
+      {listing.status === 'ready' && !listing.devices.some((d) => d.current) ? (
+        <p className="notice" role="note">
+          This browser is not listed: a device appears once it has published its encryption keys
+          {e2ee.status === 'unavailable'
+            ? ', which this browser cannot do yet (end-to-end encryption is not available here).'
+            : '.'}
+        </p>
+      ) : null}
+      {listing.status === 'ready' && listing.devices.length === 0 ? (
+        <p className="empty">No devices with encryption keys yet.</p>
       ) : null}
       {listing.status === 'ready' ? (
         <ul className="devices" aria-label="Your devices">

@@ -48,7 +48,9 @@ function SafetyNumber({ chatId }: { chatId: string }) {
     controller.features.devices
       .safetyNumber(peer)
       .then((groups) => current && setResult({ status: 'ready', groups }))
-      .catch((error: unknown) => current && setResult({ status: 'error', error: describe(error) }));
+      .catch(
+        (error: unknown) => current && setResult({ status: 'error', error: errorMessage(error) }),
+      );
     return () => {
       current = false;
     };
@@ -80,20 +82,22 @@ function SafetyNumber({ chatId }: { chatId: string }) {
       {result.status === 'error' ? (
         <div className="stack">
           <p className="error" role="alert">
-            {result.error}
+            {describe(result.error)}
           </p>
-          <div>
-            <button
-              type="button"
-              className="button"
-              onClick={() => {
-                setResult({ status: 'loading' });
-                setAttempt((n) => n + 1);
-              }}
-            >
-              Try again
-            </button>
-          </div>
+          {result.error === NOT_WIRED ? null : (
+            <div>
+              <button
+                type="button"
+                className="button"
+                onClick={() => {
+                  setResult({ status: 'loading' });
+                  setAttempt((n) => n + 1);
+                }}
+              >
+                Try again
+              </button>
+            </div>
+          )}
         </div>
       ) : null}
       {result.status === 'ready' ? (
@@ -117,9 +121,8 @@ function SafetyNumber({ chatId }: { chatId: string }) {
   );
 }
 
-function describe(error: unknown): string {
-  const text = errorMessage(error);
-  return text === NOT_WIRED
+function describe(error: string): string {
+  return error === NOT_WIRED
     ? 'Safety numbers come from end-to-end encryption on this device, which is not available in this build yet.'
-    : text;
+    : error;
 }
