@@ -27,3 +27,105 @@ async fn health_metrics_spec_docs_and_keys_are_served() -> Result<()> {
     assert!(metrics.contains("operation=\"health\""), "{metrics}");
     Ok(())
 }
+
+/// A static export in a temporary directory, as `scripts/build-web` leaves it.
+fn web_export() -> Result<std::path::PathBuf> {
+    let root = std::env::temp_dir().join(format!("parley-web-export-{}", uuid::Uuid::new_v4()));
+    for (file, body) in [
+        ("index.html", "<!doctype html><title>Parley</title>"),
+        ("404.html", "<!doctype html><title>Not here</title>"),
+        ("chats/index.html", "<!doctype html><title>Chats</title>"),
+        ("_next/static/chunks/main-abc123.js", "console.log('plain')"),
+        ("_next/static/chunks/main-abc123.js.gz", "pretend-gzip-bytes"),
+        ("core/parley_core_bg.wasm", "\0asm"),
+    ] {
+        let path = root.join(file);
+        std::fs::create_dir_all(path.parent().unwrap_or(&root))?;
+        std::fs::write(path, body)?;
+    }
+    Ok(root)
+}
+
+#[tokio::test]
+async fn the_web_app_is_served_under_app_with_a_strict_policy_and_the_api_keeps_its_paths() -> Result<()> {
+    let export = web_export()?;
+    let stack =
+        Stack::start_with(parley_tests::StackOptions::default().env("PARLEY_WEB_DIR", &export.display().to_string()))
+            .await?;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let get = |path: &str| http.get(stack.url(path));
+
+    // `/` leads to the app; `/app` to its directory form; a page without its slash likewise.
+    for (from, to) in [("/", "/app/"), ("/app", "/app/"), ("/app/chats", "/app/chats/")] {
+        let response = get(from).send().await?;
+        assert_eq!(response.status().as_u16(), 302, "{from}");
+        assert_eq!(response.headers()["location"], to, "{from}");
+    }
+
+    // Pages: HTML with the policy, never cached stale.
+    let page = get("/app/").send().await?;
+    assert_eq!(page.status().as_u16(), 200);
+    let headers = page.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "no-cache");
+    let policy = headers["content-security-policy"].to_str()?.to_owned();
+    for directive in
+        ["default-src 'none'", "script-src 'self' 'wasm-unsafe-eval'", "style-src 'self'", "connect-src 'self'"]
+    {
+        assert!(policy.contains(directive), "{policy}");
+    }
+    assert!(!policy.contains("unsafe-inline") && !policy.contains("http"), "{policy}");
+    assert!(page.text().await?.contains("<title>Parley</title>"));
+
+    // Hashed assets: immutable, and the gzip copy when the browser accepts it.
+    let plain = get("/app/_next/static/chunks/main-abc123.js").send().await?;
+    assert_eq!(plain.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(plain.text().await?, "console.log('plain')");
+    let gzipped =
+        get("/app/_next/static/chunks/main-abc123.js").header("accept-encoding", "br, gzip;q=0.8").send().await?;
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert_eq!(gzipped.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(gzipped.text().await?, "pretend-gzip-bytes");
+    let wasm = get("/app/core/parley_core_bg.wasm").send().await?;
+    assert_eq!(wasm.headers()["content-type"], "application/wasm");
+
+    // Nothing outside the export (sent raw: an HTTP client would resolve the dots itself); unknown
+    // app paths get the app's 404 page; other methods 405.
+    for outside in
+        ["/app/../Cargo.toml", "/app/%2e%2e/%2e%2e/etc/passwd", "/app/.%2e/x", "/app//etc/passwd", "/app/nothing"]
+    {
+        let response = raw_get(&stack.base_url, outside).await?;
+        assert!(response.starts_with("HTTP/1.1 404"), "{outside}: {response}");
+        assert!(response.contains("Not here"), "{outside}: {response}");
+    }
+    let posted = http.post(stack.url("/app/")).body("x").send().await?;
+    assert_eq!(posted.status().as_u16(), 405);
+    assert_eq!(posted.headers()["allow"], "GET, HEAD");
+    let body: serde_json::Value = posted.json().await?;
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+
+    // The API's own paths are the API's, beside the app.
+    let (status, health) = stack.get("/healthz", None).await?;
+    assert_eq!((status, health["postgres"].as_bool()), (200, Some(true)));
+    let (status, error) = stack.get("/chats", None).await?;
+    assert_eq!(status, 401, "{error}");
+    let (status, _) = stack.get("/application", None).await?;
+    assert_eq!(status, 404);
+    std::fs::remove_dir_all(export).ok();
+    Ok(())
+}
+
+/// `GET path` as written, over a plain connection; the whole response as text.
+async fn raw_get(base_url: &str, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base_url.trim_start_matches("http://");
+    let mut connection = tokio::net::TcpStream::connect(address).await?;
+    connection
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = Vec::new();
+    connection.read_to_end(&mut response).await?;
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}

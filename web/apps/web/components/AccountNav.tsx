@@ -42,17 +42,17 @@ export function AccountNav() {
 }
 
 /** A message for the whole app, until dismissed. */
-export function AppNotice() {
-  const { notice } = useAppState();
+export function AppBanner() {
+  const { banner } = useAppState();
   const controller = useController();
-  if (!notice) return null;
+  if (!banner) return null;
   return (
     <div className="notice notice--app" role="status">
-      <p>{notice}</p>
+      <p>{banner}</p>
       <button
         type="button"
         className="button button--small"
-        onClick={() => controller?.store.dispatch({ type: 'notice/set', notice: null })}
+        onClick={() => controller?.store.dispatch({ type: 'banner/set', banner: null })}
       >
         Dismiss
       </button>

@@ -1,16 +1,22 @@
-import { useState, type FormEvent, type KeyboardEvent } from 'react';
+import { useRef, useState, type ChangeEvent, type FormEvent, type KeyboardEvent } from 'react';
 
-/** The message box: Enter sends, Shift+Enter starts a new line. */
+/**
+ * The message box: Enter sends, Shift+Enter starts a new line. "Attach" picks a photo, video or
+ * file, which is sent at once with the text typed so far as its caption.
+ */
 export function Composer({
   onSend,
+  onSendFile,
   onTyping,
   disabled = false,
 }: {
   onSend: (text: string) => void;
+  onSendFile: (file: File, caption: string) => void;
   onTyping: () => void;
   disabled?: boolean;
 }) {
   const [text, setText] = useState('');
+  const picker = useRef<HTMLInputElement>(null);
 
   function submit(event?: FormEvent) {
     event?.preventDefault();
@@ -26,8 +32,37 @@ export function Composer({
     }
   }
 
+  function onPicked(event: ChangeEvent<HTMLInputElement>) {
+    const files = [...(event.target.files ?? [])];
+    event.target.value = '';
+    if (files.length === 0 || disabled) return;
+    files.forEach((file, index) => onSendFile(file, index === 0 ? text : ''));
+    setText('');
+  }
+
   return (
     <form className="composer" onSubmit={submit}>
+      <input
+        ref={picker}
+        id="composer-file"
+        type="file"
+        accept="image/*,video/*"
+        multiple
+        className="visually-hidden"
+        tabIndex={-1}
+        onChange={onPicked}
+        disabled={disabled}
+      />
+      <button
+        type="button"
+        className="button composer__attach"
+        onClick={() => picker.current?.click()}
+        disabled={disabled}
+        aria-label="Attach a photo or video"
+        title="Attach a photo or video"
+      >
+        Attach
+      </button>
       <label htmlFor="composer-input" className="visually-hidden">
         Message
       </label>

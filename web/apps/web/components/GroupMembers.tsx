@@ -49,7 +49,7 @@ export function GroupMembers({ chatId }: { chatId: string }) {
               {admin && !isMe ? (
                 <button
                   type="button"
-                  className="button button--small button--danger"
+                  className="button button--small button--danger-outline"
                   onClick={() => {
                     removal.reset();
                     setRemoving(member);

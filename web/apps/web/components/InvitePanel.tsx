@@ -68,7 +68,7 @@ export function InvitePanel({ chatId }: { chatId: string }) {
             </button>
             <button
               type="button"
-              className="button button--danger"
+              className="button button--danger-outline"
               onClick={() => setConfirm('revoke')}
             >
               Revoke link

@@ -1,6 +1,6 @@
 import Link from 'next/link';
 import { useState, type ReactNode } from 'react';
-import { AccountNav, AppNotice } from './AccountNav';
+import { AccountNav, AppBanner } from './AccountNav';
 import { useAppState, useAuthRedirect, useController } from './AppProvider';
 import { ChatList } from './ChatList';
 import { Splash } from './Splash';
@@ -70,11 +70,11 @@ export function Shell({
           </Link>
         </nav>
         <AccountNav />
-        {mode === 'list' ? <AppNotice /> : null}
+        {mode === 'list' ? <AppBanner /> : null}
         <ChatList activeChatId={activeChatId} />
       </aside>
       <main className="main" id="main">
-        {mode === 'detail' ? <AppNotice /> : null}
+        {mode === 'detail' ? <AppBanner /> : null}
         {children}
       </main>
     </div>

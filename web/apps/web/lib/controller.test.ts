@@ -1,67 +1,27 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AppController } from './controller';
-import { cryptoCore, NOT_WIRED, type CryptoCore } from './crypto';
+import type { CryptoCore, PendingKeyChange } from './crypto';
+import type { DeviceLock } from './deviceLock';
+import type { ObjectUrls } from './mediaLoader';
+import { selectKeyChanges } from './store';
+import { MISSING_KEY_REASON } from './decryption';
 import { FakeApi } from './testing/fakeApi';
+import { fakeCore } from './testing/fakeCore';
 import { FakeSocket, connectFake } from './testing/fakeSocket';
 import { ALICE, CHAT, ME, detail, message, summary, user } from './testing/fixtures';
 import { memoryTokenStore, type TokenStore } from './tokenStore';
 
-/** A stand-in for the WebAssembly core, recording what the controller asks of it. */
-function fakeCore(): CryptoCore & { log: string[] } {
-  const log: string[] = [];
-  return {
-    log,
-    openDevice: async ({ deviceId }) => {
-      log.push(`open ${deviceId}`);
-      return { identity_keys: { curve25519: 'c', ed25519: 'e', signature: 's' } };
-    },
-    keysPublished: async () => {
-      log.push('published');
-      return null;
-    },
-    replenishOneTimeKeys: async () => null,
-    observeUserDevices: async (listing) => {
-      log.push(`observe ${listing.user_id}`);
-      return { new_devices: [], removed_devices: [], key_changes: [], rejected: [] };
-    },
-    prepareAndShareRoomKeys: async (chatId, recipients, claim) => {
-      const keys = await claim(recipients);
-      log.push(`share ${chatId} with ${keys.length}`);
-      return {
-        messages: recipients.map((r) => ({ ...r, ciphertext: '{"algorithm":"parley.olm.v1"}' })),
-        devices_without_one_time_key: [],
-        rejected_one_time_keys: [],
-        withheld: [],
-      };
-    },
-    encryptMessage: async (chatId, content) => {
-      log.push(`encrypt ${chatId}`);
-      return { algorithm: 'parley.megolm.v1', ciphertext: btoa(JSON.stringify(content)) };
-    },
-    decryptMessage: async (m) => {
-      if (!m.ciphertext) throw new Error('no ciphertext');
-      return {
-        content: { type: 'text', body: `plain ${m.seq}` },
-        session_id: 's',
-        message_index: m.seq,
-      };
-    },
-    receiveToDevice: async (m) => {
-      log.push(`to-device ${m.id}`);
-      return {
-        type: 'room_key',
-        chat_id: CHAT,
-        session_id: 's',
-        sender: { user_id: ALICE, device_id: 'd' },
-      };
-    },
-    forgetDevice: async () => {
-      log.push('forget');
-    },
-  };
-}
+const NOT_LOADED = 'the encryption core did not load: 404';
 
-function setUp(options: { crypto?: CryptoCore; store?: TokenStore; api?: FakeApi } = {}) {
+function setUp(
+  options: {
+    crypto?: CryptoCore;
+    store?: TokenStore;
+    api?: FakeApi;
+    deviceLock?: DeviceLock;
+    objectUrls?: ObjectUrls;
+  } = {},
+) {
   const api = options.api ?? new FakeApi();
   api.users.set(ME, { ...user(ME, 'Me'), email: 'me@example.org', password: 'password1' });
   api.users.set(ALICE, { ...user(ALICE, 'Alice'), email: 'alice@example.org', password: 'x' });
@@ -69,11 +29,13 @@ function setUp(options: { crypto?: CryptoCore; store?: TokenStore; api?: FakeApi
   const controller = new AppController({
     baseUrl: 'http://api.test',
     tokenStore: store,
-    crypto: options.crypto ?? cryptoCore,
+    crypto: options.crypto ?? fakeCore(),
     connect: connectFake,
     fetch: api.fetch,
     random: () => 0,
     newId: () => 'client-1',
+    ...(options.deviceLock ? { deviceLock: options.deviceLock } : {}),
+    ...(options.objectUrls ? { objectUrls: options.objectUrls } : {}),
   });
   return { api, store, controller };
 }
@@ -96,16 +58,16 @@ beforeEach(() => {
 });
 afterEach(() => vi.useRealTimers());
 
-describe('AppController without the crypto core', () => {
+describe('AppController when the crypto core fails to load', () => {
   it('registers, loads the chats, opens the socket, and says encryption is unavailable', async () => {
-    const { api, store, controller } = setUp();
+    const { api, store, controller } = setUp({ crypto: fakeCore({ failOpen: NOT_LOADED }) });
     withDirectChat(api);
     await controller.register('New', 'new@example.org', 'password1');
     await vi.advanceTimersByTimeAsync(0);
     const state = controller.state;
     expect(state.auth.status).toBe('signed_in');
     expect(state.chatsLoaded).toBe(true);
-    expect(state.e2ee).toEqual({ status: 'unavailable', reason: NOT_WIRED });
+    expect(state.e2ee).toEqual({ status: 'unavailable', reason: NOT_LOADED });
     // Nothing was published on the device's behalf.
     expect(api.callsTo('PUT', /^\/keys\/devices\//)).toHaveLength(0);
     expect(FakeSocket.last().protocols).toEqual(['bearer', 'access-1']);
@@ -115,20 +77,23 @@ describe('AppController without the crypto core', () => {
   });
 
   it('shows messages as encrypted and fails to send without faking encryption', async () => {
-    const { api, controller } = setUp();
+    const { api, controller } = setUp({ crypto: fakeCore({ failOpen: NOT_LOADED }) });
     withDirectChat(api);
     await controller.login('me@example.org', 'password1');
     await controller.openChat(CHAT);
     await vi.advanceTimersByTimeAsync(0);
-    expect(controller.state.bodies[message(3).id]).toEqual({ status: 'error', reason: NOT_WIRED });
+    expect(controller.state.bodies[message(3).id]).toEqual({
+      status: 'error',
+      reason: NOT_LOADED,
+    });
     await controller.sendText(CHAT, 'hello');
     const pending = controller.state.messages[CHAT]?.pending[0];
-    expect(pending).toMatchObject({ status: 'failed', error: NOT_WIRED, text: 'hello' });
+    expect(pending).toMatchObject({ status: 'failed', error: NOT_LOADED, text: 'hello' });
     expect(api.callsTo('POST', `/chats/${CHAT}/messages`)).toHaveLength(0);
   });
 
   it('leaves to-device messages queued on the server', async () => {
-    const { api, controller } = setUp();
+    const { api, controller } = setUp({ crypto: fakeCore({ failOpen: NOT_LOADED }) });
     await controller.login('me@example.org', 'password1');
     FakeSocket.last().open();
     FakeSocket.last().receive({
@@ -193,6 +158,8 @@ describe('AppController', () => {
       identity_keys: { curve25519: 'c', ed25519: 'e', signature: 's' },
     });
     expect(crypto.log).toEqual([`open ${api.deviceId}`, 'published']);
+    // A new device has nothing queued yet: the queue is read on later starts and reconnects.
+    expect(api.callsTo('GET', '/to-device')).toHaveLength(0);
     expect(controller.state.e2ee.status).toBe('ready');
   });
 
@@ -227,12 +194,16 @@ describe('AppController', () => {
     const { api, controller } = setUp({ crypto });
     withDirectChat(api);
     await controller.login('me@example.org', 'password1');
+    await vi.advanceTimersByTimeAsync(0);
+    const before = api.calls.length;
     await controller.sendText(CHAT, '  hello  ');
     const order = api.calls
+      .slice(before)
       .map((c) => `${c.method} ${c.path}`)
-      .filter((c) => /keys|to-device|messages/.test(c));
+      .filter((c) => /keys|to-device|chats/.test(c));
     expect(order).toEqual([
-      `PUT /keys/devices/${api.deviceId}`,
+      'GET /to-device',
+      `GET /chats/${CHAT}`,
       'POST /keys/query',
       'POST /keys/claim',
       'POST /to-device',
@@ -254,6 +225,7 @@ describe('AppController', () => {
     const { api, controller } = setUp({ crypto: fakeCore() });
     withDirectChat(api);
     await controller.login('me@example.org', 'password1');
+    await vi.advanceTimersByTimeAsync(0);
     const socket = FakeSocket.last();
     socket.open();
     socket.receive({ type: 'typing', data: { chat_id: CHAT, user_id: ALICE }, cursor: null });
@@ -376,5 +348,167 @@ describe('AppController', () => {
     expect(socket.closedWith?.code).toBe(1000);
     expect(crypto.log.at(-1)).toBe('forget');
     expect(controller.state.auth.status).toBe('signed_out');
+  });
+});
+
+describe('AppController encryption', () => {
+  const toDevice = (id: string) => ({
+    type: 'to_device' as const,
+    data: {
+      id,
+      sender_id: ALICE,
+      sender_device_id: '0190a3a0-0000-7000-8000-000000000008',
+      ciphertext: '{}',
+      created_at: '2026-11-28T10:03:00Z',
+    },
+    cursor: null,
+  });
+
+  it('shows a message as waiting for its key, and decrypts it when the key arrives', async () => {
+    const crypto = fakeCore();
+    const { api, controller } = setUp({ crypto });
+    withDirectChat(api);
+    crypto.missingKeys.add(message(3).id);
+    await controller.login('me@example.org', 'password1');
+    await controller.openChat(CHAT);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.bodies[message(3).id]).toEqual({ status: 'waiting' });
+    // The queue was read at once to look for the key.
+    expect(api.callsTo('GET', '/to-device').length).toBeGreaterThan(0);
+    crypto.missingKeys.clear();
+    FakeSocket.last().open();
+    FakeSocket.last().receive(toDevice('0190a3a0-0000-7000-8000-000000000007'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.bodies[message(3).id]).toEqual({ status: 'ok', text: 'plain 3' });
+    // The key was saved before it was acknowledged.
+    const log = crypto.log;
+    expect(log.indexOf('save')).toBeGreaterThan(
+      log.indexOf('to-device 0190a3a0-0000-7000-8000-000000000007'),
+    );
+  });
+
+  it('says a message cannot be decrypted only after looking for its key twice', async () => {
+    const crypto = fakeCore();
+    const { api, controller } = setUp({ crypto });
+    withDirectChat(api);
+    crypto.missingKeys.add(message(3).id);
+    await controller.login('me@example.org', 'password1');
+    await controller.openChat(CHAT);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.bodies[message(3).id]).toEqual({ status: 'waiting' });
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(controller.state.bodies[message(3).id]).toEqual({
+      status: 'error',
+      reason: MISSING_KEY_REASON,
+    });
+    expect(api.callsTo('GET', '/to-device').length).toBeGreaterThanOrEqual(2);
+    // A key for the chat that comes later still helps.
+    crypto.missingKeys.clear();
+    FakeSocket.last().open();
+    FakeSocket.last().receive(toDevice('0190a3a0-0000-7000-8000-000000000009'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.bodies[message(3).id]).toEqual({ status: 'ok', text: 'plain 3' });
+  });
+
+  it('surfaces changed identity keys in the chat and adopts them only when accepted', async () => {
+    const crypto = fakeCore();
+    const change: PendingKeyChange = {
+      user_id: ALICE,
+      device_id: '0190a3a0-0000-7000-8000-000000000008',
+      display_name: 'phone',
+      trusted_ed25519: 'old',
+      presented_ed25519: 'new',
+    };
+    crypto.keyChanges = [change];
+    const { api, controller } = setUp({ crypto });
+    withDirectChat(api);
+    await controller.login('me@example.org', 'password1');
+    await controller.openChat(CHAT);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(selectKeyChanges(controller.state, CHAT)).toEqual([change]);
+    // Opening the chat re-read its members' devices.
+    expect(crypto.log).toContain(`observe ${ALICE}`);
+    expect(await controller.safetyNumber(ALICE)).toBe('12345 67890');
+    await controller.acceptKeyChange(change);
+    expect(crypto.log).toContain(`accept ${ALICE}/${change.device_id}`);
+    expect(controller.state.keyChanges).toEqual([]);
+  });
+
+  it('sends a photo: encrypted bytes uploaded, then a file message naming the upload', async () => {
+    const crypto = fakeCore();
+    const created: Blob[] = [];
+    const objectUrls: ObjectUrls = {
+      create: (blob) => {
+        created.push(blob);
+        return `blob:test/${created.length}`;
+      },
+      revoke: () => undefined,
+    };
+    const { api, controller } = setUp({ crypto, objectUrls });
+    withDirectChat(api);
+    await controller.login('me@example.org', 'password1');
+    await vi.advanceTimersByTimeAsync(0);
+    const photo = new File([new Uint8Array([1, 2, 3, 4])], 'cat.png', { type: 'image/png' });
+    await controller.sendFile(CHAT, photo, ' a cat ');
+    const uploaded = api.callsTo('POST', '/media')[0]?.body as Uint8Array;
+    expect([...uploaded]).toEqual([1 ^ 0x5a, 2 ^ 0x5a, 3 ^ 0x5a, 4 ^ 0x5a]);
+    const sent = api.callsTo('POST', `/chats/${CHAT}/messages`)[0]?.body as {
+      media_ids: string[];
+      ciphertext: string;
+    };
+    const mediaId = '00000000-0000-4000-8000-00000000a001';
+    expect(sent.media_ids).toEqual([mediaId]);
+    const content = JSON.parse(atob(sent.ciphertext)) as {
+      type: string;
+      body: string;
+      file: object;
+    };
+    expect(content).toMatchObject({
+      type: 'file',
+      body: 'a cat',
+      file: { media_id: mediaId, name: 'cat.png', content_type: 'image/png' },
+    });
+    const mine = controller.state.messages[CHAT]!.items.at(-1)!;
+    expect(controller.state.bodies[mine.id]).toMatchObject({ status: 'ok', text: 'a cat' });
+    expect(controller.state.messages[CHAT]!.pending).toEqual([]);
+    // The sender shows its own file without downloading it.
+    expect(controller.state.media[mediaId]).toEqual({ status: 'ready', url: 'blob:test/1' });
+    expect(created[0]).toBe(photo);
+  });
+
+  it('waits while another tab holds the device, leaving to-device messages queued', async () => {
+    const crypto = fakeCore();
+    const deviceLock: DeviceLock = {
+      acquire: (onWaiting) => {
+        onWaiting();
+        return new Promise(() => undefined);
+      },
+    };
+    const { api, controller } = setUp({ crypto, deviceLock });
+    await controller.login('me@example.org', 'password1');
+    FakeSocket.last().open();
+    FakeSocket.last().receive(toDevice('0190a3a0-0000-7000-8000-000000000007'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.e2ee.status).toBe('waiting');
+    expect(crypto.log).toEqual([]);
+    expect(api.callsTo('POST', '/to-device/ack')).toHaveLength(0);
+    await controller.sendText(CHAT, 'hello');
+    expect(controller.state.messages[CHAT]?.pending[0]?.status).toBe('failed');
+  });
+
+  it('tops up one-time keys when the server says they run low', async () => {
+    const crypto = fakeCore();
+    const { api, controller } = setUp({ crypto });
+    await controller.login('me@example.org', 'password1');
+    await vi.advanceTimersByTimeAsync(0);
+    FakeSocket.last().open();
+    FakeSocket.last().receive({
+      type: 'one_time_keys.low',
+      data: { device_id: api.deviceId, remaining: 3 },
+      cursor: null,
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(crypto.log).toContain('replenish 3');
+    expect(api.callsTo('PUT', `/keys/devices/${api.deviceId}`)).toHaveLength(2);
   });
 });

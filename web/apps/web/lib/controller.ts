@@ -8,19 +8,21 @@ import {
   createParleyClient,
   errorDetail,
   type ChatSummary,
-  type ClaimedKey,
-  type DeviceRef,
   type MessageView,
   type ParleyClient,
   type ServerFrame,
-  type ToDeviceMessage,
   type UserView,
 } from '@parley/sdk';
+import { EncryptedUpload, type NamedBlob } from './attachments';
 import { createStore, type Store } from './createStore';
-import type { CryptoCore } from './crypto';
+import type { AttachmentInfo, CryptoCore, MessageContent, PendingKeyChange } from './crypto';
+import { MessageDecryption } from './decryption';
+import type { DeviceLock } from './deviceLock';
+import { ApiError, E2ee } from './e2ee';
 import { Features, type FeatureOptions } from './features';
+import { MediaLoader, type ObjectUrls } from './mediaLoader';
 import { RealtimeConnection, type IntervalTimers, type SocketFactory } from './realtime';
-import { AuthError, Session, type LockManagerLike } from './session';
+import { AuthError, browserTimers, Session, type LockManagerLike } from './session';
 import { initialState, reduce, type Action, type AppState, type Body } from './store';
 import type { TokenStore } from './tokenStore';
 
@@ -31,11 +33,44 @@ export interface ControllerOptions {
   connect: SocketFactory;
   fetch?: typeof globalThis.fetch;
   locks?: LockManagerLike | null;
+  /** One tab at a time holds the device (`null`: no other tabs to mind, e.g. tests). */
+  deviceLock?: DeviceLock | null;
+  objectUrls?: ObjectUrls;
+  /** The name this device publishes with its keys. */
+  deviceName?: string;
   timers?: IntervalTimers;
   now?: () => number;
   random?: () => number;
   newId?: () => string;
+  /** Waits between upload attempts (tests pass a fake). */
+  sleep?: (ms: number) => Promise<void>;
   features?: FeatureOptions;
+}
+
+/** A promise with its settle functions, for "the device is open". */
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+function deferred(): Deferred {
+  let resolve: () => void = () => undefined;
+  let reject: (error: unknown) => void = () => undefined;
+  const promise = new Promise<void>((ok, fail) => {
+    resolve = ok;
+    reject = fail;
+  });
+  // Nobody may be waiting when it fails; the reason is in the store.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/** A file message on its way: the file (kept for a retry) and its upload. */
+interface OutgoingFile {
+  file: NamedBlob;
+  upload: EncryptedUpload;
+  info: AttachmentInfo | null;
 }
 
 export const PAGE_SIZE = 50;
@@ -57,11 +92,19 @@ export class AppController {
   private readonly now: () => number;
   private readonly newId: () => string;
   private readonly lastTypingSent = new Map<string, number>();
-  private readonly decrypting = new Set<string>();
   private readonly requestedUsers = new Set<string>();
   private readonly requestedDetails = new Set<string>();
   private typingTimer: unknown = null;
   private disposed = false;
+  readonly e2ee: E2ee;
+  private readonly decryption: MessageDecryption;
+  readonly media: MediaLoader;
+  private device: Deferred = deferred();
+  /** Lets go of the device lock (sign-out, dispose). */
+  private releaseDevice: (() => void) | null = null;
+  /** Bumped at every sign-in and sign-out: late results of an older one are dropped. */
+  private deviceGeneration = 0;
+  private readonly outgoingFiles = new Map<string, OutgoingFile>();
 
   constructor(private readonly options: ControllerOptions) {
     this.now = options.now ?? Date.now;
@@ -93,6 +136,33 @@ export class AppController {
       ...(options.timers ? { timers: options.timers } : {}),
       ...(options.random ? { random: options.random } : {}),
     });
+    this.e2ee = new E2ee({
+      client: this.client,
+      core: options.crypto,
+      nameOf: (userId) => this.userName(userId),
+      listener: {
+        onDeviceReport: (_userId, report) => {
+          if (report.key_changes.length > 0 || this.state.keyChanges.length > 0) {
+            void this.refreshKeyChanges();
+          }
+        },
+        onRoomKey: (chatId) => this.decryption.roomKeyArrived(chatId),
+        onWarning: (chatId, text) => this.dispatch({ type: 'e2ee/notice', chatId, text }),
+      },
+    });
+    this.decryption = new MessageDecryption({
+      crypto: options.crypto,
+      ready: () => this.device.promise,
+      drain: () => this.e2ee.drainToDevice(),
+      setBodies: (bodies) => this.dispatch({ type: 'bodies/set', bodies }),
+      timers: options.timers ?? browserTimers,
+    });
+    this.media = new MediaLoader({
+      client: this.client,
+      crypto: options.crypto,
+      setMedia: (mediaId, media) => this.dispatch({ type: 'media/set', mediaId, media }),
+      ...(options.objectUrls ? { objectUrls: options.objectUrls } : {}),
+    });
     this.features = new Features(
       {
         client: this.client,
@@ -101,6 +171,12 @@ export class AppController {
         loadChats: () => this.loadChats(),
         loadDetail: (chatId) => this.loadDetail(chatId),
         now: this.now,
+        safety: {
+          ready: () => this.device.promise,
+          syncDevices: (userIds) => this.e2ee.syncDevices(userIds),
+          listedDevices: (userId) => options.crypto.listedDevices(userId),
+          safetyNumber: (userId) => options.crypto.safetyNumber(userId),
+        },
       },
       options.features,
     );
@@ -150,12 +226,13 @@ export class AppController {
     await this.signedIn(auth.user, auth.device_id, true);
   }
 
+  /** Signs out: the session on the server, the tokens, and this device's keys and state. */
   async logout(): Promise<void> {
     this.realtime.stop();
     try {
       await this.session.logout();
     } finally {
-      await this.options.crypto.forgetDevice().catch(() => undefined);
+      await this.forgetDevice();
       this.dispatch({ type: 'auth/signedOut' });
     }
   }
@@ -174,7 +251,23 @@ export class AppController {
   private async signedOut(error: string | null = null) {
     this.realtime.stop();
     await this.session.end().catch(() => undefined);
+    // The session is over on the server, and with it this device: its keys are of no use.
+    await this.forgetDevice();
     this.dispatch({ type: 'auth/signedOut', error });
+  }
+
+  /** Wipes the device's state (memory, IndexedDB, decrypted media) and lets go of its lock. */
+  private async forgetDevice() {
+    this.deviceGeneration += 1;
+    this.device.reject(new Error('signed out'));
+    this.device = deferred();
+    this.decryption.reset();
+    this.media.clear();
+    for (const outgoing of this.outgoingFiles.values()) outgoing.upload.dispose();
+    this.outgoingFiles.clear();
+    await this.options.crypto.forgetDevice().catch(() => undefined);
+    this.releaseDevice?.();
+    this.releaseDevice = null;
   }
 
   /** A request answered 401: find out whether the session is over (refresh fails) or not. */
@@ -203,90 +296,86 @@ export class AppController {
 
   // --- end-to-end encryption (all crypto is the core's) -------------------------------------
 
+  /**
+   * Opens this device (restored from IndexedDB, or created and saved), publishes its keys and
+   * takes the room keys that waited. Until it is done, decryption waits; if it fails, messages
+   * show why and sending refuses.
+   */
   private async setUpDevice(userId: string, deviceId: string, fresh: boolean) {
+    const generation = this.deviceGeneration;
+    const ready = this.device;
+    const current = () => generation === this.deviceGeneration && !this.disposed;
     try {
-      let upload = await this.options.crypto.openDevice({ userId, deviceId });
-      while (upload) {
-        const { data, error, response } = await this.client.PUT('/keys/devices/{device_id}', {
-          params: { path: { device_id: deviceId } },
-          body: upload,
-        });
-        if (!data) throw new Error(errorDetail(error, response.status).message);
-        upload = await this.options.crypto.keysPublished(data);
+      if (this.options.deviceLock && !this.releaseDevice) {
+        const release = await this.options.deviceLock.acquire(() =>
+          this.dispatch({
+            type: 'e2ee/status',
+            status: 'waiting',
+            reason: 'Parley is open in another tab: encryption works in one tab at a time.',
+          }),
+        );
+        if (!current()) {
+          release();
+          return;
+        }
+        this.releaseDevice = release;
       }
+      await this.options.crypto.open({ userId, deviceId });
+      if (!current()) return;
+      try {
+        await this.e2ee.publishKeys(deviceId, this.options.deviceName);
+      } catch (error) {
+        if (error instanceof ApiError && error.code === 'identity_keys_changed') {
+          throw new Error(
+            'this browser no longer has the keys this device published; sign out and in again',
+          );
+        }
+        throw error;
+      }
+      if (!current()) return;
       this.dispatch({ type: 'e2ee/status', status: 'ready' });
-      if (!fresh) await this.drainToDeviceQueue();
+      ready.resolve();
+      await this.refreshKeyChanges();
+      if (!fresh) await this.e2ee.drainToDevice().catch(() => undefined);
     } catch (error) {
+      if (!current()) return;
       this.dispatch({ type: 'e2ee/status', status: 'unavailable', reason: message(error) });
+      ready.reject(error);
     }
   }
 
-  /** Room keys that arrived while no socket was open (the socket also resends them). */
-  private async drainToDeviceQueue() {
-    const { data } = await this.client.GET('/to-device', { params: { query: { limit: 200 } } });
-    for (const item of data?.items ?? []) await this.receiveToDevice(item);
+  private get e2eeReady(): boolean {
+    return this.state.e2ee.status === 'ready';
   }
 
-  private async receiveToDevice(message: ToDeviceMessage) {
-    try {
-      const event = await this.options.crypto.receiveToDevice(message);
-      await this.client.POST('/to-device/ack', { body: { ids: [message.id] } });
-      if (event.type === 'room_key') this.retryDecryption(event.chat_id);
-    } catch {
-      // Not acknowledged: it stays queued on the server and comes again.
-    }
+  /** Reads the unaccepted key changes from the trust store into the UI. */
+  private async refreshKeyChanges() {
+    if (!this.e2eeReady) return;
+    const changes = await this.options.crypto.pendingKeyChanges().catch(() => null);
+    if (changes) this.dispatch({ type: 'e2ee/keyChanges', changes });
   }
 
-  private async replenishKeys(remaining: number) {
-    const deviceId = this.state.auth.deviceId;
-    if (!deviceId) return;
-    try {
-      const upload = await this.options.crypto.replenishOneTimeKeys(remaining);
-      if (!upload) return;
-      const { data } = await this.client.PUT('/keys/devices/{device_id}', {
-        params: { path: { device_id: deviceId } },
-        body: upload,
-      });
-      if (data) await this.options.crypto.keysPublished(data);
-    } catch {
-      // The next `one_time_keys.low` (or the next start) tries again.
-    }
+  /**
+   * Adopts a device's changed identity keys, after the user compared safety numbers. Nothing is
+   * encrypted to that device, nor accepted from it, until then.
+   */
+  async acceptKeyChange(change: PendingKeyChange): Promise<void> {
+    await this.device.promise;
+    await this.options.crypto.acceptKeyChange({
+      user_id: change.user_id,
+      device_id: change.device_id,
+    });
+    await this.refreshKeyChanges();
+  }
+
+  /** The safety number with another user (60 digits in groups of 5). */
+  async safetyNumber(userId: string): Promise<string> {
+    await this.device.promise;
+    return this.options.crypto.safetyNumber(userId);
   }
 
   private decrypt(messages: MessageView[]) {
-    for (const m of messages) {
-      if (m.deleted || m.ciphertext == null) {
-        if (m.deleted)
-          this.dispatch({ type: 'bodies/set', bodies: { [m.id]: { status: 'deleted' } } });
-        continue;
-      }
-      if (this.state.bodies[m.id]?.status === 'ok' || this.decrypting.has(m.id)) continue;
-      this.decrypting.add(m.id);
-      this.options.crypto
-        .decryptMessage(m)
-        .then((decrypted): Body => {
-          const { content } = decrypted;
-          const text =
-            content.type === 'text'
-              ? content.body
-              : content.body || `Attachment: ${content.file.name}`;
-          return { status: 'ok', text };
-        })
-        .catch((error: unknown): Body => ({ status: 'error', reason: message(error) }))
-        .then((body) => {
-          this.decrypting.delete(m.id);
-          this.dispatch({ type: 'bodies/set', bodies: { [m.id]: body } });
-        });
-    }
-  }
-
-  private retryDecryption(chatId: string) {
-    const failed = (this.state.messages[chatId]?.items ?? []).filter(
-      (m) => this.state.bodies[m.id]?.status === 'error',
-    );
-    const last = this.state.chats[chatId]?.last_message;
-    if (last && this.state.bodies[last.id]?.status === 'error') failed.push(last);
-    this.decrypt(failed);
+    this.decryption.decrypt(messages, (id) => this.state.bodies[id]);
   }
 
   // --- chats -------------------------------------------------------------------------------
@@ -369,6 +458,11 @@ export class AppController {
     });
     this.decrypt(data.items);
     await detail;
+    const members = this.state.details[chatId]?.members.map((m) => m.user_id) ?? [];
+    if (this.e2eeReady && members.length > 0) {
+      // Changed keys show in the chat before anything is sent.
+      void this.e2ee.syncDevices(members).catch(() => undefined);
+    }
     await this.markRead(chatId);
   }
 
@@ -450,10 +544,17 @@ export class AppController {
 
   // --- sending ------------------------------------------------------------------------------
 
+  /** The device is open, or the reason it is not. */
+  private async deviceOrReason(): Promise<void> {
+    if (this.state.e2ee.status === 'waiting') {
+      throw new Error(this.state.e2ee.reason ?? 'encryption is not ready');
+    }
+    await this.device.promise;
+  }
+
   /**
-   * Sends a text message: the room key goes to every member's devices first (Olm, by the
-   * core), then the Megolm ciphertext. Without the crypto core this fails, and the message
-   * stays in the list as failed.
+   * Sends a text message: the room key goes to every member's devices first (Olm), then the
+   * Megolm ciphertext. A message that fails stays in the list as failed, with Retry.
    */
   async sendText(chatId: string, text: string, clientMsgId = this.newId()): Promise<void> {
     const body = text.trim();
@@ -468,28 +569,84 @@ export class AppController {
         status: 'sending',
       },
     });
-    try {
-      const recipients = await this.recipientDevices(chatId);
-      const share = await this.options.crypto.prepareAndShareRoomKeys(
-        chatId,
-        recipients,
-        (devices) => this.claimKeys(devices),
-      );
-      if (share.messages.length > 0) {
-        const sent = await this.client.POST('/to-device', { body: { messages: share.messages } });
-        if (!sent.data) throw new Error(errorDetail(sent.error, sent.response.status).message);
-      }
-      const encrypted = await this.options.crypto.encryptMessage(chatId, { type: 'text', body });
-      const { data, error, response } = await this.client.POST('/chats/{id}/messages', {
-        params: { path: { id: chatId } },
-        body: { client_msg_id: clientMsgId, ...encrypted },
+    await this.sendContent(chatId, clientMsgId, { type: 'text', body }, []);
+  }
+
+  /**
+   * Sends a photo, video or other file: encrypted while it is read and uploaded (with
+   * progress; large files resumably), then a file message carrying its key. `caption` may be
+   * empty.
+   */
+  async sendFile(
+    chatId: string,
+    file: NamedBlob,
+    caption = '',
+    clientMsgId = this.newId(),
+  ): Promise<void> {
+    const text = caption.trim();
+    let outgoing = this.outgoingFiles.get(clientMsgId);
+    if (!outgoing) {
+      const upload = new EncryptedUpload(this.client, this.options.crypto, file, {
+        onProgress: ({ sent }) =>
+          this.dispatch({ type: 'message/progress', chatId, clientMsgId, sent }),
+        ...(this.options.sleep ? { sleep: this.options.sleep } : {}),
       });
-      if (!data) throw new Error(errorDetail(error, response.status).message);
-      // The sender knows what it wrote; its own history is read back through the core.
-      this.dispatch({ type: 'bodies/set', bodies: { [data.id]: { status: 'ok', text: body } } });
-      this.dispatch({ type: 'message/sent', message: data, me: this.me });
+      outgoing = { file, upload, info: null };
+      this.outgoingFiles.set(clientMsgId, outgoing);
+      this.dispatch({
+        type: 'message/pending',
+        message: {
+          client_msg_id: clientMsgId,
+          chat_id: chatId,
+          text,
+          created_at: new Date(this.now()).toISOString(),
+          status: 'uploading',
+          file: { name: file.name, size: file.size, content_type: upload.contentType, sent: 0 },
+        },
+      });
+    }
+    const generation = this.deviceGeneration;
+    try {
+      if (!outgoing.info) {
+        this.dispatch({ type: 'message/status', chatId, clientMsgId, status: 'uploading' });
+        await this.deviceOrReason();
+        outgoing.info = await outgoing.upload.run();
+      }
     } catch (error) {
       this.dispatch({ type: 'message/failed', chatId, clientMsgId, error: message(error) });
+      return;
+    }
+    if (generation !== this.deviceGeneration) return;
+    const info = outgoing.info;
+    this.dispatch({ type: 'message/status', chatId, clientMsgId, status: 'sending' });
+    const content: MessageContent = { type: 'file', file: info, body: text };
+    if (await this.sendContent(chatId, clientMsgId, content, [info.media_id])) {
+      this.media.adopt(info.media_id, outgoing.file);
+      this.outgoingFiles.delete(clientMsgId);
+    }
+  }
+
+  /** Encrypts and posts; `true` once the server has the message. */
+  private async sendContent(
+    chatId: string,
+    clientMsgId: string,
+    content: MessageContent,
+    mediaIds: string[],
+  ): Promise<boolean> {
+    try {
+      await this.deviceOrReason();
+      const sent = await this.e2ee.sendContent(chatId, this.me, content, clientMsgId, mediaIds);
+      // The sender knows what it wrote; its own history is read back through the core.
+      const body: Body =
+        content.type === 'text'
+          ? { status: 'ok', text: content.body }
+          : { status: 'ok', text: content.body ?? '', file: content.file };
+      this.dispatch({ type: 'bodies/set', bodies: { [sent.id]: body } });
+      this.dispatch({ type: 'message/sent', message: sent, me: this.me });
+      return true;
+    } catch (error) {
+      this.dispatch({ type: 'message/failed', chatId, clientMsgId, error: message(error) });
+      return false;
     }
   }
 
@@ -498,32 +655,23 @@ export class AppController {
     const pending = this.state.messages[chatId]?.pending.find(
       (p) => p.client_msg_id === clientMsgId,
     );
-    if (pending) await this.sendText(chatId, pending.text, clientMsgId);
-  }
-
-  /** Every listed device of every member, checked by the core (`POST /keys/query`). */
-  private async recipientDevices(chatId: string): Promise<DeviceRef[]> {
-    if (!this.state.details[chatId]) await this.loadDetail(chatId);
-    const members = this.state.details[chatId]?.members.map((m) => m.user_id) ?? [];
-    const { data, error, response } = await this.client.POST('/keys/query', {
-      body: { user_ids: members },
-    });
-    if (!data) throw new Error(errorDetail(error, response.status).message);
-    const devices: DeviceRef[] = [];
-    for (const listing of data.users) {
-      await this.options.crypto.observeUserDevices(listing);
-      for (const device of listing.devices) {
-        devices.push({ user_id: listing.user_id, device_id: device.device_id });
-      }
+    if (!pending) return;
+    const outgoing = this.outgoingFiles.get(clientMsgId);
+    if (pending.file && outgoing) {
+      await this.sendFile(chatId, outgoing.file, pending.text, clientMsgId);
+    } else if (!pending.file) {
+      await this.sendText(chatId, pending.text, clientMsgId);
     }
-    return devices;
   }
 
-  private async claimKeys(devices: DeviceRef[]): Promise<ClaimedKey[]> {
-    if (devices.length === 0) return [];
-    const { data, error, response } = await this.client.POST('/keys/claim', { body: { devices } });
-    if (!data) throw new Error(errorDetail(error, response.status).message);
-    return data.keys;
+  /** Clears the encryption warnings shown in a chat. */
+  dismissNotices(chatId: string): void {
+    this.dispatch({ type: 'e2ee/noticesDismissed', chatId });
+  }
+
+  /** Downloads and decrypts an attachment for display (once). */
+  loadMedia(info: AttachmentInfo): void {
+    void this.media.load(info);
   }
 
   /** Tells the others you are typing, at most every {@link TYPING_SEND_INTERVAL_MS} per chat. */
@@ -560,11 +708,20 @@ export class AppController {
         void this.ensureUsers([event.data.user_id]).catch(() => undefined);
         break;
       case 'to_device':
-        void this.receiveToDevice(event.data);
+        // Before the device is open, the queue is read once it is (the message stays queued).
+        if (this.e2eeReady) void this.e2ee.receiveToDevice(event.data).catch(() => undefined);
         break;
-      case 'one_time_keys.low':
-        if (event.data.device_id === this.state.auth.deviceId)
-          void this.replenishKeys(event.data.remaining);
+      case 'one_time_keys.low': {
+        const deviceId = this.state.auth.deviceId;
+        if (event.data.device_id === deviceId && this.e2eeReady) {
+          void this.e2ee.replenish(deviceId, event.data.remaining).catch(() => undefined);
+        }
+        break;
+      }
+      case 'device_list.changed':
+        if (this.e2eeReady) {
+          void this.e2ee.syncDevices([event.data.user_id]).catch(() => undefined);
+        }
         break;
       case 'error':
         if (event.data.code === 'session_revoked')
@@ -581,6 +738,8 @@ export class AppController {
    * the open chat are read again after every reconnect.
    */
   private async onSocketOpen(reconnected: boolean) {
+    // Room keys sent while the socket was down (their frames may also come again).
+    if (reconnected && this.e2eeReady) void this.e2ee.drainToDevice().catch(() => undefined);
     if (!reconnected && this.state.chatsLoaded) return;
     await this.loadChats().catch(() => undefined);
     const open = this.state.openChatId;
@@ -623,6 +782,14 @@ export class AppController {
   dispose(): void {
     this.disposed = true;
     this.realtime.stop();
+    this.media.clear();
+    this.deviceGeneration += 1;
+    this.device.reject(new Error('closed'));
+    this.device = deferred();
+    this.decryption.reset();
+    this.releaseDevice?.();
+    this.releaseDevice = null;
+    void this.options.crypto.close().catch(() => undefined);
   }
 
   /** For components that show who someone is. */

@@ -7,11 +7,13 @@ import {
   reduce,
   selectChatList,
   selectChatTitle,
+  selectKeyChanges,
   selectTimeline,
   selectTyping,
   TYPING_TTL_MS,
   type Action,
   type AppState,
+  type Body,
 } from './store';
 import {
   ALICE,
@@ -124,6 +126,31 @@ describe('chat list', () => {
       bodies: { [message(1).id]: { status: 'ok', text: 'hi' } },
     });
     expect(previewText(state, state.chats[CHAT]!)).toBe('hi');
+    const file = {
+      media_id: 'm',
+      content_type: 'image/jpeg',
+      size: 10,
+      name: 'beach.jpg',
+      key: 'k',
+      iv: 'i',
+      sha256: 'h',
+      algorithm: 'parley.aes-ctr-256.v1' as const,
+    };
+    const preview = (body: Body) =>
+      previewText(
+        reduce(state, { type: 'bodies/set', bodies: { [message(1).id]: body } }),
+        state.chats[CHAT]!,
+      );
+    expect(preview({ status: 'ok', text: '', file })).toBe('Photo');
+    expect(preview({ status: 'ok', text: 'sun', file })).toBe('Photo: sun');
+    expect(preview({ status: 'ok', text: '', file: { ...file, content_type: 'video/mp4' } })).toBe(
+      'Video',
+    );
+    expect(preview({ status: 'ok', text: '', file: { ...file, content_type: 'text/plain' } })).toBe(
+      'File: beach.jpg',
+    );
+    expect(preview({ status: 'waiting' })).toBe('Waiting for the key to this message');
+    expect(preview({ status: 'error', reason: 'x' })).toBe('Cannot decrypt this message');
     state = reduce(
       state,
       frame({
@@ -350,5 +377,74 @@ describe('sign out', () => {
         error: 'This session was signed out.',
       },
     });
+  });
+});
+
+describe('encryption state', () => {
+  it('keeps a few notices per chat, shows the chat members’ key changes, tracks uploads', () => {
+    let state = run(
+      signedIn,
+      {
+        type: 'chat/detailLoaded',
+        chat: detail(CHAT, [
+          [ME, 0],
+          [ALICE, 0],
+        ]),
+      },
+      {
+        type: 'e2ee/keyChanges',
+        changes: [
+          {
+            user_id: ALICE,
+            device_id: 'd1',
+            display_name: null,
+            trusted_ed25519: 'a',
+            presented_ed25519: 'b',
+          },
+          {
+            user_id: BOB,
+            device_id: 'd2',
+            display_name: null,
+            trusted_ed25519: 'c',
+            presented_ed25519: 'd',
+          },
+        ],
+      },
+    );
+    expect(selectKeyChanges(state, CHAT).map((c) => c.user_id)).toEqual([ALICE]);
+    for (let i = 0; i < 7; i += 1) {
+      state = reduce(state, { type: 'e2ee/notice', chatId: CHAT, text: `n${i % 6}` });
+    }
+    expect(state.notices[CHAT]).toEqual(['n2', 'n3', 'n4', 'n5', 'n0']);
+    state = reduce(state, { type: 'e2ee/noticesDismissed', chatId: CHAT });
+    expect(state.notices[CHAT]).toBeUndefined();
+
+    state = reduce(state, {
+      type: 'message/pending',
+      message: {
+        client_msg_id: 'c1',
+        chat_id: CHAT,
+        text: '',
+        created_at: '2026-11-28T12:00:00Z',
+        status: 'uploading',
+        file: { name: 'a.mp4', size: 100, content_type: 'video/mp4', sent: 0 },
+      },
+    });
+    state = reduce(state, { type: 'message/progress', chatId: CHAT, clientMsgId: 'c1', sent: 60 });
+    expect(state.messages[CHAT]?.pending[0]?.file?.sent).toBe(60);
+    state = reduce(state, {
+      type: 'message/failed',
+      chatId: CHAT,
+      clientMsgId: 'c1',
+      error: 'down',
+    });
+    state = reduce(state, {
+      type: 'message/status',
+      chatId: CHAT,
+      clientMsgId: 'c1',
+      status: 'uploading',
+    });
+    expect(state.messages[CHAT]?.pending[0]).toMatchObject({ status: 'uploading' });
+    expect(state.messages[CHAT]?.pending[0]?.error).toBeUndefined();
   });
 });

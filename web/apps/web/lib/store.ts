@@ -10,6 +10,7 @@ import type {
   ServerEvent,
   UserView,
 } from '@parley/sdk';
+import type { AttachmentInfo, PendingKeyChange } from './crypto';
 import {
   initialFeatureState,
   isFeatureAction,
@@ -20,23 +21,52 @@ import {
 
 /** How long a `typing` frame shows (the server lets one through per user and chat every 2 s). */
 export const TYPING_TTL_MS = 6000;
+/** Encryption warnings kept per chat. */
+const NOTICES_KEPT = 5;
 
 export type AuthStatus = 'restoring' | 'signed_out' | 'signed_in';
 export type ConnectionStatus = 'idle' | 'connecting' | 'open' | 'reconnecting';
+
+/** A file being sent: what the composer picked, and how much of it the server has. */
+export interface PendingFile {
+  name: string;
+  size: number;
+  content_type: string;
+  /** Encrypted bytes the server has. */
+  sent: number;
+}
 
 /** A message typed here that the server has not confirmed (yet). */
 export interface PendingMessage {
   client_msg_id: string;
   chat_id: string;
+  /** The text, or a file's caption. */
   text: string;
   created_at: string;
-  status: 'sending' | 'failed';
+  /** `uploading`: the file is being encrypted and uploaded; `sending`: the message itself. */
+  status: 'uploading' | 'sending' | 'failed';
   error?: string;
+  file?: PendingFile;
 }
 
-/** What a message says, once the crypto core had a go at it. */
+/**
+ * What a message says, once the crypto core had a go at it. `waiting`: its room key has not
+ * arrived (yet); `error` is final (until a key for its chat arrives after all).
+ */
 export type Body =
-  { status: 'ok'; text: string } | { status: 'error'; reason: string } | { status: 'deleted' };
+  | { status: 'ok'; text: string; file?: AttachmentInfo }
+  | { status: 'waiting' }
+  | { status: 'error'; reason: string }
+  | { status: 'deleted' };
+
+/** A decrypted attachment, by media id. */
+export type MediaState =
+  | { status: 'loading'; received: number; total: number }
+  | { status: 'ready'; url: string }
+  | { status: 'error'; reason: string };
+
+/** End-to-end encryption on this device. */
+export type E2eeStatus = 'unknown' | 'ready' | 'waiting' | 'unavailable';
 
 export interface ChatMessages {
   /** Ascending by `seq`, one entry per message id. */
@@ -56,8 +86,17 @@ export interface AppState extends FeatureState {
     deviceId: string | null;
     error: string | null;
   };
-  /** End-to-end encryption on this device: `unavailable` until the crypto core is wired. */
-  e2ee: { status: 'unknown' | 'ready' | 'unavailable'; reason: string | null };
+  /**
+   * End-to-end encryption on this device: `unknown` while it starts, `waiting` while another
+   * tab holds the device, `unavailable` when it failed (with the reason).
+   */
+  e2ee: { status: E2eeStatus; reason: string | null };
+  /** Devices whose identity keys changed and were not accepted (from the trust store). */
+  keyChanges: PendingKeyChange[];
+  /** Encryption warnings by chat id (`''`: not about one chat), newest last. */
+  notices: Record<string, string[]>;
+  /** Decrypted attachments by media id. */
+  media: Record<string, MediaState>;
   connection: ConnectionStatus;
   users: Record<string, UserView>;
   chats: Record<string, ChatSummary>;
@@ -75,6 +114,9 @@ export interface AppState extends FeatureState {
 export const initialState: AppState = {
   auth: { status: 'restoring', userId: null, deviceId: null, error: null },
   e2ee: { status: 'unknown', reason: null },
+  keyChanges: [],
+  notices: {},
+  media: {},
   connection: 'idle',
   users: {},
   chats: {},
@@ -93,7 +135,11 @@ type CoreAction =
   | { type: 'auth/signedIn'; user: UserView; deviceId: string }
   | { type: 'auth/signedOut'; error?: string | null }
   | { type: 'auth/error'; error: string | null }
-  | { type: 'e2ee/status'; status: AppState['e2ee']['status']; reason?: string | null }
+  | { type: 'e2ee/status'; status: E2eeStatus; reason?: string | null }
+  | { type: 'e2ee/keyChanges'; changes: PendingKeyChange[] }
+  | { type: 'e2ee/notice'; chatId: string | null; text: string }
+  | { type: 'e2ee/noticesDismissed'; chatId: string }
+  | { type: 'media/set'; mediaId: string; media: MediaState }
   | { type: 'connection/status'; status: ConnectionStatus }
   | { type: 'users/loaded'; users: UserView[] }
   | { type: 'chats/loaded'; chats: ChatSummary[] }
@@ -112,6 +158,8 @@ type CoreAction =
   | { type: 'messages/loadingOlder'; chatId: string; loading: boolean }
   | { type: 'message/pending'; message: PendingMessage }
   | { type: 'message/failed'; chatId: string; clientMsgId: string; error: string }
+  | { type: 'message/progress'; chatId: string; clientMsgId: string; sent: number }
+  | { type: 'message/status'; chatId: string; clientMsgId: string; status: 'uploading' | 'sending' }
   | { type: 'message/sent'; message: MessageView; me: string }
   | { type: 'bodies/set'; bodies: Record<string, Body> }
   | { type: 'frame'; event: ServerEvent; me: string; now: number }
@@ -351,6 +399,20 @@ function reduceCore(state: AppState, action: CoreAction): AppState {
       return { ...state, auth: { ...state.auth, error: action.error } };
     case 'e2ee/status':
       return { ...state, e2ee: { status: action.status, reason: action.reason ?? null } };
+    case 'e2ee/keyChanges':
+      return { ...state, keyChanges: action.changes };
+    case 'e2ee/notice': {
+      const key = action.chatId ?? '';
+      const earlier = (state.notices[key] ?? []).filter((text) => text !== action.text);
+      const notices = [...earlier, action.text].slice(-NOTICES_KEPT);
+      return { ...state, notices: { ...state.notices, [key]: notices } };
+    }
+    case 'e2ee/noticesDismissed': {
+      const notices = withoutKey(withoutKey(state.notices, action.chatId), '');
+      return { ...state, notices };
+    }
+    case 'media/set':
+      return { ...state, media: { ...state.media, [action.mediaId]: action.media } };
     case 'connection/status':
       return state.connection === action.status ? state : { ...state, connection: action.status };
     case 'users/loaded': {
@@ -432,6 +494,24 @@ function reduceCore(state: AppState, action: CoreAction): AppState {
           ? { ...p, status: 'failed' as const, error: action.error }
           : p,
       );
+      return {
+        ...state,
+        messages: { ...state.messages, [action.chatId]: { ...current, pending } },
+      };
+    }
+    case 'message/progress':
+    case 'message/status': {
+      const current = state.messages[action.chatId];
+      if (!current) return state;
+      const pending = current.pending.map((p) => {
+        if (p.client_msg_id !== action.clientMsgId) return p;
+        if (action.type === 'message/status') {
+          const { error: _error, ...rest } = p;
+          void _error;
+          return { ...rest, status: action.status };
+        }
+        return p.file ? { ...p, file: { ...p.file, sent: action.sent } } : p;
+      });
       return {
         ...state,
         messages: { ...state.messages, [action.chatId]: { ...current, pending } },
@@ -524,12 +604,32 @@ export function selectTimeline(state: AppState, chatId: string): TimelineItem[] 
   ];
 }
 
+/** A short description of a decrypted message (chat list previews). */
+export function bodySummary(body: Body & { status: 'ok' }): string {
+  if (!body.file) return body.text;
+  const kind = body.file.content_type.split('/')[0];
+  const what = kind === 'image' ? 'Photo' : kind === 'video' ? 'Video' : `File: ${body.file.name}`;
+  return body.text ? `${what}: ${body.text}` : what;
+}
+
 /** What a chat list row shows under the title. */
 export function previewText(state: AppState, chat: ChatSummary): string {
   const last = chat.last_message;
   if (!last) return 'No messages yet';
   if (last.deleted) return 'Message deleted';
   const body = state.bodies[last.id];
-  if (body?.status === 'ok') return body.text;
+  if (body?.status === 'ok') return bodySummary(body);
+  if (body?.status === 'waiting') return 'Waiting for the key to this message';
+  if (body?.status === 'error') return 'Cannot decrypt this message';
   return 'Encrypted message';
+}
+
+/**
+ * Unaccepted key changes that matter in a chat: its members' devices (this user's own other
+ * devices included).
+ */
+export function selectKeyChanges(state: AppState, chatId: string): PendingKeyChange[] {
+  const members = new Set(state.details[chatId]?.members.map((m) => m.user_id));
+  if (state.auth.userId) members.add(state.auth.userId);
+  return state.keyChanges.filter((change) => members.has(change.user_id));
 }

@@ -11,6 +11,8 @@ export default function Document() {
       <Head>
         <meta name="color-scheme" content="light dark" />
         <meta name="referrer" content="no-referrer" />
+        {/* Ours, so the browser does not ask the API for /favicon.ico. */}
+        <link rel="icon" href="/app/favicon.svg" type="image/svg+xml" />
       </Head>
       <body>
         <Main />

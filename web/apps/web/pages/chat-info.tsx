@@ -110,7 +110,7 @@ function LeaveGroup({ chatId, title }: { chatId: string; title: string }) {
       <div>
         <button
           type="button"
-          className="button button--danger"
+          className="button button--danger-outline"
           onClick={() => {
             reset();
             setAsking(true);

@@ -6,14 +6,18 @@ import { useCallback, useEffect, useMemo, useState } from 'react';
 import { useAppState, useController } from '../components/AppProvider';
 import { Avatar } from '../components/Avatar';
 import { Composer } from '../components/Composer';
+import { EncryptionNotices } from '../components/EncryptionNotices';
 import { MessageOptionsButton, MessageOptionsDialog } from '../components/MessageOptions';
 import { MessageRow, PendingRow } from '../components/MessageRow';
+import { SafetyNumber } from '../components/SafetyNumber';
 import { Shell } from '../components/Shell';
 import { VirtualList } from '../components/VirtualList';
+import type { AttachmentInfo } from '../lib/crypto';
 import {
   directPeer,
   messageTicks,
   selectChatTitle,
+  selectKeyChanges,
   selectTimeline,
   selectTyping,
   type TimelineItem,
@@ -47,6 +51,9 @@ function ChatView({ chatId }: { chatId: string }) {
   const timeline = useMemo(() => selectTimeline(state, chatId), [state, chatId]);
   const typing = selectTyping(state, chatId);
   const isGroup = (chat?.type ?? detail?.type) === 'group';
+  const peer = isGroup ? null : directPeer(state, chatId);
+  const peerAvatar = peer ? (state.users[peer]?.avatar_media_id ?? null) : null;
+  const [optionsFor, setOptionsFor] = useState<MessageView | null>(null);
   const removed = state.chatsLoaded && !chat && !detail;
 
   useEffect(() => {
@@ -70,13 +77,20 @@ function ChatView({ chatId }: { chatId: string }) {
     void controller?.loadOlder(chatId).catch(() => undefined);
   }, [controller, chatId]);
 
-  const [optionsFor, setOptionsFor] = useState<MessageView | null>(null);
-  const peer = isGroup ? null : directPeer(state, chatId);
-  const peerAvatar = peer ? (state.users[peer]?.avatar_media_id ?? null) : null;
-
   const onRetry = useCallback(
     (clientMsgId: string) => void controller?.retry(chatId, clientMsgId),
     [controller, chatId],
+  );
+
+  const onLoadMedia = useCallback(
+    (info: AttachmentInfo) => controller?.loadMedia(info),
+    [controller],
+  );
+
+  const keyChanges = useMemo(() => selectKeyChanges(state, chatId), [state, chatId]);
+  const notices = useMemo(
+    () => [...(state.notices[''] ?? []), ...(state.notices[chatId] ?? [])],
+    [state.notices, chatId],
   );
 
   const renderItem = useCallback(
@@ -84,21 +98,25 @@ function ChatView({ chatId }: { chatId: string }) {
       if (item.kind === 'pending') return <PendingRow pending={item.pending} onRetry={onRetry} />;
       const { message } = item;
       const mine = message.sender_id === me;
+      const body = state.bodies[message.id];
+      const file = body?.status === 'ok' ? body.file : undefined;
       const sender = mine ? 'you' : (state.users[message.sender_id]?.name ?? 'Someone');
       return (
         <MessageRow
           message={message}
-          body={state.bodies[message.id]}
+          body={body}
           mine={mine}
           senderName={isGroup && !mine ? sender : null}
           ticks={mine ? messageTicks(state, message) : 'sent'}
+          media={file ? state.media[file.media_id] : undefined}
+          onLoadMedia={onLoadMedia}
           actions={
             <MessageOptionsButton message={message} senderName={sender} onOpen={setOptionsFor} />
           }
         />
       );
     },
-    [state, me, isGroup, onRetry, setOptionsFor],
+    [state, me, isGroup, onRetry, onLoadMedia, setOptionsFor],
   );
 
   const typingNames = typing.map((id) => state.users[id]?.name ?? 'Someone');
@@ -145,13 +163,24 @@ function ChatView({ chatId }: { chatId: string }) {
             {isGroup ? 'Group info' : 'Contact info'}
           </span>
         </Link>
+        {peer && state.e2ee.status === 'ready' ? (
+          <SafetyNumber
+            name={title}
+            load={() => controller?.safetyNumber(peer) ?? Promise.resolve('')}
+          />
+        ) : null}
       </header>
-      {state.e2ee.status === 'unavailable' ? (
-        <p className="notice" role="note">
-          End-to-end encryption is not available in this build yet ({state.e2ee.reason}): messages
-          can’t be read or sent here.
-        </p>
-      ) : null}
+      <EncryptionNotices
+        status={state.e2ee.status}
+        reason={state.e2ee.reason}
+        keyChanges={keyChanges}
+        notices={notices}
+        me={me}
+        nameOf={(userId) => state.users[userId]?.name ?? 'Someone'}
+        onAccept={async (change) => controller?.acceptKeyChange(change)}
+        onSafetyNumber={async (userId) => controller?.safetyNumber(userId) ?? ''}
+        onDismiss={() => controller?.dismissNotices(chatId)}
+      />
       {messages?.loaded ? (
         timeline.length === 0 ? (
           <p className="empty chat__empty">No messages yet. Say hello.</p>
@@ -185,6 +214,7 @@ function ChatView({ chatId }: { chatId: string }) {
       ) : null}
       <Composer
         onSend={(text) => void controller?.sendText(chatId, text)}
+        onSendFile={(file, caption) => void controller?.sendFile(chatId, file, caption)}
         onTyping={() => controller?.notifyTyping(chatId)}
       />
     </section>

@@ -125,7 +125,7 @@ function DeviceList() {
                 ) : (
                   <button
                     type="button"
-                    className="button button--small button--danger"
+                    className="button button--small button--danger-outline"
                     onClick={() => {
                       removal.reset();
                       setRemoving(device);

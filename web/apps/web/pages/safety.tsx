@@ -6,8 +6,7 @@ import { CopyButton } from '../components/CopyButton';
 import { PanelPage } from '../components/PanelPage';
 import { Shell } from '../components/Shell';
 import { errorMessage } from '../lib/features/apiError';
-import { NOT_WIRED } from '../lib/crypto';
-import { directPeer } from '../lib/store';
+import { directPeer, type AppState } from '../lib/store';
 
 /** `/safety?chat=…`: the safety number with the other person of a direct chat. */
 export default function SafetyPage() {
@@ -82,9 +81,9 @@ function SafetyNumber({ chatId }: { chatId: string }) {
       {result.status === 'error' ? (
         <div className="stack">
           <p className="error" role="alert">
-            {describe(result.error)}
+            {describe(result.error, state.e2ee)}
           </p>
-          {result.error === NOT_WIRED ? null : (
+          {state.e2ee.status === 'unavailable' ? null : (
             <div>
               <button
                 type="button"
@@ -103,11 +102,11 @@ function SafetyNumber({ chatId }: { chatId: string }) {
       {result.status === 'ready' ? (
         <>
           <ol
-            className="safety-number"
+            className="safety-grid"
             aria-label={`Safety number with ${name}, 12 groups of 5 digits`}
           >
             {result.groups.map((group, index) => (
-              <li key={index} className="safety-number__group">
+              <li key={index} className="safety-grid__group">
                 {group}
               </li>
             ))}
@@ -121,8 +120,9 @@ function SafetyNumber({ chatId }: { chatId: string }) {
   );
 }
 
-function describe(error: string): string {
-  return error === NOT_WIRED
-    ? 'Safety numbers come from end-to-end encryption on this device, which is not available in this build yet.'
+/** The error, or why encryption is not available on this device when that is the cause. */
+function describe(error: string, e2ee: AppState['e2ee']): string {
+  return e2ee.status === 'unavailable'
+    ? `Safety numbers come from end-to-end encryption on this device, which is not available: ${e2ee.reason ?? error}`
     : error;
 }

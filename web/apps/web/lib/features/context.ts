@@ -1,5 +1,5 @@
 /** What the feature services get from the app controller. */
-import type { ParleyClient } from '@parley/sdk';
+import type { DeviceRef, ParleyClient } from '@parley/sdk';
 import type { Store } from '../createStore';
 import type { Action, AppState } from '../store';
 
@@ -13,6 +13,19 @@ export interface FeatureContext {
   /** `GET /chats/{id}` into the store, then its members' profiles. */
   loadDetail(chatId: string): Promise<void>;
   now(): number;
+  /** What safety numbers need of the end-to-end encryption (`lib/e2ee.ts`, `lib/crypto.ts`). */
+  safety: SafetySource;
+}
+
+export interface SafetySource {
+  /** Resolves once this device's crypto state is open (rejects when it cannot be). */
+  ready(): Promise<void>;
+  /** Re-reads these users' device lists into the trust store. */
+  syncDevices(userIds: string[]): Promise<void>;
+  /** The devices last listed for the user. */
+  listedDevices(userId: string): Promise<DeviceRef[]>;
+  /** The core's `Device.safetyNumber`: 60 digits in 12 groups of 5. */
+  safetyNumber(otherUserId: string): Promise<string>;
 }
 
 /** The signed-in user's id (empty when signed out). */

@@ -1,16 +1,7 @@
-import type { UserDevices } from '@parley/sdk';
 import { describe, expect, it } from 'vitest';
-import { NOT_WIRED, observeUserDevices, safetyNumber } from '../crypto';
 import { apiError, featureHarness, noContent } from '../testing/features';
 import { ALICE, DEVICE, ME } from '../testing/fixtures';
-import {
-  deviceName,
-  Devices,
-  formatLastSeen,
-  groupSafetyNumber,
-  sortDevices,
-  type SafetyNumberCore,
-} from './devices';
+import { deviceName, Devices, formatLastSeen, groupSafetyNumber, sortDevices } from './devices';
 import type { OwnDevice } from './types';
 
 function device(id: string, lastSeen: string, overrides: Partial<OwnDevice> = {}): OwnDevice {
@@ -63,16 +54,8 @@ describe('device helpers', () => {
 });
 
 describe('Devices', () => {
-  function setUp(core?: SafetyNumberCore) {
+  function setUp() {
     const harness = featureHarness();
-    const observed: string[] = [];
-    const fake: SafetyNumberCore = core ?? {
-      observeUserDevices: async (listing: UserDevices) => {
-        observed.push(listing.user_id);
-        return { new_devices: [], removed_devices: [], key_changes: [], rejected: [] };
-      },
-      safetyNumber: async () => ({ digits: DIGITS, grouped: '' }),
-    };
     harness.api.route('GET', /^\/keys\/devices$/, () =>
       Response.json({
         items: [
@@ -82,7 +65,7 @@ describe('Devices', () => {
       }),
     );
     harness.api.route('DELETE', /^\/keys\/devices\/([^/]+)$/, noContent);
-    return { ...harness, observed, devices: new Devices(harness.context, fake) };
+    return { ...harness, devices: new Devices(harness.context) };
   }
 
   it('lists and removes devices, but not the one in use', async () => {
@@ -93,26 +76,34 @@ describe('Devices', () => {
     await expect(devices.remove(DEVICE)).rejects.toThrow(/log out instead/);
     api.route('DELETE', /^\/keys\/devices\/([^/]+)$/, () => apiError(404, 'not_found'));
     await expect(devices.remove('gone')).resolves.toBeUndefined();
+    api.route('GET', /^\/keys\/devices$/, () => apiError(503, 'unavailable'));
+    await expect(devices.list()).rejects.toThrow(/not reachable/);
   });
 
-  it("hands both users' device lists to the core, then groups its digits", async () => {
-    const { devices, api, observed } = setUp();
+  it("reads both users' devices again, then groups the core's digits", async () => {
+    const { devices, synced, safety } = setUp();
     const groups = await devices.safetyNumber(ALICE);
-    expect(api.callsTo('POST', '/keys/query')[0]?.body).toEqual({ user_ids: [ME, ALICE] });
-    expect(observed).toEqual([ME, ALICE]);
-    expect(groups.join('')).toBe(DIGITS);
+    expect(synced).toEqual([[ME, ALICE]]);
+    expect(groups).toHaveLength(12);
+    expect(groups.join('')).toBe(safety.digits);
   });
 
-  it('says so when the crypto core is not wired', async () => {
-    const { devices } = setUp({ observeUserDevices, safetyNumber });
-    await expect(devices.safetyNumber(ALICE)).rejects.toThrow(NOT_WIRED);
+  it('waits for the device, and says why when encryption is not available', async () => {
+    const { devices, safety, synced } = setUp();
+    safety.ready = () => Promise.reject(new Error('the encryption core did not load'));
+    await expect(devices.safetyNumber(ALICE)).rejects.toThrow('the encryption core did not load');
+    expect(synced).toEqual([]);
   });
 
-  it('explains why there is no safety number with a stranger', async () => {
-    const { devices, api } = setUp();
-    api.route('POST', /^\/keys\/query$/, () => apiError(404, 'not_found'));
-    await expect(devices.safetyNumber(ALICE)).rejects.toThrow(/share a chat with/);
-    api.route('POST', /^\/keys\/query$/, () => Response.json({ users: [] }));
-    await expect(devices.safetyNumber(ALICE)).rejects.toThrow(/no device with keys/);
+  it('has nothing to compare with someone without visible devices', async () => {
+    const { devices, safety } = setUp();
+    safety.listed[ALICE] = 0;
+    await expect(devices.safetyNumber(ALICE)).rejects.toThrow(/nothing to compare/);
+  });
+
+  it('refuses a safety number that is not 60 digits', async () => {
+    const { devices, safety } = setUp();
+    safety.digits = '12345';
+    await expect(devices.safetyNumber(ALICE)).rejects.toThrow(/not 60 digits/);
   });
 });

@@ -3,22 +3,14 @@
  * /keys/devices/{id}` signs it out and deletes its keys), and safety numbers: the digits two
  * users compare to know no one sits between them (`docs/e2ee.md`, "Safety numbers"). They are
  * computed by the crypto core over both users' currently listed devices, so the listings are
- * fetched and handed to the core first.
+ * read again first (through `lib/e2ee.ts`, which checks them into the trust store).
  */
-import type { UserDevices } from '@parley/sdk';
-import type { DeviceListReport, SafetyNumber } from '../crypto';
 import { ApiRequestError, call } from './apiError';
 import { myId, type FeatureContext } from './context';
 import type { OwnDevice } from './types';
 
 export const SAFETY_NUMBER_DIGITS = 60;
 export const SAFETY_NUMBER_GROUP = 5;
-
-/** The crypto functions the safety number needs (`lib/crypto.ts`). */
-export interface SafetyNumberCore {
-  observeUserDevices(listing: UserDevices): Promise<DeviceListReport>;
-  safetyNumber(otherUserId: string): Promise<SafetyNumber>;
-}
 
 /** This device first, then the most recently seen. */
 export function sortDevices(devices: OwnDevice[]): OwnDevice[] {
@@ -67,10 +59,7 @@ export function groupSafetyNumber(digits: string): string[] {
 }
 
 export class Devices {
-  constructor(
-    private readonly context: FeatureContext,
-    private readonly core: SafetyNumberCore,
-  ) {}
+  constructor(private readonly context: FeatureContext) {}
 
   async list(): Promise<OwnDevice[]> {
     const { items } = await call(() => this.context.client.GET('/keys/devices'));
@@ -95,20 +84,19 @@ export class Devices {
 
   /**
    * The safety number with another user, as 12 groups of 5 digits, over both users' devices as
-   * the server lists them now (checked by the core: signatures, key changes).
+   * the server lists them now (read again first, and checked by the core: signatures, key
+   * changes).
    */
   async safetyNumber(otherUserId: string): Promise<string[]> {
-    const me = myId(this.context);
-    const { users } = await call(
-      () => this.context.client.POST('/keys/query', { body: { user_ids: [me, otherUserId] } }),
-      { 404: 'You can compare safety numbers only with people you share a chat with.' },
-    );
-    const listed = new Set(users.map((u) => u.user_id));
-    if (!listed.has(otherUserId)) {
-      throw new Error('Their devices could not be listed: they may have no device with keys yet.');
+    const { safety } = this.context;
+    await safety.ready();
+    // Users the server does not show you (no shared chat) are left out of the listing.
+    await safety.syncDevices([myId(this.context), otherUserId]);
+    if ((await safety.listedDevices(otherUserId)).length === 0) {
+      throw new Error(
+        'They have no device with encryption keys that you can see, so there is nothing to compare yet.',
+      );
     }
-    for (const listing of users) await this.core.observeUserDevices(listing);
-    const number = await this.core.safetyNumber(otherUserId);
-    return groupSafetyNumber(number.digits);
+    return groupSafetyNumber(await safety.safetyNumber(otherUserId));
   }
 }

@@ -5,10 +5,9 @@
  * notifications), a chat came on screen (its notifications are seen), signed out (release the
  * pictures).
  */
-import { observeUserDevices, safetyNumber } from '../crypto';
 import type { FeatureContext } from './context';
 import { Avatars, type ObjectUrls } from './avatars';
-import { Devices, type SafetyNumberCore } from './devices';
+import { Devices } from './devices';
 import { Groups } from './groups';
 import { shrinkImage } from './image';
 import { MessageDeletion } from './messages';
@@ -16,8 +15,6 @@ import { Notifications } from './notifications';
 import { Profile, type PrepareImage } from './profile';
 
 export interface FeatureOptions {
-  /** The crypto functions for safety numbers (defaults to `lib/crypto.ts`). */
-  safety?: SafetyNumberCore;
   /** Scales and re-encodes a picked picture (defaults to the browser's canvas). */
   prepareImage?: PrepareImage;
   objectUrls?: ObjectUrls;
@@ -37,7 +34,7 @@ export class Features {
     this.avatars = new Avatars(context, options.objectUrls);
     this.groups = new Groups(context);
     this.profile = new Profile(context, options.prepareImage ?? shrinkImage);
-    this.devices = new Devices(context, options.safety ?? { observeUserDevices, safetyNumber });
+    this.devices = new Devices(context);
     this.messages = new MessageDeletion(context);
 
     let previous = context.store.getState();

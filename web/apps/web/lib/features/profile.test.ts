@@ -105,7 +105,7 @@ describe('Profile', () => {
       apiError(403, 'forbidden', 'only your own uploads can be attached'),
     );
     await profile.setAvatarAfterSignUp(new Blob([new Uint8Array(4)], { type: 'image/png' }));
-    expect(store.getState().notice).toMatch(
+    expect(store.getState().banner).toMatch(
       /^Your account is ready, but the profile picture could not be set: Only your own uploads can be attached\./,
     );
   });

@@ -118,8 +118,8 @@ export class Profile {
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       this.context.store.dispatch({
-        type: 'notice/set',
-        notice: `Your account is ready, but the profile picture could not be set: ${reason} You can set it again under Profile.`,
+        type: 'banner/set',
+        banner: `Your account is ready, but the profile picture could not be set: ${reason} You can set it again under Profile.`,
       });
     }
   }

@@ -107,7 +107,7 @@ describe('notifications slice', () => {
   });
 });
 
-describe('avatars, invites, notice', () => {
+describe('avatars, invites, banner', () => {
   it('tracks each picture by media id', () => {
     let state = run(signedIn, { type: 'avatars/loading', mediaId: 'm1' });
     expect(state.avatars.m1).toEqual({ status: 'loading' });
@@ -143,15 +143,15 @@ describe('avatars, invites, notice', () => {
     expect(state.invites).toEqual({});
   });
 
-  it('sets and clears the notice; signing out resets every feature slice', () => {
+  it('sets and clears the banner; signing out resets every feature slice', () => {
     let state = run(
       signedIn,
-      { type: 'notice/set', notice: 'hello' },
+      { type: 'banner/set', banner: 'hello' },
       { type: 'avatars/ready', mediaId: 'm', url: 'blob:y' },
     );
-    expect(state.notice).toBe('hello');
-    state = reduce(state, { type: 'notice/set', notice: null });
-    expect(state.notice).toBeNull();
+    expect(state.banner).toBe('hello');
+    state = reduce(state, { type: 'banner/set', banner: null });
+    expect(state.banner).toBeNull();
     state = reduce(state, { type: 'auth/signedOut' });
     expect(state.avatars).toEqual({});
     expect(state.notifications.items).toEqual([]);

@@ -1,5 +1,5 @@
 /**
- * The features' parts of the UI state (notifications, profile pictures, invite links, a notice
+ * The features' parts of the UI state (notifications, profile pictures, invite links, a banner
  * line) and the reducer for them. `store.ts` merges them into `AppState` and runs
  * {@link reduceFeatures} after its own reducer, so these slices also see every frame.
  */
@@ -28,14 +28,14 @@ export interface FeatureState {
   /** A group's current invite code, by chat id (only known after an admin created it here). */
   invites: Record<string, InviteView>;
   /** A message for the whole app (e.g. the picture chosen at sign-up could not be set). */
-  notice: string | null;
+  banner: string | null;
 }
 
 export const initialFeatureState: FeatureState = {
   notifications: { items: [], status: 'idle', error: null, nextCursor: null, loadingMore: false },
   avatars: {},
   invites: {},
-  notice: null,
+  banner: null,
 };
 
 export type FeatureAction =
@@ -56,7 +56,7 @@ export type FeatureAction =
   | { type: 'avatars/failed'; mediaId: string; at: number }
   | { type: 'invites/created'; chatId: string; invite: InviteView }
   | { type: 'invites/revoked'; chatId: string }
-  | { type: 'notice/set'; notice: string | null };
+  | { type: 'banner/set'; banner: string | null };
 
 const FEATURE_ACTION_TYPES: Record<FeatureAction['type'], true> = {
   'notifications/loading': true,
@@ -69,7 +69,7 @@ const FEATURE_ACTION_TYPES: Record<FeatureAction['type'], true> = {
   'avatars/failed': true,
   'invites/created': true,
   'invites/revoked': true,
-  'notice/set': true,
+  'banner/set': true,
 };
 
 export function isFeatureAction(action: { type: string }): action is FeatureAction {
@@ -192,14 +192,14 @@ export function reduceFeatures(state: AppState, action: Action): AppState {
   const notifications = reduceNotifications(state.notifications, action);
   const avatars = reduceAvatars(state.avatars, action);
   const invites = reduceInvites(state.invites, action);
-  const notice = action.type === 'notice/set' ? action.notice : state.notice;
+  const banner = action.type === 'banner/set' ? action.banner : state.banner;
   if (
     notifications === state.notifications &&
     avatars === state.avatars &&
     invites === state.invites &&
-    notice === state.notice
+    banner === state.banner
   ) {
     return state;
   }
-  return { ...state, notifications, avatars, invites, notice };
+  return { ...state, notifications, avatars, invites, banner };
 }

@@ -150,7 +150,12 @@ export class FakeApi {
     });
     this.route('POST', /^\/chats\/([^/]+)\/mark-read$/, () => new Response(null, { status: 204 }));
     this.route('POST', /^\/chats\/([^/]+)\/messages$/, (call, [, id]) => {
-      const body = call.body as { client_msg_id: string; ciphertext: string; algorithm: string };
+      const body = call.body as {
+        client_msg_id: string;
+        ciphertext: string;
+        algorithm: string;
+        media_ids?: string[];
+      };
       const list = this.messages.get(id!) ?? [];
       const me = [...this.refreshTokens.values()][0] ?? '';
       const sent: MessageView = {
@@ -162,7 +167,7 @@ export class FakeApi {
         client_msg_id: body.client_msg_id,
         ciphertext: body.ciphertext,
         algorithm: body.algorithm,
-        media_ids: [],
+        media_ids: body.media_ids ?? [],
         reply_to: null,
         created_at: '2026-11-28T12:00:00Z',
         deleted: false,
@@ -213,6 +218,18 @@ export class FakeApi {
       json({ items: this.toDeviceQueue, next_cursor: null }),
     );
     this.route('POST', /^\/to-device\/ack$/, () => new Response(null, { status: 204 }));
+    this.route('POST', /^\/media$/, (call) =>
+      json(
+        {
+          id: '00000000-0000-4000-8000-00000000a001',
+          size: (call.body as Uint8Array).length,
+          content_type: 'application/octet-stream',
+          sha256: '',
+          created_at: '2026-11-28T12:00:00Z',
+        },
+        201,
+      ),
+    );
   }
 
   route(method: string, pattern: RegExp, handler: Handler) {
@@ -242,13 +259,15 @@ export class FakeApi {
   readonly fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const request = input instanceof Request ? input : new Request(input, init);
     const url = new URL(request.url);
-    const text = request.body ? await request.text() : '';
+    const binary = request.headers.get('Content-Type') === 'application/octet-stream';
+    const bytes = request.body ? new Uint8Array(await request.arrayBuffer()) : null;
+    const text = bytes && !binary ? new TextDecoder().decode(bytes) : '';
     const call: Call = {
       method: request.method,
       path: url.pathname,
       query: url.searchParams,
       headers: request.headers,
-      body: text ? JSON.parse(text) : undefined,
+      body: binary ? bytes : text ? JSON.parse(text) : undefined,
     };
     this.calls.push(call);
     for (const [method, pattern, handler] of this.routes) {

@@ -1,7 +1,7 @@
 /** A store, an SDK client on the fake api and a feature context, for the features' tests. */
 import { createParleyClient } from '@parley/sdk';
 import { createStore } from '../createStore';
-import type { FeatureContext } from '../features/context';
+import type { FeatureContext, SafetySource } from '../features/context';
 import { initialState, reduce } from '../store';
 import { FakeApi } from './fakeApi';
 import { DEVICE, ME, user } from './fixtures';
@@ -49,6 +49,22 @@ export function featureHarness(api = new FakeApi()) {
   const store = createStore(reduce, initialState);
   store.dispatch({ type: 'auth/signedIn', user: user(ME, 'Me'), deviceId: DEVICE });
   const ensured: string[][] = [];
+  const synced: string[][] = [];
+  // A stand-in for the crypto side of safety numbers: two devices each, a fixed number.
+  const safety: SafetySource & { digits: string; listed: Record<string, number> } = {
+    digits: '123456789012345678901234567890098765432109876543210987654321',
+    listed: {},
+    ready: async () => undefined,
+    syncDevices: async (ids) => {
+      synced.push(ids);
+    },
+    listedDevices: async (userId) =>
+      Array.from({ length: safety.listed[userId] ?? 2 }, (_, i) => ({
+        user_id: userId,
+        device_id: `device-${i}`,
+      })),
+    safetyNumber: async () => safety.digits.replace(/(\d{5})(?=\d)/g, '$1 '),
+  };
   let chatsLoaded = 0;
   const context: FeatureContext = {
     client,
@@ -61,6 +77,7 @@ export function featureHarness(api = new FakeApi()) {
     },
     loadDetail: async () => undefined,
     now: () => now,
+    safety,
   };
   return {
     api,
@@ -69,6 +86,8 @@ export function featureHarness(api = new FakeApi()) {
     context,
     uploads,
     ensured,
+    synced,
+    safety,
     get chatsLoaded() {
       return chatsLoaded;
     },

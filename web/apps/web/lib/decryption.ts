@@ -1,0 +1,162 @@
+/**
+ * Decrypting messages for display, and the wait for room keys that have not arrived.
+ *
+ * A sender shares a chat's room key (to-device, Olm) before it posts the message, but the two
+ * reach this device on different paths: a message can show up before its key. Such a message
+ * shows as `waiting`; the to-device queue is read (`GET /to-device`), the message retried, and
+ * once more after {@link KEY_RECHECK_MS}. Only then is it `error` ("cannot decrypt"), and even
+ * that is retried if a room key for its chat arrives later.
+ */
+import type { MessageView } from '@parley/sdk';
+import { cryptoErrorCode, type CryptoCore } from './crypto';
+import type { Timers } from './session';
+import type { Body } from './store';
+
+/** The second look for a missing room key comes this long after the first. */
+export const KEY_RECHECK_MS = 3000;
+
+export const MISSING_KEY_REASON =
+  'The key for this message did not reach this device (it was not shared with it).';
+
+export interface DecryptionOptions {
+  crypto: CryptoCore;
+  /** Resolves once this device is open; rejects with the reason it is not. */
+  ready: () => Promise<void>;
+  /** Takes the waiting to-device messages (room keys). */
+  drain: () => Promise<void>;
+  setBodies: (bodies: Record<string, Body>) => void;
+  timers: Timers;
+}
+
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class MessageDecryption {
+  private readonly inFlight = new Set<string>();
+  /** Messages whose room key was missing, by id. */
+  private readonly missing = new Map<string, MessageView>();
+  /** Of those, the ones given up on (shown as `error`). */
+  private readonly givenUp = new Set<string>();
+  private checking = false;
+  private checkAgain = false;
+  private generation = 0;
+
+  constructor(private readonly options: DecryptionOptions) {}
+
+  /** Decrypts messages whose body is not known yet (or failed); deleted ones show as such. */
+  decrypt(messages: MessageView[], known: (id: string) => Body | undefined): void {
+    for (const message of messages) {
+      if (message.deleted || message.ciphertext == null) {
+        if (message.deleted) this.options.setBodies({ [message.id]: { status: 'deleted' } });
+        this.missing.delete(message.id);
+        continue;
+      }
+      const body = known(message.id);
+      if (body?.status === 'ok' || body?.status === 'deleted') continue;
+      void this.decryptOne(message, true);
+    }
+  }
+
+  /** A room key for `chatId` arrived: its messages that lacked one are tried again. */
+  roomKeyArrived(chatId: string): void {
+    for (const message of [...this.missing.values()]) {
+      if (message.chat_id === chatId) void this.decryptOne(message, false);
+    }
+  }
+
+  /** Signed out: forget everything. */
+  reset(): void {
+    this.generation += 1;
+    this.inFlight.clear();
+    this.missing.clear();
+    this.givenUp.clear();
+    this.checking = false;
+    this.checkAgain = false;
+  }
+
+  private async decryptOne(message: MessageView, scheduleCheck: boolean): Promise<void> {
+    if (this.inFlight.has(message.id)) return;
+    const generation = this.generation;
+    this.inFlight.add(message.id);
+    let body: Body;
+    try {
+      await this.options.ready();
+      const decrypted = await this.options.crypto.decryptMessage(message);
+      const { content } = decrypted;
+      body =
+        content.type === 'text'
+          ? { status: 'ok', text: content.body }
+          : { status: 'ok', text: content.body ?? '', file: content.file };
+      this.missing.delete(message.id);
+      this.givenUp.delete(message.id);
+    } catch (error) {
+      if (cryptoErrorCode(error) === 'missing_room_key') {
+        this.missing.set(message.id, message);
+        if (this.givenUp.has(message.id)) {
+          body = { status: 'error', reason: MISSING_KEY_REASON };
+        } else {
+          body = { status: 'waiting' };
+          if (scheduleCheck) this.scheduleCheck();
+        }
+      } else {
+        body = { status: 'error', reason: reasonOf(error) };
+      }
+    } finally {
+      this.inFlight.delete(message.id);
+    }
+    if (generation === this.generation) this.options.setBodies({ [message.id]: body });
+  }
+
+  private waitingIds(): string[] {
+    return [...this.missing.keys()].filter((id) => !this.givenUp.has(id));
+  }
+
+  private async retry(ids: string[]): Promise<void> {
+    await Promise.all(
+      ids.flatMap((id) => {
+        const message = this.missing.get(id);
+        return message ? [this.decryptOne(message, false)] : [];
+      }),
+    );
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.options.timers.setTimeout(resolve, ms));
+  }
+
+  /** Reads the to-device queue and retries, twice, then gives up on what still lacks a key. */
+  private scheduleCheck(): void {
+    if (this.checking) {
+      this.checkAgain = true;
+      return;
+    }
+    this.checking = true;
+    const generation = this.generation;
+    void (async () => {
+      do {
+        this.checkAgain = false;
+        const round = this.waitingIds();
+        await this.options.drain().catch(() => undefined);
+        await this.retry(round);
+        if (this.waitingIds().length === 0) continue;
+        await this.sleep(KEY_RECHECK_MS);
+        if (generation !== this.generation) return;
+        await this.options.drain().catch(() => undefined);
+        await this.retry(this.waitingIds());
+        const stillMissing = round.filter((id) => this.missing.has(id));
+        for (const id of stillMissing) this.givenUp.add(id);
+        if (generation !== this.generation) return;
+        if (stillMissing.length > 0) {
+          this.options.setBodies(
+            Object.fromEntries(
+              stillMissing.map((id) => [id, { status: 'error', reason: MISSING_KEY_REASON }]),
+            ),
+          );
+        }
+        if (this.waitingIds().length > 0) this.checkAgain = true;
+      } while (this.checkAgain && generation === this.generation);
+      if (generation === this.generation) this.checking = false;
+    })();
+  }
+}
