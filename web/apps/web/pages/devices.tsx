@@ -5,7 +5,7 @@ import { PanelPage } from '../components/PanelPage';
 import { Shell } from '../components/Shell';
 import { useAsyncAction } from '../components/useAsyncAction';
 import { errorMessage } from '../lib/features/apiError';
-import { deviceName, formatLastSeen } from '../lib/features/devices';
+import { deviceName, formatLastSeen, keyFingerprint } from '../lib/features/devices';
 import type { OwnDevice } from '../lib/features/types';
 
 /** Your devices (one per sign-in), with a way to sign one out. */
@@ -36,6 +36,7 @@ function DeviceList() {
   const [version, setVersion] = useState(0);
   const reload = () => setVersion((n) => n + 1);
 
+  // Read again when this device's keys got published (it is listed from then on).
   useEffect(() => {
     if (!controller) return;
     let current = true;
@@ -46,7 +47,7 @@ function DeviceList() {
     return () => {
       current = false;
     };
-  }, [controller, version]);
+  }, [controller, version, e2ee.status]);
 
   async function remove(device: OwnDevice) {
     if (!controller) return;
@@ -118,6 +119,10 @@ function DeviceList() {
                     <time dateTime={device.last_seen_at}>
                       {formatLastSeen(device.last_seen_at, now)}
                     </time>
+                    {' · '}
+                    <span title="The start of this device's signing key (the CLI shows it too)">
+                      Key {keyFingerprint(device)}
+                    </span>
                   </p>
                 </div>
                 {device.current ? (

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { apiError, featureHarness, noContent } from '../testing/features';
 import { ALICE, DEVICE, ME } from '../testing/fixtures';
-import { deviceName, Devices, formatLastSeen, groupSafetyNumber, sortDevices } from './devices';
+import {
+  deviceName,
+  Devices,
+  formatLastSeen,
+  groupSafetyNumber,
+  keyFingerprint,
+  sortDevices,
+} from './devices';
 import type { OwnDevice } from './types';
 
 function device(id: string, lastSeen: string, overrides: Partial<OwnDevice> = {}): OwnDevice {
@@ -32,9 +39,14 @@ describe('device helpers', () => {
 
   it('names unnamed devices and says when they were last seen', () => {
     expect(deviceName({ display_name: ' Laptop ', device_id: 'x' })).toBe('Laptop');
-    expect(deviceName({ display_name: '', device_id: '0190a3a0-0000-7000' })).toBe(
-      'Device 0190a3a0',
-    );
+    expect(
+      deviceName({ display_name: '', device_id: '0190a3a0-0000-7000-8000-00000000abcd' }),
+    ).toBe('Device 0000abcd');
+    expect(
+      keyFingerprint({
+        identity_keys: { curve25519: 'c', ed25519: 'P1WTTuR8jqDjiLd9rsSrFFoXC', signature: 's' },
+      }),
+    ).toBe('P1WTTuR8');
     const now = Date.UTC(2026, 10, 28, 12, 0, 0);
     expect(formatLastSeen('2026-11-28T11:59:30Z', now)).toBe('just now');
     expect(formatLastSeen('2026-11-28T11:15:00Z', now)).toBe('45 minutes ago');

@@ -25,7 +25,13 @@ export function sortDevices(devices: OwnDevice[]): OwnDevice[] {
 /** A device's name as shown (devices may have none). */
 export function deviceName(device: Pick<OwnDevice, 'display_name' | 'device_id'>): string {
   const name = device.display_name.trim();
-  return name || `Device ${device.device_id.slice(0, 8)}`;
+  // The end of the id: UUIDv7s made close together share their first (time) digits.
+  return name || `Device ${device.device_id.slice(-8)}`;
+}
+
+/** The start of the device's signing key, as the CLI shows it: tells same-named devices apart. */
+export function keyFingerprint(device: Pick<OwnDevice, 'identity_keys'>): string {
+  return device.identity_keys.ed25519.slice(0, 8);
 }
 
 /** "just now", "5 minutes ago", "3 hours ago", "2 days ago", else the date. */
