@@ -28,6 +28,8 @@ export function Dialog({
     if (!dialog) return;
     const previous = document.activeElement instanceof HTMLElement ? document.activeElement : null;
     if (!dialog.open) dialog.showModal();
+    // The browser focuses the first control; the safe one (marked) is where a stray Enter goes.
+    dialog.querySelector<HTMLElement>('[data-autofocus]')?.focus();
     const closed = () => onCloseRef.current();
     dialog.addEventListener('close', closed);
     return () => {
@@ -106,7 +108,7 @@ export function ConfirmDialog({
             {choice.label}
           </button>
         ))}
-        <button type="button" className="button button--quiet" onClick={onClose} autoFocus>
+        <button type="button" className="button button--quiet" onClick={onClose} data-autofocus>
           Cancel
         </button>
       </div>
