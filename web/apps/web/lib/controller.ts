@@ -438,9 +438,9 @@ export class AppController {
     this.decrypt(data.items);
     await detail;
     const members = this.state.details[chatId]?.members.map((m) => m.user_id) ?? [];
-    if (this.e2eeReady && members.length > 0) {
-      // Changed keys show in the chat before anything is sent.
-      void this.e2ee.syncDevices(members).catch(() => undefined);
+    if (members.length > 0) {
+      // Changed keys show in the chat before anything is sent (once the device is open).
+      void this.device.promise.then(() => this.e2ee.syncDevices(members)).catch(() => undefined);
     }
     await this.markRead(chatId);
   }
