@@ -13,7 +13,7 @@ import {
   type ServerFrame,
   type UserView,
 } from '@parley/sdk';
-import { EncryptedUpload, type NamedBlob } from './attachments';
+import { EncryptedUpload, TransferError, type NamedBlob } from './attachments';
 import { createStore, type Store } from './createStore';
 import type { AttachmentInfo, CryptoCore, MessageContent, PendingKeyChange } from './crypto';
 import { MessageDecryption } from './decryption';
@@ -592,7 +592,11 @@ export class AppController {
         outgoing.info = await outgoing.upload.run();
       }
     } catch (error) {
-      this.dispatch({ type: 'message/failed', chatId, clientMsgId, error: message(error) });
+      const resumable = error instanceof TransferError && error.retry;
+      const text = resumable
+        ? `the upload stopped (${error.message}); Retry resumes it`
+        : message(error);
+      this.dispatch({ type: 'message/failed', chatId, clientMsgId, error: text });
       return;
     }
     if (generation !== this.deviceGeneration) return;
