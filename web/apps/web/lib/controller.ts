@@ -13,7 +13,7 @@ import {
   type ServerFrame,
   type UserView,
 } from '@parley/sdk';
-import { EncryptedUpload, type NamedBlob } from './attachments';
+import { EncryptedUpload, TransferError, type NamedBlob } from './attachments';
 import { createStore, type Store } from './createStore';
 import type { AttachmentInfo, CryptoCore, MessageContent, PendingKeyChange } from './crypto';
 import { MessageDecryption } from './decryption';
@@ -459,9 +459,9 @@ export class AppController {
     this.decrypt(data.items);
     await detail;
     const members = this.state.details[chatId]?.members.map((m) => m.user_id) ?? [];
-    if (this.e2eeReady && members.length > 0) {
-      // Changed keys show in the chat before anything is sent.
-      void this.e2ee.syncDevices(members).catch(() => undefined);
+    if (members.length > 0) {
+      // Changed keys show in the chat before anything is sent (once the device is open).
+      void this.device.promise.then(() => this.e2ee.syncDevices(members)).catch(() => undefined);
     }
     await this.markRead(chatId);
   }
@@ -613,7 +613,11 @@ export class AppController {
         outgoing.info = await outgoing.upload.run();
       }
     } catch (error) {
-      this.dispatch({ type: 'message/failed', chatId, clientMsgId, error: message(error) });
+      const resumable = error instanceof TransferError && error.retry;
+      const text = resumable
+        ? `the upload stopped (${error.message}); Retry resumes it`
+        : message(error);
+      this.dispatch({ type: 'message/failed', chatId, clientMsgId, error: text });
       return;
     }
     if (generation !== this.deviceGeneration) return;
