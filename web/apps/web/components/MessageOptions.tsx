@@ -67,7 +67,7 @@ export function MessageOptionsDialog({
             </p>
           ) : null}
           <p>“Delete for me” removes it from your history only; others still see it.</p>
-          <p>Neither can be undone.</p>
+          <p>{scopes.length > 1 ? 'Neither can be undone.' : 'This cannot be undone.'}</p>
         </>
       }
       choices={choices}
