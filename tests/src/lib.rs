@@ -47,11 +47,12 @@ pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// What one headless-Chromium peer (`tests/peers/chromium_peer.cjs`) sent and decoded.
+/// What one headless-Chromium peer (`tests/peers/chromium_peer.cjs`) sent and decoded. Its
+/// playwright-core is the web workspace's (`web/node_modules`, installed by `scripts/build-web`).
 pub async fn run_chromium_peer(url: &str, token: &str, seconds: u32, args: &[&str]) -> Result<Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/chromium_peer.cjs");
     let modules = std::env::var("PARLEY_TEST_NODE_PATH")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.parley/tools/node/node_modules").into());
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../web/node_modules").into());
     let output = Command::new("node")
         .arg(script)
         .arg(url)
@@ -65,6 +66,59 @@ pub async fn run_chromium_peer(url: &str, token: &str, seconds: u32, args: &[&st
         .await
         .context("running the Chromium peer (node with playwright-core, Debian's chromium)")?;
     peer_report(&output, "Chromium peer")
+}
+
+/// The repository's root (the tests crate sits in `tests/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Where browser tests leave screenshots: `<state dir>/artifacts/web` (`.parley/test/artifacts/web`
+/// under `scripts/test`).
+pub fn web_artifacts_dir() -> PathBuf {
+    std::env::var("PARLEY_TEST_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".parley/test"))
+        .join("artifacts/web")
+}
+
+/// Runs one browser scenario of the web app (`web/e2e/scenarios/<name>.mjs`, headless Chromium
+/// through playwright-core from the web workspace's lockfile) against `base_url`; its report, the
+/// JSON line it printed last. Gives up after `timeout`.
+pub async fn run_web_scenario(base_url: &str, name: &str, args: &[String], timeout: Duration) -> Result<Value> {
+    let script = repo_root().join("web/e2e/run.mjs");
+    let run = Command::new("node")
+        .arg(&script)
+        .arg(name)
+        .arg(base_url)
+        .args(args)
+        .env("PARLEY_WEB_ARTIFACTS", web_artifacts_dir())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(timeout, run)
+        .await
+        .with_context(|| format!("web scenario {name} still running after {timeout:?}"))?
+        .context("running node web/e2e/run.mjs (Node >= 20 on PATH, `npm ci` in web/: scripts/test does both)")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match stdout.lines().last().and_then(|line| serde_json::from_str(line).ok()) {
+        Some(report) => Ok(report),
+        None => bail!(
+            "web scenario {name} printed no report ({}); stdout: {}; stderr: {}",
+            output.status,
+            tail(&stdout, 2000),
+            tail(&String::from_utf8_lossy(&output.stderr), 4000)
+        ),
+    }
+}
+
+/// The last `max` bytes of `text` (on a character boundary).
+fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
 }
 
 /// The claims of a JWT, unverified (tests read what the api put in tokens).

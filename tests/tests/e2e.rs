@@ -19,4 +19,5 @@ mod e2e {
     mod sfu;
     mod sfu_rights;
     mod users;
+    mod web;
 }

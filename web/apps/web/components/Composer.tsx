@@ -50,6 +50,7 @@ export function Composer({
         multiple
         className="visually-hidden"
         tabIndex={-1}
+        aria-label="Photo or video to send"
         onChange={onPicked}
         disabled={disabled}
       />

@@ -1,0 +1,121 @@
+// An end-to-end encrypted conversation between two browsers: Alice (laptop) and Bob (phone)
+// register, Alice starts a chat and writes, Bob reads it decrypted and Alice's message turns Read,
+// Bob's typing shows on Alice's screen before his reply arrives decrypted, Alice sends a photo
+// that Bob's browser downloads, decrypts and shows; the server holds only ciphertext.
+import { randomUUID } from 'node:crypto';
+import * as api from '../lib/api.mjs';
+import {
+  accessible,
+  chatLink,
+  composer,
+  gone,
+  register,
+  rowWith,
+  sendText,
+  startDirectChat,
+  ticks,
+  until,
+  visible,
+} from '../lib/app.mjs';
+import { check, DESKTOP, PHONE } from '../lib/browser.mjs';
+import { png } from '../lib/files.mjs';
+
+/** The `<img>` of the photo `name` in `row` once decrypted: its `blob:` source and size. */
+export async function shownPhoto(row, name) {
+  const image = row.getByRole('img', { name, exact: true });
+  await visible(image);
+  return until(`the photo ${name} to be decoded`, () =>
+    image.evaluate((img) =>
+      img.complete && img.naturalWidth > 0
+        ? { src: img.src.slice(0, 5), width: img.naturalWidth, height: img.naturalHeight }
+        : null,
+    ),
+  );
+}
+
+export default async function conversation(run) {
+  const tag = randomUUID().slice(0, 4);
+  const aliceAccount = {
+    name: `Alice ${tag}`,
+    email: api.uniqueEmail('alice'),
+    password: api.PASSWORD,
+  };
+  const bobAccount = { name: `Bob ${tag}`, email: api.uniqueEmail('bob'), password: api.PASSWORD };
+  const [aliceName, bobName] = [aliceAccount.name, bobAccount.name];
+  const alice = await run.newPerson('alice', DESKTOP);
+  const bob = await run.newPerson('bob', PHONE);
+  const hello = `Hello ${bobName}, this is end-to-end encrypted`;
+  const reply = `Hi ${aliceName}, I can read it`;
+
+  await run.step('Alice and Bob register, each in their own browser', async () => {
+    await Promise.all([
+      register(run, alice.page, aliceAccount),
+      register(run, bob.page, bobAccount),
+    ]);
+  });
+
+  let chatId;
+  await run.step('Alice starts a chat with Bob and writes; Bob reads it decrypted', async () => {
+    chatId = await startDirectChat(run, alice.page, bobName);
+    run.data.chat_id = chatId;
+    await sendText(alice.page, hello);
+    await visible(ticks(rowWith(alice.page, bobName, hello), 'Sent'));
+    const link = chatLink(bob.page, aliceName);
+    await visible(link.filter({ hasText: hello }));
+    await link.click();
+    await visible(rowWith(bob.page, aliceName, hello));
+  });
+
+  await run.step('Alice’s message turns Read once Bob has it on screen', async () => {
+    await visible(ticks(rowWith(alice.page, bobName, hello), 'Read'));
+  });
+
+  await run.step('Alice sees Bob typing; his reply arrives decrypted', async () => {
+    await composer(bob.page).fill(reply.slice(0, 4));
+    await visible(alice.page.getByText(`${bobName} is typing…`));
+    await sendText(bob.page, reply);
+    await visible(rowWith(alice.page, bobName, reply));
+    await gone(alice.page.getByText(`${bobName} is typing…`));
+    await visible(ticks(rowWith(bob.page, aliceName, reply), 'Read'));
+  });
+
+  await run.step('Alice sends a photo; Bob’s browser decrypts and shows it', async () => {
+    const photo = png(160, 120, 3);
+    await composer(alice.page).fill('the beach');
+    await alice.page.getByLabel('Photo or video to send').setInputFiles({
+      name: 'beach.png',
+      mimeType: 'image/png',
+      buffer: photo,
+    });
+    const mine = await shownPhoto(rowWith(alice.page, bobName, 'the beach'), 'beach.png');
+    const theirs = await shownPhoto(rowWith(bob.page, aliceName, 'the beach'), 'beach.png');
+    run.data.photo = { bytes: photo.length, sender: mine, receiver: theirs };
+    check(theirs.src === 'blob:', `shown from a decrypted blob: ${JSON.stringify(theirs)}`);
+    check(
+      theirs.width === 160 && theirs.height === 120,
+      `decoded at its size: ${JSON.stringify(theirs)}`,
+    );
+  });
+
+  await run.step('the chat is accessible with real messages and a photo; screenshots', async () => {
+    await accessible(run, alice.page, 'conversation (desktop)');
+    await accessible(run, bob.page, 'conversation (phone)');
+    await run.screenshot(alice.page, 'conversation-desktop');
+    await run.screenshot(bob.page, 'conversation-phone');
+  });
+
+  await run.step('the server holds only ciphertext', async () => {
+    const session = await api.login(run.baseUrl, aliceAccount.email);
+    const page = await api.call(run.baseUrl, 'GET', `/chats/${chatId}/messages?limit=50`, {
+      token: session.access_token,
+    });
+    check(page.items.length === 3, `three messages: ${page.items.length}`);
+    for (const message of page.items) {
+      const stored = Buffer.from(message.ciphertext ?? '', 'base64').toString('latin1');
+      check(message.algorithm === 'parley.megolm.v1', `Megolm: ${message.algorithm}`);
+      for (const plain of [hello, reply, 'the beach', 'beach.png']) {
+        check(!stored.includes(plain), `the server stores ${JSON.stringify(plain)} in the clear`);
+      }
+    }
+  });
+}
