@@ -100,8 +100,6 @@ async fn web_app_in_chromium_screens_realtime_encryption_uploads_and_the_cli() -
 /// A group in three browsers: delete for everyone, an invite link from the group's info, and the
 /// person who joins by it reading only what came after.
 #[tokio::test]
-#[ignore = "waits on message options (delete for everyone), group info and the join page in the UI (branch \
-            web-features)"]
 async fn web_app_in_chromium_delete_for_everyone_and_invite_links() -> Result<()> {
     let stack = web_stack().await?;
     scenario(&stack, "group-invite", &[]).await?;
