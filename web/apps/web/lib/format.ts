@@ -1,13 +1,34 @@
+/**
+ * Formatters made once: `toLocaleTimeString(locale, options)` builds a new `Intl.DateTimeFormat`
+ * on every call, which made the times of a chat's rows the bulk of opening it (the web
+ * benchmark, `scripts/bench web`).
+ */
+let formats: {
+  time: Intl.DateTimeFormat;
+  weekday: Intl.DateTimeFormat;
+  date: Intl.DateTimeFormat;
+} | null = null;
+
+function dateFormats() {
+  formats ??= {
+    time: new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' }),
+    weekday: new Intl.DateTimeFormat(undefined, { weekday: 'short' }),
+    date: new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'numeric', day: 'numeric' }),
+  };
+  return formats;
+}
+
 /** Short time for a message: `14:05` today, `Mon 14:05` this week, else the date. */
 export function formatTime(iso: string, now: Date = new Date()): string {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return '';
-  const time = date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  const { time, weekday, date: day } = dateFormats();
+  const clock = time.format(date);
   const sameDay = date.toDateString() === now.toDateString();
-  if (sameDay) return time;
+  if (sameDay) return clock;
   const ageDays = (now.getTime() - date.getTime()) / 86_400_000;
-  if (ageDays < 6) return `${date.toLocaleDateString(undefined, { weekday: 'short' })} ${time}`;
-  return date.toLocaleDateString();
+  if (ageDays < 6) return `${weekday.format(date)} ${clock}`;
+  return day.format(date);
 }
 
 /** Up to two initials for an avatar. */
