@@ -60,9 +60,10 @@ async fn scenario(stack: &Stack, name: &str, args: &[String]) -> Result<Value> {
 /// with axe-core, registering, a chat, typing, ticks, a cut socket's replay, a group (`ui`);
 /// uploads that never run as pages of our origin (`media`); an end-to-end encrypted conversation
 /// between two browsers with a photo (`conversation`); a browser and the `parley` CLI decrypting
-/// each other's messages and photos (`cli`).
+/// each other's messages and photos (`cli`); a group in three browsers with delete for everyone,
+/// an invite link and a late joiner who reads only what came after (`group-invite`).
 #[tokio::test]
-async fn web_app_in_chromium_screens_realtime_encryption_uploads_and_the_cli() -> Result<()> {
+async fn web_app_in_chromium() -> Result<()> {
     let stack = web_stack().await?;
     let ui = scenario(&stack, "ui", &[]).await?;
     let axe = ui["data"]["axe"].as_object().context("axe results")?;
@@ -94,16 +95,8 @@ async fn web_app_in_chromium_screens_realtime_encryption_uploads_and_the_cli() -
     let cli = scenario(&stack, "cli", &args).await;
     let _ = std::fs::remove_dir_all(&cli_home);
     ensure!(cli?["data"]["browser_photo_in_cli"]["verified"] == true, "the CLI verified the browser's photo");
-    Ok(())
-}
 
-/// A group in three browsers: delete for everyone, an invite link from the group's info, and the
-/// person who joins by it reading only what came after.
-#[tokio::test]
-#[ignore = "waits on message options (delete for everyone), group info and the join page in the UI (branch \
-            web-features)"]
-async fn web_app_in_chromium_delete_for_everyone_and_invite_links() -> Result<()> {
-    let stack = web_stack().await?;
-    scenario(&stack, "group-invite", &[]).await?;
+    let group = scenario(&stack, "group-invite", &[]).await?;
+    ensure!(group["data"]["invite_link"].as_str().is_some_and(|link| link.contains("/app/join")), "{}", group["data"]);
     Ok(())
 }

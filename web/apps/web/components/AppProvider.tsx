@@ -9,6 +9,7 @@ import {
 } from 'react';
 import { createBrowserController } from '../lib/browser';
 import type { AppController } from '../lib/controller';
+import { returnQuery, safeReturnPath } from '../lib/returnTo';
 import { initialState, type AppState, type AuthStatus } from '../lib/store';
 
 const ControllerContext = createContext<AppController | null>(null);
@@ -66,8 +67,15 @@ export function useAuthRedirect(needs: 'signed_in' | 'signed_out'): AuthStatus {
   const router = useRouter();
   useEffect(() => {
     if (auth.status === 'restoring') return;
-    if (needs === 'signed_in' && auth.status === 'signed_out') void router.replace('/login');
-    if (needs === 'signed_out' && auth.status === 'signed_in') void router.replace('/chats');
+    // An invite link opened signed out is where signing in leads back to (other pages are not:
+    // after a logout, the next account should not land on the previous one's chat).
+    if (needs === 'signed_in' && auth.status === 'signed_out')
+      void router.replace({
+        pathname: '/login',
+        query: router.pathname === '/join' ? returnQuery(router.asPath) : {},
+      });
+    if (needs === 'signed_out' && auth.status === 'signed_in')
+      void router.replace(safeReturnPath(router.query.next) ?? '/chats');
   }, [auth.status, needs, router]);
   return auth.status;
 }

@@ -1,6 +1,9 @@
 import Link from 'next/link';
+import { useRouter } from 'next/router';
 import { useState, type FormEvent } from 'react';
+import { safeReturnPath } from '../lib/returnTo';
 import { useAuthRedirect, useController } from './AppProvider';
+import { AVATAR_PRIVACY_NOTE, PicturePicker, useFilePreview } from './PicturePicker';
 import { Splash } from './Splash';
 
 /** The login and register forms (one component, two modes). */
@@ -10,6 +13,11 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const register = mode === 'register';
+  const router = useRouter();
+  const next = safeReturnPath(router.query.next);
+  const nextQuery = next ? { next } : {};
+  const [picture, setPicture] = useState<File | null>(null);
+  const [preview, showPreview] = useFilePreview();
 
   if (status !== 'signed_out' || !controller) return <Splash />;
 
@@ -22,8 +30,11 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
     setBusy(true);
     setError(null);
     try {
-      if (register) await controller?.register(name, email, password);
-      else await controller?.login(email, password);
+      if (register) {
+        await controller?.register(name, email, password);
+        // The api takes no picture at registration (uploading needs the account).
+        if (picture) void controller?.features.profile.setAvatarAfterSignUp(picture);
+      } else await controller?.login(email, password);
     } catch (failure) {
       setError(failure instanceof Error ? failure.message : 'Something went wrong.');
       setBusy(false);
@@ -35,6 +46,11 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
       <h1 className="brand">Parley</h1>
       <form className="card form" onSubmit={submit} aria-labelledby="auth-title">
         <h2 id="auth-title">{register ? 'Create an account' : 'Log in'}</h2>
+        {next?.startsWith('/join') ? (
+          <p className="hint">
+            {register ? 'Create an account' : 'Log in'} to join the group you were invited to.
+          </p>
+        ) : null}
         {register ? (
           <div className="field">
             <label htmlFor="name">Name</label>
@@ -69,6 +85,30 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
             </p>
           ) : null}
         </div>
+        {register ? (
+          <div className="picture-field">
+            {preview ? (
+              <span className="avatar avatar--large" aria-hidden="true">
+                {/* A local preview (blob: URL): next/image has nothing to optimise here. */}
+                {/* eslint-disable-next-line @next/next/no-img-element */}
+                <img className="avatar__img" src={preview} alt="" />
+              </span>
+            ) : null}
+            <PicturePicker
+              id="picture"
+              label="Profile picture (optional)"
+              onPick={(file) => {
+                setPicture(file);
+                showPreview(file);
+              }}
+              disabled={busy}
+              describedBy="picture-hint"
+            />
+            <p className="hint" id="picture-hint">
+              {AVATAR_PRIVACY_NOTE}
+            </p>
+          </div>
+        ) : null}
         {error ? (
           <p className="error" role="alert">
             {error}
@@ -80,11 +120,12 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
         <p className="switch">
           {register ? (
             <>
-              Have an account? <Link href="/login">Log in</Link>
+              Have an account? <Link href={{ pathname: '/login', query: nextQuery }}>Log in</Link>
             </>
           ) : (
             <>
-              New here? <Link href="/register">Create an account</Link>
+              New here?{' '}
+              <Link href={{ pathname: '/register', query: nextQuery }}>Create an account</Link>
             </>
           )}
         </p>

@@ -1,7 +1,13 @@
 import Link from 'next/link';
 import { useMemo } from 'react';
 import { formatTime } from '../lib/format';
-import { previewText, selectChatList, selectChatTitle, selectTyping } from '../lib/store';
+import {
+  directPeer,
+  previewText,
+  selectChatList,
+  selectChatTitle,
+  selectTyping,
+} from '../lib/store';
 import { useAppState } from './AppProvider';
 import { Avatar } from './Avatar';
 
@@ -23,6 +29,8 @@ export function ChatList({ activeChatId }: { activeChatId: string | null }) {
         const typing = selectTyping(state, chat.id);
         const preview = typing.length > 0 ? 'typing…' : previewText(state, chat);
         const unread = chat.unread_count;
+        const peer = chat.type === 'direct' ? directPeer(state, chat.id) : null;
+        const picture = peer ? (state.users[peer]?.avatar_media_id ?? null) : null;
         return (
           <li key={chat.id}>
             <Link
@@ -30,7 +38,7 @@ export function ChatList({ activeChatId }: { activeChatId: string | null }) {
               className="chatlist__item"
               aria-current={chat.id === activeChatId ? 'page' : undefined}
             >
-              <Avatar name={title} group={chat.type === 'group'} />
+              <Avatar name={title} group={chat.type === 'group'} mediaId={picture} />
               <span className="chatlist__text">
                 <span className="chatlist__row">
                   <span className="chatlist__title">{title}</span>

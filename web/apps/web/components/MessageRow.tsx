@@ -1,4 +1,5 @@
 import type { MessageView } from '@parley/sdk';
+import type { ReactNode } from 'react';
 import type { AttachmentInfo } from '../lib/crypto';
 import { formatBytes, formatTime } from '../lib/format';
 import type { Body, MediaState, PendingMessage, Ticks } from '../lib/store';
@@ -67,6 +68,7 @@ export function MessageRow({
   ticks,
   media,
   onLoadMedia,
+  actions,
 }: {
   message: MessageView;
   body: Body | undefined;
@@ -77,9 +79,12 @@ export function MessageRow({
   /** The decrypted attachment, when the message carries one. */
   media: MediaState | undefined;
   onLoadMedia: (info: AttachmentInfo) => void;
+  /** Controls beside the bubble (the options button). */
+  actions?: ReactNode;
 }) {
   return (
     <div className={`message${mine ? ' message--mine' : ''}`} data-message-id={message.id}>
+      {actions ? <div className="message__actions">{actions}</div> : null}
       <div className="bubble">
         {senderName ? <p className="bubble__sender">{senderName}</p> : null}
         <BodyText body={body} deleted={message.deleted} media={media} onLoadMedia={onLoadMedia} />

@@ -1,5 +1,6 @@
 import Link from 'next/link';
 import { useState, type ReactNode } from 'react';
+import { AccountNav, AppBanner } from './AccountNav';
 import { useAppState, useAuthRedirect, useController } from './AppProvider';
 import { ChatList } from './ChatList';
 import { Splash } from './Splash';
@@ -29,7 +30,6 @@ export function Shell({
   const controller = useController();
   const [leaving, setLeaving] = useState(false);
   if (status !== 'signed_in' || !controller) return <Splash />;
-  const me = state.auth.userId ? state.users[state.auth.userId] : undefined;
 
   async function logout() {
     setLeaving(true);
@@ -69,10 +69,12 @@ export function Shell({
             New group
           </Link>
         </nav>
-        {me ? <p className="whoami">Signed in as {me.name}</p> : null}
+        <AccountNav />
+        {mode === 'list' ? <AppBanner /> : null}
         <ChatList activeChatId={activeChatId} />
       </aside>
       <main className="main" id="main">
+        {mode === 'detail' ? <AppBanner /> : null}
         {children}
       </main>
     </div>

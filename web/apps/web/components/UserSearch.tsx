@@ -74,7 +74,7 @@ export function UserSearch({
       <ul className="people">
         {shown.map((user) => (
           <li key={user.id} className="people__item">
-            <Avatar name={user.name} />
+            <Avatar name={user.name} mediaId={user.avatar_media_id ?? null} />
             <span className="people__text">
               <span className="people__name">{user.name}</span>
               {user.status ? <span className="people__status">{user.status}</span> : null}

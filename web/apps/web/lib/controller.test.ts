@@ -4,7 +4,7 @@ import type { CryptoCore, PendingKeyChange } from './crypto';
 import type { DeviceLock } from './deviceLock';
 import type { ObjectUrls } from './mediaLoader';
 import { selectKeyChanges } from './store';
-import { MISSING_KEY_REASON } from './decryption';
+import { MISSING_KEY_REASON, REPLAY_REASON } from './decryption';
 import { FakeApi } from './testing/fakeApi';
 import { fakeCore } from './testing/fakeCore';
 import { FakeSocket, connectFake } from './testing/fakeSocket';
@@ -510,5 +510,21 @@ describe('AppController encryption', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(crypto.log).toContain('replenish 3');
     expect(api.callsTo('PUT', `/keys/devices/${api.deviceId}`)).toHaveLength(2);
+  });
+
+  it('refuses a message that replays an earlier one under another id', async () => {
+    const crypto = fakeCore();
+    const { api, controller } = setUp({ crypto });
+    withDirectChat(api);
+    // Message 3 decrypts to the same session and index as message 2.
+    crypto.messageIndex = (m) => (m.seq === 3 ? 2 : m.seq);
+    await controller.login('me@example.org', 'password1');
+    await controller.openChat(CHAT);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.bodies[message(2).id]).toEqual({ status: 'ok', text: 'plain 2' });
+    expect(controller.state.bodies[message(3).id]).toEqual({
+      status: 'error',
+      reason: REPLAY_REASON,
+    });
   });
 });

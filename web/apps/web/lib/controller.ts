@@ -13,12 +13,13 @@ import {
   type ServerFrame,
   type UserView,
 } from '@parley/sdk';
-import { EncryptedUpload, type NamedBlob } from './attachments';
+import { EncryptedUpload, TransferError, type NamedBlob } from './attachments';
 import { createStore, type Store } from './createStore';
 import type { AttachmentInfo, CryptoCore, MessageContent, PendingKeyChange } from './crypto';
 import { MessageDecryption } from './decryption';
 import type { DeviceLock } from './deviceLock';
 import { ApiError, E2ee } from './e2ee';
+import { Features, type FeatureOptions } from './features';
 import { MediaLoader, type ObjectUrls } from './mediaLoader';
 import { RealtimeConnection, type IntervalTimers, type SocketFactory } from './realtime';
 import { AuthError, browserTimers, Session, type LockManagerLike } from './session';
@@ -43,6 +44,7 @@ export interface ControllerOptions {
   newId?: () => string;
   /** Waits between upload attempts (tests pass a fake). */
   sleep?: (ms: number) => Promise<void>;
+  features?: FeatureOptions;
 }
 
 /** A promise with its settle functions, for "the device is open". */
@@ -85,6 +87,8 @@ export class AppController {
   readonly client: ParleyClient;
   readonly session: Session;
   readonly realtime: RealtimeConnection;
+  /** Profile, groups, deleting, notifications, devices (`lib/features/`). */
+  readonly features: Features;
   private readonly now: () => number;
   private readonly newId: () => string;
   private readonly lastTypingSent = new Map<string, number>();
@@ -159,6 +163,23 @@ export class AppController {
       setMedia: (mediaId, media) => this.dispatch({ type: 'media/set', mediaId, media }),
       ...(options.objectUrls ? { objectUrls: options.objectUrls } : {}),
     });
+    this.features = new Features(
+      {
+        client: this.client,
+        store: this.store,
+        ensureUsers: (ids) => this.ensureUsers(ids),
+        loadChats: () => this.loadChats(),
+        loadDetail: (chatId) => this.loadDetail(chatId),
+        now: this.now,
+        safety: {
+          ready: () => this.device.promise,
+          syncDevices: (userIds) => this.e2ee.syncDevices(userIds),
+          listedDevices: (userId) => options.crypto.listedDevices(userId),
+          safetyNumber: (userId) => options.crypto.safetyNumber(userId),
+        },
+      },
+      options.features,
+    );
   }
 
   get state(): AppState {
@@ -438,9 +459,9 @@ export class AppController {
     this.decrypt(data.items);
     await detail;
     const members = this.state.details[chatId]?.members.map((m) => m.user_id) ?? [];
-    if (this.e2eeReady && members.length > 0) {
-      // Changed keys show in the chat before anything is sent.
-      void this.e2ee.syncDevices(members).catch(() => undefined);
+    if (members.length > 0) {
+      // Changed keys show in the chat before anything is sent (once the device is open).
+      void this.device.promise.then(() => this.e2ee.syncDevices(members)).catch(() => undefined);
     }
     await this.markRead(chatId);
   }
@@ -592,7 +613,11 @@ export class AppController {
         outgoing.info = await outgoing.upload.run();
       }
     } catch (error) {
-      this.dispatch({ type: 'message/failed', chatId, clientMsgId, error: message(error) });
+      const resumable = error instanceof TransferError && error.retry;
+      const text = resumable
+        ? `the upload stopped (${error.message}); Retry resumes it`
+        : message(error);
+      this.dispatch({ type: 'message/failed', chatId, clientMsgId, error: text });
       return;
     }
     if (generation !== this.deviceGeneration) return;

@@ -15,6 +15,9 @@ import type { Body } from './store';
 /** The second look for a missing room key comes this long after the first. */
 export const KEY_RECHECK_MS = 3000;
 
+export const REPLAY_REASON =
+  'This message repeats an earlier one under another id (a replay): it is not shown.';
+
 export const MISSING_KEY_REASON =
   'The key for this message did not reach this device (it was not shared with it).';
 
@@ -38,6 +41,8 @@ export class MessageDecryption {
   private readonly missing = new Map<string, MessageView>();
   /** Of those, the ones given up on (shown as `error`). */
   private readonly givenUp = new Set<string>();
+  /** `chat/session/index` → the message that has it (the earliest by `seq`; replays reuse it). */
+  private readonly indexes = new Map<string, { id: string; seq: number }>();
   private checking = false;
   private checkAgain = false;
   private generation = 0;
@@ -71,6 +76,7 @@ export class MessageDecryption {
     this.inFlight.clear();
     this.missing.clear();
     this.givenUp.clear();
+    this.indexes.clear();
     this.checking = false;
     this.checkAgain = false;
   }
@@ -84,10 +90,21 @@ export class MessageDecryption {
       await this.options.ready();
       const decrypted = await this.options.crypto.decryptMessage(message);
       const { content } = decrypted;
-      body =
-        content.type === 'text'
-          ? { status: 'ok', text: content.body }
-          : { status: 'ok', text: content.body ?? '', file: content.file };
+      const index = `${message.chat_id}/${decrypted.session_id}/${decrypted.message_index}`;
+      const holder = this.indexes.get(index);
+      if (holder && holder.id !== message.id && holder.seq <= message.seq) {
+        body = { status: 'error', reason: REPLAY_REASON };
+      } else {
+        if (holder && holder.id !== message.id && generation === this.generation) {
+          // This one came first: the one seen before is the copy.
+          this.options.setBodies({ [holder.id]: { status: 'error', reason: REPLAY_REASON } });
+        }
+        this.indexes.set(index, { id: message.id, seq: message.seq });
+        body =
+          content.type === 'text'
+            ? { status: 'ok', text: content.body }
+            : { status: 'ok', text: content.body ?? '', file: content.file };
+      }
       this.missing.delete(message.id);
       this.givenUp.delete(message.id);
     } catch (error) {

@@ -11,6 +11,13 @@ import type {
   UserView,
 } from '@parley/sdk';
 import type { AttachmentInfo, PendingKeyChange } from './crypto';
+import {
+  initialFeatureState,
+  isFeatureAction,
+  reduceFeatures,
+  type FeatureAction,
+  type FeatureState,
+} from './features/state';
 
 /** How long a `typing` frame shows (the server lets one through per user and chat every 2 s). */
 export const TYPING_TTL_MS = 6000;
@@ -72,7 +79,7 @@ export interface ChatMessages {
   pending: PendingMessage[];
 }
 
-export interface AppState {
+export interface AppState extends FeatureState {
   auth: {
     status: AuthStatus;
     userId: string | null;
@@ -119,9 +126,12 @@ export const initialState: AppState = {
   bodies: {},
   typing: {},
   openChatId: null,
+  ...initialFeatureState,
 };
 
-export type Action =
+export type Action = CoreAction | FeatureAction;
+
+type CoreAction =
   | { type: 'auth/signedIn'; user: UserView; deviceId: string }
   | { type: 'auth/signedOut'; error?: string | null }
   | { type: 'auth/error'; error: string | null }
@@ -364,6 +374,10 @@ function readUpTo(chat: ChatSummary, upTo: number): ChatSummary {
 }
 
 export function reduce(state: AppState, action: Action): AppState {
+  return reduceFeatures(isFeatureAction(action) ? state : reduceCore(state, action), action);
+}
+
+function reduceCore(state: AppState, action: CoreAction): AppState {
   switch (action.type) {
     case 'auth/signedIn':
       return {

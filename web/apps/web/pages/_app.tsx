@@ -2,6 +2,7 @@ import type { AppProps } from 'next/app';
 import Head from 'next/head';
 import { AppProvider } from '../components/AppProvider';
 import '../styles/globals.css';
+import '../styles/features.css';
 
 export default function App({ Component, pageProps }: AppProps) {
   return (

@@ -1,10 +1,13 @@
 import Head from 'next/head';
 import Link from 'next/link';
 import { useRouter } from 'next/router';
-import { useCallback, useEffect, useMemo } from 'react';
+import type { MessageView } from '@parley/sdk';
+import { useCallback, useEffect, useMemo, useState } from 'react';
 import { useAppState, useController } from '../components/AppProvider';
+import { Avatar } from '../components/Avatar';
 import { Composer } from '../components/Composer';
 import { EncryptionNotices } from '../components/EncryptionNotices';
+import { MessageOptionsButton, MessageOptionsDialog } from '../components/MessageOptions';
 import { MessageRow, PendingRow } from '../components/MessageRow';
 import { SafetyNumber } from '../components/SafetyNumber';
 import { Shell } from '../components/Shell';
@@ -49,6 +52,8 @@ function ChatView({ chatId }: { chatId: string }) {
   const typing = selectTyping(state, chatId);
   const isGroup = (chat?.type ?? detail?.type) === 'group';
   const peer = isGroup ? null : directPeer(state, chatId);
+  const peerAvatar = peer ? (state.users[peer]?.avatar_media_id ?? null) : null;
+  const [optionsFor, setOptionsFor] = useState<MessageView | null>(null);
   const removed = state.chatsLoaded && !chat && !detail;
 
   useEffect(() => {
@@ -95,19 +100,23 @@ function ChatView({ chatId }: { chatId: string }) {
       const mine = message.sender_id === me;
       const body = state.bodies[message.id];
       const file = body?.status === 'ok' ? body.file : undefined;
+      const sender = mine ? 'you' : (state.users[message.sender_id]?.name ?? 'Someone');
       return (
         <MessageRow
           message={message}
           body={body}
           mine={mine}
-          senderName={isGroup && !mine ? (state.users[message.sender_id]?.name ?? 'Someone') : null}
+          senderName={isGroup && !mine ? sender : null}
           ticks={mine ? messageTicks(state, message) : 'sent'}
           media={file ? state.media[file.media_id] : undefined}
           onLoadMedia={onLoadMedia}
+          actions={
+            <MessageOptionsButton message={message} senderName={sender} onOpen={setOptionsFor} />
+          }
         />
       );
     },
-    [state, me, isGroup, onRetry, onLoadMedia],
+    [state, me, isGroup, onRetry, onLoadMedia, setOptionsFor],
   );
 
   const typingNames = typing.map((id) => state.users[id]?.name ?? 'Someone');
@@ -140,10 +149,20 @@ function ChatView({ chatId }: { chatId: string }) {
         <Link href="/chats" className="back" aria-label="Back to chats">
           ←
         </Link>
-        <div className="chat__heading">
-          <h2 id="chat-title">{title}</h2>
-          <p className="chat__subtitle">{subtitle}</p>
-        </div>
+        <Link
+          href={{ pathname: '/chat-info', query: { id: chatId } }}
+          className="chat__heading"
+          aria-describedby="chat-info-hint"
+        >
+          <Avatar name={title} group={isGroup} mediaId={peerAvatar} />
+          <span className="chat__titles">
+            <h2 id="chat-title">{title}</h2>
+            <span className="chat__subtitle">{subtitle}</span>
+          </span>
+          <span id="chat-info-hint" className="visually-hidden">
+            {isGroup ? 'Group info' : 'Contact info'}
+          </span>
+        </Link>
         {peer && state.e2ee.status === 'ready' ? (
           <SafetyNumber
             name={title}
@@ -190,6 +209,9 @@ function ChatView({ chatId }: { chatId: string }) {
             ? `${typingNames.join(', ')} are typing…`
             : ''}
       </p>
+      {optionsFor ? (
+        <MessageOptionsDialog message={optionsFor} onClose={() => setOptionsFor(null)} />
+      ) : null}
       <Composer
         onSend={(text) => void controller?.sendText(chatId, text)}
         onSendFile={(file, caption) => void controller?.sendFile(chatId, file, caption)}

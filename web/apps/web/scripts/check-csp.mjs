@@ -1,7 +1,8 @@
 // The api serves this export with `script-src 'self' 'wasm-unsafe-eval'` (no 'unsafe-inline'):
 // every executable script must come from a file. Scans out/**/*.html and fails on any <script>
 // without `src` whose type is not application/json (Next's __NEXT_DATA__ is JSON, never run),
-// and on inline event handlers (onclick=…), which the policy blocks too.
+// on inline event handlers (onclick=…), which the policy blocks too, and (`style-src 'self'`) on
+// style attributes and <style> elements.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,6 +50,14 @@ for (const file of files) {
   for (const [handler] of html.matchAll(/<[a-z][^>]*\son[a-z]+\s*=/gi)) {
     problems.push(`${name}: inline event handler in ${handler}`);
   }
+  // `style-src 'self'` blocks inline styles too: style attributes and <style> elements in the
+  // HTML (React setting styles after hydration, through the DOM, is allowed).
+  for (const [tag] of html.matchAll(/<[a-z][^>]*\sstyle\s*=[^>]*>/gi)) {
+    problems.push(`${name}: inline style attribute in ${tag.slice(0, 120)}`);
+  }
+  for (const [tag] of html.matchAll(/<style\b[^>]*>/gi)) {
+    problems.push(`${name}: inline <style> element ${tag}`);
+  }
   if (/href\s*=\s*["']?\s*javascript:/i.test(html)) {
     problems.push(`${name}: javascript: URL`);
   }
@@ -60,5 +69,5 @@ if (problems.length > 0) {
   process.exit(1);
 }
 console.log(
-  `check-csp: ${files.length} HTML files, ${scripts} script tags, no inline executable scripts`,
+  `check-csp: ${files.length} HTML files, ${scripts} script tags, no inline executable scripts or styles`,
 );

@@ -3,6 +3,7 @@
  * "ciphertext" is base64 JSON: tests check the flows around the crypto, not the crypto (the real
  * core is tested in `e2ee.test.ts`).
  */
+import type { MessageView } from '@parley/sdk';
 import {
   CryptoError,
   type CryptoCore,
@@ -15,6 +16,8 @@ export interface FakeCore extends CryptoCore {
   /** Message ids whose room key has not arrived. */
   missingKeys: Set<string>;
   keyChanges: PendingKeyChange[];
+  /** The Megolm message index a message decrypts to (default: its `seq`). */
+  messageIndex: (message: MessageView) => number;
 }
 
 export function fakeCore(options: { failOpen?: string } = {}): FakeCore {
@@ -24,6 +27,7 @@ export function fakeCore(options: { failOpen?: string } = {}): FakeCore {
     log,
     missingKeys,
     keyChanges: [],
+    messageIndex: (m) => m.seq,
     open: async ({ deviceId }) => {
       log.push(`open ${deviceId}`);
       if (options.failOpen) throw new CryptoError('core_unavailable', options.failOpen);
@@ -90,7 +94,7 @@ export function fakeCore(options: { failOpen?: string } = {}): FakeCore {
       } catch {
         // Fixture ciphertexts are not JSON: they read as `plain <seq>`.
       }
-      return { content, session_id: 's', message_index: m.seq };
+      return { content, session_id: 's', message_index: core.messageIndex(m) };
     },
     decryptToDevice: async (m) => {
       log.push(`to-device ${m.id}`);
