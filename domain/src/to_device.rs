@@ -1,8 +1,8 @@
 //! The `ToDeviceBatch` aggregate: one batch of end-to-end encrypted messages addressed to
 //! devices (room keys, mostly), sent once, recorded as one or more consecutive events. The
 //! sender is the server's word: the user and device of the session that sent it, never a field
-//! the client fills in. Each message gets its id here,
-//! so a rebuilt read model acknowledges the same ids.
+//! the client fills in. Each message gets its id here, so a rebuilt read model acknowledges the
+//! same ids.
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
