@@ -189,6 +189,29 @@ describe('AppController', () => {
     expect(chat.items[0]?.seq).toBe(21);
   });
 
+  it('shows an opened chat’s page together with its decrypted bodies, in one update', async () => {
+    const { api, controller } = setUp({ crypto: fakeCore() });
+    withDirectChat(api);
+    api.messages.set(
+      CHAT,
+      Array.from({ length: 80 }, (_, i) => message(i + 1)),
+    );
+    await controller.login('me@example.org', 'password1');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.e2ee.status).toBe('ready');
+    const updates: number[] = [];
+    const unsubscribe = controller.store.subscribe(() => {
+      const page = controller.state.messages[CHAT]?.items ?? [];
+      updates.push(page.filter((m) => controller.state.bodies[m.id]?.status === 'ok').length);
+    });
+    await controller.openChat(CHAT);
+    await vi.advanceTimersByTimeAsync(0);
+    unsubscribe();
+    // No update ever showed the page without its bodies: the first with messages has all 50.
+    expect(updates.find((decrypted) => decrypted > 0)).toBe(50);
+    expect(updates.filter((decrypted) => decrypted > 0 && decrypted < 50)).toEqual([]);
+  });
+
   it('sends a message: devices, room keys, then the ciphertext', async () => {
     const crypto = fakeCore();
     const { api, controller } = setUp({ crypto });
@@ -362,6 +385,34 @@ describe('AppController encryption', () => {
       created_at: '2026-11-28T10:03:00Z',
     },
     cursor: null,
+  });
+
+  it('saves and acknowledges a burst of room keys once, and retries waiting messages once', async () => {
+    const crypto = fakeCore();
+    const { api, controller } = setUp({ crypto });
+    withDirectChat(api);
+    crypto.missingKeys.add(message(3).id);
+    await controller.login('me@example.org', 'password1');
+    await controller.openChat(CHAT);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.state.bodies[message(3).id]).toEqual({ status: 'waiting' });
+    crypto.missingKeys.clear();
+    const savesBefore = crypto.log.filter((entry) => entry === 'save').length;
+    const ids = Array.from(
+      { length: 30 },
+      (_, i) => `0190a3a0-0000-7000-8000-${String(100 + i).padStart(12, '0')}`,
+    );
+    FakeSocket.last().open();
+    for (const id of ids) FakeSocket.last().receive(toDevice(id));
+    await vi.advanceTimersByTimeAsync(0);
+    const acks = api.callsTo('POST', '/to-device/ack');
+    expect(acks.map((call) => (call.body as { ids: string[] }).ids)).toEqual([ids]);
+    expect(crypto.log.filter((entry) => entry === 'save').length - savesBefore).toBe(1);
+    // Every key was decrypted before the one save, and the save came before the ack.
+    expect(crypto.log.lastIndexOf('save')).toBeGreaterThan(
+      crypto.log.indexOf(`to-device ${ids.at(-1)}`),
+    );
+    expect(controller.state.bodies[message(3).id]).toEqual({ status: 'ok', text: 'plain 3' });
   });
 
   it('shows a message as waiting for its key, and decrypts it when the key arrives', async () => {

@@ -79,6 +79,8 @@ const CATCH_UP_PAGES = 10;
 const CATCH_UP_PAGE_SIZE = 200;
 /** Typing frames sent at most this often per chat (the server passes one per 2 s). */
 export const TYPING_SEND_INTERVAL_MS = 2500;
+/** How long a page waits for its bodies before it shows without them. */
+const PAGE_DECRYPT_WAIT_MS = 150;
 /** Direct chats whose peer is looked up at once. */
 const LOOKUP_CONCURRENCY = 4;
 
@@ -449,14 +451,7 @@ export class AppController {
       params: { path: { id: chatId }, query: { limit: PAGE_SIZE } },
     });
     if (!data) throw new Error(errorDetail(error, response.status).message);
-    this.dispatch({
-      type: 'messages/page',
-      chatId,
-      items: data.items,
-      kind: 'newest',
-      olderCursor: data.next_cursor ?? null,
-    });
-    this.decrypt(data.items);
+    await this.showPage(chatId, data.items, 'newest', data.next_cursor ?? null);
     await detail;
     const members = this.state.details[chatId]?.members.map((m) => m.user_id) ?? [];
     if (members.length > 0) {
@@ -479,14 +474,52 @@ export class AppController {
       this.dispatch({ type: 'messages/loadingOlder', chatId, loading: false });
       return;
     }
+    await this.showPage(chatId, data.items, 'older', data.next_cursor ?? null);
+  }
+
+  /**
+   * Stores a page of messages. With the device open, the page is decrypted first and shown
+   * with its bodies in one update (one render, no flash of placeholders), unless that takes
+   * longer than {@link PAGE_DECRYPT_WAIT_MS} (the core busy with a big share, say): then the page
+   * shows at once and its bodies follow, as they do while the device is not ready yet.
+   */
+  private async showPage(
+    chatId: string,
+    items: MessageView[],
+    kind: 'newest' | 'older',
+    olderCursor: string | null,
+  ) {
+    if (!this.e2eeReady) {
+      this.dispatch({ type: 'messages/page', chatId, items, kind, olderCursor });
+      this.decrypt(items);
+      return;
+    }
+    const decrypting = this.decryption.bodiesFor(items, (id) => this.state.bodies[id]);
+    const bodies = await this.within(decrypting, PAGE_DECRYPT_WAIT_MS);
     this.dispatch({
       type: 'messages/page',
       chatId,
-      items: data.items,
-      kind: 'older',
-      olderCursor: data.next_cursor ?? null,
+      items,
+      kind,
+      olderCursor,
+      ...(bodies ? { bodies } : {}),
     });
-    this.decrypt(data.items);
+    if (!bodies) {
+      const late = await decrypting;
+      if (Object.keys(late).length > 0) this.dispatch({ type: 'bodies/set', bodies: late });
+    }
+  }
+
+  /** `work`'s result, or `null` if it takes longer than `ms` (it goes on regardless). */
+  private within<T>(work: Promise<T>, ms: number): Promise<T | null> {
+    const timers = this.options.timers ?? browserTimers;
+    return new Promise((resolve) => {
+      const timer = timers.setTimeout(() => resolve(null), ms);
+      void work.then((value) => {
+        timers.clearTimeout(timer);
+        resolve(value);
+      });
+    });
   }
 
   /** Marks everything up to the chat's newest message read (`POST /chats/{id}/mark-read`). */

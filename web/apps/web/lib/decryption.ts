@@ -46,28 +46,70 @@ export class MessageDecryption {
   private checking = false;
   private checkAgain = false;
   private generation = 0;
+  /** Chats whose room keys arrived since the last retry of their waiting messages. */
+  private readonly keyedChats = new Set<string>();
+  private retryScheduled = false;
+  /** Messages found to repeat an earlier one after they were decrypted. */
+  private readonly replayed = new Set<string>();
 
   constructor(private readonly options: DecryptionOptions) {}
 
-  /** Decrypts messages whose body is not known yet (or failed); deleted ones show as such. */
+  /**
+   * Decrypts messages whose body is not known yet (or failed); deleted ones show as such. The
+   * bodies of one call reach the store in one update: a page of 50 is one render, not 50.
+   */
   decrypt(messages: MessageView[], known: (id: string) => Body | undefined): void {
+    const generation = this.generation;
+    void this.bodiesFor(messages, known).then((bodies) => {
+      if (generation === this.generation) this.publish(bodies);
+    });
+  }
+
+  /**
+   * The bodies of `messages` (as {@link decrypt}), returned rather than stored: the caller puts
+   * them in the store together with the page they belong to. Messages already being decrypted
+   * are left out (their own call stores them).
+   */
+  async bodiesFor(
+    messages: MessageView[],
+    known: (id: string) => Body | undefined,
+  ): Promise<Record<string, Body>> {
+    const generation = this.generation;
+    const bodies: Record<string, Body> = {};
+    const decrypting: Promise<void>[] = [];
     for (const message of messages) {
       if (message.deleted || message.ciphertext == null) {
-        if (message.deleted) this.options.setBodies({ [message.id]: { status: 'deleted' } });
+        if (message.deleted) bodies[message.id] = { status: 'deleted' };
         this.missing.delete(message.id);
         continue;
       }
       const body = known(message.id);
       if (body?.status === 'ok' || body?.status === 'deleted') continue;
-      void this.decryptOne(message, true);
+      decrypting.push(
+        this.decryptOne(message, true).then((decrypted) => {
+          if (decrypted) bodies[message.id] = decrypted;
+        }),
+      );
     }
+    await Promise.all(decrypting);
+    return generation === this.generation ? this.withReplays(bodies) : {};
   }
 
-  /** A room key for `chatId` arrived: its messages that lacked one are tried again. */
+  /**
+   * A room key for `chatId` arrived: its messages that lacked one are tried again, once for all
+   * the keys that arrive together (a backlog of room keys comes as many frames at once).
+   */
   roomKeyArrived(chatId: string): void {
-    for (const message of [...this.missing.values()]) {
-      if (message.chat_id === chatId) void this.decryptOne(message, false);
-    }
+    this.keyedChats.add(chatId);
+    if (this.retryScheduled) return;
+    this.retryScheduled = true;
+    this.options.timers.setTimeout(() => {
+      this.retryScheduled = false;
+      const chats = new Set(this.keyedChats);
+      this.keyedChats.clear();
+      const retried = [...this.missing.values()].filter((message) => chats.has(message.chat_id));
+      void this.retryMessages(retried);
+    }, 0);
   }
 
   /** Signed out: forget everything. */
@@ -79,10 +121,17 @@ export class MessageDecryption {
     this.indexes.clear();
     this.checking = false;
     this.checkAgain = false;
+    this.keyedChats.clear();
+    this.replayed.clear();
   }
 
-  private async decryptOne(message: MessageView, scheduleCheck: boolean): Promise<void> {
-    if (this.inFlight.has(message.id)) return;
+  private publish(bodies: Record<string, Body>) {
+    if (Object.keys(bodies).length > 0) this.options.setBodies(bodies);
+  }
+
+  /** The message's body, or `null` when it is being decrypted already or the user signed out. */
+  private async decryptOne(message: MessageView, scheduleCheck: boolean): Promise<Body | null> {
+    if (this.inFlight.has(message.id)) return null;
     const generation = this.generation;
     this.inFlight.add(message.id);
     let body: Body;
@@ -97,6 +146,7 @@ export class MessageDecryption {
       } else {
         if (holder && holder.id !== message.id && generation === this.generation) {
           // This one came first: the one seen before is the copy.
+          this.replayed.add(holder.id);
           this.options.setBodies({ [holder.id]: { status: 'error', reason: REPLAY_REASON } });
         }
         this.indexes.set(index, { id: message.id, seq: message.seq });
@@ -122,7 +172,7 @@ export class MessageDecryption {
     } finally {
       this.inFlight.delete(message.id);
     }
-    if (generation === this.generation) this.options.setBodies({ [message.id]: body });
+    return generation === this.generation ? body : null;
   }
 
   private waitingIds(): string[] {
@@ -130,12 +180,36 @@ export class MessageDecryption {
   }
 
   private async retry(ids: string[]): Promise<void> {
-    await Promise.all(
+    await this.retryMessages(
       ids.flatMap((id) => {
         const message = this.missing.get(id);
-        return message ? [this.decryptOne(message, false)] : [];
+        return message ? [message] : [];
       }),
     );
+  }
+
+  /** Decrypts these again (no new check is scheduled) and stores their bodies in one update. */
+  private async retryMessages(messages: MessageView[]): Promise<void> {
+    const generation = this.generation;
+    const bodies: Record<string, Body> = {};
+    await Promise.all(
+      messages.map(async (message) => {
+        const body = await this.decryptOne(message, false);
+        if (body) bodies[message.id] = body;
+      }),
+    );
+    if (generation === this.generation) this.publish(this.withReplays(bodies));
+  }
+
+  /**
+   * A batch's bodies with those found to be replays since they were decrypted marked so: in a
+   * batch, the original can be decrypted after its copy.
+   */
+  private withReplays(bodies: Record<string, Body>): Record<string, Body> {
+    for (const id of Object.keys(bodies)) {
+      if (this.replayed.has(id)) bodies[id] = { status: 'error', reason: REPLAY_REASON };
+    }
+    return bodies;
   }
 
   private sleep(ms: number): Promise<void> {

@@ -75,6 +75,9 @@ export interface E2eeOptions {
 export class E2ee {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly handled = new Set<string>();
+  /** `to_device` frames not handled yet, and the task that will handle them. */
+  private readonly arrived: ToDeviceMessage[] = [];
+  private arrivedBatch: Promise<void> | null = null;
   private readonly client: ParleyClient;
   private readonly core: CryptoCore;
   private readonly listener: E2eeListener;
@@ -228,11 +231,24 @@ export class E2ee {
     if (!response.ok) throw failed(error, response);
   }
 
-  /** A `to_device` frame: decrypt, save, acknowledge. */
+  /**
+   * A `to_device` frame: decrypt, save, acknowledge. Frames that arrive while one is handled
+   * (the queue a socket delivers when it opens) are handled together, with one save and one
+   * acknowledgement for all of them.
+   */
   receiveToDevice(message: ToDeviceMessage): Promise<void> {
-    return this.serial(async () => {
-      if (await this.handleToDevice(message)) await this.acknowledge([message.id]);
+    this.arrived.push(message);
+    this.arrivedBatch ??= this.serial(async () => {
+      this.arrivedBatch = null;
+      const batch = this.arrived.splice(0);
+      const done: string[] = [];
+      for (const one of batch) {
+        // One that fails (the network) stays queued on the server for the next drain.
+        if (await this.handleToDevice(one).catch(() => false)) done.push(one.id);
+      }
+      await this.acknowledge(done);
     });
+    return this.arrivedBatch;
   }
 
   private async drainNow(): Promise<void> {

@@ -154,6 +154,8 @@ type CoreAction =
       /** `newest`: the first page; `older`: paging back; `newer`: catching up after a gap. */
       kind: 'newest' | 'older' | 'newer';
       olderCursor?: string | null;
+      /** Bodies decrypted before the page is shown, stored with it in one update. */
+      bodies?: Record<string, Body>;
     }
   | { type: 'messages/loadingOlder'; chatId: string; loading: boolean }
   | { type: 'message/pending'; message: PendingMessage }
@@ -465,7 +467,8 @@ function reduceCore(state: AppState, action: CoreAction): AppState {
               ? current.olderCursor
               : (action.olderCursor ?? null),
       };
-      return { ...state, messages: { ...state.messages, [action.chatId]: next } };
+      const bodies = action.bodies ? { ...state.bodies, ...action.bodies } : state.bodies;
+      return { ...state, bodies, messages: { ...state.messages, [action.chatId]: next } };
     }
     case 'messages/loadingOlder': {
       const current = state.messages[action.chatId] ?? emptyMessages;
