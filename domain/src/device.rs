@@ -10,7 +10,7 @@
 //! Signatures are Ed25519 over a canonical JSON object (keys sorted, no whitespace; see
 //! `docs/e2ee.md`), checked here so that nothing unsigned enters the directory.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
@@ -222,6 +222,10 @@ pub struct Device {
     /// Ids of every one-time key ever published (an id is never reused for another key).
     #[serde(default)]
     pub used_key_ids: Vec<String>,
+    /// The Curve25519 key of every claimed one-time key, by id: a retried upload that repeats one
+    /// is recognised as a retry (state from before this field knew none: those ids stay refused).
+    #[serde(default)]
+    pub claimed_keys: HashMap<String, String>,
     pub removed: bool,
 }
 
@@ -334,6 +338,9 @@ impl Device {
                 // A retried upload: nothing new.
                 Some(existing) if existing.curve25519 == key.curve25519 => continue,
                 Some(_) => return Err(DeviceError::OneTimeKeyIdReused(key.key_id)),
+                // A retried upload whose key was claimed meanwhile (the client never heard that
+                // the first upload was accepted): it stays claimed, never handed out again.
+                None if self.claimed_keys.get(&key.key_id) == Some(&key.curve25519) => continue,
                 None if self.used_key_ids.contains(&key.key_id) => {
                     return Err(DeviceError::OneTimeKeyIdReused(key.key_id))
                 }
@@ -436,7 +443,10 @@ impl Aggregate for Device {
                 self.one_time_keys.extend(keys);
             }
             DeviceEvent::FallbackKeyReplaced { key, .. } => self.fallback_key = Some(key),
-            DeviceEvent::OneTimeKeyClaimed { key, .. } => self.one_time_keys.retain(|k| k.key_id != key.key_id),
+            DeviceEvent::OneTimeKeyClaimed { key, .. } => {
+                self.one_time_keys.retain(|k| k.key_id != key.key_id);
+                self.claimed_keys.insert(key.key_id, key.curve25519);
+            }
             DeviceEvent::ToDeviceAcknowledged { .. } => {}
             DeviceEvent::DeviceRemoved { .. } => {
                 self.removed = true;
@@ -477,8 +487,16 @@ mod tests {
         IdentityKeys { curve25519, ed25519, signature: b64(&signing_key().sign(text.as_bytes()).to_bytes()) }
     }
     fn key(id: &str, fallback: bool) -> OneTimeKey {
-        let mut key =
-            OneTimeKey { key_id: id.into(), curve25519: b64(&[id.len() as u8; 32]), signature: String::new() };
+        signed_key(id, [id.len() as u8; 32], fallback)
+    }
+
+    /// A validly signed one-time key other than [`key`]'s under the same id.
+    fn other_key(id: &str) -> OneTimeKey {
+        signed_key(id, [0xEE; 32], false)
+    }
+
+    fn signed_key(id: &str, curve25519: [u8; 32], fallback: bool) -> OneTimeKey {
+        let mut key = OneTimeKey { key_id: id.into(), curve25519: b64(&curve25519), signature: String::new() };
         let text = one_time_key_signing_text(user(), device(), &key, fallback);
         key.signature = b64(&signing_key().sign(text.as_bytes()).to_bytes());
         key
@@ -584,10 +602,15 @@ mod tests {
             .given(vec![registered(), added(&["a", "bb"])])
             .when(claim())
             .then_expect_events(vec![claimed("a", 1)]);
-        // Re-uploading a claimed key (a retried upload) does not bring it back.
+        // Re-uploading a claimed key (a retried upload) is accepted but does not bring it back.
         DeviceTest::with(())
             .given(vec![registered(), added(&["a"]), claimed("a", 0)])
             .when(publish(identity(), vec![key("a", false)], None))
+            .then_expect_events(vec![]);
+        // Another key under a claimed key's id is refused.
+        DeviceTest::with(())
+            .given(vec![registered(), added(&["a"]), claimed("a", 0)])
+            .when(publish(identity(), vec![other_key("a")], None))
             .then_expect_error(DeviceError::OneTimeKeyIdReused("a".into()));
         // With none left the claim records nothing: the caller hands out the fallback key.
         DeviceTest::with(())

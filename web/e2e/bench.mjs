@@ -86,10 +86,6 @@ async function seed(browser) {
   );
   await login({ url: (path) => `${baseUrl}${path}` }, page, reader);
   await published;
-  // The app saves the device's state once the upload is answered; a tab closed before that
-  // would upload the same keys again on its next start, and the server refuses a claimed
-  // one-time key's id (see the report). Give it the time a person would.
-  await page.waitForTimeout(2000);
   await until(
     'the browser device’s keys',
     async () => {
