@@ -101,6 +101,13 @@ pub enum ChatCommand {
         user_id: Uuid,
         at: DateTime<Utc>,
     },
+    /// Makes a group member an admin, or an admin a plain member (admins; a group keeps one).
+    ChangeRole {
+        actor_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+        at: DateTime<Utc>,
+    },
     /// Creates the group's invite code, revoking any earlier one.
     CreateInvite {
         actor_id: Uuid,
@@ -296,6 +303,8 @@ pub enum ChatError {
     InvalidInviteTtl,
     #[error("reply_to must name a message of this chat that you can see")]
     InvalidReplyTo,
+    #[error("a group keeps at least one admin: make another member admin first")]
+    LastAdmin,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -421,6 +430,25 @@ impl Chat {
         Ok(events)
     }
 
+    fn change_role(
+        &self,
+        actor_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<ChatEvent>, ChatError> {
+        self.ensure_group_admin(actor_id)?;
+        let current = self.members.get(&user_id).ok_or(ChatError::NotAMember)?;
+        if *current == role {
+            return Ok(vec![]);
+        }
+        let admins = self.members.values().filter(|role| **role == Role::Admin).count();
+        if role == Role::Member && admins == 1 {
+            return Err(ChatError::LastAdmin);
+        }
+        Ok(vec![ChatEvent::MemberRoleChanged { user_id, role, at }])
+    }
+
     /// Whether `user_id`, a member, may see the message at `seq` of this chat.
     fn can_see(&self, user_id: Uuid, seq: i64) -> bool {
         seq >= self.visible_from_seq(user_id) && seq >= 1 && seq <= self.last_seq
@@ -516,6 +544,7 @@ impl Aggregate for Chat {
                 }
             }
             ChatCommand::RemoveMember { actor_id, user_id, at } => self.remove(actor_id, user_id, at)?,
+            ChatCommand::ChangeRole { actor_id, user_id, role, at } => self.change_role(actor_id, user_id, role, at)?,
             ChatCommand::CreateInvite { actor_id, code, ttl_secs, at } => {
                 self.create_invite(actor_id, code, ttl_secs, at)?
             }
@@ -790,6 +819,63 @@ mod tests {
             .given(vec![group_created()])
             .when(ChatCommand::RemoveMember { actor_id: user(2), user_id: user(2), at: at() })
             .then_expect_events(vec![ChatEvent::MemberRemoved { user_id: user(2), removed_by: user(2), at: at() }]);
+    }
+
+    fn change_role(actor: u128, member: u128, role: Role) -> ChatCommand {
+        ChatCommand::ChangeRole { actor_id: user(actor), user_id: user(member), role, at: at() }
+    }
+
+    #[test]
+    fn admins_promote_and_demote_and_a_group_keeps_one_admin() {
+        let promoted = ChatEvent::MemberRoleChanged { user_id: user(2), role: Role::Admin, at: at() };
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(change_role(1, 2, Role::Admin))
+            .then_expect_events(vec![promoted.clone()]);
+        // Already so: nothing to record.
+        ChatTest::with(())
+            .given(vec![group_created(), promoted.clone()])
+            .when(change_role(1, 2, Role::Admin))
+            .then_expect_events(vec![]);
+        // With two admins, either may step down or demote the other.
+        ChatTest::with(())
+            .given(vec![group_created(), promoted.clone()])
+            .when(change_role(2, 1, Role::Member))
+            .then_expect_events(vec![ChatEvent::MemberRoleChanged { user_id: user(1), role: Role::Member, at: at() }]);
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(change_role(1, 1, Role::Member))
+            .then_expect_error(ChatError::LastAdmin);
+    }
+
+    #[test]
+    fn only_admins_change_roles_of_members_of_groups() {
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(change_role(2, 2, Role::Admin))
+            .then_expect_error(ChatError::NotAdmin);
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(change_role(1, 3, Role::Admin))
+            .then_expect_error(ChatError::NotAMember);
+        ChatTest::with(())
+            .given(vec![group_created()])
+            .when(change_role(3, 2, Role::Admin))
+            .then_expect_error(ChatError::NotFound);
+        ChatTest::with(())
+            .given(vec![ChatEvent::ChatCreated {
+                chat_id: chat_id(),
+                kind: ChatKind::Direct,
+                name: None,
+                created_by: user(1),
+                members: vec![
+                    MemberEntry { user_id: user(1), role: Role::Member },
+                    MemberEntry { user_id: user(2), role: Role::Member },
+                ],
+                created_at: at(),
+            }])
+            .when(change_role(1, 2, Role::Admin))
+            .then_expect_error(ChatError::NotAGroup);
     }
 
     #[test]

@@ -28,5 +28,6 @@ pub fn chat_error(error: ChatError) -> ApiError {
         ChatError::InvalidSeq => ApiError::invalid("invalid_seq", message),
         ChatError::InvalidInviteTtl => ApiError::invalid("invalid_expiry", message),
         ChatError::InvalidReplyTo => ApiError::invalid("invalid_reply_to", message),
+        ChatError::LastAdmin => ApiError::Conflict { code: "last_admin", message },
     }
 }

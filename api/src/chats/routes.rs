@@ -8,7 +8,7 @@ use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
 use cqrs_es::AggregateError;
 use parley_domain::chat::{
-    Chat, ChatCommand, ChatError, ChatEvent, ChatKind, DeleteScope, MessageRef, ReplyRef, MAX_MEMBERS_PER_REQUEST,
+    Chat, ChatCommand, ChatError, ChatEvent, ChatKind, DeleteScope, MessageRef, ReplyRef, Role, MAX_MEMBERS_PER_REQUEST,
 };
 use parley_domain::sealed::{self, KEY_BYTES, NONCE_BYTES};
 use parley_domain::EventMetadata;
@@ -46,6 +46,19 @@ pub struct CreateChatRequest {
 #[derive(Debug, Object)]
 pub struct AddMembersRequest {
     pub user_ids: Vec<Uuid>,
+}
+
+/// A group member's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum MemberRole {
+    Admin,
+    Member,
+}
+
+#[derive(Debug, Object)]
+pub struct ChangeRoleRequest {
+    pub role: MemberRole,
 }
 
 #[derive(Debug, Object)]
@@ -383,6 +396,31 @@ impl ChatsApi {
         .await?;
         crate::calls::removal::remove_from_live_call(&state, id.0, user_id.0, caller).await?;
         Ok(NoContent::Done)
+    }
+
+    /// Make a member admin, or an admin a member (admins)
+    ///
+    /// Every member hears it as `chat.member_updated`. Demoting the group's only admin (yourself)
+    /// is refused with 409 `last_admin`: make another member admin first. A user who is not a
+    /// member answers 404, as does a chat you are not in.
+    #[oai(path = "/:id/members/:user_id/role", method = "put", operation_id = "change_member_role")]
+    async fn change_role(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        id: Path<Uuid>,
+        user_id: Path<Uuid>,
+        body: Json<ChangeRoleRequest>,
+    ) -> Result<ChatResponse, ApiError> {
+        let caller = auth.0;
+        ensure_member(&state, id.0, caller.user_id).await?;
+        let role = match body.0.role {
+            MemberRole::Admin => Role::Admin,
+            MemberRole::Member => Role::Member,
+        };
+        let command = ChatCommand::ChangeRole { actor_id: caller.user_id, user_id: user_id.0, role, at: now() };
+        run(&state, id.0, command, caller).await?;
+        Ok(ChatResponse::Ok(Json(visible_chat(&state, id.0, caller.user_id).await?)))
     }
 
     /// Create the group's invite code (admins)

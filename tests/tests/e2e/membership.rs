@@ -8,7 +8,7 @@ use anyhow::{ensure, Result};
 use parley_tests::{error_code, read, Socket, Stack};
 use serde_json::{json, Value};
 
-use super::chats::{ciphertext, group, member, send, Member};
+use super::chats::{ciphertext, direct, group, member, send, Member};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -351,5 +351,62 @@ async fn reply_to_must_name_a_message_of_the_same_chat_the_sender_can_see() -> R
     assert_eq!(stack.http.delete(url).bearer_auth(&ada.token).send().await?.status().as_u16(), 204);
     let (status, body) = reply(&stack, &ours, &bob, "tomb", &id_of(&here)).await?;
     assert_eq!(status, 201, "{body}");
+    Ok(())
+}
+
+async fn set_role(stack: &Stack, chat: &str, actor: &Member, user: &Member, role: &str) -> Result<(u16, Value)> {
+    stack.put(&format!("/chats/{chat}/members/{}/role", user.id), &actor.token, &json!({"role": role})).await
+}
+
+fn role_of(chat: &Value, user: &Member) -> Option<String> {
+    let members = chat["members"].as_array()?;
+    let entry = members.iter().find(|m| m["user_id"] == user.id.as_str())?;
+    entry["role"].as_str().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn admins_promote_and_demote_members_and_a_group_keeps_an_admin() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob, cyd) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "cyd").await?);
+    let chat = group(&stack, &ada, &[&bob]).await?;
+    let mut bobs = Socket::connect(&stack.base_url, &bob.token, None).await?;
+
+    // A member may not make anyone admin, themselves included, nor add people.
+    let (status, body) = set_role(&stack, &chat, &bob, &bob, "admin").await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (403, "forbidden"), "{body}");
+    // The only admin cannot step down: the group would have none.
+    let (status, body) = set_role(&stack, &chat, &ada, &ada, "member").await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (409, "last_admin"), "{body}");
+    // Not a member, an unknown role, and someone outside the chat asking.
+    let (status, body) = set_role(&stack, &chat, &ada, &cyd, "admin").await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"), "{body}");
+    let (status, body) = set_role(&stack, &chat, &ada, &bob, "owner").await?;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = set_role(&stack, &chat, &cyd, &bob, "admin").await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"), "{body}");
+
+    // Ada makes Bob admin: the answer and every member's socket say so, and Bob may now add.
+    let (status, view) = set_role(&stack, &chat, &ada, &bob, "admin").await?;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(role_of(&view, &bob).as_deref(), Some("admin"), "{view}");
+    let frame = bobs.expect("chat.member_updated", WAIT).await?;
+    assert_eq!(
+        (frame["data"]["user_id"].as_str(), frame["data"]["role"].as_str()),
+        (Some(bob.id.as_str()), Some("admin"))
+    );
+    add(&stack, &chat, &bob, &cyd).await?;
+
+    // Bob demotes Ada; she can no longer add or change roles, and the group still has an admin.
+    let (status, view) = set_role(&stack, &chat, &bob, &ada, "member").await?;
+    assert_eq!((status, role_of(&view, &ada).as_deref()), (200, Some("member")), "{view}");
+    let (status, body) = set_role(&stack, &chat, &ada, &cyd, "admin").await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (403, "forbidden"), "{body}");
+    let (status, body) = set_role(&stack, &chat, &bob, &bob, "member").await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (409, "last_admin"), "{body}");
+
+    // Direct chats have no admins.
+    let direct = direct(&stack, &ada, &bob).await?;
+    let (status, body) = set_role(&stack, &direct, &ada, &bob, "admin").await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (400, "not_a_group"), "{body}");
     Ok(())
 }

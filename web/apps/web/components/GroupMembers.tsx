@@ -7,7 +7,7 @@ import { ConfirmDialog } from './Dialog';
 import { useAsyncAction } from './useAsyncAction';
 import { UserSearch } from './UserSearch';
 
-/** The member list with admin badges; admins remove members here. */
+/** The member list with admin badges; admins remove members and change their roles here. */
 export function GroupMembers({ chatId }: { chatId: string }) {
   const state = useAppState();
   const controller = useController();
@@ -16,6 +16,8 @@ export function GroupMembers({ chatId }: { chatId: string }) {
   const me = state.auth.userId;
   const [removing, setRemoving] = useState<MemberView | null>(null);
   const removal = useAsyncAction();
+  const roleChange = useAsyncAction();
+  const [changingRole, setChangingRole] = useState<string | null>(null);
   const [announcement, setAnnouncement] = useState('');
   const name = (id: string) => state.users[id]?.name ?? 'Someone';
 
@@ -26,6 +28,22 @@ export function GroupMembers({ chatId }: { chatId: string }) {
     if (done) {
       setRemoving(null);
       setAnnouncement(`${name(member.user_id)} was removed from the group.`);
+    }
+  }
+
+  async function toggleAdmin(member: MemberView) {
+    const role = isAdmin(member) ? 'member' : 'admin';
+    setChangingRole(member.user_id);
+    const done = await roleChange.run(async () => {
+      await controller?.features.groups.setRole(chatId, member.user_id, role);
+    });
+    setChangingRole(null);
+    if (done) {
+      setAnnouncement(
+        role === 'admin'
+          ? `${name(member.user_id)} is now an admin.`
+          : `${name(member.user_id)} is no longer an admin.`,
+      );
     }
   }
 
@@ -47,24 +65,50 @@ export function GroupMembers({ chatId }: { chatId: string }) {
                 {user?.status ? <span className="people__status">{user.status}</span> : null}
               </span>
               {admin && !isMe ? (
-                <button
-                  type="button"
-                  className="button button--small button--danger-outline"
-                  onClick={() => {
-                    removal.reset();
-                    setRemoving(member);
-                  }}
-                  aria-label={`Remove ${name(member.user_id)} from the group`}
-                >
-                  Remove
-                </button>
+                <span className="people__actions">
+                  <button
+                    type="button"
+                    className="button button--small"
+                    disabled={roleChange.busy}
+                    onClick={() => void toggleAdmin(member)}
+                    aria-label={
+                      isAdmin(member)
+                        ? `Dismiss ${name(member.user_id)} as admin`
+                        : `Make ${name(member.user_id)} an admin`
+                    }
+                  >
+                    {changingRole === member.user_id
+                      ? 'Saving…'
+                      : isAdmin(member)
+                        ? 'Dismiss as admin'
+                        : 'Make admin'}
+                  </button>
+                  <button
+                    type="button"
+                    className="button button--small button--danger-outline"
+                    onClick={() => {
+                      removal.reset();
+                      setRemoving(member);
+                    }}
+                    aria-label={`Remove ${name(member.user_id)} from the group`}
+                  >
+                    Remove
+                  </button>
+                </span>
               ) : null}
             </li>
           );
         })}
       </ul>
       {!admin ? (
-        <p className="hint">Only admins can add or remove members and manage the invite link.</p>
+        <p className="hint">
+          Only admins can add or remove members, make admins and manage the invite link.
+        </p>
+      ) : null}
+      {roleChange.error ? (
+        <p className="error" role="alert">
+          {roleChange.error}
+        </p>
       ) : null}
       <p className="visually-hidden" role="status" aria-live="polite">
         {announcement}

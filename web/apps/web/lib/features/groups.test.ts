@@ -116,6 +116,34 @@ describe('Groups', () => {
     expect(store.getState().details[GROUP]).toBeUndefined();
   });
 
+  it('makes a member admin and an admin a member, and says when the group needs its admin', async () => {
+    const { groups, api, store } = setUp();
+    api.route('PUT', /^\/chats\/([^/]+)\/members\/([^/]+)\/role$/, (call) => {
+      const { role } = call.body as { role: string };
+      return Response.json(
+        group([
+          [ME, 'admin'],
+          [ALICE, role],
+        ]),
+      );
+    });
+    await groups.setRole(GROUP, ALICE, 'admin');
+    expect(api.callsTo('PUT', `/chats/${GROUP}/members/${ALICE}/role`)[0]?.body).toEqual({
+      role: 'admin',
+    });
+    const alice = () => store.getState().details[GROUP]?.members.find((m) => m.user_id === ALICE);
+    expect(alice()?.role).toBe('admin');
+    await groups.setRole(GROUP, ALICE, 'member');
+    expect(alice()?.role).toBe('member');
+
+    api.route('PUT', /^\/chats\/([^/]+)\/members\/([^/]+)\/role$/, () =>
+      apiError(409, 'last_admin', 'a group keeps at least one admin'),
+    );
+    await expect(groups.setRole(GROUP, ME, 'member')).rejects.toThrow(
+      'A group needs an admin: make someone else admin first.',
+    );
+  });
+
   it('creates, resets and revokes the invite code', async () => {
     const { groups, api, store } = setUp();
     let made = 0;

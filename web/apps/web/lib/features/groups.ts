@@ -6,7 +6,9 @@
  * - a group has one live invite code: creating one revokes the previous ("reset link"), `DELETE
  *   /chats/{id}/invite` revokes it, codes expire (default and longest: 7 days); joining with an
  *   unknown, expired or revoked code, or after an admin removed you, answers 404;
- * - roles are `admin` and `member`; the api has no route that changes a role.
+ * - roles are `admin` and `member`; admins change them (`PUT /chats/{id}/members/{user_id}/role`),
+ *   every member hears it (`chat.member_updated`), and a group keeps an admin: demoting the only
+ *   one answers 409 `last_admin`.
  */
 import type { ChatView, MemberView } from '@parley/sdk';
 import type { AppState } from '../store';
@@ -105,6 +107,23 @@ export class Groups {
       me: myId(this.context),
       now: this.context.now(),
     });
+  }
+
+  /** Makes a member admin, or an admin a member (admins). */
+  async setRole(chatId: string, userId: string, role: 'admin' | 'member'): Promise<void> {
+    const chat = await call(
+      () =>
+        this.context.client.PUT('/chats/{id}/members/{user_id}/role', {
+          params: { path: { id: chatId, user_id: userId } },
+          body: { role },
+        }),
+      {
+        forbidden: NOT_ADMIN,
+        last_admin: 'A group needs an admin: make someone else admin first.',
+        404: 'They are no longer a member.',
+      },
+    );
+    this.apply(chat);
   }
 
   /** Leaves the group: it disappears from the list. */
