@@ -128,7 +128,6 @@ pub mod types {
     ///    "access_token",
     ///    "device_id",
     ///    "expires_in",
-    ///    "refresh_token",
     ///    "token_type",
     ///    "user"
     ///  ],
@@ -146,6 +145,7 @@ pub mod types {
     ///      "format": "uint64"
     ///    },
     ///    "refresh_token": {
+    ///      "description": "Absent when it went into the `parley_refresh` cookie (`token_delivery=cookie`).",
     ///      "type": "string"
     ///    },
     ///    "token_type": {
@@ -165,7 +165,9 @@ pub mod types {
 (`PUT /keys/devices/{device_id}`), and the `sender_device_id` of what it sends.*/
         pub device_id: ::uuid::Uuid,
         pub expires_in: u64,
-        pub refresh_token: ::std::string::String,
+        ///Absent when it went into the `parley_refresh` cookie (`token_delivery=cookie`).
+        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+        pub refresh_token: ::std::option::Option<::std::string::String>,
         pub token_type: ::std::string::String,
         pub user: UserView,
     }
@@ -339,6 +341,39 @@ pub mod types {
     }
     impl CallView {
         pub fn builder() -> builder::CallView {
+            Default::default()
+        }
+    }
+    ///`ChangeRoleRequest`
+    ///
+    /// <details><summary>JSON schema</summary>
+    ///
+    /// ```json
+    ///{
+    ///  "title": "ChangeRoleRequest",
+    ///  "type": "object",
+    ///  "required": [
+    ///    "role"
+    ///  ],
+    ///  "properties": {
+    ///    "role": {
+    ///      "$ref": "#/components/schemas/MemberRole"
+    ///    }
+    ///  }
+    ///}
+    /// ```
+    /// </details>
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct ChangeRoleRequest {
+        pub role: MemberRole,
+    }
+    impl ::std::convert::From<&ChangeRoleRequest> for ChangeRoleRequest {
+        fn from(value: &ChangeRoleRequest) -> Self {
+            value.clone()
+        }
+    }
+    impl ChangeRoleRequest {
+        pub fn builder() -> builder::ChangeRoleRequest {
             Default::default()
         }
     }
@@ -1501,6 +1536,88 @@ key is left out).*/
     impl MediaView {
         pub fn builder() -> builder::MediaView {
             Default::default()
+        }
+    }
+    ///A group member's role.
+    ///
+    /// <details><summary>JSON schema</summary>
+    ///
+    /// ```json
+    ///{
+    ///  "description": "A group member's role.",
+    ///  "type": "string",
+    ///  "enum": [
+    ///    "admin",
+    ///    "member"
+    ///  ]
+    ///}
+    /// ```
+    /// </details>
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum MemberRole {
+        #[serde(rename = "admin")]
+        Admin,
+        #[serde(rename = "member")]
+        Member,
+    }
+    impl ::std::convert::From<&Self> for MemberRole {
+        fn from(value: &MemberRole) -> Self {
+            value.clone()
+        }
+    }
+    impl ::std::fmt::Display for MemberRole {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Admin => f.write_str("admin"),
+                Self::Member => f.write_str("member"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for MemberRole {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "admin" => Ok(Self::Admin),
+                "member" => Ok(Self::Member),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for MemberRole {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<&::std::string::String> for MemberRole {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for MemberRole {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     ///`MemberView`
@@ -2803,6 +2920,88 @@ acknowledged.*/
             Default::default()
         }
     }
+    ///Where a sign-in or refresh hands over the refresh token.
+    ///
+    /// <details><summary>JSON schema</summary>
+    ///
+    /// ```json
+    ///{
+    ///  "description": "Where a sign-in or refresh hands over the refresh token.",
+    ///  "type": "string",
+    ///  "enum": [
+    ///    "body",
+    ///    "cookie"
+    ///  ]
+    ///}
+    /// ```
+    /// </details>
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum TokenDelivery {
+        #[serde(rename = "body")]
+        Body,
+        #[serde(rename = "cookie")]
+        Cookie,
+    }
+    impl ::std::convert::From<&Self> for TokenDelivery {
+        fn from(value: &TokenDelivery) -> Self {
+            value.clone()
+        }
+    }
+    impl ::std::fmt::Display for TokenDelivery {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Body => f.write_str("body"),
+                Self::Cookie => f.write_str("cookie"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for TokenDelivery {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "body" => Ok(Self::Body),
+                "cookie" => Ok(Self::Cookie),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for TokenDelivery {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<&::std::string::String> for TokenDelivery {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for TokenDelivery {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`TokenPair`
     ///
     /// <details><summary>JSON schema</summary>
@@ -2814,7 +3013,6 @@ acknowledged.*/
     ///  "required": [
     ///    "access_token",
     ///    "expires_in",
-    ///    "refresh_token",
     ///    "token_type"
     ///  ],
     ///  "properties": {
@@ -2827,6 +3025,7 @@ acknowledged.*/
     ///      "format": "uint64"
     ///    },
     ///    "refresh_token": {
+    ///      "description": "Absent when it went into the `parley_refresh` cookie (`token_delivery=cookie`).",
     ///      "type": "string"
     ///    },
     ///    "token_type": {
@@ -2842,7 +3041,9 @@ acknowledged.*/
         pub access_token: ::std::string::String,
         ///Seconds until `access_token` expires.
         pub expires_in: u64,
-        pub refresh_token: ::std::string::String,
+        ///Absent when it went into the `parley_refresh` cookie (`token_delivery=cookie`).
+        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+        pub refresh_token: ::std::option::Option<::std::string::String>,
         ///Always `Bearer`.
         pub token_type: ::std::string::String,
     }
@@ -3213,7 +3414,7 @@ acknowledged.*/
             device_id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
             expires_in: ::std::result::Result<u64, ::std::string::String>,
             refresh_token: ::std::result::Result<
-                ::std::string::String,
+                ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
             token_type: ::std::result::Result<
@@ -3228,9 +3429,7 @@ acknowledged.*/
                     access_token: Err("no value supplied for access_token".to_string()),
                     device_id: Err("no value supplied for device_id".to_string()),
                     expires_in: Err("no value supplied for expires_in".to_string()),
-                    refresh_token: Err(
-                        "no value supplied for refresh_token".to_string(),
-                    ),
+                    refresh_token: Ok(Default::default()),
                     token_type: Err("no value supplied for token_type".to_string()),
                     user: Err("no value supplied for user".to_string()),
                 }
@@ -3277,7 +3476,7 @@ acknowledged.*/
             }
             pub fn refresh_token<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.refresh_token = value
@@ -3508,6 +3707,44 @@ acknowledged.*/
                     participants: Ok(value.participants),
                     status: Ok(value.status),
                 }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ChangeRoleRequest {
+            role: ::std::result::Result<super::MemberRole, ::std::string::String>,
+        }
+        impl ::std::default::Default for ChangeRoleRequest {
+            fn default() -> Self {
+                Self {
+                    role: Err("no value supplied for role".to_string()),
+                }
+            }
+        }
+        impl ChangeRoleRequest {
+            pub fn role<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::MemberRole>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.role = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for role: {}", e)
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ChangeRoleRequest> for super::ChangeRoleRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ChangeRoleRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { role: value.role? })
+            }
+        }
+        impl ::std::convert::From<super::ChangeRoleRequest> for ChangeRoleRequest {
+            fn from(value: super::ChangeRoleRequest) -> Self {
+                Self { role: Ok(value.role) }
             }
         }
         #[derive(Clone, Debug)]
@@ -7317,7 +7554,7 @@ acknowledged.*/
             >,
             expires_in: ::std::result::Result<u64, ::std::string::String>,
             refresh_token: ::std::result::Result<
-                ::std::string::String,
+                ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
             token_type: ::std::result::Result<
@@ -7330,9 +7567,7 @@ acknowledged.*/
                 Self {
                     access_token: Err("no value supplied for access_token".to_string()),
                     expires_in: Err("no value supplied for expires_in".to_string()),
-                    refresh_token: Err(
-                        "no value supplied for refresh_token".to_string(),
-                    ),
+                    refresh_token: Ok(Default::default()),
                     token_type: Err("no value supplied for token_type".to_string()),
                 }
             }
@@ -7366,7 +7601,7 @@ acknowledged.*/
             }
             pub fn refresh_token<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.refresh_token = value
@@ -7941,6 +8176,7 @@ Sends a `POST` request to `/auth/register`
 
 ```ignore
 let response = client.register()
+    .token_delivery(token_delivery)
     .body(body)
     .send()
     .await;
@@ -7956,6 +8192,7 @@ Sends a `POST` request to `/auth/login`
 
 ```ignore
 let response = client.login()
+    .token_delivery(token_delivery)
     .body(body)
     .send()
     .await;
@@ -7992,9 +8229,26 @@ let response = client.refresh()
     pub fn refresh(&self) -> builder::Refresh<'_> {
         builder::Refresh::new(self)
     }
+    /**Exchange the refresh token's cookie for a new access token (browsers)
+
+For sessions started with `token_delivery=cookie`: the `parley_refresh` cookie is used up
+and a new one set; the body carries no refresh token. Presenting an already-used one revokes
+its session. No cookie, or one that does not work: 401.
+
+Sends a `POST` request to `/auth/refresh-cookie`
+
+```ignore
+let response = client.refresh_cookie()
+    .send()
+    .await;
+```*/
+    pub fn refresh_cookie(&self) -> builder::RefreshCookie<'_> {
+        builder::RefreshCookie::new(self)
+    }
     /**Sign out
 
-Revokes the session of the access token (and of `refresh_token`, if given).
+Revokes the session of the access token (and of `refresh_token`, if given, and of the
+`parley_refresh` cookie's), and clears that cookie.
 
 Sends a `POST` request to `/auth/logout`
 
@@ -8126,6 +8380,25 @@ let response = client.remove_member()
 ```*/
     pub fn remove_member(&self) -> builder::RemoveMember<'_> {
         builder::RemoveMember::new(self)
+    }
+    /**Make a member admin, or an admin a member (admins)
+
+Every member hears it as `chat.member_updated`. Demoting the group's only admin (yourself)
+is refused with 409 `last_admin`: make another member admin first. A user who is not a
+member answers 404, as does a chat you are not in.
+
+Sends a `PUT` request to `/chats/{id}/members/{user_id}/role`
+
+```ignore
+let response = client.change_member_role()
+    .id(id)
+    .user_id(user_id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn change_member_role(&self) -> builder::ChangeMemberRole<'_> {
+        builder::ChangeMemberRole::new(self)
     }
     /**Create the group's invite code (admins)
 
@@ -8784,14 +9057,28 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct Register<'a> {
         client: &'a super::Client,
+        token_delivery: Result<Option<types::TokenDelivery>, String>,
         body: Result<types::builder::RegisterRequest, String>,
     }
     impl<'a> Register<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
+                token_delivery: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
+        }
+        pub fn token_delivery<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::TokenDelivery>,
+        {
+            self.token_delivery = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `TokenDelivery` for token_delivery failed".to_string()
+                });
+            self
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
@@ -8821,7 +9108,8 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::AuthSession>, Error<types::ErrorBody>> {
-            let Self { client, body } = self;
+            let Self { client, token_delivery, body } = self;
+            let token_delivery = token_delivery.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
                     types::RegisterRequest::try_from(v).map_err(|e| e.to_string())
@@ -8845,6 +9133,12 @@ pub mod builder {
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .json(&body)
+                .query(
+                    &progenitor_client::QueryParam::new(
+                        "token_delivery",
+                        &token_delivery,
+                    ),
+                )
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
@@ -8926,14 +9220,28 @@ pub mod builder {
     #[derive(Debug, Clone)]
     pub struct Login<'a> {
         client: &'a super::Client,
+        token_delivery: Result<Option<types::TokenDelivery>, String>,
         body: Result<types::builder::LoginRequest, String>,
     }
     impl<'a> Login<'a> {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
+                token_delivery: Ok(None),
                 body: Ok(::std::default::Default::default()),
             }
+        }
+        pub fn token_delivery<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::TokenDelivery>,
+        {
+            self.token_delivery = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `TokenDelivery` for token_delivery failed".to_string()
+                });
+            self
         }
         pub fn body<V>(mut self, value: V) -> Self
         where
@@ -8961,7 +9269,8 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::AuthSession>, Error<types::ErrorBody>> {
-            let Self { client, body } = self;
+            let Self { client, token_delivery, body } = self;
+            let token_delivery = token_delivery.map_err(Error::InvalidRequest)?;
             let body = body
                 .and_then(|v| {
                     types::LoginRequest::try_from(v).map_err(|e| e.to_string())
@@ -8985,6 +9294,12 @@ pub mod builder {
                     ::reqwest::header::HeaderValue::from_static("application/json"),
                 )
                 .json(&body)
+                .query(
+                    &progenitor_client::QueryParam::new(
+                        "token_delivery",
+                        &token_delivery,
+                    ),
+                )
                 .headers(header_map)
                 .build()?;
             let info = OperationInfo {
@@ -9239,6 +9554,114 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "refresh",
+            };
+            match (crate::Auth::attach)(&client.inner, &mut request).await {
+                Ok(_) => {}
+                Err(e) => return Err(Error::Custom(e.to_string())),
+            }
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                416u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::refresh_cookie`]
+
+[`Client::refresh_cookie`]: super::Client::refresh_cookie*/
+    #[derive(Debug, Clone)]
+    pub struct RefreshCookie<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> RefreshCookie<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `POST` request to `/auth/refresh-cookie`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::TokenPair>, Error<types::ErrorBody>> {
+            let Self { client } = self;
+            let url = format!("{}/auth/refresh-cookie", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "refresh_cookie",
             };
             match (crate::Auth::attach)(&client.inner, &mut request).await {
                 Ok(_) => {}
@@ -10535,6 +10958,179 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 204u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                416u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::change_member_role`]
+
+[`Client::change_member_role`]: super::Client::change_member_role*/
+    #[derive(Debug, Clone)]
+    pub struct ChangeMemberRole<'a> {
+        client: &'a super::Client,
+        id: Result<::uuid::Uuid, String>,
+        user_id: Result<::uuid::Uuid, String>,
+        body: Result<types::builder::ChangeRoleRequest, String>,
+    }
+    impl<'a> ChangeMemberRole<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                user_id: Err("user_id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for id failed".to_string()
+                });
+            self
+        }
+        pub fn user_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.user_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for user_id failed".to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::ChangeRoleRequest>,
+            <V as std::convert::TryInto<
+                types::ChangeRoleRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `ChangeRoleRequest` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::ChangeRoleRequest,
+            ) -> types::builder::ChangeRoleRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `PUT` request to `/chats/{id}/members/{user_id}/role`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ChatView>, Error<types::ErrorBody>> {
+            let Self { client, id, user_id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let user_id = user_id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::ChangeRoleRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/chats/{}/members/{}/role", client.baseurl, encode_path(& id
+                .to_string()), encode_path(& user_id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .put(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "change_member_role",
+            };
+            match (crate::Auth::attach)(&client.inner, &mut request).await {
+                Ok(_) => {}
+                Err(e) => return Err(Error::Custom(e.to_string())),
+            }
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 400u16 => {
                     Err(
                         Error::ErrorResponse(

@@ -2,6 +2,7 @@
 //! uses to know who is calling.
 
 pub mod captcha;
+pub mod cookie;
 pub mod password;
 pub mod rate_limit;
 pub mod revocation;

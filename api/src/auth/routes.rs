@@ -8,10 +8,12 @@ use parley_domain::user::{normalize_email, normalize_name, User, UserCommand};
 use parley_domain::EventMetadata;
 use poem::web::Data;
 use poem::Request;
+use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
+use super::cookie::{self, TokenDelivery};
 use super::password::{self, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use super::tokens::RefreshToken;
 use super::{client_ip, AccessToken, Caller, RefreshTokenBearer};
@@ -55,7 +57,9 @@ pub struct LogoutRequest {
 #[derive(Debug, Object)]
 pub struct TokenPair {
     pub access_token: String,
-    pub refresh_token: String,
+    /// Absent when it went into the `parley_refresh` cookie (`token_delivery=cookie`).
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh_token: Option<String>,
     /// Always `Bearer`.
     pub token_type: String,
     /// Seconds until `access_token` expires.
@@ -69,7 +73,9 @@ pub struct AuthSession {
     /// (`PUT /keys/devices/{device_id}`), and the `sender_device_id` of what it sends.
     pub device_id: Uuid,
     pub access_token: String,
-    pub refresh_token: String,
+    /// Absent when it went into the `parley_refresh` cookie (`token_delivery=cookie`).
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh_token: Option<String>,
     pub token_type: String,
     pub expires_in: u64,
 }
@@ -91,13 +97,23 @@ impl AuthSession {
 pub enum RegisterResponse {
     /// Account created and signed in.
     #[oai(status = 201)]
-    Created(Json<AuthSession>),
+    Created(
+        Json<AuthSession>,
+        /// The refresh token's cookie (`token_delivery=cookie` only).
+        #[oai(header = "Set-Cookie")]
+        Option<String>,
+    ),
 }
 
 #[derive(ApiResponse)]
 pub enum LoginResponse {
     #[oai(status = 200)]
-    Ok(Json<AuthSession>),
+    Ok(
+        Json<AuthSession>,
+        /// The refresh token's cookie (`token_delivery=cookie` only).
+        #[oai(header = "Set-Cookie")]
+        Option<String>,
+    ),
 }
 
 #[derive(ApiResponse)]
@@ -107,10 +123,26 @@ pub enum RefreshResponse {
 }
 
 #[derive(ApiResponse)]
+pub enum CookieRefreshResponse {
+    /// A new access token; `refresh_token` is absent (the cookie carries the next one).
+    #[oai(status = 200)]
+    Ok(
+        Json<TokenPair>,
+        /// The next refresh token's cookie.
+        #[oai(header = "Set-Cookie")]
+        String,
+    ),
+}
+
+#[derive(ApiResponse)]
 pub enum LogoutResponse {
     /// The session is revoked: its refresh token no longer works.
     #[oai(status = 204)]
-    Revoked,
+    Revoked(
+        /// Clears the refresh token's cookie.
+        #[oai(header = "Set-Cookie")]
+        String,
+    ),
 }
 
 pub struct AuthApi;
@@ -171,7 +203,7 @@ fn token_pair(state: &AppState, user_id: Uuid, session_id: Uuid, refresh: Refres
     let access_token = state.tokens.issue_access(user_id, session_id, Utc::now()).map_err(ApiError::internal)?;
     Ok(TokenPair {
         access_token,
-        refresh_token: refresh.token,
+        refresh_token: Some(refresh.token),
         token_type: "Bearer".into(),
         expires_in: state.tokens.access_ttl().as_secs(),
     })
@@ -214,6 +246,22 @@ async fn refresh(state: &AppState, req: &Request, presented: RefreshToken) -> Re
     token_pair(state, user_id, session_id, next)
 }
 
+/// Hands the refresh token over as asked: left in the body, or moved into a cookie (the
+/// `Set-Cookie` value returned).
+fn deliver(
+    state: &AppState,
+    req: &Request,
+    delivery: Option<TokenDelivery>,
+    refresh_token: &mut Option<String>,
+) -> Option<String> {
+    match delivery.unwrap_or_default() {
+        TokenDelivery::Body => None,
+        TokenDelivery::Cookie => {
+            refresh_token.take().map(|token| cookie::set(req, &token, state.config.refresh_token_ttl))
+        }
+    }
+}
+
 /// Revokes `session_id` (the caller's own, checked by the aggregate) and removes its device.
 pub(crate) async fn revoke(state: &AppState, caller: Caller, session_id: Uuid) -> Result<(), ApiError> {
     let now = Utc::now();
@@ -240,6 +288,7 @@ impl AuthApi {
         &self,
         state: Data<&Arc<AppState>>,
         req: &Request,
+        token_delivery: Query<Option<TokenDelivery>>,
         body: Json<RegisterRequest>,
     ) -> Result<RegisterResponse, ApiError> {
         let ip = client_ip(req, state.config.trusted_proxy_hops);
@@ -282,7 +331,9 @@ impl AuthApi {
         let tokens = start_session(&state, user_id).await?;
         state.await_projection("users", "User", user_id, committed.version).await;
         tracing::info!(%user_id, "registered");
-        Ok(RegisterResponse::Created(Json(AuthSession::new(UserView::own(&committed.state), tokens))))
+        let mut session = AuthSession::new(UserView::own(&committed.state), tokens);
+        let set_cookie = deliver(&state, req, token_delivery.0, &mut session.refresh_token);
+        Ok(RegisterResponse::Created(Json(session), set_cookie))
     }
 
     /// Sign in
@@ -293,6 +344,7 @@ impl AuthApi {
         &self,
         state: Data<&Arc<AppState>>,
         req: &Request,
+        token_delivery: Query<Option<TokenDelivery>>,
         body: Json<LoginRequest>,
     ) -> Result<LoginResponse, ApiError> {
         let limits = &state.config.rate_limits;
@@ -320,7 +372,9 @@ impl AuthApi {
         let user = user.ok_or(ApiError::InvalidCredentials)?;
         let user_id = user.id.ok_or(ApiError::InvalidCredentials)?;
         let tokens = start_session(&state, user_id).await?;
-        Ok(LoginResponse::Ok(Json(AuthSession::new(UserView::own(&user), tokens))))
+        let mut session = AuthSession::new(UserView::own(&user), tokens);
+        let set_cookie = deliver(&state, req, token_delivery.0, &mut session.refresh_token);
+        Ok(LoginResponse::Ok(Json(session), set_cookie))
     }
 
     /// Exchange a refresh token (in the Authorization header) for a new token pair
@@ -351,25 +405,53 @@ impl AuthApi {
         Ok(RefreshResponse::Ok(Json(refresh(&state, req, token).await?)))
     }
 
+    /// Exchange the refresh token's cookie for a new access token (browsers)
+    ///
+    /// For sessions started with `token_delivery=cookie`: the `parley_refresh` cookie is used up
+    /// and a new one set; the body carries no refresh token. Presenting an already-used one revokes
+    /// its session. No cookie, or one that does not work: 401.
+    #[oai(path = "/refresh-cookie", method = "post", operation_id = "refresh_cookie")]
+    async fn refresh_cookie(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+    ) -> Result<CookieRefreshResponse, ApiError> {
+        let token = cookie::presented(req).ok_or_else(|| ApiError::Unauthorized("no valid refresh cookie".into()))?;
+        let mut pair = refresh(&state, req, token).await?;
+        let next = pair.refresh_token.take().ok_or_else(|| ApiError::internal(anyhow::anyhow!("no refresh token")))?;
+        let set_cookie = cookie::set(req, &next, state.config.refresh_token_ttl);
+        Ok(CookieRefreshResponse::Ok(Json(pair), set_cookie))
+    }
+
     /// Sign out
     ///
-    /// Revokes the session of the access token (and of `refresh_token`, if given).
+    /// Revokes the session of the access token (and of `refresh_token`, if given, and of the
+    /// `parley_refresh` cookie's), and clears that cookie.
     #[oai(path = "/logout", method = "post", operation_id = "logout")]
     async fn logout(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &Request,
         auth: AccessToken,
         body: Json<Option<LogoutRequest>>,
     ) -> Result<LogoutResponse, ApiError> {
         let caller = auth.0;
         revoke(&state, caller, caller.session_id).await?;
-        let other = body.0.and_then(|b| b.refresh_token).and_then(|t| RefreshToken::parse(&t));
-        if let Some(other) = other.filter(|t| t.session_id != caller.session_id) {
+        let in_body = body.0.and_then(|b| b.refresh_token).and_then(|t| RefreshToken::parse(&t));
+        if let Some(other) = in_body.filter(|t| t.session_id != caller.session_id) {
             match revoke(&state, caller, other.session_id).await {
                 Ok(()) | Err(ApiError::Unauthorized(_)) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(LogoutResponse::Revoked)
+        // The browser's cookie may be left from a session of someone else: it is cleared below
+        // either way, so a refusal here does not fail the logout.
+        if let Some(other) = cookie::presented(req).filter(|t| t.session_id != caller.session_id) {
+            match revoke(&state, caller, other.session_id).await {
+                Ok(()) | Err(ApiError::Unauthorized(_) | ApiError::Forbidden(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(LogoutResponse::Revoked(cookie::clear(req)))
     }
 }

@@ -226,3 +226,93 @@ async fn captcha_is_checked_on_registration_when_configured() -> Result<()> {
     assert_eq!(status, 201, "{body}");
     Ok(())
 }
+
+/// A response's `Set-Cookie` for the refresh cookie, and the token it carries.
+fn refresh_cookie(response: &reqwest::Response) -> Option<(String, String)> {
+    let header = response.headers().get("set-cookie")?.to_str().ok()?.to_owned();
+    let token = header.strip_prefix("parley_refresh=")?.split(';').next()?.to_owned();
+    Some((header, token))
+}
+
+async fn post_with_cookie(stack: &Stack, path: &str, token: &str) -> Result<reqwest::Response> {
+    Ok(stack.http.post(stack.url(path)).header("cookie", format!("parley_refresh={token}")).send().await?)
+}
+
+#[tokio::test]
+async fn browsers_get_the_refresh_token_as_an_http_only_cookie_that_rotates_and_logout_clears() -> Result<()> {
+    let stack = Stack::start().await?;
+    let email = unique_email("bea");
+    stack.register("Bea", &email).await?;
+
+    // Asked for the cookie: the token is in an HttpOnly, SameSite=Strict cookie for /auth/ only,
+    // and not in the body any script reads.
+    let login = stack
+        .http
+        .post(stack.url("/auth/login?token_delivery=cookie"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await?;
+    assert_eq!(login.status().as_u16(), 200);
+    let (header, first) = refresh_cookie(&login).ok_or_else(|| anyhow::anyhow!("no refresh cookie"))?;
+    for attribute in ["; Path=/auth/", "; HttpOnly", "; SameSite=Strict", "; Max-Age="] {
+        assert!(header.contains(attribute), "{attribute} missing: {header}");
+    }
+    let body: serde_json::Value = login.json().await?;
+    assert!(body.get("refresh_token").is_none() && body["access_token"].is_string(), "{body}");
+
+    // The cookie rotates like a refresh token: a new cookie, a working access token.
+    let rotated = post_with_cookie(&stack, "/auth/refresh-cookie", &first).await?;
+    assert_eq!(rotated.status().as_u16(), 200);
+    let (_, second) = refresh_cookie(&rotated).ok_or_else(|| anyhow::anyhow!("no rotated cookie"))?;
+    assert_ne!(first, second);
+    let pair: serde_json::Value = rotated.json().await?;
+    assert!(pair.get("refresh_token").is_none(), "{pair}");
+    let access = pair["access_token"].as_str().unwrap_or_default().to_owned();
+    let (status, _) = stack.get("/chats", Some(&access)).await?;
+    assert_eq!(status, 200);
+
+    // No cookie, a malformed one: 401 with a JSON error.
+    let none = stack.http.post(stack.url("/auth/refresh-cookie")).send().await?;
+    assert_eq!(none.status().as_u16(), 401);
+    let body: serde_json::Value = none.json().await?;
+    assert_eq!(error_code(&body)?, "unauthorized");
+    assert_eq!(post_with_cookie(&stack, "/auth/refresh-cookie", "junk").await?.status().as_u16(), 401);
+
+    // Logout clears the cookie, and the cookie's session is over.
+    let logout = stack
+        .http
+        .post(stack.url("/auth/logout"))
+        .bearer_auth(&access)
+        .header("cookie", format!("parley_refresh={second}"))
+        .json(&json!({}))
+        .send()
+        .await?;
+    assert_eq!(logout.status().as_u16(), 204);
+    let (cleared, value) = refresh_cookie(&logout).ok_or_else(|| anyhow::anyhow!("logout left the cookie"))?;
+    assert!(value.is_empty() && cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(post_with_cookie(&stack, "/auth/refresh-cookie", &second).await?.status().as_u16(), 401);
+
+    // A reused cookie revokes its session, as a reused refresh token does.
+    let again = stack
+        .http
+        .post(stack.url("/auth/login?token_delivery=cookie"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await?;
+    let (_, third) = refresh_cookie(&again).ok_or_else(|| anyhow::anyhow!("no refresh cookie"))?;
+    let next = post_with_cookie(&stack, "/auth/refresh-cookie", &third).await?;
+    let (_, fourth) = refresh_cookie(&next).ok_or_else(|| anyhow::anyhow!("no rotated cookie"))?;
+    assert_eq!(post_with_cookie(&stack, "/auth/refresh-cookie", &third).await?.status().as_u16(), 401);
+    assert_eq!(post_with_cookie(&stack, "/auth/refresh-cookie", &fourth).await?.status().as_u16(), 401);
+
+    // Without the query, SDKs and the CLI get the token in the body as before, and no cookie.
+    let plain =
+        stack.http.post(stack.url("/auth/login")).json(&json!({"email": email, "password": PASSWORD})).send().await?;
+    assert!(plain.headers().get("set-cookie").is_none());
+    let body: serde_json::Value = plain.json().await?;
+    assert!(body["refresh_token"].is_string(), "{body}");
+    let (status, body) =
+        stack.post("/auth/login?token_delivery=jar", None, &json!({"email": email, "password": PASSWORD})).await?;
+    assert_eq!(status, 400, "{body}");
+    Ok(())
+}

@@ -54,6 +54,48 @@ export default async function conversation(run) {
     ]);
   });
 
+  await run.step('no script on the page can read a refresh token', async () => {
+    const cookies = await alice.context.cookies();
+    const refresh = cookies.find((cookie) => cookie.name === 'parley_refresh');
+    check(refresh, `no refresh cookie: ${JSON.stringify(cookies.map((c) => c.name))}`);
+    check(
+      refresh.httpOnly && refresh.sameSite === 'Strict' && refresh.path === '/auth/',
+      `the refresh cookie is readable or sent too widely: ${JSON.stringify({ ...refresh, value: '…' })}`,
+    );
+    // What a script injected into the page could reach: cookies, web storage, IndexedDB.
+    const exposed = await alice.page.evaluate(async (secret) => {
+      const found = [];
+      if (document.cookie.includes(secret)) found.push('document.cookie');
+      for (const storage of [localStorage, sessionStorage]) {
+        for (let i = 0; i < storage.length; i += 1) {
+          const key = storage.key(i);
+          if (`${key}${storage.getItem(key)}`.includes(secret)) found.push(`storage ${key}`);
+        }
+      }
+      for (const { name } of await indexedDB.databases()) {
+        const db = await new Promise((resolve, reject) => {
+          const request = indexedDB.open(name);
+          request.onsuccess = () => resolve(request.result);
+          request.onerror = () => reject(request.error);
+        });
+        for (const storeName of db.objectStoreNames) {
+          const values = await new Promise((resolve, reject) => {
+            const request = db.transaction(storeName).objectStore(storeName).getAll();
+            request.onsuccess = () => resolve(request.result);
+            request.onerror = () => reject(request.error);
+          });
+          const text = JSON.stringify(values, (_key, value) =>
+            value instanceof Uint8Array || value instanceof ArrayBuffer ? '[bytes]' : value,
+          );
+          if (text.includes(secret)) found.push(`IndexedDB ${name}/${storeName}`);
+        }
+        db.close();
+      }
+      return found;
+    }, refresh.value);
+    check(exposed.length === 0, `the refresh token is readable by page script in: ${exposed}`);
+  });
+
   let chatId;
   await run.step('Alice starts a chat with Bob and writes; Bob reads it decrypted', async () => {
     chatId = await startDirectChat(run, alice.page, bobName);

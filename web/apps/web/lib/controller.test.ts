@@ -71,7 +71,8 @@ describe('AppController when the crypto core fails to load', () => {
     // Nothing was published on the device's behalf.
     expect(api.callsTo('PUT', /^\/keys\/devices\//)).toHaveLength(0);
     expect(FakeSocket.last().protocols).toEqual(['bearer', 'access-1']);
-    expect((await store.load())?.refreshToken).toBe('refresh-1');
+    expect(await store.load()).toEqual({ userId: expect.any(String), deviceId: api.deviceId });
+    expect(api.refreshCookie).toBe('refresh-1');
     // The direct chat's title comes from its other member.
     expect(state.users[ALICE]?.name).toBe('Alice');
   });
@@ -113,16 +114,15 @@ describe('AppController when the crypto core fails to load', () => {
 });
 
 describe('AppController', () => {
-  it('restores a session from the stored refresh token', async () => {
+  it('restores a session with the refresh cookie', async () => {
     const first = setUp();
     await first.controller.login('me@example.org', 'password1');
     first.controller.dispose();
     const { controller } = setUp({ api: first.api, store: first.store });
     await controller.start();
     expect(controller.state.auth).toMatchObject({ status: 'signed_in', userId: ME });
-    expect(first.api.callsTo('POST', '/auth/refresh')[0]?.body).toEqual({
-      refresh_token: 'refresh-1',
-    });
+    expect(first.api.callsTo('POST', '/auth/refresh-cookie')).toHaveLength(1);
+    expect(first.api.refreshCookie).toBe('refresh-2');
   });
 
   it('stays signed in when the chat list fails, and loads it once the socket opens', async () => {

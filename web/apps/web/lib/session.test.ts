@@ -28,17 +28,17 @@ beforeEach(() => {
 afterEach(() => vi.useRealTimers());
 
 describe('Session', () => {
-  it('keeps the access token in memory and the refresh token in the store', async () => {
+  it('keeps the access token in memory and never sees the refresh token (a cookie)', async () => {
     const { api, store, session } = setUp();
     const auth = await session.login('me@example.org', 'password1');
     expect(await session.getToken()).toBe(auth.access_token);
-    expect(await store.load()).toEqual({
-      refreshToken: auth.refresh_token,
-      userId: ME,
-      deviceId: api.deviceId,
-    });
-    // Credentials travel in bodies only, never in a URL.
-    expect(api.calls.every((c) => !c.query.toString())).toBe(true);
+    expect(auth.refresh_token).toBeUndefined();
+    expect(api.refreshCookie).toBe('refresh-1');
+    expect(await store.load()).toEqual({ userId: ME, deviceId: api.deviceId });
+    // Credentials travel in bodies only, never in a URL; the URL asks for the cookie.
+    const login = api.callsTo('POST', '/auth/login')[0];
+    expect([...(login?.query.keys() ?? [])]).toEqual(['token_delivery']);
+    expect(login?.query.get('token_delivery')).toBe('cookie');
   });
 
   it('refuses wrong credentials with the server’s code', async () => {
@@ -56,11 +56,12 @@ describe('Session', () => {
     await session.login('me@example.org', 'password1');
     // 80 % of the 900 s lifetime.
     await vi.advanceTimersByTimeAsync(719_000);
-    expect(api.callsTo('POST', '/auth/refresh')).toHaveLength(0);
+    expect(api.callsTo('POST', '/auth/refresh-cookie')).toHaveLength(0);
     await vi.advanceTimersByTimeAsync(1_000);
-    expect(api.callsTo('POST', '/auth/refresh')).toHaveLength(1);
+    expect(api.callsTo('POST', '/auth/refresh-cookie')).toHaveLength(1);
     expect(onToken).toHaveBeenCalledWith('access-2');
-    expect((await store.load())?.refreshToken).toBe('refresh-2');
+    expect(api.refreshCookie).toBe('refresh-2');
+    expect(await store.load()).toEqual({ userId: ME, deviceId: api.deviceId });
     expect(await session.getToken()).toBe('access-2');
   });
 
@@ -73,19 +74,15 @@ describe('Session', () => {
     vi.setSystemTime(Date.now() + 25_000);
     const tokens = await Promise.all([session.getToken(), session.getToken(), session.getToken()]);
     expect(tokens).toEqual(['access-2', 'access-2', 'access-2']);
-    expect(api.callsTo('POST', '/auth/refresh')).toHaveLength(1);
+    expect(api.callsTo('POST', '/auth/refresh-cookie')).toHaveLength(1);
   });
 
-  it('uses the newest stored refresh token (another tab may have rotated it)', async () => {
+  it('stops when another tab signed out (nothing stored any more)', async () => {
     const { api, store, session } = setUp();
     await session.login('me@example.org', 'password1');
-    const rotatedElsewhere = api.issue(ME);
-    api.refreshTokens.delete('refresh-1');
-    await store.save({ ...(await store.load())!, refreshToken: rotatedElsewhere.refresh_token });
-    await session.refresh();
-    expect(api.callsTo('POST', '/auth/refresh')[0]?.body).toEqual({
-      refresh_token: rotatedElsewhere.refresh_token,
-    });
+    await store.clear();
+    await expect(session.refresh()).rejects.toMatchObject({ code: 'signed_out' });
+    expect(api.callsTo('POST', '/auth/refresh-cookie')).toHaveLength(0);
   });
 
   it('rotates under the cross-tab lock when there is one', async () => {
@@ -107,7 +104,7 @@ describe('Session', () => {
     await session.login('me@example.org', 'password1');
     api.refreshTokens.clear();
     await expect(session.refresh()).rejects.toBeInstanceOf(AuthError);
-    expect(onEnded).toHaveBeenCalledWith('invalid_refresh_token');
+    expect(onEnded).toHaveBeenCalledWith('unauthorized');
     expect(await store.load()).toBeNull();
     expect(await session.getToken()).toBeNull();
   });
@@ -115,9 +112,10 @@ describe('Session', () => {
   it('keeps the session when the server is only unavailable', async () => {
     const { api, store, session } = setUp();
     await session.login('me@example.org', 'password1');
-    api.route('POST', /^\/auth\/refresh$/, () => Response.json({}, { status: 503 }));
+    api.route('POST', /^\/auth\/refresh-cookie$/, () => Response.json({}, { status: 503 }));
     await expect(session.refresh()).rejects.toThrow(/refresh failed/);
-    expect((await store.load())?.refreshToken).toBe('refresh-1');
+    expect(await store.load()).toEqual({ userId: ME, deviceId: api.deviceId });
+    expect(api.refreshCookie).toBe('refresh-1');
   });
 
   it('restores a stored session after a page load, or reports none', async () => {
@@ -131,12 +129,13 @@ describe('Session', () => {
     expect(await empty.session.restore()).toBeNull();
   });
 
-  it('logs out on the server and forgets the refresh token', async () => {
+  it('logs out on the server (which clears the cookie) and forgets who was signed in', async () => {
     const { api, store, session } = setUp();
     await session.login('me@example.org', 'password1');
     await session.logout();
     const logout = api.callsTo('POST', '/auth/logout')[0];
     expect(logout?.headers.get('Authorization')).toBe('Bearer access-1');
+    expect(api.refreshCookie).toBeNull();
     expect(await store.load()).toBeNull();
     expect(session.signedIn).toBe(false);
   });

@@ -1,10 +1,12 @@
 /**
- * The signed-in session: the access token in memory, the refresh token in a {@link TokenStore}
- * (IndexedDB in the browser), and the rotation between them.
+ * The signed-in session: the access token in memory, the refresh token in an `HttpOnly` cookie
+ * that no script on the page can read (`token_delivery=cookie`; the server sets it and
+ * `POST /auth/refresh-cookie` rotates it), and who is signed in (user and device ids) in a
+ * {@link TokenStore} (IndexedDB in the browser).
  *
  * Refresh tokens rotate and a reused one revokes the session, so refreshing is serialised over
- * every tab of the origin with the Web Locks API when the browser has it, and always reads the
- * newest refresh token from the store inside the lock (another tab may have rotated it).
+ * every tab of the origin with the Web Locks API when the browser has it (the browser sends
+ * the newest cookie, whichever tab rotated it).
  */
 import { errorDetail, type AuthSession, type ParleyClient, type TokenPair } from '@parley/sdk';
 import type { StoredSession, TokenStore } from './tokenStore';
@@ -74,6 +76,7 @@ export class Session {
   /** `POST /auth/login`. */
   async login(email: string, password: string): Promise<AuthSession> {
     const { data, error, response } = await this.options.client.POST('/auth/login', {
+      params: { query: { token_delivery: 'cookie' } },
       body: { email, password },
     });
     if (!data) throw authError(error, response);
@@ -84,6 +87,7 @@ export class Session {
   /** `POST /auth/register`. */
   async register(name: string, email: string, password: string): Promise<AuthSession> {
     const { data, error, response } = await this.options.client.POST('/auth/register', {
+      params: { query: { token_delivery: 'cookie' } },
       body: { name, email, password },
     });
     if (!data) throw authError(error, response);
@@ -130,7 +134,7 @@ export class Session {
     return this.refreshing;
   }
 
-  /** `POST /auth/logout` (best effort), then forgets everything local. */
+  /** `POST /auth/logout` (best effort; it also clears the cookie), then forgets everything local. */
   async logout(): Promise<void> {
     const token = this.accessToken;
     this.forget();
@@ -146,7 +150,7 @@ export class Session {
     }
   }
 
-  /** Drops the in-memory state and the stored refresh token (the session ended elsewhere). */
+  /** Drops the in-memory state and the stored identity (the session ended elsewhere). */
   async end(): Promise<void> {
     this.forget();
     await this.options.store.clear();
@@ -161,11 +165,7 @@ export class Session {
   }
 
   private async begin(auth: AuthSession) {
-    await this.options.store.save({
-      refreshToken: auth.refresh_token,
-      userId: auth.user.id,
-      deviceId: auth.device_id,
-    });
+    await this.options.store.save({ userId: auth.user.id, deviceId: auth.device_id });
     this.identity = { userId: auth.user.id, deviceId: auth.device_id };
     this.adopt(auth);
   }
@@ -191,9 +191,7 @@ export class Session {
       this.forget();
       throw new AuthError('signed_out', 'signed out');
     }
-    const { data, error, response } = await this.options.client.POST('/auth/refresh', {
-      body: { refresh_token: stored.refreshToken },
-    });
+    const { data, error, response } = await this.options.client.POST('/auth/refresh-cookie');
     if (!data) {
       const failure = authError(error, response);
       if (response.status === 400 || response.status === 401) {
@@ -204,7 +202,6 @@ export class Session {
       // Rate limited or the server is in trouble: keep the session and try again later.
       throw new Error(`refresh failed: ${failure.message}`);
     }
-    await this.options.store.save({ ...stored, refreshToken: data.refresh_token });
     this.adopt(data);
     this.options.onToken?.(data.access_token);
     return data.access_token;

@@ -1,9 +1,9 @@
 /**
- * Where the session's long-lived secret lives: the refresh token (with the user and device ids)
- * in IndexedDB. Never `localStorage`, never a URL; the access token stays in memory only.
+ * Who is signed in on this browser (user and device ids), in IndexedDB, so a page load knows whom
+ * to restore. No secret is kept here: the refresh token is an `HttpOnly` cookie no script can
+ * read, and the access token stays in memory.
  */
 export interface StoredSession {
-  refreshToken: string;
   userId: string;
   deviceId: string;
 }
@@ -37,11 +37,7 @@ function open(factory: IDBFactory, name: string): Promise<IDBDatabase> {
 function isStoredSession(value: unknown): value is StoredSession {
   if (!value || typeof value !== 'object') return false;
   const v = value as Record<string, unknown>;
-  return (
-    typeof v.refreshToken === 'string' &&
-    typeof v.userId === 'string' &&
-    typeof v.deviceId === 'string'
-  );
+  return typeof v.userId === 'string' && typeof v.deviceId === 'string';
 }
 
 /** The browser's store: database `parley` (or `name`), object store `session`. */
@@ -62,10 +58,13 @@ export function indexedDbTokenStore(factory: IDBFactory, name = 'parley'): Token
   return {
     async load() {
       const value = await run('readonly', (store) => store.get(KEY));
-      return isStoredSession(value) ? value : null;
+      return isStoredSession(value) ? { userId: value.userId, deviceId: value.deviceId } : null;
     },
     async save(session) {
-      await run('readwrite', (store) => store.put({ ...session }, KEY));
+      // Only the ids: a refresh token an older version kept here is dropped with the rest.
+      await run('readwrite', (store) =>
+        store.put({ userId: session.userId, deviceId: session.deviceId }, KEY),
+      );
     },
     async clear() {
       await run('readwrite', (store) => store.delete(KEY));

@@ -19,13 +19,14 @@ export type ParleyClient = Client<paths>;
 
 /**
  * Routes that take no access token: they are called with credentials in the body (register,
- * login, refresh) or with none at all. `GET /auth/refresh` takes the *refresh* token as its
- * bearer, which the caller sets explicitly.
+ * login, refresh), in the refresh cookie (`/auth/refresh-cookie`) or with none at all.
+ * `GET /auth/refresh` takes the *refresh* token as its bearer, which the caller sets explicitly.
  */
 export const PUBLIC_PATHS: ReadonlySet<string> = new Set([
   '/auth/register',
   '/auth/login',
   '/auth/refresh',
+  '/auth/refresh-cookie',
   '/healthz',
   '/metrics',
   '/.well-known/jwks.json',

@@ -115,6 +115,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/auth/refresh-cookie": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange the refresh token's cookie for a new access token (browsers)
+         * @description For sessions started with `token_delivery=cookie`: the `parley_refresh` cookie is used up
+         *     and a new one set; the body carries no refresh token. Presenting an already-used one revokes
+         *     its session. No cookie, or one that does not work: 401.
+         */
+        post: operations["refresh_cookie"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/logout": {
         parameters: {
             query?: never;
@@ -126,7 +148,8 @@ export interface paths {
         put?: never;
         /**
          * Sign out
-         * @description Revokes the session of the access token (and of `refresh_token`, if given).
+         * @description Revokes the session of the access token (and of `refresh_token`, if given, and of the
+         *     `parley_refresh` cookie's), and clears that cookie.
          */
         post: operations["logout"];
         delete?: never;
@@ -243,6 +266,28 @@ export interface paths {
         post?: never;
         /** Remove a member (admins) or leave (yourself) */
         delete: operations["remove_member"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/chats/{id}/members/{user_id}/role": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Make a member admin, or an admin a member (admins)
+         * @description Every member hears it as `chat.member_updated`. Demoting the group's only admin (yourself)
+         *     is refused with 409 `last_admin`: make another member admin first. A user who is not a
+         *     member answers 404, as does a chat you are not in.
+         */
+        put: operations["change_member_role"];
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -782,7 +827,8 @@ export interface components {
              */
             device_id: string;
             access_token: string;
-            refresh_token: string;
+            /** @description Absent when it went into the `parley_refresh` cookie (`token_delivery=cookie`). */
+            refresh_token?: string;
             token_type: string;
             /** Format: uint64 */
             expires_in: number;
@@ -808,6 +854,10 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             ended_at?: string | null;
+        };
+        /** ChangeRoleRequest */
+        ChangeRoleRequest: {
+            role: components["schemas"]["MemberRole"];
         };
         /** ChatPage */
         ChatPage: {
@@ -1001,6 +1051,11 @@ export interface components {
             /** Format: date-time */
             created_at: string;
         };
+        /**
+         * @description A group member's role.
+         * @enum {string}
+         */
+        MemberRole: "admin" | "member";
         /** MemberView */
         MemberView: {
             /** Format: uuid */
@@ -1261,10 +1316,16 @@ export interface components {
              */
             next_cursor?: string | null;
         };
+        /**
+         * @description Where a sign-in or refresh hands over the refresh token.
+         * @enum {string}
+         */
+        TokenDelivery: "body" | "cookie";
         /** TokenPair */
         TokenPair: {
             access_token: string;
-            refresh_token: string;
+            /** @description Absent when it went into the `parley_refresh` cookie (`token_delivery=cookie`). */
+            refresh_token?: string;
             /** @description Always `Bearer`. */
             token_type: string;
             /**
@@ -1404,7 +1465,9 @@ export interface operations {
     };
     register: {
         parameters: {
-            query?: never;
+            query?: {
+                token_delivery?: components["schemas"]["TokenDelivery"];
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1418,6 +1481,8 @@ export interface operations {
             /** @description Account created and signed in. */
             201: {
                 headers: {
+                    /** @description The refresh token's cookie (`token_delivery=cookie` only). */
+                    "SET-COOKIE"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1500,7 +1565,9 @@ export interface operations {
     };
     login: {
         parameters: {
-            query?: never;
+            query?: {
+                token_delivery?: components["schemas"]["TokenDelivery"];
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1513,6 +1580,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description The refresh token's cookie (`token_delivery=cookie` only). */
+                    "SET-COOKIE"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1779,6 +1848,100 @@ export interface operations {
             };
         };
     };
+    refresh_cookie: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A new access token; `refresh_token` is absent (the cookie carries the next one). */
+            200: {
+                headers: {
+                    /** @description The next refresh token's cookie. */
+                    "SET-COOKIE": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["TokenPair"];
+                };
+            };
+            /** @description Malformed or invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to you */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with existing state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Range not satisfiable (media downloads); see Content-Range */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     logout: {
         parameters: {
             query?: never;
@@ -1795,6 +1958,8 @@ export interface operations {
             /** @description The session is revoked: its refresh token no longer works. */
             204: {
                 headers: {
+                    /** @description Clears the refresh token's cookie. */
+                    "SET-COOKIE": string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2564,6 +2729,104 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Malformed or invalid input */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Authenticated but not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to you */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflicts with existing state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Range not satisfiable (media downloads); see Content-Range */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rate limited; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    change_member_role: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json; charset=utf-8": components["schemas"]["ChangeRoleRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ChatView"];
+                };
             };
             /** @description Malformed or invalid input */
             400: {

@@ -35,6 +35,8 @@ export class FakeApi {
   messages = new Map<string, MessageView[]>();
   /** Refresh tokens the server still accepts → the user they belong to. */
   refreshTokens = new Map<string, string>();
+  /** The browser's `parley_refresh` cookie (`HttpOnly`: only this fake server sees it). */
+  refreshCookie: string | null = null;
   toDeviceQueue: {
     id: string;
     sender_id: string;
@@ -66,9 +68,17 @@ export class FakeApi {
       }
       const user = profile(found, true);
       return json(
-        { user, device_id: this.deviceId, ...this.issue(found.id) },
+        { user, device_id: this.deviceId, ...this.deliver(this.issue(found.id), call) },
         kind === 'register' ? 201 : 200,
       );
+    });
+    this.route('POST', /^\/auth\/refresh-cookie$/, () => {
+      const userId = this.refreshCookie ? this.refreshTokens.get(this.refreshCookie) : undefined;
+      if (!userId || !this.refreshCookie) return fail(401, 'unauthorized');
+      this.refreshTokens.delete(this.refreshCookie);
+      const { refresh_token: next, ...pair } = this.issue(userId);
+      this.refreshCookie = next;
+      return json(pair);
     });
     this.route('POST', /^\/auth\/refresh$/, (call) => {
       const { refresh_token: token } = call.body as { refresh_token: string };
@@ -77,7 +87,10 @@ export class FakeApi {
       this.refreshTokens.delete(token);
       return json(this.issue(userId));
     });
-    this.route('POST', /^\/auth\/logout$/, () => new Response(null, { status: 204 }));
+    this.route('POST', /^\/auth\/logout$/, () => {
+      this.refreshCookie = null;
+      return new Response(null, { status: 204 });
+    });
     this.route('GET', /^\/users\/([^/]+)$/, (_call, [, id]) => {
       const found = this.users.get(id!);
       if (!found) return fail(404, 'not_found');
@@ -247,6 +260,14 @@ export class FakeApi {
       token_type: 'Bearer',
       expires_in: this.accessTtlSecs,
     };
+  }
+
+  /** `token_delivery=cookie`: the refresh token goes into the cookie, not the body. */
+  private deliver(pair: ReturnType<FakeApi['issue']>, call: Call) {
+    if (call.query.get('token_delivery') !== 'cookie') return pair;
+    const { refresh_token: token, ...rest } = pair;
+    this.refreshCookie = token;
+    return rest;
   }
 
   callsTo(method: string, path: string | RegExp): Call[] {
