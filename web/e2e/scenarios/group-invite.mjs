@@ -91,6 +91,27 @@ export default async function groupInvite(run) {
     await alice.page.goBack();
   });
 
+  await run.step('Alice makes Bob an admin; his group info turns into an admin’s', async () => {
+    const info = (page) =>
+      page
+        .getByRole('main')
+        .getByRole('link', { name: new RegExp(`^${group}\\b.*\\bGroup info$`) });
+    await info(alice.page).click();
+    const members = alice.page.getByRole('list', { name: /^Members/ });
+    await members
+      .getByRole('button', { name: new RegExp(`^Make admin\\W+${bobAccount.name}$`) })
+      .click();
+    await visible(
+      members.getByRole('button', { name: new RegExp(`^Dismiss as admin\\W+${bobAccount.name}$`) }),
+    );
+    await alice.page.goBack();
+    await info(bob.page).click();
+    await visible(bob.page.getByRole('heading', { name: 'Add members' }));
+    await visible(bob.page.getByRole('heading', { name: 'Invite link' }));
+    await accessible(run, bob.page, 'group info as a new admin (desktop)');
+    await bob.page.goBack();
+  });
+
   await run.step('Carol registers, opens the link and lands in the group', async () => {
     await register(run, carol.page, carolAccount);
     await carol.page.goto(link);

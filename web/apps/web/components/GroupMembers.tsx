@@ -71,17 +71,13 @@ export function GroupMembers({ chatId }: { chatId: string }) {
                     className="button button--small"
                     disabled={roleChange.busy}
                     onClick={() => void toggleAdmin(member)}
-                    aria-label={
-                      isAdmin(member)
-                        ? `Dismiss ${name(member.user_id)} as admin`
-                        : `Make ${name(member.user_id)} an admin`
-                    }
                   >
                     {changingRole === member.user_id
                       ? 'Saving…'
                       : isAdmin(member)
                         ? 'Dismiss as admin'
                         : 'Make admin'}
+                    <span className="visually-hidden">: {name(member.user_id)}</span>
                   </button>
                   <button
                     type="button"
