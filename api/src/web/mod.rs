@@ -29,8 +29,13 @@ pub enum Resolved {
     Missing,
 }
 
+/// Whether `path` is a regular file (asked without blocking the runtime's thread).
+async fn is_file(path: &Path) -> bool {
+    tokio::fs::metadata(path).await.is_ok_and(|metadata| metadata.is_file())
+}
+
 /// Maps `path` (starting with `/app`) to a file under `root`; never outside it.
-pub fn resolve(root: &Path, path: &str) -> Resolved {
+pub async fn resolve(root: &Path, path: &str) -> Resolved {
     let Some(rest) = path.strip_prefix(APP_PREFIX) else { return Resolved::Missing };
     if rest.is_empty() {
         return Resolved::Redirect(format!("{APP_PREFIX}/"));
@@ -54,10 +59,10 @@ pub fn resolve(root: &Path, path: &str) -> Resolved {
     }
     if rest.is_empty() || rest.ends_with('/') {
         file.push("index.html");
-    } else if !file.is_file() && file.join("index.html").is_file() {
+    } else if !is_file(&file).await && is_file(&file.join("index.html")).await {
         return Resolved::Redirect(format!("{path}/"));
     }
-    if file.is_file() {
+    if is_file(&file).await {
         Resolved::File(file)
     } else {
         Resolved::Missing
@@ -100,19 +105,22 @@ pub async fn serve(req: &Request, root: &Path) -> Result<Response, ApiError> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Err(ApiError::MethodNotAllowed { allow: "GET, HEAD" });
     }
-    let (file, status) = match resolve(root, path) {
+    let (file, status) = match resolve(root, path).await {
         Resolved::File(file) => (file, StatusCode::OK),
         Resolved::Redirect(to) => return Ok(redirect(&to)),
-        Resolved::Missing => match root.join("404.html") {
-            page if page.is_file() => (page, StatusCode::NOT_FOUND),
-            _ => return Err(ApiError::NotFound),
-        },
+        Resolved::Missing => {
+            let page = root.join("404.html");
+            if !is_file(&page).await {
+                return Err(ApiError::NotFound);
+            }
+            (page, StatusCode::NOT_FOUND)
+        }
     };
     let kind = content_type(&file);
     // The build writes a gzip copy beside each compressible file.
     let gzipped = PathBuf::from(format!("{}.gz", file.display()));
     let (body_file, encoding) =
-        if accepts_gzip(req) && gzipped.is_file() { (gzipped, Some("gzip")) } else { (file.clone(), None) };
+        if accepts_gzip(req) && is_file(&gzipped).await { (gzipped, Some("gzip")) } else { (file.clone(), None) };
     let opened = tokio::fs::File::open(&body_file).await.map_err(ApiError::internal)?;
     let length = opened.metadata().await.map_err(ApiError::internal)?.len();
     let immutable = path.starts_with(&format!("{APP_PREFIX}/_next/static/"));
@@ -154,15 +162,15 @@ mod tests {
         root
     }
 
-    #[test]
-    fn paths_map_to_the_export_and_never_outside_it() {
+    #[tokio::test]
+    async fn paths_map_to_the_export_and_never_outside_it() {
         let root = export();
-        assert_eq!(resolve(&root, "/app"), Resolved::Redirect("/app/".into()));
-        assert_eq!(resolve(&root, "/app/"), Resolved::File(root.join("index.html")));
-        assert_eq!(resolve(&root, "/app/chat/"), Resolved::File(root.join("chat/index.html")));
-        assert_eq!(resolve(&root, "/app/chat"), Resolved::Redirect("/app/chat/".into()));
+        assert_eq!(resolve(&root, "/app").await, Resolved::Redirect("/app/".into()));
+        assert_eq!(resolve(&root, "/app/").await, Resolved::File(root.join("index.html")));
+        assert_eq!(resolve(&root, "/app/chat/").await, Resolved::File(root.join("chat/index.html")));
+        assert_eq!(resolve(&root, "/app/chat").await, Resolved::Redirect("/app/chat/".into()));
         assert_eq!(
-            resolve(&root, "/app/_next/static/chunks/app.js"),
+            resolve(&root, "/app/_next/static/chunks/app.js").await,
             Resolved::File(root.join("_next/static/chunks/app.js"))
         );
         for outside in [
@@ -175,7 +183,7 @@ mod tests {
             "/application",
             "/app/nothing-here",
         ] {
-            assert_eq!(resolve(&root, outside), Resolved::Missing, "{outside}");
+            assert_eq!(resolve(&root, outside).await, Resolved::Missing, "{outside}");
         }
         std::fs::remove_dir_all(root).ok();
     }
