@@ -440,7 +440,7 @@ async fn send_file(
     // A long upload can outlast the access token.
     ctx.ensure_fresh_token(&mut signed).await?;
     let media_id = info.media_id;
-    let content = MessageContent::File { file: info, body: caption };
+    let content = MessageContent::File { file: info, body: caption, thumbnail: None };
     let message = e2ee::send_content(ctx, &mut signed, chat, &content, &[media_id]).await?;
     ctx.finish(signed)?;
     sent_event(out, &message);

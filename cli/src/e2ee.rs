@@ -272,7 +272,7 @@ pub fn decrypt(device: &mut OwnDevice, message: &Message) -> Shown {
     match device.decrypt_message(message.chat_id, sender, &message.algorithm, ciphertext) {
         Ok(decrypted) => match decrypted.content {
             MessageContent::Text { body } => Shown::Text(body),
-            MessageContent::File { file, body } => Shown::File { file, caption: body },
+            MessageContent::File { file, body, .. } => Shown::File { file, caption: body },
         },
         Err(CoreError::MissingRoomKey { .. }) => {
             Shown::Undecryptable("no key for this message (it was not shared with this device)".into())

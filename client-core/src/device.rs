@@ -633,7 +633,7 @@ impl OwnDevice {
             .get_mut(&chat_id)
             .filter(|outbound| !outbound.is_expired(now_unix_secs))
             .ok_or(CoreError::NoOutboundSession(chat_id))?;
-        let plaintext = MegolmPlaintext { chat_id, content: content.clone() };
+        let plaintext = MegolmPlaintext { chat_id, content: content.clone().without_invalid_parts() };
         let plaintext =
             serde_json::to_vec(&plaintext).map_err(|error| CoreError::malformed("Megolm plaintext", error))?;
         let message = outbound.session.encrypt(plaintext);
@@ -672,7 +672,7 @@ impl OwnDevice {
             return Err(CoreError::EnvelopeMismatch("the message was written for another chat"));
         }
         Ok(DecryptedMessage {
-            content: plaintext.content,
+            content: plaintext.content.without_invalid_parts(),
             session_id: envelope.session_id,
             message_index: decrypted.message_index,
         })

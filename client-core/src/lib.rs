@@ -33,7 +33,7 @@ pub use device::{
 pub use error::{CoreError, Result};
 pub use ids::DeviceAddress;
 pub use keys::{ClaimedOneTimeKey, DeviceKeys, DeviceKeysUpload, PublishedDevice, UserDevices};
-pub use payloads::{AttachmentInfo, EncryptedMessage, IncomingToDevice, MessageContent, OutgoingToDevice};
+pub use payloads::{AttachmentInfo, EncryptedMessage, IncomingToDevice, MessageContent, OutgoingToDevice, Thumbnail};
 pub use safety::SafetyNumber;
 pub use state::STATE_MAGIC;
 pub use trust::{DeviceListReport, KeyChange, TrustStore};

@@ -3,12 +3,22 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::encoding::b64_padded_decode;
+
 /// `algorithm` of an Olm to-device envelope.
 pub const OLM_ALGORITHM: &str = "parley.olm.v1";
 /// `algorithm` of a Megolm chat message and of a room key.
 pub const MEGOLM_ALGORITHM: &str = "parley.megolm.v1";
 /// `algorithm` of an encrypted attachment.
 pub const ATTACHMENT_ALGORITHM: &str = "parley.aes-ctr-256.v1";
+
+/// A thumbnail travels inside its message (whose ciphertext the api caps at 64 KiB): at most this
+/// many bytes of image, ...
+pub const THUMBNAIL_MAX_BYTES: usize = 16 * 1024;
+/// ... at most this many pixels on either side, ...
+pub const THUMBNAIL_MAX_SIDE: u32 = 640;
+/// ... in one of these raster formats (nothing a browser would run, as it might an SVG).
+pub const THUMBNAIL_TYPES: [&str; 3] = ["image/jpeg", "image/png", "image/webp"];
 
 /// The to-device `ciphertext` string, parsed: an Olm message and the sender's Curve25519 key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,7 +113,49 @@ pub enum MessageContent {
         /// Caption (may be empty).
         #[serde(default)]
         body: String,
+        /// A small preview (a photo scaled down, a video's first frame), shown before the file is
+        /// downloaded. Absent in messages from clients that make none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thumbnail: Option<Box<Thumbnail>>,
     },
+}
+
+impl MessageContent {
+    /// The content without what a receiver must not use: a thumbnail that is not a small raster
+    /// image within [`THUMBNAIL_MAX_BYTES`] and [`THUMBNAIL_MAX_SIDE`] (the message itself stays).
+    pub fn without_invalid_parts(mut self) -> Self {
+        if let MessageContent::File { thumbnail, .. } = &mut self {
+            if thumbnail.as_ref().is_some_and(|preview| !preview.is_valid()) {
+                *thumbnail = None;
+            }
+        }
+        self
+    }
+}
+
+/// A file message's preview image, carried inside the (encrypted) message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thumbnail {
+    /// One of [`THUMBNAIL_TYPES`].
+    pub content_type: String,
+    /// Pixels.
+    pub width: u32,
+    /// Pixels.
+    pub height: u32,
+    /// The image bytes, padded base64.
+    pub data: String,
+}
+
+impl Thumbnail {
+    /// Whether it is a raster image of an allowed type, size and dimensions.
+    pub fn is_valid(&self) -> bool {
+        let sides = 1..=THUMBNAIL_MAX_SIDE;
+        THUMBNAIL_TYPES.contains(&self.content_type.as_str())
+            && sides.contains(&self.width)
+            && sides.contains(&self.height)
+            && self.data.len() <= THUMBNAIL_MAX_BYTES.div_ceil(3) * 4
+            && b64_padded_decode("thumbnail", &self.data).is_ok_and(|bytes| bytes.len() <= THUMBNAIL_MAX_BYTES)
+    }
 }
 
 /// An encrypted attachment's location and keys, carried inside a Megolm message.
@@ -203,7 +255,59 @@ mod tests {
              \"name\":\"a.png\",\"key\":\"k\",\"iv\":\"i\",\"sha256\":\"h\",\"algorithm\":\"parley.aes-ctr-256.v1\"}}",
         )
         .expect("a file message without a caption parses");
-        assert!(matches!(file.content, MessageContent::File { ref body, .. } if body.is_empty()));
+        assert!(matches!(file.content, MessageContent::File { ref body, ref thumbnail, .. }
+            if body.is_empty() && thumbnail.is_none()));
+    }
+
+    fn file_with(thumbnail: Thumbnail) -> MessageContent {
+        let file = AttachmentInfo {
+            media_id: Uuid::nil(),
+            content_type: "video/webm".to_owned(),
+            size: 3,
+            name: "a.webm".to_owned(),
+            key: "k".to_owned(),
+            iv: "i".to_owned(),
+            sha256: "h".to_owned(),
+            algorithm: ATTACHMENT_ALGORITHM.to_owned(),
+        };
+        MessageContent::File { file, body: String::new(), thumbnail: Some(Box::new(thumbnail)) }
+    }
+
+    fn thumbnail_of(content: &MessageContent) -> Option<&Thumbnail> {
+        match content {
+            MessageContent::File { thumbnail, .. } => thumbnail.as_deref(),
+            MessageContent::Text { .. } => None,
+        }
+    }
+
+    #[test]
+    fn a_thumbnail_is_kept_only_when_it_is_a_small_raster_image() {
+        let good = Thumbnail {
+            content_type: "image/jpeg".to_owned(),
+            width: 320,
+            height: 180,
+            data: crate::encoding::b64_padded_encode([0xFF, 0xD8, 0xFF]),
+        };
+        let kept = file_with(good.clone()).without_invalid_parts();
+        assert_eq!(thumbnail_of(&kept), Some(&good));
+        // It survives a round trip through JSON, and old messages without one still parse.
+        let json = serde_json::to_string(&kept).expect("serialise");
+        assert_eq!(serde_json::from_str::<MessageContent>(&json).expect("parse"), kept);
+
+        let too_big = crate::encoding::b64_padded_encode(vec![0u8; THUMBNAIL_MAX_BYTES + 1]);
+        let bad = [
+            Thumbnail { content_type: "image/svg+xml".to_owned(), ..good.clone() },
+            Thumbnail { content_type: "text/html".to_owned(), ..good.clone() },
+            Thumbnail { width: 0, ..good.clone() },
+            Thumbnail { height: THUMBNAIL_MAX_SIDE + 1, ..good.clone() },
+            Thumbnail { data: "not base64!".to_owned(), ..good.clone() },
+            Thumbnail { data: too_big, ..good.clone() },
+        ];
+        for thumbnail in bad {
+            let content = file_with(thumbnail.clone()).without_invalid_parts();
+            assert_eq!(thumbnail_of(&content), None, "{thumbnail:?}");
+            assert!(matches!(content, MessageContent::File { .. }), "the message itself stays");
+        }
     }
 
     #[test]

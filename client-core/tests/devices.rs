@@ -528,12 +528,12 @@ fn a_file_message_carries_a_decryptable_attachment() {
         encryptor.update(chunk).expect("encrypt");
     }
     let info = encryptor.finish().into_info(Uuid::new_v4(), "application/pdf", "report.pdf");
-    let content = MessageContent::File { file: info, body: "the report".to_owned() };
+    let content = MessageContent::File { file: info, body: "the report".to_owned(), thumbnail: None };
     let message = alice.encrypt_message(chat_id, &content, START).expect("encrypt");
 
     let decrypted =
         bob_phone.decrypt_message(chat_id, alice.address(), &message.algorithm, &message.ciphertext).expect("decrypts");
-    let MessageContent::File { file: received, body } = decrypted.content else { panic!("a file message") };
+    let MessageContent::File { file: received, body, .. } = decrypted.content else { panic!("a file message") };
     assert_eq!(body, "the report");
     let received: AttachmentInfo = received;
     let mut decryptor = AttachmentDecryptor::new(&received).expect("attachment info");

@@ -83,9 +83,13 @@ export interface AttachmentInfoJson {
 }
 /** `AttachmentInfoJson` without `media_id`, `content_type` and `name`. */
 export type EncryptedAttachmentKeysJson = Omit<AttachmentInfoJson, "media_id" | "content_type" | "name">;
+/** A file message's preview image (`data`: padded base64; at most 16 KiB, 640 px a side). */
+export interface ThumbnailJson {
+  content_type: "image/jpeg" | "image/png" | "image/webp"; width: number; height: number; data: string;
+}
 export type MessageContentJson =
   | { type: "text"; body: string }
-  | { type: "file"; file: AttachmentInfoJson; body?: string };
+  | { type: "file"; file: AttachmentInfoJson; body?: string; thumbnail?: ThumbnailJson };
 /** The message API's `algorithm` and `ciphertext`. */
 export interface EncryptedMessageJson { algorithm: string; ciphertext: string }
 export interface DecryptedMessageJson { content: MessageContentJson; session_id: string; message_index: number }

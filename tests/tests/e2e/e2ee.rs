@@ -191,7 +191,8 @@ async fn no_plaintext_reaches_the_database_the_object_store_or_a_log() -> Result
     let (status, media) = parley_tests::read(upload).await?;
     ensure!(status == 201, "upload: {status} {media}");
     let info = keys.into_info(uuid(&media["id"])?, "image/png", "photo.png");
-    ada.send(&stack, chat, &members, &MessageContent::File { file: info, body: String::new() }).await?;
+    ada.send(&stack, chat, &members, &MessageContent::File { file: info, body: String::new(), thumbnail: None })
+        .await?;
 
     // Bob decrypts both.
     let contents = bob.read(&stack, chat, &members).await?;

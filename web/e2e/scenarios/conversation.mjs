@@ -1,7 +1,8 @@
 // An end-to-end encrypted conversation between two browsers: Alice (laptop) and Bob (phone)
 // register, Alice starts a chat and writes, Bob reads it decrypted and Alice's message turns Read,
 // Bob's typing shows on Alice's screen before his reply arrives decrypted, Alice sends a photo
-// that Bob's browser downloads, decrypts and shows; the server holds only ciphertext.
+// that Bob's browser downloads, decrypts and shows, and a video whose preview Bob sees before he
+// plays it; the server holds only ciphertext.
 import { randomUUID } from 'node:crypto';
 import * as api from '../lib/api.mjs';
 import {
@@ -139,23 +140,107 @@ export default async function conversation(run) {
     );
   });
 
-  await run.step('the chat is accessible with real messages and a photo; screenshots', async () => {
-    await accessible(run, alice.page, 'conversation (desktop)');
-    await accessible(run, bob.page, 'conversation (phone)');
-    await run.screenshot(alice.page, 'conversation-desktop');
-    await run.screenshot(bob.page, 'conversation-phone');
+  await run.step('Alice sends a video; Bob sees its preview, then plays it decrypted', async () => {
+    // A real WebM, recorded in Alice's browser from a red canvas (repainted: a frame each time).
+    const recorded = await alice.page.evaluate(async () => {
+      const canvas = document.createElement('canvas');
+      [canvas.width, canvas.height] = [192, 108];
+      const context = canvas.getContext('2d');
+      const paint = (colour) => {
+        context.fillStyle = colour;
+        context.fillRect(0, 0, canvas.width, canvas.height);
+      };
+      paint('#d00000');
+      const recorder = new MediaRecorder(canvas.captureStream(25), { mimeType: 'video/webm' });
+      const chunks = [];
+      recorder.ondataavailable = (event) => chunks.push(event.data);
+      const stopped = new Promise((resolve) => (recorder.onstop = resolve));
+      recorder.start(100);
+      const timer = setInterval(() => paint('#d00000'), 40);
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      clearInterval(timer);
+      recorder.stop();
+      await stopped;
+      const bytes = new Uint8Array(await new Blob(chunks).arrayBuffer());
+      let binary = '';
+      for (const byte of bytes) binary += String.fromCharCode(byte);
+      return btoa(binary);
+    });
+    const video = Buffer.from(recorded, 'base64');
+    await composer(alice.page).fill('the waves');
+    await alice.page.getByLabel('Photo or video to send').setInputFiles({
+      name: 'waves.webm',
+      mimeType: 'video/webm',
+      buffer: video,
+    });
+    const row = rowWith(bob.page, aliceName, 'the waves');
+    const play = row.getByRole('button', { name: /^Play video waves\.webm\b/ });
+    await visible(play);
+    // The preview is the thumbnail carried inside the encrypted message: nothing downloaded yet.
+    const preview = await until('the video’s preview to be decoded', () =>
+      play
+        .locator('img')
+        .evaluate((img) =>
+          img.complete && img.naturalWidth > 0
+            ? { src: img.src.slice(0, 5), width: img.naturalWidth, height: img.naturalHeight }
+            : null,
+        ),
+    );
+    check(preview.src === 'blob:', `the preview is a decrypted blob: ${JSON.stringify(preview)}`);
+    check(
+      preview.width === 192 && preview.height === 108,
+      `the preview has the video's frame size: ${JSON.stringify(preview)}`,
+    );
+    const red = await play.locator('img').evaluate((img) => {
+      const canvas = document.createElement('canvas');
+      [canvas.width, canvas.height] = [img.naturalWidth, img.naturalHeight];
+      const context = canvas.getContext('2d');
+      context.drawImage(img, 0, 0);
+      const [r, g, b] = context.getImageData(96, 54, 1, 1).data;
+      return r > 150 && g < 80 && b < 80;
+    });
+    check(red, 'the preview shows the video’s first frame (red)');
+    await play.click();
+    const player = row.locator('video');
+    await visible(player);
+    const state = await until('the video to load', () =>
+      player.evaluate((element) =>
+        element.readyState >= 1
+          ? {
+              src: element.src.slice(0, 5),
+              poster: element.poster.slice(0, 5),
+              width: element.videoWidth,
+            }
+          : null,
+      ),
+    );
+    run.data.video = { bytes: video.length, preview, player: state };
+    check(
+      state.src === 'blob:' && state.poster === 'blob:' && state.width === 192,
+      `played from a decrypted blob with the preview as its poster: ${JSON.stringify(state)}`,
+    );
   });
+
+  await run.step(
+    'the chat is accessible with real messages, a photo and a video; screenshots',
+    async () => {
+      await accessible(run, alice.page, 'conversation (desktop)');
+      await accessible(run, bob.page, 'conversation (phone)');
+      await run.screenshot(alice.page, 'conversation-desktop');
+      await run.screenshot(bob.page, 'conversation-phone');
+    },
+  );
 
   await run.step('the server holds only ciphertext', async () => {
     const session = await api.login(run.baseUrl, aliceAccount.email);
     const page = await api.call(run.baseUrl, 'GET', `/chats/${chatId}/messages?limit=50`, {
       token: session.access_token,
     });
-    check(page.items.length === 3, `three messages: ${page.items.length}`);
+    check(page.items.length === 4, `four messages: ${page.items.length}`);
     for (const message of page.items) {
       const stored = Buffer.from(message.ciphertext ?? '', 'base64').toString('latin1');
       check(message.algorithm === 'parley.megolm.v1', `Megolm: ${message.algorithm}`);
-      for (const plain of [hello, reply, 'the beach', 'beach.png']) {
+      for (const plain of [hello, reply, 'the beach', 'beach.png', 'the waves', 'waves.webm']) {
         check(!stored.includes(plain), `the server stores ${JSON.stringify(plain)} in the clear`);
       }
     }

@@ -38,7 +38,14 @@ function BodyText({
   if (body?.status === 'ok') {
     return (
       <>
-        {body.file ? <Attachment info={body.file} media={media} onLoad={onLoadMedia} /> : null}
+        {body.file ? (
+          <Attachment
+            info={body.file}
+            thumbnail={body.thumbnail}
+            media={media}
+            onLoad={onLoadMedia}
+          />
+        ) : null}
         {body.text ? <p className="bubble__text">{body.text}</p> : null}
       </>
     );

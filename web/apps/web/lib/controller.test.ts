@@ -4,6 +4,7 @@ import type { CryptoCore, PendingKeyChange } from './crypto';
 import type { DeviceLock } from './deviceLock';
 import type { ObjectUrls } from './mediaLoader';
 import { selectKeyChanges } from './store';
+import type { Thumbnail, ThumbnailMaker } from './thumbnails';
 import { MISSING_KEY_REASON, REPLAY_REASON } from './decryption';
 import { FakeApi } from './testing/fakeApi';
 import { fakeCore } from './testing/fakeCore';
@@ -20,6 +21,7 @@ function setUp(
     api?: FakeApi;
     deviceLock?: DeviceLock;
     objectUrls?: ObjectUrls;
+    thumbnail?: ThumbnailMaker;
   } = {},
 ) {
   const api = options.api ?? new FakeApi();
@@ -36,6 +38,7 @@ function setUp(
     newId: () => 'client-1',
     ...(options.deviceLock ? { deviceLock: options.deviceLock } : {}),
     ...(options.objectUrls ? { objectUrls: options.objectUrls } : {}),
+    thumbnail: options.thumbnail ?? (async () => null),
   });
   return { api, store, controller };
 }
@@ -483,6 +486,51 @@ describe('AppController encryption', () => {
     await controller.acceptKeyChange(change);
     expect(crypto.log).toContain(`accept ${ALICE}/${change.device_id}`);
     expect(controller.state.keyChanges).toEqual([]);
+  });
+
+  it('carries a photo’s thumbnail inside the message, and shows it to the reader', async () => {
+    const thumbnail: Thumbnail = {
+      content_type: 'image/jpeg',
+      width: 4,
+      height: 3,
+      data: btoa('jpeg'),
+    };
+    const made: string[] = [];
+    const { api, controller } = setUp({
+      thumbnail: async (file, contentType) => {
+        made.push(`${(file as File).name} ${contentType}`);
+        return thumbnail;
+      },
+    });
+    withDirectChat(api);
+    await controller.login('me@example.org', 'password1');
+    await vi.advanceTimersByTimeAsync(0);
+    const photo = new File([new Uint8Array([1, 2, 3])], 'cat.png', { type: 'image/png' });
+    await controller.sendFile(CHAT, photo);
+    expect(made).toEqual(['cat.png image/png']);
+    const sent = api.callsTo('POST', `/chats/${CHAT}/messages`)[0]?.body as { ciphertext: string };
+    expect(JSON.parse(atob(sent.ciphertext))).toMatchObject({ type: 'file', thumbnail });
+    const mine = controller.state.messages[CHAT]!.items.at(-1)!;
+    expect(controller.state.bodies[mine.id]).toMatchObject({ status: 'ok', thumbnail });
+  });
+
+  it('sends a file without a thumbnail when none can be made', async () => {
+    const { api, controller } = setUp({
+      thumbnail: async () => {
+        throw new Error('cannot decode');
+      },
+    });
+    withDirectChat(api);
+    await controller.login('me@example.org', 'password1');
+    await vi.advanceTimersByTimeAsync(0);
+    await controller.sendFile(
+      CHAT,
+      new File([new Uint8Array([1])], 'x.mp4', { type: 'video/mp4' }),
+    );
+    const sent = api.callsTo('POST', `/chats/${CHAT}/messages`)[0]?.body as { ciphertext: string };
+    const content = JSON.parse(atob(sent.ciphertext)) as Record<string, unknown>;
+    expect(content.type).toBe('file');
+    expect('thumbnail' in content).toBe(false);
   });
 
   it('sends a photo: encrypted bytes uploaded, then a file message naming the upload', async () => {

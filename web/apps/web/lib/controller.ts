@@ -16,14 +16,15 @@ import {
 import { EncryptedUpload, TransferError, type NamedBlob } from './attachments';
 import { createStore, type Store } from './createStore';
 import type { AttachmentInfo, CryptoCore, MessageContent, PendingKeyChange } from './crypto';
-import { MessageDecryption } from './decryption';
+import { bodyOf, MessageDecryption } from './decryption';
 import type { DeviceLock } from './deviceLock';
 import { ApiError, E2ee } from './e2ee';
 import { Features, type FeatureOptions } from './features';
 import { MediaLoader, type ObjectUrls } from './mediaLoader';
+import { browserThumbnail, type Thumbnail, type ThumbnailMaker } from './thumbnails';
 import { RealtimeConnection, type IntervalTimers, type SocketFactory } from './realtime';
 import { AuthError, browserTimers, Session, type LockManagerLike } from './session';
-import { initialState, reduce, type Action, type AppState, type Body } from './store';
+import { initialState, reduce, type Action, type AppState } from './store';
 import type { TokenStore } from './tokenStore';
 
 export interface ControllerOptions {
@@ -44,6 +45,8 @@ export interface ControllerOptions {
   newId?: () => string;
   /** Waits between upload attempts (tests pass a fake). */
   sleep?: (ms: number) => Promise<void>;
+  /** Makes a photo's or video's thumbnail (default: the browser's canvas). */
+  thumbnail?: ThumbnailMaker;
   features?: FeatureOptions;
 }
 
@@ -66,11 +69,12 @@ function deferred(): Deferred {
   return { promise, resolve, reject };
 }
 
-/** A file message on its way: the file (kept for a retry) and its upload. */
+/** A file message on its way: the file (kept for a retry), its upload and its thumbnail. */
 interface OutgoingFile {
   file: NamedBlob;
   upload: EncryptedUpload;
   info: AttachmentInfo | null;
+  thumbnail: Promise<Thumbnail | null>;
 }
 
 export const PAGE_SIZE = 50;
@@ -624,7 +628,10 @@ export class AppController {
           this.dispatch({ type: 'message/progress', chatId, clientMsgId, sent }),
         ...(this.options.sleep ? { sleep: this.options.sleep } : {}),
       });
-      outgoing = { file, upload, info: null };
+      // Made while the file uploads; a thumbnail that cannot be made is left out.
+      const makeThumbnail = this.options.thumbnail ?? browserThumbnail;
+      const thumbnail = makeThumbnail(file, upload.contentType).catch(() => null);
+      outgoing = { file, upload, info: null, thumbnail };
       this.outgoingFiles.set(clientMsgId, outgoing);
       this.dispatch({
         type: 'message/pending',
@@ -656,7 +663,13 @@ export class AppController {
     if (generation !== this.deviceGeneration) return;
     const info = outgoing.info;
     this.dispatch({ type: 'message/status', chatId, clientMsgId, status: 'sending' });
-    const content: MessageContent = { type: 'file', file: info, body: text };
+    const thumbnail = await outgoing.thumbnail;
+    const content: MessageContent = {
+      type: 'file',
+      file: info,
+      body: text,
+      ...(thumbnail ? { thumbnail } : {}),
+    };
     if (await this.sendContent(chatId, clientMsgId, content, [info.media_id])) {
       this.media.adopt(info.media_id, outgoing.file);
       this.outgoingFiles.delete(clientMsgId);
@@ -674,11 +687,7 @@ export class AppController {
       await this.deviceOrReason();
       const sent = await this.e2ee.sendContent(chatId, this.me, content, clientMsgId, mediaIds);
       // The sender knows what it wrote; its own history is read back through the core.
-      const body: Body =
-        content.type === 'text'
-          ? { status: 'ok', text: content.body }
-          : { status: 'ok', text: content.body ?? '', file: content.file };
-      this.dispatch({ type: 'bodies/set', bodies: { [sent.id]: body } });
+      this.dispatch({ type: 'bodies/set', bodies: { [sent.id]: bodyOf(content) } });
       this.dispatch({ type: 'message/sent', message: sent, me: this.me });
       return true;
     } catch (error) {

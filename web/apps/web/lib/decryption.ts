@@ -8,7 +8,7 @@
  * that is retried if a room key for its chat arrives later.
  */
 import type { MessageView } from '@parley/sdk';
-import { cryptoErrorCode, type CryptoCore } from './crypto';
+import { cryptoErrorCode, type CryptoCore, type MessageContent } from './crypto';
 import type { Timers } from './session';
 import type { Body } from './store';
 
@@ -29,6 +29,17 @@ export interface DecryptionOptions {
   drain: () => Promise<void>;
   setBodies: (bodies: Record<string, Body>) => void;
   timers: Timers;
+}
+
+/** What a decrypted (or just sent) message shows. */
+export function bodyOf(content: MessageContent): Body {
+  if (content.type === 'text') return { status: 'ok', text: content.body };
+  return {
+    status: 'ok',
+    text: content.body ?? '',
+    file: content.file,
+    ...(content.thumbnail ? { thumbnail: content.thumbnail } : {}),
+  };
 }
 
 function reasonOf(error: unknown): string {
@@ -150,10 +161,7 @@ export class MessageDecryption {
           this.options.setBodies({ [holder.id]: { status: 'error', reason: REPLAY_REASON } });
         }
         this.indexes.set(index, { id: message.id, seq: message.seq });
-        body =
-          content.type === 'text'
-            ? { status: 'ok', text: content.body }
-            : { status: 'ok', text: content.body ?? '', file: content.file };
+        body = bodyOf(content);
       }
       this.missing.delete(message.id);
       this.givenUp.delete(message.id);

@@ -10,6 +10,7 @@ import type {
   ServerEvent,
   UserView,
 } from '@parley/sdk';
+import type { Thumbnail } from './thumbnails';
 import type { AttachmentInfo, PendingKeyChange } from './crypto';
 import {
   initialFeatureState,
@@ -54,7 +55,7 @@ export interface PendingMessage {
  * arrived (yet); `error` is final (until a key for its chat arrives after all).
  */
 export type Body =
-  | { status: 'ok'; text: string; file?: AttachmentInfo }
+  | { status: 'ok'; text: string; file?: AttachmentInfo; thumbnail?: Thumbnail }
   | { status: 'waiting' }
   | { status: 'error'; reason: string }
   | { status: 'deleted' };

@@ -60,9 +60,13 @@ export interface AttachmentInfoJson {
 }
 /** `AttachmentInfoJson` without `media_id`, `content_type` and `name`. */
 export type EncryptedAttachmentKeysJson = Omit<AttachmentInfoJson, "media_id" | "content_type" | "name">;
+/** A file message's preview image (`data`: padded base64; at most 16 KiB, 640 px a side). */
+export interface ThumbnailJson {
+    content_type: "image/jpeg" | "image/png" | "image/webp"; width: number; height: number; data: string;
+}
 export type MessageContentJson =
 | { type: "text"; body: string }
-| { type: "file"; file: AttachmentInfoJson; body?: string };
+| { type: "file"; file: AttachmentInfoJson; body?: string; thumbnail?: ThumbnailJson };
 /** The message API's `algorithm` and `ciphertext`. */
 export interface EncryptedMessageJson { algorithm: string; ciphertext: string }
 export interface DecryptedMessageJson { content: MessageContentJson; session_id: string; message_index: number }
@@ -195,7 +199,8 @@ export class Device {
     discardOutboundSession(chat_id: string): void;
     /**
      * Encrypts a chat message (`MessageContentJson`: `{"type": "text", "body": ...}` or
-     * `{"type": "file", "file": AttachmentInfoJson, "body": caption}`) with the chat's current outbound
+     * `{"type": "file", "file": AttachmentInfoJson, "body": caption, "thumbnail"?: ThumbnailJson}`; a
+     * thumbnail that is not a small raster image is left out) with the chat's current outbound
      * session. Returns `EncryptedMessageJson` (`{algorithm, ciphertext}`), the message API's fields. Save
      * the state before sending it. Throws `no_outbound_session` without a current session: call
      * `prepareSend` first.

@@ -361,7 +361,8 @@ export class Device {
     }
     /**
      * Encrypts a chat message (`MessageContentJson`: `{"type": "text", "body": ...}` or
-     * `{"type": "file", "file": AttachmentInfoJson, "body": caption}`) with the chat's current outbound
+     * `{"type": "file", "file": AttachmentInfoJson, "body": caption, "thumbnail"?: ThumbnailJson}`; a
+     * thumbnail that is not a small raster image is left out) with the chat's current outbound
      * session. Returns `EncryptedMessageJson` (`{algorithm, ciphertext}`), the message API's fields. Save
      * the state before sending it. Throws `no_outbound_session` without a current session: call
      * `prepareSend` first.
