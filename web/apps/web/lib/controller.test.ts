@@ -377,6 +377,19 @@ describe('AppController', () => {
   });
 });
 
+/** Signed in, with the chat open and its message 3 waiting for a room key. */
+async function openWaitingForKey() {
+  const crypto = fakeCore();
+  const { api, controller } = setUp({ crypto });
+  withDirectChat(api);
+  crypto.missingKeys.add(message(3).id);
+  await controller.login('me@example.org', 'password1');
+  await controller.openChat(CHAT);
+  await vi.advanceTimersByTimeAsync(0);
+  expect(controller.state.bodies[message(3).id]).toEqual({ status: 'waiting' });
+  return { crypto, api, controller };
+}
+
 describe('AppController encryption', () => {
   const toDevice = (id: string) => ({
     type: 'to_device' as const,
@@ -391,14 +404,7 @@ describe('AppController encryption', () => {
   });
 
   it('saves and acknowledges a burst of room keys once, and retries waiting messages once', async () => {
-    const crypto = fakeCore();
-    const { api, controller } = setUp({ crypto });
-    withDirectChat(api);
-    crypto.missingKeys.add(message(3).id);
-    await controller.login('me@example.org', 'password1');
-    await controller.openChat(CHAT);
-    await vi.advanceTimersByTimeAsync(0);
-    expect(controller.state.bodies[message(3).id]).toEqual({ status: 'waiting' });
+    const { crypto, api, controller } = await openWaitingForKey();
     crypto.missingKeys.clear();
     const savesBefore = crypto.log.filter((entry) => entry === 'save').length;
     const ids = Array.from(
@@ -419,14 +425,7 @@ describe('AppController encryption', () => {
   });
 
   it('shows a message as waiting for its key, and decrypts it when the key arrives', async () => {
-    const crypto = fakeCore();
-    const { api, controller } = setUp({ crypto });
-    withDirectChat(api);
-    crypto.missingKeys.add(message(3).id);
-    await controller.login('me@example.org', 'password1');
-    await controller.openChat(CHAT);
-    await vi.advanceTimersByTimeAsync(0);
-    expect(controller.state.bodies[message(3).id]).toEqual({ status: 'waiting' });
+    const { crypto, api, controller } = await openWaitingForKey();
     // The queue was read at once to look for the key.
     expect(api.callsTo('GET', '/to-device').length).toBeGreaterThan(0);
     crypto.missingKeys.clear();
@@ -442,14 +441,7 @@ describe('AppController encryption', () => {
   });
 
   it('says a message cannot be decrypted only after looking for its key twice', async () => {
-    const crypto = fakeCore();
-    const { api, controller } = setUp({ crypto });
-    withDirectChat(api);
-    crypto.missingKeys.add(message(3).id);
-    await controller.login('me@example.org', 'password1');
-    await controller.openChat(CHAT);
-    await vi.advanceTimersByTimeAsync(0);
-    expect(controller.state.bodies[message(3).id]).toEqual({ status: 'waiting' });
+    const { crypto, api, controller } = await openWaitingForKey();
     await vi.advanceTimersByTimeAsync(3000);
     expect(controller.state.bodies[message(3).id]).toEqual({
       status: 'error',
