@@ -129,6 +129,18 @@ describe('Session', () => {
     expect(await empty.session.restore()).toBeNull();
   });
 
+  it('refreshes an expired access token to log out, so the session really ends', async () => {
+    const { api, session } = setUp();
+    await session.login('me@example.org', 'password1');
+    // The laptop slept past the token's lifetime; the refresh timer has not run yet.
+    vi.setSystemTime(Date.now() + 1_000_000);
+    await session.logout();
+    expect(api.callsTo('POST', '/auth/refresh-cookie')).toHaveLength(1);
+    const logout = api.callsTo('POST', '/auth/logout')[0];
+    expect(logout?.headers.get('Authorization')).toBe('Bearer access-2');
+    expect(api.refreshCookie).toBeNull();
+  });
+
   it('logs out on the server (which clears the cookie) and forgets who was signed in', async () => {
     const { api, store, session } = setUp();
     await session.login('me@example.org', 'password1');

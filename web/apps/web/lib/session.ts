@@ -136,7 +136,8 @@ export class Session {
 
   /** `POST /auth/logout` (best effort; it also clears the cookie), then forgets everything local. */
   async logout(): Promise<void> {
-    const token = this.accessToken;
+    // A token that has expired would be refused, leaving the session (and its cookie) alive.
+    const token = await this.getToken().catch(() => null);
     this.forget();
     try {
       if (token) {
