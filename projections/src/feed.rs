@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use parley_domain::call::{CallEvent, CallStatus};
 use parley_domain::chat::{ChatEvent, ChatKind};
 use parley_domain::inbox::InboxEvent;
+use parley_domain::user::UserEvent;
 use parley_domain::EventEnvelope;
 use parley_eventbus::stream::{feed_frame_text, RealtimeMessage};
 use serde_json::{json, Value};
@@ -239,6 +240,33 @@ impl FeedProjection {
         self.store(conn, frames).await
     }
 
+    /// A profile changed: `user.updated` with what changed (`avatar_media_id: null` = removed) to
+    /// the user's other sessions and everyone who shares a chat with them, so names and pictures
+    /// update where they show.
+    async fn profile_changed(
+        &self,
+        conn: &mut PgConnection,
+        user_id: Uuid,
+        event: UserEvent,
+    ) -> Result<(), ProjectionError> {
+        let UserEvent::ProfileUpdated { name, status, avatar_media_id, .. } = event else {
+            return Ok(());
+        };
+        let mut data = json!({"user_id": user_id});
+        if let Some(name) = name {
+            data["name"] = json!(name);
+        }
+        if let Some(status) = status {
+            data["status"] = json!(status);
+        }
+        if let Some(avatar) = avatar_media_id {
+            data["avatar_media_id"] = json!(avatar);
+        }
+        let mut frames = Frames::default();
+        frames.add("user.updated", data, None, &contacts_of(conn, user_id).await?);
+        self.store(conn, frames).await
+    }
+
     /// A call rings its invitees (`call.ringing`, and a notification for those offline); every
     /// later change reaches the chat's members as `call.updated`; a call nobody answered leaves
     /// a missed-call notification with everyone it rang.
@@ -355,6 +383,17 @@ fn event_time(event: &ChatEvent) -> DateTime<Utc> {
     }
 }
 
+/// `user_id` and everyone who shares a chat with them: who sees their profile in a chat.
+async fn contacts_of(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<Uuid>, ProjectionError> {
+    Ok(sqlx::query_scalar(
+        "SELECT $1::uuid UNION SELECT other.user_id FROM feed_members mine \
+         JOIN feed_members other ON other.chat_id = mine.chat_id WHERE mine.user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?)
+}
+
 async fn apply_inbox(conn: &mut PgConnection, user_id: Uuid, event: InboxEvent) -> Result<(), ProjectionError> {
     match event {
         InboxEvent::NotificationsMarkedRead { ids: Some(ids), .. } => {
@@ -409,7 +448,7 @@ impl Projection for FeedProjection {
     }
 
     fn aggregate_types(&self) -> &'static [&'static str] {
-        &["Chat", "Inbox", "Call"]
+        &["Chat", "Inbox", "Call", "User"]
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
@@ -460,6 +499,10 @@ impl Projection for FeedProjection {
         if event.aggregate_type == "Call" {
             let decoded: CallEvent = event.decode().map_err(decode_error)?;
             return self.call_changed(conn, aggregate_id, decoded).await;
+        }
+        if event.aggregate_type == "User" {
+            let decoded: UserEvent = event.decode().map_err(decode_error)?;
+            return self.profile_changed(conn, aggregate_id, decoded).await;
         }
         let decoded: ChatEvent = event.decode().map_err(decode_error)?;
         let chat_id = aggregate_id;

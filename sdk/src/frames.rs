@@ -49,6 +49,9 @@ pub enum ServerEvent {
     ChatMemberRemoved(ChatMemberRemoved),
     #[serde(rename = "chat.member_updated")]
     ChatMemberUpdated(ChatMemberUpdated),
+    /// Someone you share a chat with (or you, on another device) changed their profile.
+    #[serde(rename = "user.updated")]
+    UserUpdated(UserUpdated),
     /// A call rings you.
     #[serde(rename = "call.ringing")]
     CallRinging(CallRinging),
@@ -92,6 +95,7 @@ impl ServerEvent {
         "chat.member_added",
         "chat.member_removed",
         "chat.member_updated",
+        "user.updated",
         "call.ringing",
         "call.updated",
         "notification.created",
@@ -239,6 +243,24 @@ pub struct ChatMemberUpdated {
     pub role: String,
 }
 
+/// A profile change: only the fields that changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserUpdated {
+    pub user_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Present when the picture changed: `Some(None)` (`null`) when it was removed.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub avatar_media_id: Option<Option<Uuid>>,
+}
+
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<Uuid>>, D::Error> {
+    Option::<Uuid>::deserialize(deserializer).map(Some)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallRinging {
     pub call_id: Uuid,
@@ -349,6 +371,7 @@ mod tests {
         r#"{"type":"chat.member_added","data":{"chat_id":"0190a3a0-0000-7000-8000-000000000002","user_ids":["0190a3a0-0000-7000-8000-000000000004"],"added_by":"0190a3a0-0000-7000-8000-000000000003"},"cursor":"44"}"#,
         r#"{"type":"chat.member_removed","data":{"chat_id":"0190a3a0-0000-7000-8000-000000000002","user_id":"0190a3a0-0000-7000-8000-000000000004","removed_by":"0190a3a0-0000-7000-8000-000000000003"},"cursor":"45"}"#,
         r#"{"type":"chat.member_updated","data":{"chat_id":"0190a3a0-0000-7000-8000-000000000002","user_id":"0190a3a0-0000-7000-8000-000000000004","role":"admin"},"cursor":"46"}"#,
+        r#"{"type":"user.updated","data":{"user_id":"0190a3a0-0000-7000-8000-000000000003","name":"Ada L.","avatar_media_id":null},"cursor":"53"}"#,
         r#"{"type":"call.ringing","data":{"call_id":"0190a3a0-0000-7000-8000-000000000005","chat_id":"0190a3a0-0000-7000-8000-000000000002","kind":"video","initiator_id":"0190a3a0-0000-7000-8000-000000000003","created_at":"2026-11-28T10:01:00+00:00"},"cursor":"47"}"#,
         r#"{"type":"call.updated","data":{"change":"left","user_id":"0190a3a0-0000-7000-8000-000000000004","reason":"hung_up","call_id":"0190a3a0-0000-7000-8000-000000000005","chat_id":"0190a3a0-0000-7000-8000-000000000002"},"cursor":"48"}"#,
         r#"{"type":"notification.created","data":{"id":"0190a3a0-0000-7000-8000-000000000006","kind":"missed_call","data":{"call_id":"0190a3a0-0000-7000-8000-000000000005","chat_id":"0190a3a0-0000-7000-8000-000000000002"},"created_at":"2026-11-28T10:02:00+00:00","read":false},"cursor":"49"}"#,
@@ -385,11 +408,28 @@ mod tests {
         let ServerEvent::MessageCreated(message) = frame.event else { panic!("not a message: {frame:?}") };
         assert_eq!(message.seq, 7);
         assert_eq!(message.sender_device_id, None);
-        let frame = ServerFrame::from_json(SAMPLES[13]).unwrap();
+        let frame = ServerFrame::from_json(SAMPLES[14]).unwrap();
         let ServerEvent::ToDevice(message) = frame.event else { panic!("not to-device: {frame:?}") };
         assert!(message.ciphertext.starts_with(r#"{"algorithm":"parley.olm.v1""#));
         let frame = ServerFrame::from_json(r#"{"type":"pong","data":null,"cursor":null}"#).unwrap();
         assert_eq!(frame, ServerFrame { event: ServerEvent::Pong, cursor: None });
+    }
+
+    #[test]
+    fn a_profile_change_tells_a_removed_picture_from_an_unchanged_one() {
+        let ServerEvent::UserUpdated(removed) = ServerFrame::from_json(SAMPLES[6]).unwrap().event else {
+            panic!("not user.updated")
+        };
+        assert_eq!(
+            (removed.name.as_deref(), removed.status, removed.avatar_media_id),
+            (Some("Ada L."), None, Some(None))
+        );
+        let status =
+            r#"{"type":"user.updated","data":{"user_id":"0190a3a0-0000-7000-8000-000000000003","status":"away"}}"#;
+        let ServerEvent::UserUpdated(unchanged) = ServerFrame::from_json(status).unwrap().event else {
+            panic!("not user.updated")
+        };
+        assert_eq!((unchanged.status.as_deref(), unchanged.avatar_media_id), (Some("away"), None));
     }
 
     #[test]

@@ -123,3 +123,41 @@ async fn search_finds_by_name_and_by_status_and_pages() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_profile_change_reaches_those_who_share_a_chat_and_no_one_else() -> Result<()> {
+    use std::time::Duration;
+
+    use parley_tests::Socket;
+
+    let stack = Stack::start().await?;
+    let ada = stack.register("Ada", &unique_email("ada")).await?;
+    let bob = stack.register("Bob", &unique_email("bob")).await?;
+    let cyd = stack.register("Cyd", &unique_email("cyd")).await?;
+    let (ada_id, ada_token) = (id_of(&ada), token_of(&ada));
+    let (status, chat) =
+        stack.post("/chats", Some(&ada_token), &json!({"type": "direct", "member_ids": [id_of(&bob)]})).await?;
+    assert_eq!(status, 201, "{chat}");
+    let (_, ada_elsewhere) = stack
+        .post("/auth/login", None, &json!({"email": ada["user"]["email"], "password": parley_tests::PASSWORD}))
+        .await?;
+
+    let mut bobs = Socket::connect(&stack.base_url, &token_of(&bob), None).await?;
+    let mut cyds = Socket::connect(&stack.base_url, &token_of(&cyd), None).await?;
+    let mut adas_other = Socket::connect(&stack.base_url, &token_of(&ada_elsewhere), None).await?;
+    bobs.expect("chat.member_added", Duration::from_secs(5)).await.ok();
+
+    let (status, body) =
+        stack.put(&format!("/users/{ada_id}"), &ada_token, &json!({"name": "Ada L.", "status": "away"})).await?;
+    assert_eq!(status, 200, "{body}");
+    for socket in [&mut bobs, &mut adas_other] {
+        let frame = socket.expect("user.updated", Duration::from_secs(10)).await?;
+        assert_eq!(frame["data"], json!({"user_id": ada_id, "name": "Ada L.", "status": "away"}), "{frame}");
+        assert!(frame["cursor"].is_string(), "stored in the feed, so a reconnect replays it: {frame}");
+    }
+    // Cyd shares no chat with Ada: nothing about her reaches him.
+    while let Some(frame) = cyds.next(Duration::from_millis(800)).await? {
+        assert_ne!(frame["type"], "user.updated", "{frame}");
+    }
+    Ok(())
+}

@@ -201,4 +201,19 @@ export default async function ui(run) {
     await bob.page.getByRole('link', { name: 'Back to chats' }).click();
     await visible(chatLink(bob.page, groupName));
   });
+
+  await run.step(
+    'Bob renames himself elsewhere; Alice’s list and chat follow at once',
+    async () => {
+      const renamed = `Robert ${tag}`;
+      await api.call(run.baseUrl, 'PUT', `/users/${bobApi.user.id}`, {
+        token: bobApi.access_token,
+        json: { name: renamed },
+      });
+      // No reload: the `user.updated` frame renames him wherever he shows.
+      await visible(chatLink(alice.page, renamed));
+      await chatLink(alice.page, renamed).click();
+      await visible(alice.page.getByRole('heading', { level: 2, name: renamed }));
+    },
+  );
 }

@@ -115,6 +115,47 @@ describe('chat list', () => {
     expect(selectChatTitle(state, CHAT)).toBe('Alice');
   });
 
+  it('renames and re-pictures people live, from what changed only', () => {
+    const picture = '0190a3a0-0000-7000-8000-0000000000aa';
+    let state = run(
+      signedIn,
+      { type: 'chats/loaded', chats: [summary(CHAT)] },
+      {
+        type: 'chat/detailLoaded',
+        chat: detail(CHAT, [
+          [ME, 0],
+          [ALICE, 0],
+        ]),
+      },
+      { type: 'users/loaded', users: [{ ...user(ALICE, 'Alice'), status: 'hiking' }] },
+      frame({
+        type: 'user.updated',
+        data: { user_id: ALICE, name: 'Alice B.', avatar_media_id: picture },
+      }),
+    );
+    expect(selectChatTitle(state, CHAT)).toBe('Alice B.');
+    expect(state.users[ALICE]).toMatchObject({
+      status: 'hiking',
+      avatar_media_id: picture,
+      avatar_url: `/media/${picture}`,
+    });
+    state = reduce(
+      state,
+      frame({ type: 'user.updated', data: { user_id: ALICE, avatar_media_id: null } }),
+    );
+    expect(state.users[ALICE]).toMatchObject({
+      name: 'Alice B.',
+      avatar_media_id: null,
+      avatar_url: null,
+    });
+    // Someone not loaded yet is left for the full profile when they are.
+    const unknown = reduce(
+      state,
+      frame({ type: 'user.updated', data: { user_id: BOB, name: 'B' } }),
+    );
+    expect(unknown.users[BOB]).toBeUndefined();
+  });
+
   it('previews the last message as far as it can be read', () => {
     let state = run(signedIn, {
       type: 'chats/loaded',

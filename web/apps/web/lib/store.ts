@@ -341,6 +341,24 @@ function onFrame(state: AppState, event: ServerEvent, me: string, now: number): 
         : state.typing;
       return { ...state, details, chats, typing };
     }
+    case 'user.updated': {
+      const { user_id: userId, ...changed } = event.data;
+      const known = state.users[userId];
+      // Someone not shown anywhere yet is loaded in full when they are.
+      if (!known) return state;
+      const updated: UserView = {
+        ...known,
+        ...(changed.name !== undefined ? { name: changed.name } : {}),
+        ...(changed.status !== undefined ? { status: changed.status } : {}),
+        ...('avatar_media_id' in changed
+          ? {
+              avatar_media_id: changed.avatar_media_id ?? null,
+              avatar_url: changed.avatar_media_id ? `/media/${changed.avatar_media_id}` : null,
+            }
+          : {}),
+      };
+      return { ...state, users: { ...state.users, [userId]: updated } };
+    }
     case 'chat.member_updated': {
       const { chat_id: chatId, user_id: userId, role } = event.data;
       const details = withMembers(state, chatId, (members) =>
@@ -596,7 +614,14 @@ export type TimelineItem =
   | { kind: 'pending'; key: string; pending: PendingMessage };
 
 export function selectTimeline(state: AppState, chatId: string): TimelineItem[] {
-  const chat = state.messages[chatId];
+  return timelineOf(state.messages[chatId]);
+}
+
+/**
+ * A chat's rows from its messages alone, so a view can recompute them only when those change
+ * (not at every store update: a long chat has thousands).
+ */
+export function timelineOf(chat: ChatMessages | undefined): TimelineItem[] {
   if (!chat) return [];
   return [
     ...chat.items.map((message) => ({ kind: 'message' as const, key: message.id, message })),

@@ -18,7 +18,7 @@ import {
   messageTicks,
   selectChatTitle,
   selectKeyChanges,
-  selectTimeline,
+  timelineOf,
   selectTyping,
   type TimelineItem,
 } from '../lib/store';
@@ -48,7 +48,7 @@ function ChatView({ chatId }: { chatId: string }) {
   const detail = state.details[chatId];
   const messages = state.messages[chatId];
   const title = selectChatTitle(state, chatId);
-  const timeline = useMemo(() => selectTimeline(state, chatId), [state, chatId]);
+  const timeline = useMemo(() => timelineOf(messages), [messages]);
   const typing = selectTyping(state, chatId);
   const isGroup = (chat?.type ?? detail?.type) === 'group';
   const peer = isGroup ? null : directPeer(state, chatId);

@@ -20,6 +20,7 @@ const SAMPLES = [
   String.raw`{"type":"chat.member_added","data":{"chat_id":"0190a3a0-0000-7000-8000-000000000002","user_ids":["0190a3a0-0000-7000-8000-000000000004"],"added_by":"0190a3a0-0000-7000-8000-000000000003"},"cursor":"44"}`,
   String.raw`{"type":"chat.member_removed","data":{"chat_id":"0190a3a0-0000-7000-8000-000000000002","user_id":"0190a3a0-0000-7000-8000-000000000004","removed_by":"0190a3a0-0000-7000-8000-000000000003"},"cursor":"45"}`,
   String.raw`{"type":"chat.member_updated","data":{"chat_id":"0190a3a0-0000-7000-8000-000000000002","user_id":"0190a3a0-0000-7000-8000-000000000004","role":"admin"},"cursor":"46"}`,
+  String.raw`{"type":"user.updated","data":{"user_id":"0190a3a0-0000-7000-8000-000000000003","name":"Ada L.","avatar_media_id":null},"cursor":"53"}`,
   String.raw`{"type":"call.ringing","data":{"call_id":"0190a3a0-0000-7000-8000-000000000005","chat_id":"0190a3a0-0000-7000-8000-000000000002","kind":"video","initiator_id":"0190a3a0-0000-7000-8000-000000000003","created_at":"2026-11-28T10:01:00+00:00"},"cursor":"47"}`,
   String.raw`{"type":"call.updated","data":{"change":"left","user_id":"0190a3a0-0000-7000-8000-000000000004","reason":"hung_up","call_id":"0190a3a0-0000-7000-8000-000000000005","chat_id":"0190a3a0-0000-7000-8000-000000000002"},"cursor":"48"}`,
   String.raw`{"type":"notification.created","data":{"id":"0190a3a0-0000-7000-8000-000000000006","kind":"missed_call","data":{"call_id":"0190a3a0-0000-7000-8000-000000000005","chat_id":"0190a3a0-0000-7000-8000-000000000002"},"created_at":"2026-11-28T10:02:00+00:00","read":false},"cursor":"49"}`,
@@ -52,7 +53,7 @@ describe('parseServerFrame', () => {
     if (frame.event.type !== 'message.created') throw new Error('not a message');
     expect(frame.event.data.seq).toBe(7);
     expect(frame.event.data.sender_device_id).toBeUndefined();
-    const toDevice = parseServerFrame(SAMPLES[13]!);
+    const toDevice = parseServerFrame(SAMPLES[14]!);
     if (toDevice.event.type !== 'to_device') throw new Error('not to-device');
     expect(toDevice.event.data.ciphertext.startsWith('{"algorithm":"parley.olm.v1"')).toBe(true);
     expect(parseServerFrame('{"type":"pong","data":null,"cursor":null}')).toEqual({

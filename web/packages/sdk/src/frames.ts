@@ -117,6 +117,14 @@ export interface ToDeviceMessage {
   created_at: string;
 }
 
+/** A profile changed: only the fields that did (`avatar_media_id: null` = picture removed). */
+export interface UserUpdated {
+  user_id: string;
+  name?: string;
+  status?: string;
+  avatar_media_id?: string | null;
+}
+
 export interface DeviceListChanged {
   user_id: string;
 }
@@ -135,6 +143,7 @@ export interface ServerEventMap {
   'chat.member_added': ChatMemberAdded;
   'chat.member_removed': ChatMemberRemoved;
   'chat.member_updated': ChatMemberUpdated;
+  'user.updated': UserUpdated;
   'call.ringing': CallRinging;
   'call.updated': CallUpdated;
   'notification.created': Notification;
@@ -170,6 +179,7 @@ export const KNOWN_TYPES: readonly KnownFrameType[] = [
   'chat.member_added',
   'chat.member_removed',
   'chat.member_updated',
+  'user.updated',
   'call.ringing',
   'call.updated',
   'notification.created',
@@ -250,6 +260,7 @@ const SHAPES: { [K in KnownFrameType]: Record<string, FieldKind> | null } = {
   'chat.member_added': { chat_id: 'uuid', user_ids: 'uuid[]', added_by: 'uuid?' },
   'chat.member_removed': { chat_id: 'uuid', user_id: 'uuid', removed_by: 'uuid' },
   'chat.member_updated': { chat_id: 'uuid', user_id: 'uuid', role: 'string' },
+  'user.updated': { user_id: 'uuid', name: 'string?', status: 'string?', avatar_media_id: 'uuid?' },
   'call.ringing': {
     call_id: 'uuid',
     chat_id: 'uuid',
