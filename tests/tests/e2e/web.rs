@@ -61,7 +61,8 @@ async fn scenario(stack: &Stack, name: &str, args: &[String]) -> Result<Value> {
 /// uploads that never run as pages of our origin (`media`); an end-to-end encrypted conversation
 /// between two browsers with a photo (`conversation`); a browser and the `parley` CLI decrypting
 /// each other's messages and photos (`cli`); a group in three browsers with delete for everyone,
-/// an invite link and a late joiner who reads only what came after (`group-invite`).
+/// an invite link and a late joiner who reads only what came after (`group-invite`); the app
+/// installable, caching only its shell and starting offline (`pwa`).
 #[tokio::test]
 async fn web_app_in_chromium() -> Result<()> {
     let stack = web_stack().await?;
@@ -98,5 +99,8 @@ async fn web_app_in_chromium() -> Result<()> {
 
     let group = scenario(&stack, "group-invite", &[]).await?;
     ensure!(group["data"]["invite_link"].as_str().is_some_and(|link| link.contains("/app/join")), "{}", group["data"]);
+
+    let pwa = scenario(&stack, "pwa", &[]).await?;
+    ensure!(pwa["data"]["cached"]["files"].as_u64().is_some_and(|files| files > 10), "{}", pwa["data"]);
     Ok(())
 }

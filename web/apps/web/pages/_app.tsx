@@ -1,10 +1,22 @@
 import type { AppProps } from 'next/app';
 import Head from 'next/head';
+import { useEffect } from 'react';
 import { AppProvider } from '../components/AppProvider';
 import '../styles/globals.css';
 import '../styles/features.css';
 
+/** The service worker (app shell only, see public/sw.js); not in development builds. */
+function useServiceWorker() {
+  useEffect(() => {
+    if (process.env.NODE_ENV !== 'production' || !('serviceWorker' in navigator)) return;
+    navigator.serviceWorker.register('/app/sw.js', { scope: '/app/' }).catch((error: unknown) => {
+      console.warn('parley: the app will not work offline:', error);
+    });
+  }, []);
+}
+
 export default function App({ Component, pageProps }: AppProps) {
+  useServiceWorker();
   return (
     <>
       <Head>

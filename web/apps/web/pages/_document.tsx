@@ -13,6 +13,10 @@ export default function Document() {
         <meta name="referrer" content="no-referrer" />
         {/* Ours, so the browser does not ask the API for /favicon.ico. */}
         <link rel="icon" href="/app/favicon.svg" type="image/svg+xml" />
+        {/* Installable (scripts/write-sw.mjs, public/sw.js, public/manifest.webmanifest). */}
+        <link rel="manifest" href="/app/manifest.webmanifest" />
+        <link rel="apple-touch-icon" href="/app/icons/icon-192.png" />
+        <meta name="theme-color" content="#0b6e4f" />
       </Head>
       <body>
         <Main />
