@@ -22,6 +22,27 @@ function chunk(type, data) {
   return Buffer.concat([length, body, crc]);
 }
 
+/** A `width`×`height` 8-bit RGB PNG of `pixel(x, y)` → `[r, g, b]`. */
+export function encodePng(width, height, pixel) {
+  const raw = Buffer.alloc((width * 3 + 1) * height);
+  for (let y = 0; y < height; y += 1) {
+    const row = y * (width * 3 + 1);
+    raw[row] = 0; // filter: none
+    for (let x = 0; x < width; x += 1) raw.set(pixel(x, y), row + 1 + x * 3);
+  }
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bit depth
+  header[9] = 2; // RGB
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(raw, { level: 9 })),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
 /**
  * A `width`×`height` RGB PNG: a gradient whose colours depend on `seed`, plus noise so that it
  * does not compress to nothing (a photo-like size).
@@ -36,26 +57,9 @@ export function png(width, height, seed = 1) {
     state >>>= 0;
     return state & 0x1f;
   };
-  const raw = Buffer.alloc((width * 3 + 1) * height);
-  for (let y = 0; y < height; y += 1) {
-    const row = y * (width * 3 + 1);
-    raw[row] = 0;
-    for (let x = 0; x < width; x += 1) {
-      const at = row + 1 + x * 3;
-      raw[at] = ((x * 255) / width + seed * 40 + noise()) & 0xff;
-      raw[at + 1] = ((y * 255) / height + noise()) & 0xff;
-      raw[at + 2] = (seed * 90 + noise()) & 0xff;
-    }
-  }
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8; // bit depth
-  header[9] = 2; // RGB
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
-    chunk('IDAT', deflateSync(raw)),
-    chunk('IEND', Buffer.alloc(0)),
+  return encodePng(width, height, (x, y) => [
+    ((x * 255) / width + seed * 40 + noise()) & 0xff,
+    ((y * 255) / height + noise()) & 0xff,
+    (seed * 90 + noise()) & 0xff,
   ]);
 }
