@@ -5,6 +5,7 @@ import { safeReturnPath } from '../lib/returnTo';
 import { useAuthRedirect, useController } from './AppProvider';
 import { AVATAR_PRIVACY_NOTE, PicturePicker, useFilePreview } from './PicturePicker';
 import { Splash } from './Splash';
+import { ErrorAlert } from './ErrorAlert';
 
 /** The login and register forms (one component, two modes). */
 export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
@@ -109,11 +110,7 @@ export function AuthForm({ mode }: { mode: 'login' | 'register' }) {
             </p>
           </div>
         ) : null}
-        {error ? (
-          <p className="error" role="alert">
-            {error}
-          </p>
-        ) : null}
+        <ErrorAlert error={error} />
         <button type="submit" className="button button--primary" disabled={busy}>
           {busy ? 'Please wait…' : register ? 'Create account' : 'Log in'}
         </button>

@@ -1,4 +1,5 @@
 import { useEffect, useId, useRef, type ReactNode } from 'react';
+import { ErrorAlert } from './ErrorAlert';
 
 /**
  * A modal `<dialog>`: the browser traps focus in it and closes it with Escape; focus goes back
@@ -91,11 +92,7 @@ export function ConfirmDialog({
       <div id={messageId} className="dialog__message">
         {message}
       </div>
-      {error ? (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      ) : null}
+      <ErrorAlert error={error} />
       <div className="dialog__actions">
         {choices.map((choice) => (
           <button

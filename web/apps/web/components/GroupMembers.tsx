@@ -6,6 +6,7 @@ import { UserAvatar } from './Avatar';
 import { ConfirmDialog } from './Dialog';
 import { useAsyncAction } from './useAsyncAction';
 import { UserSearch } from './UserSearch';
+import { ErrorAlert } from './ErrorAlert';
 
 /** The member list with admin badges; admins remove members and change their roles here. */
 export function GroupMembers({ chatId }: { chatId: string }) {
@@ -101,11 +102,7 @@ export function GroupMembers({ chatId }: { chatId: string }) {
           Only admins can add or remove members, make admins and manage the invite link.
         </p>
       ) : null}
-      {roleChange.error ? (
-        <p className="error" role="alert">
-          {roleChange.error}
-        </p>
-      ) : null}
+      <ErrorAlert error={roleChange.error} />
       <p className="visually-hidden" role="status" aria-live="polite">
         {announcement}
       </p>
@@ -171,11 +168,7 @@ export function AddMembers({ chatId }: { chatId: string }) {
       <p className="visually-hidden" role="status" aria-live="polite">
         {announcement}
       </p>
-      {error ? (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      ) : null}
+      <ErrorAlert error={error} />
     </section>
   );
 }

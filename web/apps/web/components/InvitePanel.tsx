@@ -4,6 +4,7 @@ import { useAppState, useController } from './AppProvider';
 import { CopyButton } from './CopyButton';
 import { ConfirmDialog } from './Dialog';
 import { useAsyncAction } from './useAsyncAction';
+import { ErrorAlert } from './ErrorAlert';
 
 /** A group's invite link (admins): create, copy, reset, revoke. */
 export function InvitePanel({ chatId }: { chatId: string }) {
@@ -93,11 +94,7 @@ export function InvitePanel({ chatId }: { chatId: string }) {
       <p className="visually-hidden" role="status" aria-live="polite">
         {announcement}
       </p>
-      {error ? (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      ) : null}
+      <ErrorAlert error={error} />
       {confirm ? (
         <ConfirmDialog
           title={confirm === 'reset' ? 'Reset the invite link?' : 'Revoke invite links?'}

@@ -5,6 +5,7 @@ import { useState } from 'react';
 import { useController } from '../components/AppProvider';
 import { Shell } from '../components/Shell';
 import { UserSearch } from '../components/UserSearch';
+import { ErrorAlert } from '../components/ErrorAlert';
 
 /** Find someone and open the direct chat with them. */
 export default function NewChatPage() {
@@ -39,11 +40,7 @@ export default function NewChatPage() {
           <h2 id="new-chat-title">New chat</h2>
         </header>
         <div className="panel__body">
-          {error ? (
-            <p className="error" role="alert">
-              {error}
-            </p>
-          ) : null}
+          <ErrorAlert error={error} />
           <UserSearch
             label="Search people"
             action={(user) => (

@@ -6,6 +6,7 @@ import { useState, type FormEvent } from 'react';
 import { useController } from '../components/AppProvider';
 import { Shell } from '../components/Shell';
 import { UserSearch } from '../components/UserSearch';
+import { ErrorAlert } from '../components/ErrorAlert';
 
 /** Name a group, pick its first members, create it. */
 export default function NewGroupPage() {
@@ -97,11 +98,7 @@ export default function NewGroupPage() {
               </button>
             )}
           />
-          {error ? (
-            <p className="error" role="alert">
-              {error}
-            </p>
-          ) : null}
+          <ErrorAlert error={error} />
           <button type="submit" className="button button--primary" disabled={busy || !name.trim()}>
             {busy ? 'Creating…' : 'Create group'}
           </button>

@@ -6,6 +6,7 @@ import { AVATAR_PRIVACY_NOTE, PicturePicker } from '../components/PicturePicker'
 import { Shell } from '../components/Shell';
 import { useAsyncAction } from '../components/useAsyncAction';
 import { NAME_MAX_CHARS, STATUS_MAX_CHARS } from '../lib/features/profile';
+import { ErrorAlert } from '../components/ErrorAlert';
 
 /** Your name, status and picture. */
 export default function ProfilePage() {
@@ -85,11 +86,7 @@ function PictureSection({ userId, hasPicture }: { userId: string; hasPicture: bo
       <p className="hint" role="status" aria-live="polite">
         {busy ? 'Saving…' : done}
       </p>
-      {error ? (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      ) : null}
+      <ErrorAlert error={error} />
     </section>
   );
 }
@@ -137,11 +134,7 @@ function DetailsForm({ name: savedName, status: savedStatus }: { name: string; s
           Your name and status are visible to everyone with an account here.
         </p>
       </div>
-      {error ? (
-        <p className="error" role="alert">
-          {error}
-        </p>
-      ) : null}
+      <ErrorAlert error={error} />
       <p className="hint" role="status" aria-live="polite">
         {saved && !changed ? 'Saved.' : ''}
       </p>
