@@ -23,6 +23,12 @@ pub struct SfuConfig {
     pub shards: usize,
     /// A participant we have heard nothing from (no STUN, no RTP/RTCP) for this long is removed.
     pub peer_timeout: Duration,
+    /// A participant the SFU lost without a `leave` (socket dropped, ICE or liveness timeout)
+    /// has this long to join again before the api hears it left: a phone changing networks
+    /// must not end a 1:1 call.
+    pub rejoin_grace: Duration,
+    /// Test-only fault injection: `POST /test/blackhole` cuts one user's UDP for a while.
+    pub test_faults: bool,
     /// Fault injection for tests: drop every Nth RTP datagram over 200 bytes (video, in
     /// practice) the SFU sends (0: never), so that
     /// receivers' NACKs and the SFU's retransmissions can be watched working.
@@ -69,6 +75,8 @@ impl SfuConfig {
             stream: StreamSettings::from_env(),
             shards: parse::<usize>("PARLEY_SFU_SHARDS", &cores.to_string())?.max(1),
             peer_timeout: Duration::from_millis(parse::<u64>("PARLEY_SFU_PEER_TIMEOUT_MS", "10000")?.max(500)),
+            rejoin_grace: Duration::from_millis(parse::<u64>("PARLEY_SFU_REJOIN_GRACE_MS", "10000")?),
+            test_faults: parse::<u8>("PARLEY_SFU_TEST_FAULTS", "0")? == 1,
             drop_every_nth_rtp: parse("PARLEY_SFU_TEST_DROP_EVERY_NTH_RTP", "0")?,
         })
     }

@@ -8,6 +8,7 @@
 //! peers at once.
 
 mod config;
+mod faults;
 mod metrics;
 mod reports;
 mod rights;
@@ -82,6 +83,7 @@ async fn serve(config: SfuConfig) -> anyhow::Result<()> {
             socket: Arc::clone(&socket),
             advertised,
             peer_timeout: config.peer_timeout,
+            rejoin_grace: config.rejoin_grace,
             index,
             routes: route_tx.clone(),
             reports: report_tx.clone(),
@@ -113,12 +115,16 @@ async fn serve(config: SfuConfig) -> anyhow::Result<()> {
         }
     });
 
-    let app = Route::new()
+    let faults = Arc::new(faults::Faults { shards: signaling.shards.clone() });
+    let mut app = Route::new()
         .at("/rtc", poem::get(signaling::rtc))
         .at("/metrics", poem::get(metrics_endpoint))
-        .at("/healthz", poem::get(healthz))
-        .data(signaling)
-        .data(metrics);
+        .at("/healthz", poem::get(healthz));
+    if config.test_faults {
+        tracing::warn!("PARLEY_SFU_TEST_FAULTS=1: POST /test/blackhole can cut any user off; tests only");
+        app = app.at("/test/blackhole", poem::post(faults::blackhole));
+    }
+    let app = app.data(signaling).data(metrics).data(faults);
     tracing::info!(addr = %config.http_addr, "parley-sfu signaling listening");
     Server::new(TcpListener::bind(config.http_addr))
         .run_with_graceful_shutdown(app, parley_eventbus::process::shutdown_signal(), Some(Duration::from_secs(5)))

@@ -45,6 +45,8 @@ pub enum ShardInput {
     },
     Leave {
         participant: ParticipantId,
+        /// The client said `leave` (else its socket went away: it may be back).
+        said: bool,
     },
     /// The subscriber wants simulcast layer `rid` on its outgoing `mid`.
     Layer {
@@ -59,6 +61,22 @@ pub enum ShardInput {
     },
     /// A right ended: drop the peers it covers.
     Revoke(Revocation),
+    /// Test-only fault: no datagram to or from `user_id`'s peers until `until`.
+    Blackhole {
+        user_id: Uuid,
+        until: Instant,
+    },
+}
+
+/// When the api hears that a participant the SFU removed has left the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeaveReport {
+    /// They said so, or their right ended.
+    Now,
+    /// The SFU lost them: only if they have not joined again within the rejoin grace.
+    AfterGrace,
+    /// They joined again from another connection.
+    Never,
 }
 
 pub struct JoinRequest {
@@ -163,6 +181,7 @@ pub struct Shard {
     socket: Arc<UdpSocket>,
     advertised: SocketAddr,
     peer_timeout: Duration,
+    rejoin_grace: Duration,
     index: usize,
     routes: mpsc::UnboundedSender<RouteUpdate>,
     reports: mpsc::UnboundedSender<SfuReport>,
@@ -172,6 +191,10 @@ pub struct Shard {
     by_addr: HashMap<SocketAddr, ParticipantId>,
     by_ufrag: HashMap<String, ParticipantId>,
     timers: BTreeSet<(Instant, ParticipantId)>,
+    /// Leaves not reported yet, by (call, user): when to report them, and when they happened.
+    pending_leaves: HashMap<(Uuid, Uuid), (Instant, chrono::DateTime<Utc>)>,
+    /// Test-only: users whose datagrams are dropped, until when.
+    blackholes: HashMap<Uuid, Instant>,
 }
 
 /// Work that one participant's events cause for others, handled in order.
@@ -184,6 +207,7 @@ pub struct ShardSettings {
     pub socket: Arc<UdpSocket>,
     pub advertised: SocketAddr,
     pub peer_timeout: Duration,
+    pub rejoin_grace: Duration,
     pub index: usize,
     pub routes: mpsc::UnboundedSender<RouteUpdate>,
     pub reports: mpsc::UnboundedSender<SfuReport>,
@@ -192,14 +216,24 @@ pub struct ShardSettings {
 
 impl Shard {
     pub fn new(settings: ShardSettings) -> Self {
-        let ShardSettings { drop_every_nth_rtp, socket, advertised, peer_timeout, index, routes, reports, metrics } =
-            settings;
+        let ShardSettings {
+            drop_every_nth_rtp,
+            socket,
+            advertised,
+            peer_timeout,
+            rejoin_grace,
+            index,
+            routes,
+            reports,
+            metrics,
+        } = settings;
         Self {
             drop_every_nth_rtp,
             rtp_sent: 0,
             socket,
             advertised,
             peer_timeout,
+            rejoin_grace,
             index,
             routes,
             reports,
@@ -209,6 +243,8 @@ impl Shard {
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             timers: BTreeSet::new(),
+            pending_leaves: HashMap::new(),
+            blackholes: HashMap::new(),
         }
     }
 
@@ -243,10 +279,14 @@ impl Shard {
         match input {
             ShardInput::Join(request) => self.join(request),
             ShardInput::Answer { participant, sdp } => self.answer(participant, &sdp),
-            ShardInput::Leave { participant } => self.remove(participant, None),
+            ShardInput::Leave { participant, said: true } => self.remove(participant, None),
+            ShardInput::Leave { participant, said: false } => self.lose(participant, None),
             ShardInput::Layer { participant, mid, rid } => self.choose_layer(participant, &mid, &rid),
             ShardInput::Packet { source, contents, at } => self.packet(source, &contents, at),
             ShardInput::Revoke(revocation) => self.revoke(&revocation),
+            ShardInput::Blackhole { user_id, until } => {
+                self.blackholes.insert(user_id, until);
+            }
         }
     }
 
@@ -296,8 +336,10 @@ impl Shard {
             .collect();
         for old in previous {
             // Not a leave: the api must not end a 1:1 call because a phone changed networks.
-            self.remove_quietly(old, Some("joined again from another connection"), false);
+            self.depart(old, Some("joined again from another connection"), LeaveReport::Never);
         }
+        // Back within the grace: the earlier connection's loss is not a leave.
+        self.pending_leaves.remove(&(call_id, user_id));
         let _ = self.routes.send(RouteUpdate::Ufrag(creds.ufrag.clone(), self.index));
         self.by_ufrag.insert(creds.ufrag.clone(), id);
         let mut participant = Participant {
@@ -475,6 +517,9 @@ impl Shard {
                 id
             }
         };
+        if self.blackholed(id, at) {
+            return;
+        }
         let Some(p) = self.participants.get_mut(&id) else { return };
         let Ok(receive) = Receive::new(Protocol::Udp, source, self.advertised, contents) else { return };
         let input = Input::Receive(at, receive);
@@ -484,7 +529,7 @@ impl Shard {
         p.last_heard = at;
         if let Err(error) = p.rtc.handle_input(input) {
             tracing::info!(participant = id, %error, "dropping a participant whose connection failed");
-            self.remove(id, Some("media connection failed"));
+            self.lose(id, Some("media connection failed"));
             return;
         }
         let mut work = VecDeque::new();
@@ -504,7 +549,7 @@ impl Shard {
                 None => continue,
             };
             if failed {
-                self.remove(id, Some("media connection failed"));
+                self.lose(id, Some("media connection failed"));
                 continue;
             }
             self.drain(id, &mut work);
@@ -521,14 +566,23 @@ impl Shard {
             .collect();
         for id in silent {
             tracing::info!(participant = id, "participant timed out");
-            self.remove(id, Some("timed out: no media or ICE from the participant"));
+            self.lose(id, Some("timed out: no media or ICE from the participant"));
         }
+        let due: Vec<(Uuid, Uuid)> =
+            self.pending_leaves.iter().filter(|(_, (due, _))| *due <= now).map(|(key, _)| *key).collect();
+        for (call_id, user_id) in due {
+            if let Some((_, at)) = self.pending_leaves.remove(&(call_id, user_id)) {
+                let _ = self.reports.send(SfuReport { call_id, user_id, connected: false, at });
+            }
+        }
+        self.blackholes.retain(|_, until| *until > now);
     }
 
     /// Polls one participant's `Rtc` until it has nothing more to say: sends its datagrams,
     /// queues its events, sets its timer.
     fn drain(&mut self, id: ParticipantId, work: &mut VecDeque<Work>) {
         let mut failed = false;
+        let cut_off = self.blackholed(id, Instant::now());
         {
             let Some(p) = self.participants.get_mut(&id) else { return };
             loop {
@@ -548,6 +602,9 @@ impl Shard {
                                 continue;
                             }
                         }
+                        if cut_off {
+                            continue;
+                        }
                         // A full socket buffer drops the datagram, as the network would.
                         if self.socket.try_send_to(&transmit.contents, transmit.destination).is_ok() {
                             self.metrics.udp_out(transmit.contents.len());
@@ -563,7 +620,7 @@ impl Shard {
             }
         }
         if failed {
-            self.remove(id, Some("media connection failed"));
+            self.lose(id, Some("media connection failed"));
         }
     }
 
@@ -582,7 +639,7 @@ impl Shard {
                 let _ = self.reports.send(report);
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                self.remove(id, Some("ICE disconnected"));
+                self.lose(id, Some("ICE disconnected"));
             }
             Event::MediaAdded(added) => {
                 let receives = matches!(added.direction, Direction::RecvOnly | Direction::SendRecv);
@@ -733,6 +790,16 @@ impl Shard {
         self.drain(source, work);
     }
 
+    /// Whether the test fault cuts this participant off the network now.
+    fn blackholed(&self, id: ParticipantId, now: Instant) -> bool {
+        !self.blackholes.is_empty()
+            && self
+                .participants
+                .get(&id)
+                .and_then(|p| self.blackholes.get(&p.user_id))
+                .is_some_and(|until| *until > now)
+    }
+
     /// Drops every peer whose right `revocation` ended; the api hears they left, as for any leave.
     fn revoke(&mut self, revocation: &Revocation) {
         let covered: Vec<ParticipantId> = self
@@ -750,11 +817,15 @@ impl Shard {
     /// Takes a participant out of its room; the others stop receiving its tracks. `reason` is
     /// sent to its signaling socket when the SFU, not the client, ended it.
     fn remove(&mut self, id: ParticipantId, reason: Option<&str>) {
-        self.remove_quietly(id, reason, true);
+        self.depart(id, reason, LeaveReport::Now);
     }
 
-    /// `remove`, telling the api the participant left only when `report_leave`.
-    fn remove_quietly(&mut self, id: ParticipantId, reason: Option<&str>, report_leave: bool) {
+    /// `remove` for a participant the SFU lost: the api hears it only if they do not come back.
+    fn lose(&mut self, id: ParticipantId, reason: Option<&str>) {
+        self.depart(id, reason, LeaveReport::AfterGrace);
+    }
+
+    fn depart(&mut self, id: ParticipantId, reason: Option<&str>, report: LeaveReport) {
         let Some(mut p) = self.participants.remove(&id) else { return };
         p.rtc.disconnect();
         self.timers.remove(&(p.wake_at, id));
@@ -768,9 +839,17 @@ impl Shard {
             let _ = p.signal.send(Signal::Removed(reason.to_owned()));
         }
         self.metrics.participants.add(-1, &[]);
-        if report_leave {
-            let report = SfuReport { call_id: p.call_id, user_id: p.user_id, connected: false, at: Utc::now() };
-            let _ = self.reports.send(report);
+        match report {
+            LeaveReport::Now => {
+                self.pending_leaves.remove(&(p.call_id, p.user_id));
+                let report = SfuReport { call_id: p.call_id, user_id: p.user_id, connected: false, at: Utc::now() };
+                let _ = self.reports.send(report);
+            }
+            LeaveReport::AfterGrace => {
+                let due = Instant::now() + self.rejoin_grace;
+                self.pending_leaves.insert((p.call_id, p.user_id), (due, Utc::now()));
+            }
+            LeaveReport::Never => {}
         }
         tracing::info!(call_id = %p.call_id, user_id = %p.user_id, participant = id, "participant left");
 

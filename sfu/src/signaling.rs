@@ -150,13 +150,13 @@ async fn session(mut stream: WebSocketStream, claims: JoinClaims, signaling: Arc
     // The right may have ended while the offer was awaited. An end recorded after this check is
     // sent to the shard after our `Join`, so the shard drops the peer itself.
     if let Some(refusal) = signaling.rights.refusal(&claims) {
-        let _ = shard.send(ShardInput::Leave { participant }).await;
+        let _ = shard.send(ShardInput::Leave { participant, said: true }).await;
         return refuse(stream, CLOSE_REMOVED, "removed", &refusal.to_string()).await;
     }
     match answer.await {
         Ok(Ok(sdp)) => {
             if stream.send(Message::Text(json!({"type": "answer", "sdp": sdp}).to_string())).await.is_err() {
-                let _ = shard.send(ShardInput::Leave { participant }).await;
+                let _ = shard.send(ShardInput::Leave { participant, said: false }).await;
                 return;
             }
         }
@@ -166,6 +166,9 @@ async fn session(mut stream: WebSocketStream, claims: JoinClaims, signaling: Arc
         Ok(Err(error)) => return refuse(stream, CLOSE_REMOVED, "unavailable", &error.to_string()).await,
         Err(_) => return,
     }
+    // Whether the client said `leave`; a socket that just went away may be back (see
+    // `SfuConfig::rejoin_grace`).
+    let mut said_leave = false;
     loop {
         tokio::select! {
             frame = next_frame(&mut stream) => match frame {
@@ -187,7 +190,11 @@ async fn session(mut stream: WebSocketStream, claims: JoinClaims, signaling: Arc
                     let frame = json!({"type": "error", "code": "bad_request", "reason": reason});
                     let _ = stream.send(Message::Text(frame.to_string())).await;
                 }
-                Some(Ok(ClientFrame::Leave)) | None => break,
+                Some(Ok(ClientFrame::Leave)) => {
+                    said_leave = true;
+                    break;
+                }
+                None => break,
             },
             signal = signals.recv() => match signal {
                 Some(Signal::Offer(sdp)) => {
@@ -204,7 +211,7 @@ async fn session(mut stream: WebSocketStream, claims: JoinClaims, signaling: Arc
             },
         }
     }
-    let _ = shard.send(ShardInput::Leave { participant }).await;
+    let _ = shard.send(ShardInput::Leave { participant, said: said_leave }).await;
     let _ = stream.send(Message::Close(Some((CloseCode::Normal, "left".to_owned())))).await;
 }
 

@@ -7,10 +7,12 @@ frame, errors and the close reason. Usage:
 
     sfu_peer.py URL TOKEN [--seconds N] [--delay N] [--freeze-after N] [--audio-only]
                           [--call-id ID] [--sdp-garbage] [--layer RID] [--offer-padding BYTES]
+                          [--no-leave]
 
 `--freeze-after N` stops all media and ICE after N seconds but keeps the signaling socket open
 (a peer that vanished from the network without saying `leave`). `--offer-padding N` adds N bytes
-of padding (an unknown field) to the offer frame. `closed_at_unix` is the wall-clock time
+of padding (an unknown field) to the offer frame. `--no-leave` closes the socket at the end
+without saying `leave` (a connection that dropped). `closed_at_unix` is the wall-clock time
 (`time.time()`) at which the SFU closed the socket, for measuring how fast a drop happens.
 """
 
@@ -100,6 +102,7 @@ async def main():
     parser.add_argument("--freeze-after", type=float)
     parser.add_argument("--layer", help="ask for this simulcast layer of every video received")
     parser.add_argument("--offer-padding", type=int, default=0, help="pad the offer frame with N bytes")
+    parser.add_argument("--no-leave", action="store_true", help="close the socket without saying leave")
     args = parser.parse_args()
     await asyncio.sleep(args.delay)
 
@@ -147,7 +150,7 @@ async def main():
                                 "reason": closed.rcvd.reason if closed.rcvd else None}
         if summary["close"] is None and ws.close_code is not None:
             summary["close"] = {"code": ws.close_code, "reason": ws.close_reason}
-        if summary["close"] is None:
+        if summary["close"] is None and not args.no_leave:
             await ws.send(json.dumps({"type": "leave"}))
     for consumer in consumers:
         consumer.cancel()

@@ -167,7 +167,13 @@ async fn a_late_joiner_gets_a_keyframe_promptly() -> Result<()> {
 
 #[tokio::test]
 async fn a_peer_that_vanishes_is_removed_after_the_timeout_and_the_others_are_told() -> Result<()> {
-    let stack = Stack::start_with(StackOptions::default().with_sfu().env("PARLEY_SFU_PEER_TIMEOUT_MS", "2000")).await?;
+    let stack = Stack::start_with(
+        StackOptions::default()
+            .with_sfu()
+            .env("PARLEY_SFU_PEER_TIMEOUT_MS", "2000")
+            .env("PARLEY_SFU_REJOIN_GRACE_MS", "1000"),
+    )
+    .await?;
     let (ada, bob, cyd) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "cyd").await?);
     let chat = group(&stack, &ada, &[&bob, &cyd]).await?;
     let access = call_everyone(&stack, &chat, "video", &ada, &[&bob, &cyd]).await?;
@@ -356,5 +362,45 @@ async fn rejoining_from_a_new_connection_does_not_end_a_direct_call() -> Result<
     let (first_bob, second_bob) = (first_bob?, second_bob?);
     assert_eq!(first_bob["close"]["code"], 4408, "{first_bob}");
     assert_eq!(decoded(&second_bob, "video", 20).len(), 1, "{second_bob}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dropped_connection_ends_a_direct_call_only_when_it_does_not_come_back_in_time() -> Result<()> {
+    let stack = Stack::start_with(StackOptions::default().with_sfu().env("PARLEY_SFU_REJOIN_GRACE_MS", "5000")).await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = direct(&stack, &ada, &bob).await?;
+    let access = call_everyone(&stack, &chat, "video", &ada, &[&bob]).await?;
+    let call_id = parley_tests::jwt_claims(&access[0].1)?["call"].as_str().unwrap_or_default().to_owned();
+    // Bob's socket goes away after 4 s without a `leave`; Ada stays on.
+    let peers = tokio::spawn({
+        let access = access.clone();
+        async move {
+            tokio::join!(
+                run_peer(&access[0].0, &access[0].1, &["--seconds", "14"]),
+                run_peer(&access[1].0, &access[1].1, &["--seconds", "4", "--no-leave"]),
+            )
+        }
+    });
+    let status = || async {
+        let (_, call) = stack.get(&format!("/calls/{call_id}"), Some(&ada.token)).await?;
+        anyhow::Ok(call["status"].as_str().unwrap_or_default().to_owned())
+    };
+    // Well inside the grace, the call goes on for Ada.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(status().await?, "active");
+    // Past it, Bob has left and the 1:1 call is over.
+    stack
+        .eventually(Duration::from_secs(10), "the call to end after the grace", || async {
+            Ok(status().await? == "ended")
+        })
+        .await?;
+    let (ada_sees, bob_sees) = peers.await?;
+    let (ada_sees, bob_sees) = (ada_sees?, bob_sees?);
+    assert!(bob_sees["close"].is_null(), "{bob_sees}");
+    // The SFU took Bob out of the room at once: Ada saw it empty long before the call ended.
+    let rooms = ada_sees["rooms"].as_array().cloned().unwrap_or_default();
+    assert!(rooms.iter().any(|r| r["users"] == json!([bob.id])), "{ada_sees}");
+    assert!(rooms.last().is_some_and(|r| r["users"] == json!([])), "{ada_sees}");
     Ok(())
 }
