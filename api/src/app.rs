@@ -72,7 +72,7 @@ async fn serve_web_app<E: Endpoint>(next: E, req: Request) -> poem::Result<Respo
     let path = req.uri().path();
     let is_app = path == "/" || path == crate::web::APP_PREFIX || path.starts_with("/app/");
     match req.data::<Arc<AppState>>() {
-        Some(state) if is_app => Ok(crate::web::serve(&req, &state.config.web_dir).await?),
+        Some(state) if is_app => Ok(crate::web::serve(&req, &state.config.web_dir, &state.page_csp).await?),
         _ => Ok(next.call(req).await?.into_response()),
     }
 }
@@ -157,6 +157,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         typing: Default::default(),
         captcha,
         metrics: Arc::new(Metrics::new()?),
+        page_csp: crate::web::page_csp(crate::web::sfu_origin(&config.sfu_url).as_deref()),
         pool,
         nats,
         config,

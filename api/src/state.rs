@@ -41,6 +41,8 @@ pub struct AppState {
     pub typing: crate::realtime::TypingGate,
     pub captcha: Option<CaptchaVerifier>,
     pub metrics: Arc<Metrics>,
+    /// The web app's Content-Security-Policy (it names the SFU's origin from the config).
+    pub page_csp: String,
 }
 
 impl AppState {

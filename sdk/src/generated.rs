@@ -1323,6 +1323,59 @@ key is left out).*/
             Default::default()
         }
     }
+    ///The call under way in a chat, if any.
+    ///
+    /// <details><summary>JSON schema</summary>
+    ///
+    /// ```json
+    ///{
+    ///  "title": "LiveCall",
+    ///  "description": "The call under way in a chat, if any.",
+    ///  "type": "object",
+    ///  "properties": {
+    ///    "call": {
+    ///      "description": "`null` when the chat has no call ringing or active.",
+    ///      "oneOf": [
+    ///        {
+    ///          "type": "null"
+    ///        },
+    ///        {
+    ///          "allOf": [
+    ///            {
+    ///              "$ref": "#/components/schemas/CallView"
+    ///            },
+    ///            {
+    ///              "description": "`null` when the chat has no call ringing or active."
+    ///            }
+    ///          ]
+    ///        }
+    ///      ]
+    ///    }
+    ///  }
+    ///}
+    /// ```
+    /// </details>
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    pub struct LiveCall {
+        ///`null` when the chat has no call ringing or active.
+        #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+        pub call: ::std::option::Option<CallView>,
+    }
+    impl ::std::convert::From<&LiveCall> for LiveCall {
+        fn from(value: &LiveCall) -> Self {
+            value.clone()
+        }
+    }
+    impl ::std::default::Default for LiveCall {
+        fn default() -> Self {
+            Self { call: Default::default() }
+        }
+    }
+    impl LiveCall {
+        pub fn builder() -> builder::LiveCall {
+            Default::default()
+        }
+    }
     ///`LoginRequest`
     ///
     /// <details><summary>JSON schema</summary>
@@ -5020,6 +5073,47 @@ acknowledged.*/
             }
         }
         #[derive(Clone, Debug)]
+        pub struct LiveCall {
+            call: ::std::result::Result<
+                ::std::option::Option<super::CallView>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for LiveCall {
+            fn default() -> Self {
+                Self {
+                    call: Ok(Default::default()),
+                }
+            }
+        }
+        impl LiveCall {
+            pub fn call<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::CallView>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.call = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for call: {}", e)
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<LiveCall> for super::LiveCall {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: LiveCall,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { call: value.call? })
+            }
+        }
+        impl ::std::convert::From<super::LiveCall> for LiveCall {
+            fn from(value: super::LiveCall) -> Self {
+                Self { call: Ok(value.call) }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct LoginRequest {
             email: ::std::result::Result<::std::string::String, ::std::string::String>,
             password: ::std::result::Result<
@@ -8522,6 +8616,22 @@ let response = client.delete_message()
 ```*/
     pub fn delete_message(&self) -> builder::DeleteMessage<'_> {
         builder::DeleteMessage::new(self)
+    }
+    /**The call under way in one of your chats
+
+So a chat's screen can offer to join a group call that started before it opened. `call`
+is `null` when nothing rings or runs there; 404 for chats you are not in.
+
+Sends a `GET` request to `/calls`
+
+```ignore
+let response = client.live_call()
+    .chat_id(chat_id)
+    .send()
+    .await;
+```*/
+    pub fn live_call(&self) -> builder::LiveCall<'_> {
+        builder::LiveCall::new(self)
     }
     /**Call a direct chat or a group
 
@@ -12175,6 +12285,131 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 204u16 => Ok(ResponseValue::empty(response)),
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                409u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                413u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                416u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::live_call`]
+
+[`Client::live_call`]: super::Client::live_call*/
+    #[derive(Debug, Clone)]
+    pub struct LiveCall<'a> {
+        client: &'a super::Client,
+        chat_id: Result<::uuid::Uuid, String>,
+    }
+    impl<'a> LiveCall<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                chat_id: Err("chat_id was not initialized".to_string()),
+            }
+        }
+        pub fn chat_id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::uuid::Uuid>,
+        {
+            self.chat_id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: uuid :: Uuid` for chat_id failed".to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/calls`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::LiveCall>, Error<types::ErrorBody>> {
+            let Self { client, chat_id } = self;
+            let chat_id = chat_id.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/calls", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("chat_id", &chat_id))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "live_call",
+            };
+            match (crate::Auth::attach)(&client.inner, &mut request).await {
+                Ok(_) => {}
+                Err(e) => return Err(Error::Custom(e.to_string())),
+            }
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
                 400u16 => {
                     Err(
                         Error::ErrorResponse(

@@ -8,7 +8,7 @@ use parley_domain::call::{Call, CallCommand, CallKind};
 use parley_domain::chat::{Chat, ChatKind};
 use parley_domain::EventMetadata;
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
@@ -72,6 +72,20 @@ pub enum StartCallResponse {
 pub enum JoinedCallResponse {
     #[oai(status = 200)]
     Ok(Json<JoinedCall>),
+}
+
+/// The call under way in a chat, if any.
+#[derive(Debug, Clone, Object)]
+pub struct LiveCall {
+    /// `null` when the chat has no call ringing or active.
+    #[oai(nullable)]
+    pub call: Option<CallView>,
+}
+
+#[derive(ApiResponse)]
+pub enum LiveCallResponse {
+    #[oai(status = 200)]
+    Ok(Json<LiveCall>),
 }
 
 #[derive(ApiResponse)]
@@ -220,6 +234,26 @@ impl CallsApi {
         let call = visible_call(&state, call_id, caller.user_id).await?;
         let sfu = sfu_access(&state, &call, caller).await?;
         Ok(StartCallResponse::Started(Json(StartedCall { call, sfu })))
+    }
+
+    /// The call under way in one of your chats
+    ///
+    /// So a chat's screen can offer to join a group call that started before it opened. `call`
+    /// is `null` when nothing rings or runs there; 404 for chats you are not in.
+    #[oai(path = "/", method = "get", operation_id = "live_call")]
+    async fn live(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: AccessToken,
+        chat_id: Query<Uuid>,
+    ) -> Result<LiveCallResponse, ApiError> {
+        let viewer = auth.0.user_id;
+        chat_of_member(&state, chat_id.0, viewer).await?;
+        let call = match queries::active_call_in(&state.pool, chat_id.0).await? {
+            Some(call_id) => queries::call_for(&state.pool, call_id, viewer).await?,
+            None => None,
+        };
+        Ok(LiveCallResponse::Ok(Json(LiveCall { call })))
     }
 
     /// A call of one of your chats

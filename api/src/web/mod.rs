@@ -13,11 +13,30 @@ use crate::error::ApiError;
 pub const APP_PREFIX: &str = "/app";
 
 /// Every page's policy: scripts, styles, connections (`/ws` included) and media from our origin
-/// only; `'wasm-unsafe-eval'` lets the client core's WebAssembly compile, and `blob:` lets a
-/// photo or video decrypted in the browser be shown. No inline script or style runs.
-pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
-     img-src 'self' blob:; media-src 'self' blob:; connect-src 'self'; font-src 'self'; manifest-src 'self'; \
-     worker-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// only, plus the SFU's signaling WebSocket (`sfu_origin`, see [`sfu_origin`]); `'wasm-unsafe-eval'`
+/// lets the client core's WebAssembly compile, and `blob:` lets a photo or video decrypted in the
+/// browser be shown. No inline script or style runs.
+pub fn page_csp(sfu_origin: Option<&str>) -> String {
+    let sfu = sfu_origin.map(|origin| format!(" {origin}")).unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' blob:; media-src 'self' blob:; connect-src 'self'{sfu}; font-src 'self'; \
+         manifest-src 'self'; worker-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// The `ws://` or `wss://` origin of the SFU's signaling URL, if it is a plain one (anything else
+/// stays out of the policy rather than widening it).
+pub fn sfu_origin(sfu_url: &str) -> Option<String> {
+    let (scheme, rest) = sfu_url.split_once("://")?;
+    if scheme != "ws" && scheme != "wss" {
+        return None;
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    let plain = !authority.is_empty()
+        && authority.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    plain.then(|| format!("{scheme}://{authority}"))
+}
 
 /// What a path under `/app` names in the export.
 #[derive(Debug, PartialEq, Eq)]
@@ -97,7 +116,7 @@ fn accepts_gzip(req: &Request) -> bool {
 }
 
 /// Answers a request for `/` or anything under `/app` from the export in `root`.
-pub async fn serve(req: &Request, root: &Path) -> Result<Response, ApiError> {
+pub async fn serve(req: &Request, root: &Path, csp: &str) -> Result<Response, ApiError> {
     let path = req.uri().path();
     if path == "/" {
         return Ok(redirect(&format!("{APP_PREFIX}/")));
@@ -136,7 +155,7 @@ pub async fn serve(req: &Request, root: &Path) -> Result<Response, ApiError> {
     }
     if kind.starts_with("text/html") {
         response = response
-            .header(header::CONTENT_SECURITY_POLICY, PAGE_CSP)
+            .header(header::CONTENT_SECURITY_POLICY, csp)
             .header(header::REFERRER_POLICY, "no-referrer")
             .header("Cross-Origin-Opener-Policy", "same-origin");
     }
@@ -186,5 +205,18 @@ mod tests {
             assert_eq!(resolve(&root, outside).await, Resolved::Missing, "{outside}");
         }
         std::fs::remove_dir_all(root).ok();
+    }
+
+    #[test]
+    fn the_policy_lets_pages_reach_the_sfu_and_nothing_else() {
+        assert_eq!(sfu_origin("ws://127.0.0.1:8081/rtc").as_deref(), Some("ws://127.0.0.1:8081"));
+        assert_eq!(sfu_origin("wss://sfu.example.com/rtc").as_deref(), Some("wss://sfu.example.com"));
+        assert_eq!(sfu_origin("wss://[::1]:9/rtc").as_deref(), Some("wss://[::1]:9"));
+        for odd in ["http://x/rtc", "ws://a b/rtc", "ws://x;script-src *", "nonsense", "ws:///rtc"] {
+            assert_eq!(sfu_origin(odd), None, "{odd}");
+        }
+        let csp = page_csp(sfu_origin("ws://127.0.0.1:8081/rtc").as_deref());
+        assert!(csp.contains("connect-src 'self' ws://127.0.0.1:8081;"), "{csp}");
+        assert!(page_csp(None).contains("connect-src 'self';"));
     }
 }

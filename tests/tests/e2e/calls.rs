@@ -203,6 +203,57 @@ async fn people_outside_the_chat_can_neither_see_nor_join_its_calls() -> Result<
 }
 
 #[tokio::test]
+async fn a_chats_call_under_way_is_there_for_its_members_to_join_and_no_one_else() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob, cyd, eve) = (
+        member(&stack, "ada").await?,
+        member(&stack, "bob").await?,
+        member(&stack, "cyd").await?,
+        member(&stack, "eve").await?,
+    );
+    let chat = group(&stack, &ada, &[&bob, &cyd]).await?;
+    let live = |who: &Member| {
+        let (path, token) = (format!("/calls?chat_id={chat}"), who.token.clone());
+        let stack = &stack;
+        async move { stack.get(&path, Some(&token)).await }
+    };
+    let (status, none) = live(&bob).await?;
+    assert_eq!((status, &none["call"]), (200, &Value::Null), "{none}");
+
+    let (_, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
+    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+    call(&stack, &format!("/calls/{call_id}/accept"), &bob).await?;
+    // Cyd opens the group later (say, after a reload): the call is there to join.
+    let (status, seen) = live(&cyd).await?;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(
+        (seen["call"]["id"].as_str(), seen["call"]["status"].as_str()),
+        (Some(call_id.as_str()), Some("active"))
+    );
+    let (status, joined) = stack.post("/calls", Some(&cyd.token), &json!({"chat_id": chat, "kind": "video"})).await?;
+    assert_eq!((status, joined["id"].as_str()), (200, Some(call_id.as_str())), "{joined}");
+
+    // Outsiders learn nothing, not even whether the chat exists.
+    let (status, body) = live(&eve).await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"), "{body}");
+    let (status, body) = stack.get(&format!("/calls?chat_id={}", uuid::Uuid::now_v7()), Some(&eve.token)).await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"));
+    for bad in ["/calls", "/calls?chat_id=nope"] {
+        let (status, body) = stack.get(bad, Some(&ada.token)).await?;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["error"]["code"].is_string(), "{body}");
+    }
+
+    // Once everyone hung up, there is nothing to join.
+    for who in [&ada, &bob, &cyd] {
+        call(&stack, &format!("/calls/{call_id}/end"), who).await?;
+    }
+    let (status, over) = live(&bob).await?;
+    assert_eq!((status, &over["call"]), (200, &Value::Null), "{over}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn bad_call_requests_get_clear_errors() -> Result<()> {
     let stack = Stack::start().await?;
     let ada = member(&stack, "ada").await?;

@@ -17,6 +17,11 @@ const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A stack that serves the web app's export; a clear failure when it was not built.
 async fn web_stack() -> Result<Stack> {
+    Stack::start_with(web_options()?).await
+}
+
+/// The options of a stack that serves the web app's export.
+fn web_options() -> Result<StackOptions> {
     let export = repo_root().join("web/apps/web/out");
     ensure!(
         export.join("index.html").is_file(),
@@ -25,7 +30,7 @@ async fn web_stack() -> Result<Stack> {
         export.display()
     );
     let export = export.canonicalize()?.display().to_string();
-    Stack::start_with(StackOptions::default().env("PARLEY_WEB_DIR", &export)).await
+    Ok(StackOptions::default().env("PARLEY_WEB_DIR", &export))
 }
 
 /// Runs `name` and insists on a clean report.
@@ -102,5 +107,25 @@ async fn web_app_in_chromium() -> Result<()> {
 
     let pwa = scenario(&stack, "pwa", &[]).await?;
     ensure!(pwa["data"]["cached"]["files"].as_u64().is_some_and(|files| files > 10), "{}", pwa["data"]);
+    Ok(())
+}
+
+/// Calls between browsers through the SFU (`calls`): 1:1 video, voice, declined, missed (the
+/// stack rings for 6 s), a network cut and rejoin (the SFU's test-only blackhole), a group of
+/// four with a leaver and a late joiner.
+#[tokio::test]
+async fn web_calls_in_chromium() -> Result<()> {
+    let options =
+        web_options()?.with_sfu().env("PARLEY_CALL_RING_TIMEOUT_SECS", "6").env("PARLEY_SFU_TEST_FAULTS", "1");
+    let stack = Stack::start_with(options).await?;
+    let sfu = stack.sfu_base.clone().context("the stack's SFU")?;
+    let report = scenario(&stack, "calls", &[format!("sfu={sfu}")]).await?;
+    let late_join_ms = report["data"]["late_join_ms"].as_u64().context("late_join_ms")?;
+    ensure!(late_join_ms <= 2000, "a late joiner saw video after {late_join_ms} ms");
+    for shot in ["call-ringing-phone", "call-1to1-desktop", "call-1to1-phone", "call-group-desktop", "call-group-phone"]
+    {
+        let path = web_artifacts_dir().join(format!("{shot}.png"));
+        ensure!(std::fs::metadata(&path).map(|m| m.len() > 1000).unwrap_or(false), "no screenshot {}", path.display());
+    }
     Ok(())
 }

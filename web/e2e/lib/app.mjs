@@ -210,14 +210,15 @@ export async function fitsViewport(page, what, locators = []) {
 }
 
 /**
- * Routes the context's `/ws` sockets through Playwright so the test can cut them as a dropped
- * network would (`context.setOffline` alone leaves open WebSockets alone): `cut()` takes the
- * context offline, closes every socket abnormally and refuses new ones; `restore()` undoes that.
- * `urls` lists every socket URL asked for (a reconnect carries `?cursor=`).
+ * Routes the context's `/ws` sockets (and the SFU's `/rtc` ones) through Playwright so the test
+ * can cut them as a dropped network would (`context.setOffline` alone leaves open WebSockets
+ * alone): `cut()` takes the context offline, closes every socket abnormally and refuses new ones;
+ * `restore()` undoes that. `urls` lists every socket URL asked for (a reconnect carries
+ * `?cursor=`).
  */
 export async function cuttableSockets(context) {
   const sockets = { cut: false, open: [], urls: [] };
-  await context.routeWebSocket(/\/ws(\?|$)/, (route) => {
+  await context.routeWebSocket(/\/(ws|rtc)(\?|$)/, (route) => {
     sockets.urls.push(route.url());
     if (sockets.cut) {
       void route.close({ code: 1006, reason: '' });

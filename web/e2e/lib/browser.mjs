@@ -31,6 +31,10 @@ export function launchBrowser() {
       '--disable-component-update',
       '--disable-sync',
       '--disable-features=Translate,OptimizationHints,MediaRouter',
+      // Calls: a generated camera and microphone, no permission prompt, sound without a click.
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required',
     ],
   });
 }

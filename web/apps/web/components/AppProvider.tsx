@@ -29,10 +29,14 @@ export function AppProvider({ children }: { children: ReactNode }) {
     const onVisibility = () => {
       if (document.visibilityState === 'visible') created.wake();
     };
+    // Closing the tab leaves a call at once (rather than after the SFU's rejoin grace).
+    const onPageHide = () => created.calls.pageHidden();
     window.addEventListener('online', wake);
+    window.addEventListener('pagehide', onPageHide);
     document.addEventListener('visibilitychange', onVisibility);
     return () => {
       window.removeEventListener('online', wake);
+      window.removeEventListener('pagehide', onPageHide);
       document.removeEventListener('visibilitychange', onVisibility);
       created.dispose();
     };

@@ -14,6 +14,7 @@ import {
   type UserView,
 } from '@parley/sdk';
 import { EncryptedUpload, TransferError, type NamedBlob } from './attachments';
+import { Calls, type CallsOptions } from './calls/calls';
 import { createStore, type Store } from './createStore';
 import type { AttachmentInfo, CryptoCore, MessageContent, PendingKeyChange } from './crypto';
 import { bodyOf, MessageDecryption } from './decryption';
@@ -22,7 +23,12 @@ import { ApiError, E2ee } from './e2ee';
 import { Features, type FeatureOptions } from './features';
 import { MediaLoader, type ObjectUrls } from './mediaLoader';
 import { browserThumbnail, type Thumbnail, type ThumbnailMaker } from './thumbnails';
-import { RealtimeConnection, type IntervalTimers, type SocketFactory } from './realtime';
+import {
+  RealtimeConnection,
+  type IntervalTimers,
+  type SocketFactory,
+  type SocketLike,
+} from './realtime';
 import { AuthError, browserTimers, Session, type LockManagerLike } from './session';
 import { initialState, reduce, type Action, type AppState } from './store';
 import type { TokenStore } from './tokenStore';
@@ -48,7 +54,20 @@ export interface ControllerOptions {
   /** Makes a photo's or video's thumbnail (default: the browser's canvas). */
   thumbnail?: ThumbnailMaker;
   features?: FeatureOptions;
+  /** The browser's WebRTC and media devices (defaults: the page's own). */
+  calls?: Partial<Pick<CallsOptions, 'getUserMedia' | 'createPeer' | 'connect' | 'newStream'>>;
 }
+
+/** The page's own WebRTC and media devices, looked up only when a call needs them. */
+const browserCallMedia: Pick<
+  CallsOptions,
+  'getUserMedia' | 'createPeer' | 'connect' | 'newStream'
+> = {
+  getUserMedia: (constraints) => navigator.mediaDevices.getUserMedia(constraints),
+  createPeer: () => new RTCPeerConnection(),
+  connect: (url) => new WebSocket(url) as unknown as SocketLike,
+  newStream: () => new MediaStream(),
+};
 
 /** A promise with its settle functions, for "the device is open". */
 interface Deferred {
@@ -95,6 +114,8 @@ export class AppController {
   readonly realtime: RealtimeConnection;
   /** Profile, groups, deleting, notifications, devices (`lib/features/`). */
   readonly features: Features;
+  /** Voice and video calls (`lib/calls/`). */
+  readonly calls: Calls;
   private readonly now: () => number;
   private readonly newId: () => string;
   private readonly lastTypingSent = new Map<string, number>();
@@ -186,6 +207,14 @@ export class AppController {
       },
       options.features,
     );
+    this.calls = new Calls({
+      client: this.client,
+      store: this.store,
+      timers: options.timers ?? browserTimers,
+      now: this.now,
+      ...browserCallMedia,
+      ...options.calls,
+    });
   }
 
   get state(): AppState {
@@ -827,6 +856,7 @@ export class AppController {
 
   dispose(): void {
     this.disposed = true;
+    this.calls.dispose();
     this.realtime.stop();
     this.media.clear();
     this.deviceGeneration += 1;

@@ -2,8 +2,10 @@ import type { AppProps } from 'next/app';
 import Head from 'next/head';
 import { useEffect } from 'react';
 import { AppProvider } from '../components/AppProvider';
+import { CallOverlay } from '../components/calls/CallOverlay';
 import '../styles/globals.css';
 import '../styles/features.css';
+import '../styles/calls.css';
 
 /** The service worker (app shell only, see public/sw.js); not in development builds. */
 function useServiceWorker() {
@@ -25,6 +27,7 @@ export default function App({ Component, pageProps }: AppProps) {
       </Head>
       <AppProvider>
         <Component {...pageProps} />
+        <CallOverlay />
       </AppProvider>
     </>
   );

@@ -5,6 +5,7 @@ import type { MessageView } from '@parley/sdk';
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { useAppState, useController } from '../components/AppProvider';
 import { Avatar } from '../components/Avatar';
+import { CallButtons } from '../components/calls/CallButtons';
 import { Composer } from '../components/Composer';
 import { EncryptionNotices } from '../components/EncryptionNotices';
 import { MessageOptionsButton, MessageOptionsDialog } from '../components/MessageOptions';
@@ -59,6 +60,7 @@ function ChatView({ chatId }: { chatId: string }) {
   useEffect(() => {
     if (!controller) return;
     void controller.openChat(chatId).catch(() => undefined);
+    void controller.calls.refreshLive(chatId).catch(() => undefined);
     return () => void controller.openChat(null);
   }, [controller, chatId]);
 
@@ -163,6 +165,7 @@ function ChatView({ chatId }: { chatId: string }) {
             {isGroup ? 'Group info' : 'Contact info'}
           </span>
         </Link>
+        <CallButtons chatId={chatId} title={title} />
         {peer && state.e2ee.status === 'ready' ? (
           <SafetyNumber
             name={title}

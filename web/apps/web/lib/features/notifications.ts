@@ -42,10 +42,15 @@ export function notificationTarget(notification: Pick<NotificationView, 'kind' |
 /** One line saying what happened, e.g. "Alice added you to Hiking". */
 export function describeNotification(state: AppState, notification: NotificationView): string {
   const { chatId, userId } = notificationTarget(notification);
-  const who = userId ? (state.users[userId]?.name ?? 'Someone') : 'Someone';
   const known = chatId && (state.chats[chatId] || state.details[chatId]);
   const where = known ? selectChatTitle(state, chatId) : null;
   const isGroup = chatId ? (state.chats[chatId] ?? state.details[chatId])?.type === 'group' : false;
+  // A missed call names only its chat: in a direct chat, that is who called.
+  const who = userId
+    ? (state.users[userId]?.name ?? 'Someone')
+    : !isGroup && where && where !== 'Direct chat'
+      ? where
+      : 'Someone';
   switch (notification.kind) {
     case 'message':
       return isGroup && where ? `New message from ${who} in ${where}` : `New message from ${who}`;

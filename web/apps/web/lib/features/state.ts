@@ -4,6 +4,13 @@
  * {@link reduceFeatures} after its own reducer, so these slices also see every frame.
  */
 import type { NotificationView } from '@parley/sdk';
+import {
+  initialCallsState,
+  isCallsAction,
+  reduceCalls,
+  type CallsAction,
+  type CallsState,
+} from '../calls/state';
 import type { Action, AppState } from '../store';
 import type { InviteView } from './types';
 
@@ -29,6 +36,7 @@ export interface FeatureState {
   invites: Record<string, InviteView>;
   /** A message for the whole app (e.g. the picture chosen at sign-up could not be set). */
   banner: string | null;
+  calls: CallsState;
 }
 
 export const initialFeatureState: FeatureState = {
@@ -36,6 +44,7 @@ export const initialFeatureState: FeatureState = {
   avatars: {},
   invites: {},
   banner: null,
+  calls: initialCallsState,
 };
 
 export type FeatureAction =
@@ -56,9 +65,10 @@ export type FeatureAction =
   | { type: 'avatars/failed'; mediaId: string; at: number }
   | { type: 'invites/created'; chatId: string; invite: InviteView }
   | { type: 'invites/revoked'; chatId: string }
-  | { type: 'banner/set'; banner: string | null };
+  | { type: 'banner/set'; banner: string | null }
+  | CallsAction;
 
-const FEATURE_ACTION_TYPES: Record<FeatureAction['type'], true> = {
+const FEATURE_ACTION_TYPES: Record<Exclude<FeatureAction, CallsAction>['type'], true> = {
   'notifications/loading': true,
   'notifications/loaded': true,
   'notifications/failed': true,
@@ -73,7 +83,7 @@ const FEATURE_ACTION_TYPES: Record<FeatureAction['type'], true> = {
 };
 
 export function isFeatureAction(action: { type: string }): action is FeatureAction {
-  return Object.hasOwn(FEATURE_ACTION_TYPES, action.type);
+  return Object.hasOwn(FEATURE_ACTION_TYPES, action.type) || isCallsAction(action);
 }
 
 function byNewest(a: NotificationView, b: NotificationView): number {
@@ -193,13 +203,15 @@ export function reduceFeatures(state: AppState, action: Action): AppState {
   const avatars = reduceAvatars(state.avatars, action);
   const invites = reduceInvites(state.invites, action);
   const banner = action.type === 'banner/set' ? action.banner : state.banner;
+  const calls = reduceCalls(state.calls, action, state.auth.userId ?? '');
   if (
     notifications === state.notifications &&
     avatars === state.avatars &&
     invites === state.invites &&
-    banner === state.banner
+    banner === state.banner &&
+    calls === state.calls
   ) {
     return state;
   }
-  return { ...state, notifications, avatars, invites, banner };
+  return { ...state, notifications, avatars, invites, banner, calls };
 }
