@@ -137,11 +137,21 @@ impl TrackOut {
     fn new(source: ParticipantId, source_mid: Mid, kind: MediaKind) -> Self {
         Self { source, source_mid, kind, state: OutState::ToOpen, wanted: None, current: None }
     }
+}
 
-    /// The layer to forward among the publisher's `layers` (declared best first).
-    fn target(&self, layers: &[Rid]) -> Option<Rid> {
-        self.wanted.filter(|rid| layers.contains(rid)).or_else(|| layers.first().copied())
-    }
+/// A simulcast layer counts as sent while its packets arrived this recently.
+const LAYER_ACTIVE: Duration = Duration::from_millis(1000);
+
+/// The layer to forward among the publisher's `layers` (declared best first): the one wanted
+/// (else the best), or, when the publisher is not sending it (browsers drop layers when short
+/// of CPU or bandwidth), the nearest it sends, lower ones first. With nothing sent yet, the
+/// wanted one.
+fn pick_layer(layers: &[Rid], wanted: Option<Rid>, active: impl Fn(Rid) -> bool) -> Option<Rid> {
+    let start = wanted.and_then(|rid| layers.iter().position(|l| *l == rid)).unwrap_or(0);
+    let preferred = layers.get(start).copied();
+    let lower = layers.iter().skip(start).copied().find(|rid| active(*rid));
+    let higher = layers.iter().take(start).rev().copied().find(|rid| active(*rid));
+    lower.or(higher).or(preferred)
 }
 
 struct TrackIn {
@@ -150,6 +160,16 @@ struct TrackIn {
     /// Simulcast layers as the publisher declared them (best first); empty without simulcast.
     layers: Vec<Rid>,
     last_keyframe_request: HashMap<Option<Rid>, Instant>,
+    /// When each layer last carried a frame.
+    last_seen: HashMap<Rid, Instant>,
+}
+
+impl TrackIn {
+    fn layer_for(&self, wanted: Option<Rid>, now: Instant) -> Option<Rid> {
+        pick_layer(&self.layers, wanted, |rid| {
+            self.last_seen.get(&rid).is_some_and(|at| now.duration_since(*at) < LAYER_ACTIVE)
+        })
+    }
 }
 
 struct Participant {
@@ -655,6 +675,7 @@ impl Shard {
                     kind: added.kind,
                     layers,
                     last_keyframe_request: HashMap::new(),
+                    last_seen: HashMap::new(),
                 });
                 let call_id = p.call_id;
                 let others: Vec<ParticipantId> = self.room(call_id).iter().copied().filter(|o| *o != id).collect();
@@ -696,9 +717,18 @@ impl Shard {
     /// each subscriber gets its own layer: the one it asked for, else the publisher's best, and a
     /// change of layer takes effect at that layer's next keyframe (asked for at once).
     fn forward(&mut self, id: ParticipantId, data: MediaData, work: &mut VecDeque<Work>) {
-        let Some(p) = self.participants.get(&id) else { return };
-        let Some(track) = p.tracks_in.iter().find(|t| t.mid == data.mid) else { return };
+        let now = Instant::now();
+        let Some(p) = self.participants.get_mut(&id) else { return };
+        let Some(track) = p.tracks_in.iter_mut().find(|t| t.mid == data.mid) else { return };
+        if let Some(rid) = data.rid {
+            track.last_seen.insert(rid, now);
+        }
         let layers = track.layers.clone();
+        let active: Vec<Rid> = layers
+            .iter()
+            .copied()
+            .filter(|rid| track.last_seen.get(rid).is_some_and(|at| now.duration_since(*at) < LAYER_ACTIVE))
+            .collect();
         let call_id = p.call_id;
         if !data.contiguous {
             self.request_keyframe(id, data.mid, data.rid, KeyframeRequestKind::Fir, false, work);
@@ -717,7 +747,7 @@ impl Shard {
             };
             let OutState::Open(mid) = out.state else { continue };
             if !layers.is_empty() {
-                let target = out.target(&layers);
+                let target = pick_layer(&layers, out.wanted, |rid| active.contains(&rid));
                 if out.current != target {
                     if data.rid == target && keyframe {
                         out.current = target;
@@ -745,7 +775,7 @@ impl Shard {
     /// The layer a subscriber of `source`'s `source_mid` wanting `wanted` is to get.
     fn layer_for(&self, source: ParticipantId, source_mid: Mid, wanted: Option<Rid>) -> Option<Rid> {
         let track = self.participants.get(&source)?.tracks_in.iter().find(|t| t.mid == source_mid)?;
-        wanted.filter(|rid| track.layers.contains(rid)).or_else(|| track.layers.first().copied())
+        track.layer_for(wanted, Instant::now())
     }
 
     /// A subscriber picks the simulcast layer of one of its outgoing tracks (by its own mid).
@@ -754,8 +784,12 @@ impl Shard {
         let Some(out) = s.tracks_out.iter_mut().find(|t| matches!(t.state, OutState::Open(m) if &*m == mid)) else {
             return;
         };
-        out.wanted = Some(Rid::from(rid));
-        let (source, source_mid, wanted) = (out.source, out.source_mid, out.wanted);
+        let wanted = Some(Rid::from(rid));
+        if out.wanted == wanted {
+            return;
+        }
+        out.wanted = wanted;
+        let (source, source_mid) = (out.source, out.source_mid);
         let layer = self.layer_for(source, source_mid, wanted);
         let mut work = VecDeque::new();
         self.request_keyframe(source, source_mid, layer, KeyframeRequestKind::Pli, true, &mut work);
@@ -900,5 +934,29 @@ fn kind_name(kind: MediaKind) -> &'static str {
     match kind {
         MediaKind::Audio => "audio",
         MediaKind::Video => "video",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscriber_gets_the_layer_it_wants_or_the_nearest_one_sent() {
+        let layers: Vec<Rid> = ["h", "m", "l"].into_iter().map(Rid::from).collect();
+        let (h, m, l) = (layers[0], layers[1], layers[2]);
+        let sent = |active: Vec<Rid>| move |rid: Rid| active.contains(&rid);
+        let (all, no_high, only_high) = (vec![h, m, l], vec![m, l], vec![h]);
+        assert_eq!(pick_layer(&layers, None, sent(all.clone())), Some(h));
+        assert_eq!(pick_layer(&layers, Some(m), sent(all.clone())), Some(m));
+        // The publisher dropped its best layer: the next one down, at once.
+        assert_eq!(pick_layer(&layers, None, sent(no_high.clone())), Some(m));
+        assert_eq!(pick_layer(&layers, Some(h), sent(no_high.clone())), Some(m));
+        // Nothing lower is sent: the nearest higher one.
+        assert_eq!(pick_layer(&layers, Some(l), sent(only_high.clone())), Some(h));
+        // Nothing sent yet: what was asked for; an unknown layer means the best.
+        assert_eq!(pick_layer(&layers, Some(l), sent(vec![])), Some(l));
+        assert_eq!(pick_layer(&layers, Some(Rid::from("x")), sent(all.clone())), Some(h));
+        assert_eq!(pick_layer(&[], Some(m), sent(all.clone())), None);
     }
 }

@@ -90,11 +90,28 @@ export async function hearsAudio(page) {
 
 /** The call screen's status line ("Ringing…", "Reconnecting…", "Call ended", a timer). */
 export function callStatus(page) {
-  return page.locator('.call__status').textContent();
+  return page.evaluate(() => document.querySelector('.call__status')?.textContent ?? null);
 }
 
+/** Waits until the call screen's status reads `text` (failing with what it read instead). */
 export async function callStatusIs(page, text, timeout = WAIT_MS) {
-  await until(`the call status "${text}"`, async () => (await callStatus(page)) === text, timeout);
+  const seen = [];
+  await until(
+    `the call status "${text}"`,
+    async () => {
+      const status = await page.evaluate(
+        () =>
+          document.querySelector('.call__status')?.textContent ??
+          document.querySelector('main')?.textContent ??
+          null,
+      );
+      if (seen[seen.length - 1] !== status) seen.push(status);
+      return status === text;
+    },
+    timeout,
+  ).catch((error) => {
+    throw new Error(`${error.message}; the screen said: ${JSON.stringify(seen)}`);
+  });
 }
 
 /** The incoming-call alert. */

@@ -15,8 +15,8 @@ export function CallButtons({ chatId, title }: { chatId: string; title: string }
   const busy = !!current && current.phase !== 'ended';
 
   async function start(kind: CallKind) {
+    void controller?.calls.start(chatId, kind);
     await router.push('/call');
-    await controller?.calls.start(chatId, kind);
   }
 
   if (live && !(busy && current.chatId === chatId)) {

@@ -56,8 +56,8 @@ function IncomingCallAlert({ incoming }: { incoming: IncomingCall }) {
   }, [controller, incoming.initiatorId, incoming.callId]);
 
   async function accept() {
+    void controller?.calls.accept(incoming);
     await router.push('/call');
-    await controller?.calls.accept(incoming);
   }
 
   return (

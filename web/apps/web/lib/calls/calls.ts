@@ -87,8 +87,9 @@ export class Calls {
   async start(chatId: string, kind: CallKind): Promise<void> {
     if (!this.beginIfFree(chatId, kind)) return;
     const generation = this.generation;
+    // The camera starts while the api is asked: joining takes less time.
+    const media = this.openMedia(kind);
     try {
-      await this.openMedia(kind);
       const started = await call(
         () => this.options.client.POST('/calls', { body: { chat_id: chatId, kind } }),
         {
@@ -96,14 +97,16 @@ export class Calls {
           nobody_to_call: 'There is nobody else here to call.',
         },
       );
+      await media;
       if (generation !== this.generation) return;
       this.dispatch({
         type: 'calls/joined',
         callId: started.id,
         ringing: started.status === 'ringing',
       });
-      this.connect(started.sfu, kind === 'video' || started.kind === 'video');
+      this.connect(started.sfu, started.kind === 'video');
     } catch (error) {
+      await media.catch(() => undefined);
       this.failed(generation, error);
     }
   }
@@ -112,13 +115,15 @@ export class Calls {
   async accept(incoming: IncomingCall): Promise<void> {
     if (!this.beginIfFree(incoming.chatId, incoming.kind)) return;
     const generation = this.generation;
+    const media = this.openMedia(incoming.kind);
     try {
-      await this.openMedia(incoming.kind);
       const joined = await this.join(incoming.callId);
+      await media;
       if (generation !== this.generation) return;
       this.dispatch({ type: 'calls/joined', callId: incoming.callId, ringing: false });
       this.connect(joined.sfu, incoming.kind === 'video');
     } catch (error) {
+      await media.catch(() => undefined);
       this.dispatch({ type: 'calls/incomingGone', callId: incoming.callId });
       this.failed(generation, error);
     }
