@@ -19,7 +19,8 @@ export const DESKTOP = { viewport: { width: 1280, height: 800 } };
 /** How long one UI expectation may take (the suite runs on two shared cores). */
 export const WAIT_MS = Number(process.env.PARLEY_WEB_WAIT_MS || 20000);
 
-export function launchBrowser() {
+/** `extraArgs`: more command-line switches (a benchmark marks its browsers to find them). */
+export function launchBrowser(extraArgs = []) {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -35,6 +36,7 @@ export function launchBrowser() {
       '--use-fake-device-for-media-stream',
       '--use-fake-ui-for-media-stream',
       '--autoplay-policy=no-user-gesture-required',
+      ...extraArgs,
     ],
   });
 }

@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import * as api from '../lib/api.mjs';
 import {
+  accessible,
   chatLink,
   cuttableSockets,
   fitsViewport,
@@ -95,6 +96,7 @@ export default async function calls(run) {
     ];
     await fitsViewport(bob.page, 'the incoming call', buttons);
     await touchSized(buttons);
+    await accessible(run, bob.page, 'incoming call (phone)');
     await run.screenshot(bob.page, 'call-ringing-phone');
   });
 
@@ -122,6 +124,8 @@ export default async function calls(run) {
     ]);
     await fitsViewport(bob.page, 'the call screen', controls);
     await touchSized(controls);
+    await accessible(run, bob.page, 'call (phone)');
+    await accessible(run, alice.page, 'call (desktop)');
     await run.screenshot(alice.page, 'call-1to1-desktop');
     await run.screenshot(bob.page, 'call-1to1-phone');
   });

@@ -852,6 +852,7 @@ export class AppController {
   /** The browser is back online or the tab became visible: reconnect without waiting. */
   wake(): void {
     this.realtime.reconnectNow();
+    this.calls.wake();
   }
 
   dispose(): void {

@@ -41,6 +41,7 @@ function setup() {
           { status: answers.accept },
         ),
   );
+  api.route('GET', /^\/calls\/[^/]+$/, () => Response.json(callView('missed')));
   for (const action of ['reject', 'end'])
     api.route('POST', new RegExp(`^/calls/[^/]+/${action}$`), () =>
       Response.json(callView('ended')),
@@ -113,11 +114,24 @@ describe('calls', () => {
     expect(api.callsTo('POST', `/calls/${CALL}/accept`)).toHaveLength(2);
     expect(FakeSocket.last().url).toContain('token=token-2');
 
+    // Offline: the next try waits out its back-off, unless the browser is back online.
+    answers.accept = 503;
+    FakeSocket.last().serverClose(1006, '');
+    timers.advance(0);
+    await flush();
+    expect(api.callsTo('POST', `/calls/${CALL}/accept`)).toHaveLength(3);
+    answers.accept = 200;
+    calls.wake();
+    await flush();
+    expect(api.callsTo('POST', `/calls/${CALL}/accept`)).toHaveLength(4);
+    expect(FakeSocket.last().url).toContain('token=token-3');
+
     answers.accept = 409;
     FakeSocket.last().serverClose(4408, 'the call ended');
     timers.advance(0);
     await flush();
-    expect(current()).toMatchObject({ phase: 'ended', endedReason: 'Call ended' });
+    // Why it ended comes from the api (the SFU's drop can beat the `call.updated` frame).
+    expect(current()).toMatchObject({ phase: 'ended', endedReason: 'No answer' });
     // The camera and microphone are off; the screen closes by itself.
     expect(
       media[0]?.getTracks().every((t) => (t as unknown as FakeTrack).readyState === 'ended'),

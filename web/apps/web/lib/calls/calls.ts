@@ -14,7 +14,7 @@ import type { IntervalTimers, SocketLike } from '../realtime';
 import type { Action, AppState } from '../store';
 import { CallConnection } from './connection';
 import type { RoomParticipant } from './media';
-import type { CallKind, CallPeer, IncomingCall } from './state';
+import { endedText, type CallKind, type CallPeer, type IncomingCall } from './state';
 
 export interface CallsOptions {
   client: ParleyClient;
@@ -36,7 +36,12 @@ export const RING_FOR_MS = 45_000;
 /** A finished call's screen stays this long before it closes by itself. */
 export const ENDED_SCREEN_MS = 2500;
 
-const CAMERA: MediaTrackConstraints = { width: { ideal: 1280 }, height: { ideal: 720 } };
+/** What a phone's front camera gives a call (the SFU forwards up to this, or a smaller layer). */
+const CAMERA: MediaTrackConstraints = {
+  width: { ideal: 640 },
+  height: { ideal: 480 },
+  frameRate: { ideal: 24, max: 30 },
+};
 
 /** Refused by the api while rejoining: the call is over for you. */
 function isFinal(error: unknown): boolean {
@@ -49,6 +54,8 @@ export class Calls {
   /** Bumped for each call: late results of an earlier one are dropped. */
   private generation = 0;
   private rejoinTimer: unknown = null;
+  /** The rejoin attempt that `rejoinTimer` waits to make. */
+  private pendingRejoin: (() => void) | null = null;
   private endedTimer: unknown = null;
   private unsubscribe: () => void;
 
@@ -209,6 +216,14 @@ export class Calls {
     });
   }
 
+  /** The browser is back online: a rejoin waiting out its back-off goes now. */
+  wake(): void {
+    const attempt = this.pendingRejoin;
+    if (!attempt || this.rejoinTimer === null) return;
+    this.options.timers.clearTimeout(this.rejoinTimer);
+    attempt();
+  }
+
   /** Closes the screen of a call that ended. */
   dismiss(): void {
     if (this.state.calls.current?.phase === 'ended') this.dispatch({ type: 'calls/dismiss' });
@@ -316,8 +331,9 @@ export class Calls {
     if (generation !== this.generation || !current?.callId || current.phase === 'ended') return;
     this.dispatch({ type: 'calls/phase', phase: 'reconnecting' });
     const delay = attempt === 0 ? 0 : Math.min(500 * 2 ** (attempt - 1), REJOIN_MAX_DELAY_MS);
-    this.rejoinTimer = this.options.timers.setTimeout(() => {
+    const attemptNow = () => {
       this.rejoinTimer = null;
+      this.pendingRejoin = null;
       const callId = current.callId ?? '';
       this.join(callId)
         .then((joined) => {
@@ -327,14 +343,27 @@ export class Calls {
         .catch((error: unknown) => {
           if (generation !== this.generation) return;
           if (isFinal(error)) {
-            this.dispatch({ type: 'calls/ended', reason: 'Call ended' });
+            void this.endedBecause(callId);
           } else if (this.options.now() - since > REJOIN_FOR_MS) {
             this.dispatch({ type: 'calls/ended', reason: 'Connection lost' });
           } else {
             this.rejoin(generation, since, attempt + 1);
           }
         });
-    }, delay);
+    };
+    this.pendingRejoin = attemptNow;
+    this.rejoinTimer = this.options.timers.setTimeout(attemptNow, delay);
+  }
+
+  /**
+   * The api refused a rejoin: the call is over (the SFU often drops the peers before the
+   * `call.updated` frame arrives), so ask the api how it ended.
+   */
+  private async endedBecause(callId: string) {
+    const { data } = await this.options.client
+      .GET('/calls/{id}', { params: { path: { id: callId } } })
+      .catch(() => ({ data: undefined }));
+    this.dispatch({ type: 'calls/ended', reason: endedText(data?.status) });
   }
 
   private async cameraOff() {
@@ -388,6 +417,7 @@ export class Calls {
   private clearTimers() {
     if (this.rejoinTimer !== null) this.options.timers.clearTimeout(this.rejoinTimer);
     this.rejoinTimer = null;
+    this.pendingRejoin = null;
     if (this.endedTimer !== null) this.options.timers.clearTimeout(this.endedTimer);
     this.endedTimer = null;
   }
