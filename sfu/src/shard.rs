@@ -657,6 +657,18 @@ impl Shard {
                 p.connected = true;
                 let report = SfuReport { call_id: p.call_id, user_id: p.user_id, connected: true, at: Utc::now() };
                 let _ = self.reports.send(report);
+                // A keyframe asked for when the tracks opened may have come before media could
+                // reach this peer: ask again now that it can, so its first frame is not late.
+                let opened: Vec<(ParticipantId, Mid, Option<Rid>)> = p
+                    .tracks_out
+                    .iter()
+                    .filter(|t| matches!(t.state, OutState::Open(_)))
+                    .map(|t| (t.source, t.source_mid, t.wanted))
+                    .collect();
+                for (source, source_mid, wanted) in opened {
+                    let layer = self.layer_for(source, source_mid, wanted);
+                    self.request_keyframe(source, source_mid, layer, KeyframeRequestKind::Pli, true, work);
+                }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.lose(id, Some("ICE disconnected"));
