@@ -8,7 +8,10 @@
 //     element's decoded frames), p50/p95.
 // Prints a table (and the raw numbers as JSON with --json).
 //
-//   node web/e2e/bench-calls.mjs BASE_URL --sfu-pid PID [--seconds N] [--joins N] [--json]
+// Each join is also split into its steps (the api's answer, media connected, the tiles shown).
+//
+//   node web/e2e/bench-calls.mjs BASE_URL --sfu-pid PID [--people N] [--seconds N] [--joins N]
+//                                [--json]
 import { readdirSync, readFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import * as api from './lib/api.mjs';
@@ -32,11 +35,11 @@ const option = (name, fallback) => {
 const SFU_PID = option('sfu-pid', 0);
 if (!baseUrl || !/^https?:\/\//.test(baseUrl) || !SFU_PID) {
   console.error(
-    'usage: node web/e2e/bench-calls.mjs BASE_URL --sfu-pid PID [--seconds N] [--joins N] [--json]',
+    'usage: node web/e2e/bench-calls.mjs BASE_URL --sfu-pid PID [--people N] [--seconds N] [--joins N] [--json]',
   );
   process.exit(2);
 }
-const PEOPLE = 6;
+const PEOPLE = option('people', 6);
 const SECONDS = option('seconds', 60);
 const JOINS = option('joins', 20);
 const TARGETS = { joinP50: 1500, joinP95: 2000 };
@@ -152,6 +155,7 @@ const decoded = await Promise.all(people.map((p) => tileFrames(p.page)));
 const joiner = people[PEOPLE - 1];
 const others = people.slice(0, -1).map((p) => p.id);
 const joins = [];
+const joinSteps = [];
 for (let i = 0; i < JOINS; i += 1) {
   await hangUp(joiner.page);
   await joiner.page.getByRole('link', { name: 'Back to the chat' }).click();
@@ -161,12 +165,27 @@ for (let i = 0; i < JOINS; i += 1) {
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const clicked = Date.now();
   await join.click();
+  const steps = {};
   await until(
     'a remote video frame',
-    async () => Object.values(await tileFrames(joiner.page)).some((frames) => frames > 0),
+    async () => {
+      const seen = await joiner.page.evaluate(() => ({
+        answered: !!document.querySelector('main.call')?.dataset.callId,
+        connected: (window.__parleyPeers ?? []).at(-1)?.connectionState === 'connected',
+        tiles: document.querySelectorAll('li.tile[data-user-id]').length > 0,
+        frame: [...document.querySelectorAll('li.tile[data-user-id] video')].some(
+          (v) => v.getVideoPlaybackQuality().totalVideoFrames > 0,
+        ),
+      }));
+      for (const [step, done] of Object.entries(seen)) {
+        if (done) steps[step] ??= Date.now() - clicked;
+      }
+      return seen.frame;
+    },
     30000,
   );
   joins.push(Date.now() - clicked);
+  joinSteps.push(steps);
   await seesVideoOf(joiner.page, others, 30000);
 }
 for (const person of people) await person.browser.close().catch(() => undefined);
@@ -179,7 +198,10 @@ const results = {
   joins_ms: joins,
   join_p50_ms: percentile(joins, 50),
   join_p95_ms: percentile(joins, 95),
+  join_steps_ms: joinSteps,
 };
+const stepP50 = (step) =>
+  percentile(joinSteps.map((s) => s[step] ?? NaN).filter(Number.isFinite), 50);
 const verdict = (ok) => (ok ? 'ok' : 'MISSED');
 const pct = (value) => `${value.toFixed(1)} %`;
 const rows = [
@@ -196,6 +218,12 @@ const rows = [
     `${results.join_p50_ms} ms`,
     `≤ ${TARGETS.joinP50} ms`,
     verdict(results.join_p50_ms <= TARGETS.joinP50),
+  ],
+  [
+    '  of which (p50): api answered, media connected, tiles shown',
+    `${stepP50('answered')} / ${stepP50('connected')} / ${stepP50('tiles')} ms`,
+    '',
+    '',
   ],
   [
     `join: click → first remote frame, p95 of ${joins.length}`,
