@@ -44,7 +44,23 @@ pub fn binary(name: &str) -> Result<PathBuf> {
 }
 
 pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    unused_port(|| Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()))
+}
+
+/// Ports this test process handed out: the kernel may offer a released port again before the
+/// stack it was meant for has bound it, and two stacks on one port talk to the wrong server.
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+fn unused_port(pick: impl Fn() -> Result<u16>) -> Result<u16> {
+    for _ in 0..100 {
+        let port = pick()?;
+        let mut handed_out = HANDED_OUT.lock().map_err(|_| anyhow::anyhow!("port register poisoned"))?;
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return Ok(port);
+        }
+    }
+    bail!("no unused port after 100 tries")
 }
 
 /// What one headless-Chromium peer (`tests/peers/chromium_peer.cjs`) sent and decoded. Its
@@ -129,7 +145,7 @@ pub fn jwt_claims(token: &str) -> Result<Value> {
 }
 
 pub fn free_udp_port() -> Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+    unused_port(|| Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port()))
 }
 
 /// The Python with aiortc that `scripts/test` installs, for the SFU's independent test peers.
