@@ -95,12 +95,12 @@ pub enum CallCommand {
         at: DateTime<Utc>,
     },
     /// The SFU reports the participant's media connected.
-    MediaConnected {
+    RecordMediaConnected {
         user_id: Uuid,
         at: DateTime<Utc>,
     },
     /// The SFU reports the participant gone.
-    MediaDisconnected {
+    RecordMediaDisconnected {
         user_id: Uuid,
         at: DateTime<Utc>,
     },
@@ -320,17 +320,19 @@ impl Call {
                     Some(ParticipantState::Rejected) | None => vec![],
                 }
             }
-            CallCommand::MediaConnected { user_id, at } => {
+            CallCommand::RecordMediaConnected { user_id, at } => {
                 // Reports can arrive late or twice: only a participant still in a live call counts.
                 match (self.live_status(), self.state_of(user_id)) {
                     (Ok(_), Some(ParticipantState::Joined)) => vec![CallEvent::ParticipantConnected { user_id, at }],
                     _ => vec![],
                 }
             }
-            CallCommand::MediaDisconnected { user_id, at } => match (self.live_status(), self.state_of(user_id)) {
-                (Ok(_), Some(ParticipantState::Joined)) => self.leave(user_id, LeaveReason::Disconnected, at),
-                _ => vec![],
-            },
+            CallCommand::RecordMediaDisconnected { user_id, at } => {
+                match (self.live_status(), self.state_of(user_id)) {
+                    (Ok(_), Some(ParticipantState::Joined)) => self.leave(user_id, LeaveReason::Disconnected, at),
+                    _ => vec![],
+                }
+            }
             CallCommand::Expire { cutoff, at } => {
                 let quiet_since_cutoff = self.last_activity.is_some_and(|last| last <= cutoff);
                 match (self.status, self.started_at) {
@@ -417,7 +419,7 @@ impl Aggregate for Call {
 
 /// What the SFU tells the api about a participant's media, over JetStream (see
 /// `parley_eventbus::stream::StreamSettings::sfu_reports_subject`). The api turns it into
-/// `MediaConnected` / `MediaDisconnected`.
+/// `RecordMediaConnected` / `RecordMediaDisconnected`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SfuReport {
     pub call_id: Uuid,
@@ -431,9 +433,9 @@ impl SfuReport {
     pub fn command(&self) -> CallCommand {
         let (user_id, at) = (self.user_id, self.at);
         if self.connected {
-            CallCommand::MediaConnected { user_id, at }
+            CallCommand::RecordMediaConnected { user_id, at }
         } else {
-            CallCommand::MediaDisconnected { user_id, at }
+            CallCommand::RecordMediaDisconnected { user_id, at }
         }
     }
 }
@@ -580,7 +582,7 @@ mod tests {
         one_left.push(CallEvent::ParticipantLeft { user_id: user(1), reason: LeaveReason::HungUp, at: at() });
         CallTest::with(())
             .given(one_left)
-            .when(CallCommand::MediaDisconnected { user_id: user(2), at: at() })
+            .when(CallCommand::RecordMediaDisconnected { user_id: user(2), at: at() })
             .then_expect_events(vec![
                 CallEvent::ParticipantLeft { user_id: user(2), reason: LeaveReason::Disconnected, at: at() },
                 ended(CallStatus::Ended),
@@ -715,15 +717,15 @@ mod tests {
     fn sfu_reports_about_people_not_in_the_call_change_nothing() {
         CallTest::with(())
             .given(vec![started(true, &[2])])
-            .when(CallCommand::MediaConnected { user_id: user(2), at: at() })
+            .when(CallCommand::RecordMediaConnected { user_id: user(2), at: at() })
             .then_expect_events(vec![]);
         CallTest::with(())
             .given(vec![started(true, &[2])])
-            .when(CallCommand::MediaConnected { user_id: user(1), at: at() })
+            .when(CallCommand::RecordMediaConnected { user_id: user(1), at: at() })
             .then_expect_events(vec![CallEvent::ParticipantConnected { user_id: user(1), at: at() }]);
         CallTest::with(())
             .given(vec![started(true, &[2]), accepted(2), ended(CallStatus::Ended)])
-            .when(CallCommand::MediaDisconnected { user_id: user(2), at: at() })
+            .when(CallCommand::RecordMediaDisconnected { user_id: user(2), at: at() })
             .then_expect_events(vec![]);
     }
 }

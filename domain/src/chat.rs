@@ -224,7 +224,9 @@ pub enum ChatEvent {
         reply_to: Option<Uuid>,
         sent_at: DateTime<Utc>,
     },
-    ReadUpTo {
+    /// `user_id` has read every message up to `seq`. Stored as `ReadUpTo`, its first name.
+    #[serde(rename = "ReadUpTo")]
+    MarkedRead {
         user_id: Uuid,
         seq: i64,
         at: DateTime<Utc>,
@@ -256,7 +258,7 @@ impl DomainEvent for ChatEvent {
             ChatEvent::InvitesRevoked { .. } => "InvitesRevoked",
             ChatEvent::MemberJoined { .. } => "MemberJoined",
             ChatEvent::MessageSent { .. } => "MessageSent",
-            ChatEvent::ReadUpTo { .. } => "ReadUpTo",
+            ChatEvent::MarkedRead { .. } => "ReadUpTo",
             ChatEvent::MessageDeleted { .. } => "MessageDeleted",
             ChatEvent::MessageHidden { .. } => "MessageHidden",
         }
@@ -597,7 +599,7 @@ impl Aggregate for Chat {
                 if self.read_up_to.get(&user_id).is_some_and(|read| *read >= up_to_seq) {
                     vec![]
                 } else {
-                    vec![ChatEvent::ReadUpTo { user_id, seq: up_to_seq, at }]
+                    vec![ChatEvent::MarkedRead { user_id, seq: up_to_seq, at }]
                 }
             }
             ChatCommand::DeleteMessage { actor_id, message, scope, at } => {
@@ -676,7 +678,7 @@ impl Aggregate for Chat {
                 // Your own message counts as read by you.
                 self.read_up_to.insert(sender_id, seq);
             }
-            ChatEvent::ReadUpTo { user_id, seq, .. } => {
+            ChatEvent::MarkedRead { user_id, seq, .. } => {
                 self.read_up_to.insert(user_id, seq);
             }
             ChatEvent::MessageDeleted { .. } | ChatEvent::MessageHidden { .. } => {}
@@ -699,6 +701,15 @@ mod tests {
     }
     fn chat_id() -> Uuid {
         Uuid::from_u128(100)
+    }
+
+    #[test]
+    fn read_receipts_keep_their_stored_name() {
+        let event = ChatEvent::MarkedRead { user_id: user(2), seq: 7, at: at() };
+        assert_eq!(event.event_type(), "ReadUpTo");
+        let stored = serde_json::json!({"ReadUpTo": {"user_id": user(2), "seq": 7, "at": at()}});
+        assert_eq!(serde_json::to_value(&event).ok(), Some(stored.clone()));
+        assert_eq!(serde_json::from_value::<ChatEvent>(stored).ok(), Some(event));
     }
     fn body() -> SealedBody {
         SealedBody { nonce: "n".into(), data: "d".into() }
@@ -928,7 +939,7 @@ mod tests {
         ChatTest::with(())
             .given(history.clone())
             .when(ChatCommand::MarkRead { user_id: user(2), up_to_seq: 2, at: at() })
-            .then_expect_events(vec![ChatEvent::ReadUpTo { user_id: user(2), seq: 2, at: at() }]);
+            .then_expect_events(vec![ChatEvent::MarkedRead { user_id: user(2), seq: 2, at: at() }]);
         for bad in [0, 3, -1] {
             ChatTest::with(())
                 .given(history.clone())
@@ -936,7 +947,7 @@ mod tests {
                 .then_expect_error(ChatError::InvalidSeq);
         }
         let mut read = history.clone();
-        read.push(ChatEvent::ReadUpTo { user_id: user(2), seq: 2, at: at() });
+        read.push(ChatEvent::MarkedRead { user_id: user(2), seq: 2, at: at() });
         ChatTest::with(())
             .given(read)
             .when(ChatCommand::MarkRead { user_id: user(2), up_to_seq: 1, at: at() })
@@ -1155,7 +1166,7 @@ mod tests {
         ChatTest::with(())
             .given(history.clone())
             .when(ChatCommand::MarkRead { user_id: user(3), up_to_seq: 3, at: at() })
-            .then_expect_events(vec![ChatEvent::ReadUpTo { user_id: user(3), seq: 3, at: at() }]);
+            .then_expect_events(vec![ChatEvent::MarkedRead { user_id: user(3), seq: 3, at: at() }]);
         let early = MessageRef { message_id: Uuid::from_u128(500), seq: 2, sender_id: user(1) };
         ChatTest::with(())
             .given(history)

@@ -211,7 +211,7 @@ impl Projection for ChatsProjection {
             }
             ChatEvent::InviteCreated { .. } | ChatEvent::InvitesRevoked { .. } => {}
             ChatEvent::MessageSent { .. } => insert_messages(conn, &[sent_message(event)?]).await?,
-            ChatEvent::ReadUpTo { user_id, seq, .. } => {
+            ChatEvent::MarkedRead { user_id, seq, .. } => {
                 sqlx::query(
                     "UPDATE chat_members SET read_up_to = GREATEST(read_up_to, $3) WHERE chat_id = $1 AND user_id = $2",
                 )

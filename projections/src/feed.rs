@@ -377,7 +377,7 @@ fn event_time(event: &ChatEvent) -> DateTime<Utc> {
         | ChatEvent::InviteCreated { at, .. }
         | ChatEvent::InvitesRevoked { at, .. }
         | ChatEvent::MemberJoined { at, .. }
-        | ChatEvent::ReadUpTo { at, .. }
+        | ChatEvent::MarkedRead { at, .. }
         | ChatEvent::MessageDeleted { at, .. }
         | ChatEvent::MessageHidden { at, .. } => *at,
     }
@@ -564,7 +564,7 @@ impl Projection for FeedProjection {
             ),
             ChatEvent::InviteCreated { .. } | ChatEvent::InvitesRevoked { .. } => return Ok(()),
             ChatEvent::MessageSent { .. } => return self.messages_sent(conn, &[sent_message(event)?]).await,
-            ChatEvent::ReadUpTo { user_id, seq, .. } => (
+            ChatEvent::MarkedRead { user_id, seq, .. } => (
                 members_seeing(conn, chat_id, seq).await?,
                 "chat.read",
                 json!({"chat_id": chat_id, "user_id": user_id, "up_to_seq": seq}),

@@ -290,7 +290,7 @@ impl Stack {
         stack.start_projector()?;
         if let Some(base) = stack.sfu_base.clone() {
             stack.sfu = Some(stack.spawn("parley-sfu", &[], "sfu.log")?);
-            stack.wait_healthy(&base, "sfu.log").await?;
+            stack.wait_healthy("parley-sfu", &base, "sfu.log").await?;
         }
         Ok(stack)
     }
@@ -311,7 +311,7 @@ impl Stack {
 
     pub async fn start_api(&mut self) -> Result<()> {
         self.api = Some(self.spawn("parley-api", &["serve"], "api.log")?);
-        self.wait_healthy(&self.base_url.clone(), "api.log").await
+        self.wait_healthy("parley-api", &self.base_url.clone(), "api.log").await
     }
 
     /// Starts another api process on the same database and NATS (a second replica); returns
@@ -326,11 +326,12 @@ impl Stack {
         }
         self.extra_apis.push(child?);
         let base = format!("http://127.0.0.1:{port}");
-        self.wait_healthy(&base, &log).await?;
+        self.wait_healthy("parley-api", &base, &log).await?;
         Ok(base)
     }
 
-    async fn wait_healthy(&self, base: &str, log: &str) -> Result<()> {
+    /// Waits until `process`, serving at `base`, answers `/healthz` (its log: `log`).
+    async fn wait_healthy(&self, process: &str, base: &str, log: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(response) = self.http.get(format!("{base}/healthz")).send().await {
@@ -339,7 +340,7 @@ impl Stack {
                 }
             }
             if Instant::now() > deadline {
-                bail!("parley-api did not become healthy; see {}", self.log_dir.join(log).display());
+                bail!("{process} did not become healthy; see {}", self.log_dir.join(log).display());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -358,7 +359,7 @@ impl Stack {
             child.kill().await?;
         }
         self.sfu = Some(self.spawn("parley-sfu", &[], "sfu-restarted.log")?);
-        self.wait_healthy(&base, "sfu-restarted.log").await
+        self.wait_healthy("parley-sfu", &base, "sfu-restarted.log").await
     }
 
     pub async fn kill_projector(&mut self) -> Result<()> {

@@ -161,7 +161,10 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     if password.chars().count() < MIN_PASSWORD_CHARS || password.len() > MAX_PASSWORD_BYTES {
         return Err(ApiError::invalid(
             "invalid_password",
-            format!("password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_BYTES} bytes long"),
+            format!(
+                "password must be at least {MIN_PASSWORD_CHARS} characters and at most {MAX_PASSWORD_BYTES} bytes \
+                 (UTF-8) long"
+            ),
         ));
     }
     Ok(())

@@ -137,36 +137,6 @@ pub async fn chats_of(
     Ok(summaries)
 }
 
-/// One message as `viewer` sees it (`None` if hidden for them or before their joining).
-pub async fn message_at(
-    pool: &PgPool,
-    chat_id: Uuid,
-    seq: i64,
-    viewer: Uuid,
-) -> Result<Option<MessageView>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.chat_id = $1 AND m.seq = $2 \
-         AND {VISIBLE_TO_VIEWER} AND {NOT_HIDDEN_FOR_VIEWER}"
-    ))
-    .bind(chat_id)
-    .bind(seq)
-    .bind(viewer)
-    .fetch_optional(pool)
-    .await
-}
-
-/// Whether `viewer` deleted the message at `seq` for themselves.
-pub async fn is_hidden(pool: &PgPool, chat_id: Uuid, seq: i64, viewer: Uuid) -> Result<bool, sqlx::Error> {
-    let found: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM hidden_messages WHERE user_id = $1 AND chat_id = $2 AND seq = $3")
-            .bind(viewer)
-            .bind(chat_id)
-            .bind(seq)
-            .fetch_optional(pool)
-            .await?;
-    Ok(found.is_some())
-}
-
 /// The message of this chat with this id, if `viewer` sees it (a member since before it; a
 /// message they hid for themselves still counts, as for deleting it).
 pub async fn visible_message_by_id(

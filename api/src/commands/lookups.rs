@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn other_events_give_none() {
-        let read = ChatEvent::ReadUpTo { user_id: Uuid::nil(), seq: 3, at: Utc::now() };
+        let read = ChatEvent::MarkedRead { user_id: Uuid::nil(), seq: 3, at: Utc::now() };
         assert_eq!(Chat::client_message(&Uuid::now_v7().to_string(), &read), None);
     }
 }
