@@ -18,7 +18,7 @@ use crate::error::{CliError, Result};
 
 /// A user as the server shows them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct User {
+pub(crate) struct User {
     pub id: Uuid,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -29,7 +29,7 @@ pub struct User {
 
 /// The answer of register and login.
 #[derive(Debug, Clone, Deserialize)]
-pub struct SignedIn {
+pub(crate) struct SignedIn {
     pub user: User,
     pub device_id: Uuid,
     pub access_token: String,
@@ -37,14 +37,14 @@ pub struct SignedIn {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct TokenPair {
+pub(crate) struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
 }
 
 /// A chat message as the history routes and `message.created` show it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Message {
+pub(crate) struct Message {
     pub id: Uuid,
     pub chat_id: Uuid,
     pub sender_id: Uuid,
@@ -63,7 +63,7 @@ pub struct Message {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Member {
+pub(crate) struct Member {
     pub user_id: Uuid,
     pub role: String,
     #[serde(default)]
@@ -71,7 +71,7 @@ pub struct Member {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Chat {
+pub(crate) struct Chat {
     pub id: Uuid,
     #[serde(rename = "type")]
     pub kind: String,
@@ -83,7 +83,7 @@ pub struct Chat {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChatSummary {
+pub(crate) struct ChatSummary {
     pub id: Uuid,
     #[serde(rename = "type")]
     pub kind: String,
@@ -98,7 +98,7 @@ pub struct ChatSummary {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OwnDeviceInfo {
+pub(crate) struct OwnDeviceInfo {
     pub device_id: Uuid,
     #[serde(default)]
     pub display_name: Option<String>,
@@ -112,21 +112,21 @@ pub struct OwnDeviceInfo {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Invite {
+pub(crate) struct Invite {
     pub invite_code: String,
     pub expires_at: String,
 }
 
 /// `PUT /keys/devices/{id}` answer.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Published {
+pub(crate) struct Published {
     pub one_time_key_count: u64,
     pub has_fallback_key: bool,
 }
 
 /// The typed HTTP client of one server, with the access token it sends.
 #[derive(Clone)]
-pub struct Api {
+pub(crate) struct Api {
     client: Client,
     base: String,
 }
@@ -155,77 +155,77 @@ fn sdk_error(error: parley_sdk::Error<types::ErrorBody>) -> CliError {
 
 impl Api {
     /// A client without a token (register, log in, refresh).
-    pub fn anonymous(base: &str) -> Self {
+    pub(crate) fn anonymous(base: &str) -> Self {
         let base = base.trim_end_matches('/').to_owned();
         Self { client: Client::anonymous(&base), base }
     }
 
     /// A client sending `access_token`.
-    pub fn with_token(base: &str, access_token: &str) -> Result<Self> {
+    pub(crate) fn with_token(base: &str, access_token: &str) -> Result<Self> {
         let api = Self::anonymous(base);
         api.set_token(access_token)?;
         Ok(api)
     }
 
-    pub fn set_token(&self, access_token: &str) -> Result<()> {
+    pub(crate) fn set_token(&self, access_token: &str) -> Result<()> {
         self.client.set_access_token(access_token).map_err(|error| CliError::Transport(error.to_string()))
     }
 
     // ----- Auth and users -----
 
-    pub async fn register(&self, name: &str, email: &str, password: &str) -> Result<SignedIn> {
+    pub(crate) async fn register(&self, name: &str, email: &str, password: &str) -> Result<SignedIn> {
         let body: types::RegisterRequest = convert(json!({"name": name, "email": email, "password": password}))?;
         let answer = self.client.register().body(body).send().await.map_err(sdk_error)?;
         convert(answer.into_inner())
     }
 
-    pub async fn login(&self, email: &str, password: &str) -> Result<SignedIn> {
+    pub(crate) async fn login(&self, email: &str, password: &str) -> Result<SignedIn> {
         let body: types::LoginRequest = convert(json!({"email": email, "password": password}))?;
         let answer = self.client.login().body(body).send().await.map_err(sdk_error)?;
         convert(answer.into_inner())
     }
 
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
+    pub(crate) async fn refresh(&self, refresh_token: &str) -> Result<TokenPair> {
         let body: types::RefreshRequest = convert(json!({"refresh_token": refresh_token}))?;
         let answer = self.client.refresh().body(body).send().await.map_err(sdk_error)?;
         convert(answer.into_inner())
     }
 
-    pub async fn logout(&self, refresh_token: &str) -> Result<()> {
+    pub(crate) async fn logout(&self, refresh_token: &str) -> Result<()> {
         let body: types::LogoutRequest = convert(json!({"refresh_token": refresh_token}))?;
         self.client.logout().body(body).send().await.map_err(sdk_error)?;
         Ok(())
     }
 
-    pub async fn set_avatar(&self, user_id: Uuid, media_id: Uuid) -> Result<User> {
+    pub(crate) async fn set_avatar(&self, user_id: Uuid, media_id: Uuid) -> Result<User> {
         let body: types::UpdateUserRequest = convert(json!({"avatar_media_id": media_id}))?;
         let answer = self.client.update_user().id(user_id).body(body).send().await.map_err(sdk_error)?;
         convert(answer.into_inner())
     }
 
-    pub async fn search_users(&self, text: &str) -> Result<Vec<User>> {
+    pub(crate) async fn search_users(&self, text: &str) -> Result<Vec<User>> {
         let page = self.client.search_users().q(text).limit(50u32).send().await.map_err(sdk_error)?;
         convert(page.into_inner().items)
     }
 
-    pub async fn get_user(&self, id: Uuid) -> Result<User> {
+    pub(crate) async fn get_user(&self, id: Uuid) -> Result<User> {
         let answer = self.client.get_user().id(id).send().await.map_err(sdk_error)?;
         convert(answer.into_inner())
     }
 
     // ----- Chats and messages -----
 
-    pub async fn list_chats(&self) -> Result<Vec<ChatSummary>> {
+    pub(crate) async fn list_chats(&self) -> Result<Vec<ChatSummary>> {
         let page = self.client.list_chats().limit(200u32).send().await.map_err(sdk_error)?;
         convert(page.into_inner().items)
     }
 
-    pub async fn get_chat(&self, id: Uuid) -> Result<Chat> {
+    pub(crate) async fn get_chat(&self, id: Uuid) -> Result<Chat> {
         let answer = self.client.get_chat().id(id).send().await.map_err(sdk_error)?;
         convert(answer.into_inner())
     }
 
-    pub async fn create_chat(&self, kind: &str, name: Option<&str>, members: &[Uuid]) -> Result<Chat> {
+    pub(crate) async fn create_chat(&self, kind: &str, name: Option<&str>, members: &[Uuid]) -> Result<Chat> {
         let mut body = json!({"type": kind, "member_ids": members});
         if let Some(name) = name {
             body["name"] = Value::from(name);
@@ -235,30 +235,30 @@ impl Api {
         convert(answer.into_inner())
     }
 
-    pub async fn add_members(&self, chat: Uuid, users: &[Uuid]) -> Result<()> {
+    pub(crate) async fn add_members(&self, chat: Uuid, users: &[Uuid]) -> Result<()> {
         let body: types::AddMembersRequest = convert(json!({"user_ids": users}))?;
         self.client.add_members().id(chat).body(body).send().await.map_err(sdk_error)?;
         Ok(())
     }
 
-    pub async fn remove_member(&self, chat: Uuid, user: Uuid) -> Result<()> {
+    pub(crate) async fn remove_member(&self, chat: Uuid, user: Uuid) -> Result<()> {
         self.client.remove_member().id(chat).user_id(user).send().await.map_err(sdk_error)?;
         Ok(())
     }
 
-    pub async fn create_invite(&self, chat: Uuid) -> Result<Invite> {
+    pub(crate) async fn create_invite(&self, chat: Uuid) -> Result<Invite> {
         let answer = self.client.create_invite().id(chat).send().await.map_err(sdk_error)?;
         convert(answer.into_inner())
     }
 
-    pub async fn join_chat(&self, code: &str) -> Result<Chat> {
+    pub(crate) async fn join_chat(&self, code: &str) -> Result<Chat> {
         let body: types::JoinRequest = convert(json!({"invite_code": code}))?;
         let answer = self.client.join_chat().body(body).send().await.map_err(sdk_error)?;
         convert(answer.into_inner())
     }
 
     /// Newest first, below `before_seq` when given.
-    pub async fn list_messages(&self, chat: Uuid, before_seq: Option<i64>, limit: u32) -> Result<Vec<Message>> {
+    pub(crate) async fn list_messages(&self, chat: Uuid, before_seq: Option<i64>, limit: u32) -> Result<Vec<Message>> {
         let mut request = self.client.list_messages().id(chat).limit(limit);
         if let Some(before) = before_seq {
             request = request.before_seq(before);
@@ -267,7 +267,7 @@ impl Api {
         convert(page.into_inner().items)
     }
 
-    pub async fn send_message(
+    pub(crate) async fn send_message(
         &self,
         chat: Uuid,
         client_msg_id: &str,
@@ -286,13 +286,13 @@ impl Api {
     }
 
     /// Moves your read mark (others see a `chat.read` receipt).
-    pub async fn mark_read(&self, chat: Uuid, up_to_seq: i64) -> Result<()> {
+    pub(crate) async fn mark_read(&self, chat: Uuid, up_to_seq: i64) -> Result<()> {
         let body: types::MarkReadRequest = convert(json!({"up_to_seq": up_to_seq}))?;
         self.client.mark_read().id(chat).body(body).send().await.map_err(sdk_error)?;
         Ok(())
     }
 
-    pub async fn delete_message(&self, chat: Uuid, message: Uuid, for_everyone: bool) -> Result<()> {
+    pub(crate) async fn delete_message(&self, chat: Uuid, message: Uuid, for_everyone: bool) -> Result<()> {
         let scope = if for_everyone { types::DeleteFor::Everyone } else { types::DeleteFor::Me };
         self.client.delete_message().id(chat).message_id(message).for_(scope).send().await.map_err(sdk_error)?;
         Ok(())
@@ -302,7 +302,7 @@ impl Api {
 
     /// Uploads `length` bytes from `body` (a stream of chunks) as `application/octet-stream` or the given
     /// type; returns the media id.
-    pub async fn upload_media<S>(&self, body: S, length: u64, content_type: &str) -> Result<Uuid>
+    pub(crate) async fn upload_media<S>(&self, body: S, length: u64, content_type: &str) -> Result<Uuid>
     where
         S: Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static,
     {
@@ -320,7 +320,7 @@ impl Api {
     }
 
     /// The media's bytes, as a stream of chunks.
-    pub async fn download_media(
+    pub(crate) async fn download_media(
         &self,
         id: Uuid,
     ) -> Result<impl Stream<Item = std::result::Result<bytes::Bytes, reqwest::Error>> + Unpin> {
@@ -330,42 +330,42 @@ impl Api {
 
     // ----- Keys and to-device -----
 
-    pub async fn publish_keys(&self, device_id: Uuid, upload: &DeviceKeysUpload) -> Result<Published> {
+    pub(crate) async fn publish_keys(&self, device_id: Uuid, upload: &DeviceKeysUpload) -> Result<Published> {
         let body: types::PublishKeysRequest = convert(upload)?;
         let answer =
             self.client.publish_device_keys().device_id(device_id).body(body).send().await.map_err(sdk_error)?;
         convert(answer.into_inner())
     }
 
-    pub async fn own_devices(&self) -> Result<Vec<OwnDeviceInfo>> {
+    pub(crate) async fn own_devices(&self) -> Result<Vec<OwnDeviceInfo>> {
         let answer = self.client.list_own_devices().send().await.map_err(sdk_error)?;
         convert(answer.into_inner().items)
     }
 
-    pub async fn remove_device(&self, device_id: Uuid) -> Result<()> {
+    pub(crate) async fn remove_device(&self, device_id: Uuid) -> Result<()> {
         self.client.remove_device().device_id(device_id).send().await.map_err(sdk_error)?;
         Ok(())
     }
 
-    pub async fn query_keys(&self, users: &[Uuid]) -> Result<Vec<UserDevices>> {
+    pub(crate) async fn query_keys(&self, users: &[Uuid]) -> Result<Vec<UserDevices>> {
         let body: types::QueryKeysRequest = convert(json!({"user_ids": users}))?;
         let answer = self.client.query_keys().body(body).send().await.map_err(sdk_error)?;
         convert(answer.into_inner().users)
     }
 
     /// One user's devices (visible to yourself and to users sharing a chat with them).
-    pub async fn user_devices(&self, user: Uuid) -> Result<UserDevices> {
+    pub(crate) async fn user_devices(&self, user: Uuid) -> Result<UserDevices> {
         let answer = self.client.get_user_devices().user_id(user).send().await.map_err(sdk_error)?;
         convert(answer.into_inner())
     }
 
-    pub async fn claim_keys(&self, devices: &[DeviceAddress]) -> Result<Vec<ClaimedOneTimeKey>> {
+    pub(crate) async fn claim_keys(&self, devices: &[DeviceAddress]) -> Result<Vec<ClaimedOneTimeKey>> {
         let body: types::ClaimKeysRequest = convert(json!({"devices": devices}))?;
         let answer = self.client.claim_keys().body(body).send().await.map_err(sdk_error)?;
         convert(answer.into_inner().keys)
     }
 
-    pub async fn send_to_device(&self, messages: &[OutgoingToDevice]) -> Result<()> {
+    pub(crate) async fn send_to_device(&self, messages: &[OutgoingToDevice]) -> Result<()> {
         // The server takes at most 1,000 messages per request.
         for batch in messages.chunks(1000) {
             let body: types::SendToDeviceRequest = convert(json!({"messages": batch}))?;
@@ -374,12 +374,12 @@ impl Api {
         Ok(())
     }
 
-    pub async fn pending_to_device(&self) -> Result<Vec<IncomingToDevice>> {
+    pub(crate) async fn pending_to_device(&self) -> Result<Vec<IncomingToDevice>> {
         let answer = self.client.list_to_device().limit(1000u32).send().await.map_err(sdk_error)?;
         convert(answer.into_inner().items)
     }
 
-    pub async fn ack_to_device(&self, ids: &[Uuid]) -> Result<()> {
+    pub(crate) async fn ack_to_device(&self, ids: &[Uuid]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -389,7 +389,7 @@ impl Api {
     }
 
     /// The realtime socket's URL for `access_token`.
-    pub fn websocket_url(&self, access_token: &str) -> String {
+    pub(crate) fn websocket_url(&self, access_token: &str) -> String {
         let base = if let Some(rest) = self.base.strip_prefix("https://") {
             format!("wss://{rest}")
         } else if let Some(rest) = self.base.strip_prefix("http://") {

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// asked. Account passwords come from PARLEY_PASSWORD or a prompt, never from the command line.
 #[derive(Debug, Parser)]
 #[command(name = "parley", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Print JSON for scripts (one object per line for `watch`).
     #[arg(long, global = true)]
     pub json: bool,
@@ -28,10 +28,10 @@ pub struct Cli {
 }
 
 /// The default server when neither `--server` nor `PARLEY_SERVER` nor a profile says otherwise.
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+pub(crate) const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Create an account and make this profile its first device.
     Register {
         name: String,
@@ -119,19 +119,19 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum DevicesAction {
+pub(crate) enum DevicesAction {
     /// Remove one of your devices (signs it out).
     Remove { device_id: String },
 }
 
 #[derive(Debug, Subcommand)]
-pub enum UsersAction {
+pub(crate) enum UsersAction {
     /// Users whose name or status contains TEXT.
     Search { text: String },
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ChatAction {
+pub(crate) enum ChatAction {
     /// Create a direct chat or a group.
     New(NewChat),
     /// Add members to a group (admin).
@@ -152,7 +152,7 @@ pub enum ChatAction {
 
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
-pub struct NewChatKind {
+pub(crate) struct NewChatKind {
     /// The other user of a direct chat (id, or exact name or email).
     #[arg(long)]
     pub direct: Option<String>,
@@ -162,7 +162,7 @@ pub struct NewChatKind {
 }
 
 #[derive(Debug, Args)]
-pub struct NewChat {
+pub(crate) struct NewChat {
     #[command(flatten)]
     pub kind: NewChatKind,
     /// The group's first members, comma-separated.
@@ -171,13 +171,13 @@ pub struct NewChat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DeleteScope {
+pub(crate) enum DeleteScope {
     Me,
     Everyone,
 }
 
 #[derive(Debug, Args)]
-pub struct WatchArgs {
+pub(crate) struct WatchArgs {
     /// Stop after this many chat messages were shown.
     #[arg(long)]
     pub count: Option<u64>,

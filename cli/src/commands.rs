@@ -20,7 +20,7 @@ use crate::store::Session;
 use crate::watch;
 
 /// Runs the parsed command.
-pub async fn run(cli: Cli, ctx: &mut Context) -> Result<()> {
+pub(crate) async fn run(cli: Cli, ctx: &mut Context) -> Result<()> {
     let out = Output { json: cli.json };
     match cli.command {
         Command::Register { name, email, avatar, device_name } => {

@@ -19,12 +19,12 @@ use crate::session::{now_unix_secs, short, Context, Signed};
 const TO_DEVICE_PAGE: usize = 1000;
 
 /// Prints a warning on stderr (never on stdout, which scripts read).
-pub fn warn(text: &str) {
+pub(crate) fn warn(text: &str) {
     eprintln!("parley: warning: {text}");
 }
 
 /// Publishes this device's keys (identity, unpublished one-time keys, fallback key).
-pub async fn publish_keys(signed: &mut Signed, display_name: Option<&str>) -> Result<()> {
+pub(crate) async fn publish_keys(signed: &mut Signed, display_name: Option<&str>) -> Result<()> {
     let upload = signed.device.keys_upload(display_name)?;
     let published = signed.api.publish_keys(signed.session.device_id, &upload).await?;
     signed.device.mark_published();
@@ -33,7 +33,7 @@ pub async fn publish_keys(signed: &mut Signed, display_name: Option<&str>) -> Re
 }
 
 /// Tops the server's one-time keys up when it has few left.
-pub async fn replenish(signed: &mut Signed, remaining: u64, has_fallback_key: bool) -> Result<()> {
+pub(crate) async fn replenish(signed: &mut Signed, remaining: u64, has_fallback_key: bool) -> Result<()> {
     if let Some(upload) = signed.device.replenish_one_time_keys(remaining, has_fallback_key)? {
         signed.api.publish_keys(signed.session.device_id, &upload).await?;
         signed.device.mark_published();
@@ -66,7 +66,7 @@ async fn fetch_devices(signed: &Signed, users: &[Uuid]) -> Result<Vec<UserDevice
 
 /// Re-reads the device lists of `users` into the trust store. New devices are trusted on first sight;
 /// changed keys are reported loudly on stderr and held back until accepted (`parley verify USER --accept`).
-pub async fn sync_devices(signed: &mut Signed, users: &[Uuid]) -> Result<Vec<(Uuid, DeviceListReport)>> {
+pub(crate) async fn sync_devices(signed: &mut Signed, users: &[Uuid]) -> Result<Vec<(Uuid, DeviceListReport)>> {
     let listings = fetch_devices(signed, users).await?;
     let mut reports = Vec::new();
     for listing in listings {
@@ -102,7 +102,7 @@ fn warn_about(signed: &Signed, report: &DeviceListReport) {
 
 /// A room key that arrived.
 #[derive(Debug, Clone, Serialize)]
-pub struct RoomKeyReceived {
+pub(crate) struct RoomKeyReceived {
     pub chat_id: Uuid,
     pub session_id: String,
     pub sender_id: Uuid,
@@ -111,7 +111,7 @@ pub struct RoomKeyReceived {
 
 /// Decrypts one to-device message. `Ok(Some(..))` when it should be acknowledged, `Ok(None)` when it must
 /// stay queued (its sender's key change is not accepted yet).
-pub async fn receive_to_device(
+pub(crate) async fn receive_to_device(
     signed: &mut Signed,
     message: &IncomingToDevice,
 ) -> Result<Option<Option<RoomKeyReceived>>> {
@@ -147,7 +147,7 @@ pub async fn receive_to_device(
 
 /// What [`drain_to_device`] took.
 #[derive(Debug, Default)]
-pub struct Drained {
+pub(crate) struct Drained {
     /// Room keys stored.
     pub keys: Vec<RoomKeyReceived>,
     /// The to-device messages handled and acknowledged (their realtime frames may still come).
@@ -155,7 +155,7 @@ pub struct Drained {
 }
 
 /// Takes every waiting to-device message: decrypts (storing room keys), saves, then acknowledges.
-pub async fn drain_to_device(ctx: &mut Context, signed: &mut Signed) -> Result<Drained> {
+pub(crate) async fn drain_to_device(ctx: &mut Context, signed: &mut Signed) -> Result<Drained> {
     let mut drained = Drained::default();
     loop {
         let pending = signed.api.pending_to_device().await?;
@@ -183,7 +183,7 @@ pub async fn drain_to_device(ctx: &mut Context, signed: &mut Signed) -> Result<D
 
 /// Encrypts `content` for every trusted device of every member of `chat_id` and sends it. Shares a new
 /// room key first whenever the recipient devices changed (or after 100 messages or a week).
-pub async fn send_content(
+pub(crate) async fn send_content(
     ctx: &mut Context,
     signed: &mut Signed,
     chat_id: Uuid,
@@ -252,7 +252,7 @@ pub async fn send_content(
 
 /// What a message says, as far as this device can tell.
 #[derive(Debug, Clone)]
-pub enum Shown {
+pub(crate) enum Shown {
     Text(String),
     File { file: AttachmentInfo, caption: String },
     Deleted,
@@ -260,7 +260,7 @@ pub enum Shown {
 }
 
 /// Decrypts a message for display.
-pub fn decrypt(device: &mut OwnDevice, message: &Message) -> Shown {
+pub(crate) fn decrypt(device: &mut OwnDevice, message: &Message) -> Shown {
     if message.deleted {
         return Shown::Deleted;
     }
@@ -282,13 +282,13 @@ pub fn decrypt(device: &mut OwnDevice, message: &Message) -> Shown {
 }
 
 /// Whether a message failed for lack of a room key (worth draining to-device messages and retrying).
-pub fn lacks_key(shown: &Shown) -> bool {
+pub(crate) fn lacks_key(shown: &Shown) -> bool {
     matches!(shown, Shown::Undecryptable(reason) if reason.starts_with("no key"))
 }
 
 /// A message and what it says, for `--json` (the server's fields, plus `sender_name`, `type` and content;
 /// never the attachment's key).
-pub fn message_json(signed: &Signed, message: &Message, shown: &Shown) -> Value {
+pub(crate) fn message_json(signed: &Signed, message: &Message, shown: &Shown) -> Value {
     let mut value = serde_json::to_value(message).unwrap_or(Value::Null);
     let extra = match shown {
         Shown::Text(body) => json!({"type": "text", "body": body}),
@@ -308,7 +308,7 @@ pub fn message_json(signed: &Signed, message: &Message, shown: &Shown) -> Value 
 }
 
 /// One line for people.
-pub fn message_line(signed: &Signed, message: &Message, shown: &Shown) -> String {
+pub(crate) fn message_line(signed: &Signed, message: &Message, shown: &Shown) -> String {
     let when = message.created_at.get(..16).unwrap_or(&message.created_at).replace('T', " ");
     let device = message.sender_device_id.map(short).unwrap_or_else(|| "?".into());
     let who = format!("{} ({device})", signed.name_of(message.sender_id));
@@ -328,7 +328,7 @@ pub fn message_line(signed: &Signed, message: &Message, shown: &Shown) -> String
 }
 
 /// Learns the display names of `users` the cache does not have.
-pub async fn learn_names(signed: &mut Signed, users: impl IntoIterator<Item = Uuid>) {
+pub(crate) async fn learn_names(signed: &mut Signed, users: impl IntoIterator<Item = Uuid>) {
     let missing: BTreeSet<Uuid> = users.into_iter().filter(|user| !signed.session.names.contains_key(user)).collect();
     for user in missing {
         if let Ok(profile) = signed.api.get_user(user).await {

@@ -7,7 +7,7 @@ use parley_client_core::CoreError;
 
 /// Everything that can make a `parley` command fail.
 #[derive(Debug, thiserror::Error)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// Bad command-line input that clap could not catch (an unparsable id, a missing option).
     #[error("{0}")]
     Usage(String),
@@ -69,7 +69,7 @@ pub enum CliError {
 impl CliError {
     /// Exit codes: 2 usage, 3 not signed in / passphrase, 4 server said no, 5 unreachable, 6 crypto or
     /// safety mismatch, 1 everything else.
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Self::Usage(_) => 2,
             Self::NotSignedIn(_) | Self::WrongPassphrase(_) | Self::NoPassphrase(_) => 3,
@@ -81,11 +81,11 @@ impl CliError {
     }
 
     /// An I/O error with what was being done and to which path.
-    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io { action, path, source }
     }
 }
 
 /// The CLI's result type.
-pub type Result<T, E = CliError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = CliError> = std::result::Result<T, E>;

@@ -38,7 +38,7 @@ impl Stream for ChunkStream {
 }
 
 /// A media type from the file's extension (only used as a label inside the encrypted message).
-pub fn guess_content_type(path: &Path) -> &'static str {
+pub(crate) fn guess_content_type(path: &Path) -> &'static str {
     let extension = path.extension().and_then(|extension| extension.to_str()).unwrap_or("").to_ascii_lowercase();
     match extension.as_str() {
         "png" => "image/png",
@@ -59,7 +59,7 @@ pub fn guess_content_type(path: &Path) -> &'static str {
 }
 
 /// The name to put in an attachment, and to save a download under: the path's last component.
-pub fn file_name(path: &Path) -> String {
+pub(crate) fn file_name(path: &Path) -> String {
     path.file_name().and_then(|name| name.to_str()).unwrap_or("file").to_owned()
 }
 
@@ -76,7 +76,7 @@ async fn read_full(file: &mut tokio::fs::File, buffer: &mut [u8]) -> std::io::Re
 }
 
 /// Encrypts `path` while uploading it; returns the attachment info for the message (without its caption).
-pub async fn upload_encrypted(api: &Api, path: &Path, content_type: &str) -> Result<AttachmentInfo> {
+pub(crate) async fn upload_encrypted(api: &Api, path: &Path, content_type: &str) -> Result<AttachmentInfo> {
     let mut file = tokio::fs::File::open(path).await.map_err(CliError::io("open", path))?;
     let size = file.metadata().await.map_err(CliError::io("inspect", path))?.len();
     let mut encryptor = AttachmentEncryptor::new()?;
@@ -121,7 +121,7 @@ pub async fn upload_encrypted(api: &Api, path: &Path, content_type: &str) -> Res
 }
 
 /// Uploads a file as it is (avatars: public profile data, not encrypted); returns the media id.
-pub async fn upload_plain(api: &Api, path: &Path, content_type: &str) -> Result<Uuid> {
+pub(crate) async fn upload_plain(api: &Api, path: &Path, content_type: &str) -> Result<Uuid> {
     let mut file = tokio::fs::File::open(path).await.map_err(CliError::io("open", path))?;
     let size = file.metadata().await.map_err(CliError::io("inspect", path))?.len();
     let (sender, receiver) = mpsc::channel(IN_FLIGHT);
@@ -165,7 +165,7 @@ impl Drop for TempFile {
 
 /// Downloads an attachment to `out`: ciphertext to a temporary file while hashing, hash checked, then
 /// decrypted into `out` in a second pass. Nothing is left at `out` when anything fails.
-pub async fn download_decrypted(api: &Api, info: &AttachmentInfo, out: &Path) -> Result<u64> {
+pub(crate) async fn download_decrypted(api: &Api, info: &AttachmentInfo, out: &Path) -> Result<u64> {
     if out.exists() {
         return Err(CliError::Usage(format!("{} already exists: choose another --out", out.display())));
     }

@@ -4,13 +4,13 @@ use serde_json::Value;
 
 /// Where results go: stdout, as text for people or JSON for scripts. Notes and warnings go to stderr.
 #[derive(Debug, Clone, Copy)]
-pub struct Output {
+pub(crate) struct Output {
     pub json: bool,
 }
 
 impl Output {
     /// Prints a result: `value` as one JSON line, or the human text (nothing when it is empty).
-    pub fn event(&self, value: &Value, human: impl FnOnce() -> String) {
+    pub(crate) fn event(&self, value: &Value, human: impl FnOnce() -> String) {
         if self.json {
             println!("{value}");
         } else {
@@ -22,7 +22,7 @@ impl Output {
     }
 
     /// A note for people (stderr; silent with `--json`).
-    pub fn info(&self, text: &str) {
+    pub(crate) fn info(&self, text: &str) {
         if !self.json {
             eprintln!("{text}");
         }

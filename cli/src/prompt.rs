@@ -8,7 +8,7 @@ use crate::error::{CliError, Result};
 use crate::store::PassphraseSource;
 
 /// `PARLEY_PASSPHRASE`, or asked on `/dev/tty`.
-pub struct EnvOrTerminal;
+pub(crate) struct EnvOrTerminal;
 
 impl PassphraseSource for EnvOrTerminal {
     fn passphrase(&self, confirm: bool) -> Result<String> {
@@ -28,7 +28,7 @@ impl PassphraseSource for EnvOrTerminal {
 }
 
 /// The account password: `PARLEY_PASSWORD`, or asked on the terminal.
-pub fn account_password(confirm: bool) -> Result<String> {
+pub(crate) fn account_password(confirm: bool) -> Result<String> {
     if let Ok(password) = std::env::var("PARLEY_PASSWORD") {
         return Ok(password);
     }

@@ -14,14 +14,14 @@ use crate::store::{Profile, ProfileLock, Session, State};
 const REFRESH_MARGIN_SECS: i64 = 60;
 
 /// The profile and how to get its passphrase.
-pub struct Context {
+pub(crate) struct Context {
     pub profile: Profile,
     pub server_override: Option<String>,
     passphrases: EnvOrTerminal,
 }
 
 /// A signed-in profile held under its lock. Changes are kept only by [`Context::save`].
-pub struct Signed {
+pub(crate) struct Signed {
     lock: ProfileLock,
     pub session: Session,
     pub device: OwnDevice,
@@ -29,28 +29,28 @@ pub struct Signed {
 }
 
 impl Signed {
-    pub fn user_id(&self) -> Uuid {
+    pub(crate) fn user_id(&self) -> Uuid {
         self.session.user_id
     }
 
     /// A user's display name from the cache, or a short form of the id.
-    pub fn name_of(&self, user: Uuid) -> String {
+    pub(crate) fn name_of(&self, user: Uuid) -> String {
         self.session.names.get(&user).cloned().unwrap_or_else(|| short(user))
     }
 }
 
 /// The first 8 hex digits of an id, for human output.
-pub fn short(id: Uuid) -> String {
+pub(crate) fn short(id: Uuid) -> String {
     id.simple().to_string()[..8].to_owned()
 }
 
 /// Seconds since the epoch.
-pub fn now_unix_secs() -> u64 {
+pub(crate) fn now_unix_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
 }
 
 /// The `exp` claim of a JWT (not verified: only to know when to refresh).
-pub fn token_expiry(token: &str) -> Option<i64> {
+pub(crate) fn token_expiry(token: &str) -> Option<i64> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
@@ -63,22 +63,22 @@ fn token_is_fresh(token: &str) -> bool {
 }
 
 impl Context {
-    pub fn new(profile: Profile, server_override: Option<String>) -> Self {
+    pub(crate) fn new(profile: Profile, server_override: Option<String>) -> Self {
         Self { profile, server_override, passphrases: EnvOrTerminal }
     }
 
-    pub fn lock(&self) -> Result<ProfileLock> {
+    pub(crate) fn lock(&self) -> Result<ProfileLock> {
         self.profile.lock()
     }
 
     /// Loads whatever the profile holds (under `lock`).
-    pub fn load(&mut self, lock: &ProfileLock) -> Result<State> {
+    pub(crate) fn load(&mut self, lock: &ProfileLock) -> Result<State> {
         self.profile.load(lock, &self.passphrases)
     }
 
     /// Takes the lock, loads the signed-in state, refreshes the access token if it is about to expire (the
     /// rotated refresh token is saved at once) and publishes keys an earlier run could not.
-    pub async fn signed_in(&mut self) -> Result<Signed> {
+    pub(crate) async fn signed_in(&mut self) -> Result<Signed> {
         let lock = self.lock()?;
         let state = self.load(&lock)?;
         let (Some(session), Some(device)) = (state.session, state.device) else {
@@ -105,7 +105,7 @@ impl Context {
 
     /// Refreshes the access token when it expires within a minute, saving the new pair at once (refresh
     /// tokens rotate: losing the new one would sign the device out).
-    pub async fn ensure_fresh_token(&mut self, signed: &mut Signed) -> Result<()> {
+    pub(crate) async fn ensure_fresh_token(&mut self, signed: &mut Signed) -> Result<()> {
         if !token_is_fresh(&signed.session.access_token) {
             let pair = Api::anonymous(&signed.session.server).refresh(&signed.session.refresh_token).await?;
             signed.session.access_token = pair.access_token;
@@ -116,27 +116,27 @@ impl Context {
     }
 
     /// Saves a signed-in state (its lock is held).
-    pub fn save(&mut self, signed: &Signed) -> Result<()> {
+    pub(crate) fn save(&mut self, signed: &Signed) -> Result<()> {
         self.profile.save(&signed.lock, &self.passphrases, Some(&signed.session), Some(&signed.device))
     }
 
     /// Saves `signed` and releases its lock.
-    pub fn finish(&mut self, signed: Signed) -> Result<()> {
+    pub(crate) fn finish(&mut self, signed: Signed) -> Result<()> {
         self.save(&signed)
     }
 
     /// Saves a freshly signed-in session and device under `lock`.
-    pub fn save_new(&mut self, lock: &ProfileLock, session: &Session, device: &OwnDevice) -> Result<()> {
+    pub(crate) fn save_new(&mut self, lock: &ProfileLock, session: &Session, device: &OwnDevice) -> Result<()> {
         self.profile.save(lock, &self.passphrases, Some(session), Some(device))
     }
 
     /// Deletes the profile's state (after logout).
-    pub fn clear(&mut self, signed: Signed) -> Result<()> {
+    pub(crate) fn clear(&mut self, signed: Signed) -> Result<()> {
         self.profile.clear(&signed.lock)
     }
 
     /// Builds a [`Signed`] from parts (after register or login) with `lock` held.
-    pub fn adopt(&self, lock: ProfileLock, session: Session, device: OwnDevice) -> Result<Signed> {
+    pub(crate) fn adopt(&self, lock: ProfileLock, session: Session, device: OwnDevice) -> Result<Signed> {
         let api = Api::with_token(&session.server, &session.access_token)?;
         Ok(Signed { lock, session, device, api })
     }

@@ -37,14 +37,14 @@ const NONCE_LENGTH: usize = 12;
 const SALT_LENGTH: usize = 16;
 
 /// Where a passphrase comes from when one is needed.
-pub trait PassphraseSource {
+pub(crate) trait PassphraseSource {
     /// The passphrase; `confirm` asks twice (a new profile).
     fn passphrase(&self, confirm: bool) -> Result<String>;
 }
 
 /// A signed-in account on one server: what the profile needs to act as this device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
+pub(crate) struct Session {
     pub server: String,
     pub user_id: Uuid,
     pub device_id: Uuid,
@@ -63,7 +63,7 @@ pub struct Session {
 
 /// Everything a profile keeps.
 #[derive(Default)]
-pub struct State {
+pub(crate) struct State {
     pub session: Option<Session>,
     pub device: Option<OwnDevice>,
 }
@@ -114,7 +114,7 @@ impl KdfSettings {
 }
 
 /// The 32-byte state key; wiped when dropped.
-pub struct StateKey([u8; 32]);
+pub(crate) struct StateKey([u8; 32]);
 
 impl Drop for StateKey {
     fn drop(&mut self) {
@@ -126,14 +126,14 @@ impl Drop for StateKey {
 }
 
 /// One profile's directory, and its state key once derived.
-pub struct Profile {
+pub(crate) struct Profile {
     name: String,
     dir: PathBuf,
     key: Option<StateKey>,
 }
 
 /// The held `flock` on a profile's lock file; released when dropped.
-pub struct ProfileLock {
+pub(crate) struct ProfileLock {
     file: File,
 }
 
@@ -145,7 +145,7 @@ impl Drop for ProfileLock {
 }
 
 /// `$XDG_DATA_HOME/parley`, or `~/.local/share/parley`.
-pub fn data_root() -> Result<PathBuf> {
+pub(crate) fn data_root() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|dir| !dir.is_empty()) {
         return Ok(PathBuf::from(dir).join("parley"));
     }
@@ -156,7 +156,7 @@ pub fn data_root() -> Result<PathBuf> {
 }
 
 /// Profile names become directory names: letters, digits, `.`, `_`, `-`, not starting with `.`.
-pub fn check_profile_name(name: &str) -> Result<()> {
+pub(crate) fn check_profile_name(name: &str) -> Result<()> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
@@ -195,7 +195,7 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 
 impl Profile {
     /// The profile `name` under `root` (see [`data_root`]); creates its directory (0700).
-    pub fn open(root: &Path, name: &str) -> Result<Self> {
+    pub(crate) fn open(root: &Path, name: &str) -> Result<Self> {
         check_profile_name(name)?;
         make_private_dir(root)?;
         let dir = root.join(name);
@@ -203,17 +203,17 @@ impl Profile {
         Ok(Self { name: name.to_owned(), dir, key: None })
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     #[cfg(test)]
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Takes the profile's exclusive lock, waiting for another process to release it.
-    pub fn lock(&self) -> Result<ProfileLock> {
+    pub(crate) fn lock(&self) -> Result<ProfileLock> {
         let path = self.dir.join("lock");
         let file = open_private(&path, OpenOptions::new().read(true).write(true).create(true).truncate(false))?;
         loop {
@@ -233,7 +233,7 @@ impl Profile {
     }
 
     /// Whether the profile has saved state.
-    pub fn has_state(&self) -> bool {
+    pub(crate) fn has_state(&self) -> bool {
         self.state_path().exists()
     }
 
@@ -268,7 +268,7 @@ impl Profile {
     }
 
     /// Loads the state (empty when there is none). Call with the lock held.
-    pub fn load(&mut self, _lock: &ProfileLock, passphrases: &dyn PassphraseSource) -> Result<State> {
+    pub(crate) fn load(&mut self, _lock: &ProfileLock, passphrases: &dyn PassphraseSource) -> Result<State> {
         let path = self.state_path();
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -281,7 +281,7 @@ impl Profile {
     }
 
     /// Saves the state. Call with the lock held (the one `load` was called under).
-    pub fn save(
+    pub(crate) fn save(
         &mut self,
         _lock: &ProfileLock,
         passphrases: &dyn PassphraseSource,
@@ -295,7 +295,7 @@ impl Profile {
     }
 
     /// Deletes the saved state (after logging out). The salt stays; the next sign-in makes a new device.
-    pub fn clear(&mut self, _lock: &ProfileLock) -> Result<()> {
+    pub(crate) fn clear(&mut self, _lock: &ProfileLock) -> Result<()> {
         let path = self.state_path();
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),

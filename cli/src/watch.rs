@@ -28,7 +28,7 @@ fn convert<T: serde::de::DeserializeOwned>(value: impl serde::Serialize) -> Resu
         .map_err(|error| CliError::Realtime(format!("unexpected frame: {error}")))
 }
 
-pub async fn watch(ctx: &mut Context, out: &Output, args: &WatchArgs) -> Result<()> {
+pub(crate) async fn watch(ctx: &mut Context, out: &Output, args: &WatchArgs) -> Result<()> {
     // To-device messages already taken over HTTP, whose frames are then skipped.
     let mut handled = HashSet::new();
     let (url, mut token) = {

@@ -7,7 +7,7 @@ use parley_eventbus::stream::env_or;
 use parley_eventbus::StreamSettings;
 
 #[derive(Debug, Clone)]
-pub struct SfuConfig {
+pub(crate) struct SfuConfig {
     /// Signaling WebSocket (`/rtc`), `/metrics` and `/healthz`.
     pub http_addr: SocketAddr,
     /// The one UDP socket all media goes through.
@@ -37,7 +37,7 @@ pub struct SfuConfig {
 
 #[derive(Debug, thiserror::Error)]
 #[error("{name}: {message}")]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     name: &'static str,
     message: String,
 }
@@ -50,7 +50,7 @@ where
 }
 
 impl SfuConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub(crate) fn from_env() -> Result<Self, ConfigError> {
         let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
         let udp_addr: SocketAddr = parse("PARLEY_SFU_UDP_ADDR", "127.0.0.1:50000")?;
         let advertised_ip = match std::env::var("PARLEY_SFU_ADVERTISED_IP").ok().filter(|v| !v.is_empty()) {
@@ -82,7 +82,7 @@ impl SfuConfig {
     }
 
     /// The UDP address clients are told to use.
-    pub fn advertised_addr(&self) -> SocketAddr {
+    pub(crate) fn advertised_addr(&self) -> SocketAddr {
         SocketAddr::new(self.advertised_ip, self.udp_addr.port())
     }
 }

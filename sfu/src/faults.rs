@@ -17,18 +17,21 @@ use crate::shard::ShardInput;
 /// The longest cut one request makes.
 const MAX_CUT: Duration = Duration::from_secs(60);
 
-pub struct Faults {
+pub(crate) struct Faults {
     pub shards: Vec<mpsc::Sender<ShardInput>>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct BlackholeRequest {
+pub(crate) struct BlackholeRequest {
     user_id: Uuid,
     ms: u64,
 }
 
 #[handler]
-pub async fn blackhole(Json(request): Json<BlackholeRequest>, Data(faults): Data<&Arc<Faults>>) -> impl IntoResponse {
+pub(crate) async fn blackhole(
+    Json(request): Json<BlackholeRequest>,
+    Data(faults): Data<&Arc<Faults>>,
+) -> impl IntoResponse {
     let until = Instant::now() + Duration::from_millis(request.ms).min(MAX_CUT);
     for shard in &faults.shards {
         let _ = shard.send(ShardInput::Blackhole { user_id: request.user_id, until }).await;

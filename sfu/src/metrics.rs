@@ -4,7 +4,7 @@ use opentelemetry::metrics::{Counter, MeterProvider as _, UpDownCounter};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::{Encoder, TextEncoder};
 
-pub struct SfuMetrics {
+pub(crate) struct SfuMetrics {
     registry: prometheus::Registry,
     _provider: SdkMeterProvider,
     pub rooms: UpDownCounter<i64>,
@@ -20,7 +20,7 @@ pub struct SfuMetrics {
 }
 
 impl SfuMetrics {
-    pub fn new() -> anyhow::Result<Self> {
+    pub(crate) fn new() -> anyhow::Result<Self> {
         let registry = prometheus::Registry::new();
         let exporter = opentelemetry_prometheus::exporter().with_registry(registry.clone()).build()?;
         let provider = SdkMeterProvider::builder().with_reader(exporter).build();
@@ -47,22 +47,22 @@ impl SfuMetrics {
         })
     }
 
-    pub fn frame_forwarded(&self, bytes: usize) {
+    pub(crate) fn frame_forwarded(&self, bytes: usize) {
         self.forwarded_frames.add(1, &[]);
         self.forwarded_bytes.add(bytes as u64, &[]);
     }
 
-    pub fn udp_out(&self, bytes: usize) {
+    pub(crate) fn udp_out(&self, bytes: usize) {
         self.udp_packets_out.add(1, &[]);
         self.udp_bytes_out.add(bytes as u64, &[]);
     }
 
-    pub fn udp_in(&self, bytes: usize) {
+    pub(crate) fn udp_in(&self, bytes: usize) {
         self.udp_packets_in.add(1, &[]);
         self.udp_bytes_in.add(bytes as u64, &[]);
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut buffer = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
             tracing::warn!(%error, "could not encode metrics");

@@ -9,7 +9,11 @@ use parley_domain::call::SfuReport;
 use parley_eventbus::StreamSettings;
 use tokio::sync::mpsc;
 
-pub async fn run(nats: async_nats::Client, settings: StreamSettings, mut reports: mpsc::UnboundedReceiver<SfuReport>) {
+pub(crate) async fn run(
+    nats: async_nats::Client,
+    settings: StreamSettings,
+    mut reports: mpsc::UnboundedReceiver<SfuReport>,
+) {
     let jetstream = jetstream::new(nats);
     let mut queue: VecDeque<SfuReport> = VecDeque::new();
     let mut stream_ready = false;

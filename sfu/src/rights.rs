@@ -32,7 +32,7 @@ use crate::signaling::shard_for;
 use crate::token::{JoinClaims, TokenError};
 
 /// The longest a join token lives: how far back the stream is read, and how long an end is kept.
-pub const RIGHTS_WINDOW: Duration = Duration::from_secs(600);
+pub(crate) const RIGHTS_WINDOW: Duration = Duration::from_secs(600);
 /// Expired entries are swept at most this often.
 const PRUNE_EVERY_MS: i64 = 10_000;
 /// Wait before following the stream again after NATS failed us.
@@ -43,7 +43,7 @@ const CAUGHT_UP_QUIET: Duration = Duration::from_millis(500);
 
 /// One right that ended, as the shards apply it to their peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Revocation {
+pub(crate) enum Revocation {
     /// Nobody may be in the call any more.
     CallEnded { call_id: Uuid },
     /// `user_id` left the call (hung up, declined, removed from the chat) at `at_ms`: their join
@@ -55,7 +55,7 @@ pub enum Revocation {
 
 impl Revocation {
     /// Whether a peer admitted with these token facts loses its place.
-    pub fn covers(&self, call_id: Uuid, user_id: Uuid, session_id: Uuid, issued_ms: i64) -> bool {
+    pub(crate) fn covers(&self, call_id: Uuid, user_id: Uuid, session_id: Uuid, issued_ms: i64) -> bool {
         match self {
             Revocation::CallEnded { call_id: ended } => *ended == call_id,
             Revocation::Participant { call_id: call, user_id: user, at_ms, .. } => {
@@ -66,7 +66,7 @@ impl Revocation {
     }
 
     /// What the dropped peer is told.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Revocation::CallEnded { .. } => "the call has ended",
             Revocation::Participant { removed: true, .. } => "you are no longer a member of this chat",
@@ -166,7 +166,7 @@ impl Register {
 
 /// The ends of rights the SFU knows of, and the join tokens it has admitted.
 #[derive(Default)]
-pub struct Rights {
+pub(crate) struct Rights {
     register: Mutex<Register>,
     /// Set once the window's backlog has been read after start: until then nobody is admitted
     /// (a token whose right ended before the start must not slip in) and `/healthz` says 503.
@@ -179,7 +179,7 @@ impl Rights {
     }
 
     /// Whether the backlog of ended rights has been read since the SFU started.
-    pub fn is_caught_up(&self) -> bool {
+    pub(crate) fn is_caught_up(&self) -> bool {
         self.caught_up.load(Ordering::Acquire)
     }
 
@@ -190,7 +190,7 @@ impl Rights {
     }
 
     /// Admits a verified token once: refused when its right ended or it was admitted before.
-    pub fn admit(&self, claims: &JoinClaims) -> Result<(), TokenError> {
+    pub(crate) fn admit(&self, claims: &JoinClaims) -> Result<(), TokenError> {
         if !self.is_caught_up() {
             return Err(TokenError::NotReady);
         }
@@ -206,7 +206,7 @@ impl Rights {
     }
 
     /// Why an admitted token's right has ended since, if it has.
-    pub fn refusal(&self, claims: &JoinClaims) -> Option<TokenError> {
+    pub(crate) fn refusal(&self, claims: &JoinClaims) -> Option<TokenError> {
         self.register().refusal(claims)
     }
 
@@ -219,7 +219,7 @@ impl Rights {
 
 /// Follows the events stream for as long as the SFU runs, starting again (from the window's
 /// start) whenever NATS fails; media goes on meanwhile.
-pub async fn run(
+pub(crate) async fn run(
     nats: async_nats::Client,
     settings: StreamSettings,
     rights: Arc<Rights>,

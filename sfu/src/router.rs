@@ -18,14 +18,14 @@ use crate::stun;
 /// Largest datagram we read (WebRTC keeps them under the path MTU).
 const MAX_DATAGRAM: usize = 2048;
 
-pub enum RouteUpdate {
+pub(crate) enum RouteUpdate {
     /// Binding requests for this ufrag go to this shard.
     Ufrag(String, usize),
     ForgetUfrag(String),
     ForgetAddr(SocketAddr),
 }
 
-pub async fn run(
+pub(crate) async fn run(
     socket: Arc<UdpSocket>,
     shards: Vec<mpsc::Sender<ShardInput>>,
     mut updates: mpsc::UnboundedReceiver<RouteUpdate>,

@@ -28,7 +28,7 @@ use crate::rights::Revocation;
 use crate::router::RouteUpdate;
 use crate::stun;
 
-pub type ParticipantId = u64;
+pub(crate) type ParticipantId = u64;
 
 /// How often a participant's upstream is asked for a keyframe at most (gaps, new subscribers).
 const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(500);
@@ -37,7 +37,7 @@ const LIVENESS_TICK: Duration = Duration::from_millis(250);
 /// A timeout str0m reports far in the future is capped, so the timer set stays meaningful.
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
-pub enum ShardInput {
+pub(crate) enum ShardInput {
     Join(JoinRequest),
     Answer {
         participant: ParticipantId,
@@ -79,7 +79,7 @@ enum LeaveReport {
     Never,
 }
 
-pub struct JoinRequest {
+pub(crate) struct JoinRequest {
     pub participant: ParticipantId,
     pub call_id: Uuid,
     pub user_id: Uuid,
@@ -95,7 +95,7 @@ pub struct JoinRequest {
 
 /// What the shard tells a participant's signaling socket.
 #[derive(Debug)]
-pub enum Signal {
+pub(crate) enum Signal {
     Offer(String),
     Participants(Value),
     /// The SFU removed the participant (ICE timeout, joined again elsewhere, ...).
@@ -103,7 +103,7 @@ pub enum Signal {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum JoinError {
+pub(crate) enum JoinError {
     #[error("malformed SDP offer: {0}")]
     Sdp(String),
     #[error("the SFU cannot take this participant: {0}")]
@@ -195,7 +195,7 @@ struct Participant {
     nacks_seen: HashMap<Mid, u64>,
 }
 
-pub struct Shard {
+pub(crate) struct Shard {
     drop_every_nth_rtp: u64,
     rtp_sent: u64,
     socket: Arc<UdpSocket>,
@@ -222,7 +222,7 @@ enum Work {
     Event(ParticipantId, Event),
 }
 
-pub struct ShardSettings {
+pub(crate) struct ShardSettings {
     pub drop_every_nth_rtp: u64,
     pub socket: Arc<UdpSocket>,
     pub advertised: SocketAddr,
@@ -235,7 +235,7 @@ pub struct ShardSettings {
 }
 
 impl Shard {
-    pub fn new(settings: ShardSettings) -> Self {
+    pub(crate) fn new(settings: ShardSettings) -> Self {
         let ShardSettings {
             drop_every_nth_rtp,
             socket,
@@ -268,7 +268,7 @@ impl Shard {
         }
     }
 
-    pub async fn run(mut self, mut inputs: mpsc::Receiver<ShardInput>) {
+    pub(crate) async fn run(mut self, mut inputs: mpsc::Receiver<ShardInput>) {
         let mut liveness = tokio::time::interval(LIVENESS_TICK);
         liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

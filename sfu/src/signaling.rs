@@ -35,7 +35,7 @@ const CLOSE_BAD_REQUEST: u16 = 4400;
 const CLOSE_REMOVED: u16 = 4408;
 const CLOSE_UNAVAILABLE: u16 = 4503;
 
-pub struct Signaling {
+pub(crate) struct Signaling {
     pub tokens: TokenVerifier,
     pub rights: Arc<Rights>,
     pub shards: Vec<mpsc::Sender<ShardInput>>,
@@ -43,7 +43,7 @@ pub struct Signaling {
 }
 
 /// Rooms live on the shard their call id picks, so a room's participants share one task.
-pub fn shard_for(shards: &[mpsc::Sender<ShardInput>], call_id: Uuid) -> Option<&mpsc::Sender<ShardInput>> {
+pub(crate) fn shard_for(shards: &[mpsc::Sender<ShardInput>], call_id: Uuid) -> Option<&mpsc::Sender<ShardInput>> {
     let index = (call_id.as_u128() % shards.len().max(1) as u128) as usize;
     shards.get(index)
 }
@@ -53,7 +53,7 @@ fn socket_config() -> WebSocketConfig {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct RtcParams {
+pub(crate) struct RtcParams {
     token: Option<String>,
     call_id: Option<Uuid>,
 }
@@ -77,7 +77,7 @@ enum ClientFrame {
 }
 
 #[handler]
-pub async fn rtc(
+pub(crate) async fn rtc(
     socket: WebSocket,
     Query(params): Query<RtcParams>,
     Data(signaling): Data<&Arc<Signaling>>,

@@ -14,7 +14,7 @@ const AUDIENCE: &str = "parley-sfu";
 const JOIN_TOKEN_TYPE: &str = "sfu_join";
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct JoinClaims {
+pub(crate) struct JoinClaims {
     pub sub: Uuid,
     pub call: Uuid,
     /// `audio` or `video`: an audio participant neither publishes nor receives video.
@@ -31,12 +31,12 @@ pub struct JoinClaims {
 
 impl JoinClaims {
     /// Whether the participant may send and receive video.
-    pub fn allows_video(&self) -> bool {
+    pub(crate) fn allows_video(&self) -> bool {
         self.kind == "video"
     }
 
     #[cfg(test)]
-    pub fn for_tests(call: Uuid, sub: Uuid, sid: Uuid, iat_ms: i64, jti: u128) -> Self {
+    pub(crate) fn for_tests(call: Uuid, sub: Uuid, sid: Uuid, iat_ms: i64, jti: u128) -> Self {
         Self {
             sub,
             call,
@@ -52,7 +52,7 @@ impl JoinClaims {
 
 /// Why a token was refused; the reason goes back to the client in the close frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("missing join token")]
     Missing,
     #[error("join token expired")]
@@ -73,7 +73,7 @@ pub enum TokenError {
     NotReady,
 }
 
-pub struct TokenVerifier {
+pub(crate) struct TokenVerifier {
     jwks_url: String,
     validation: Validation,
     keys: RwLock<Vec<(Option<String>, DecodingKey)>>,
@@ -81,7 +81,7 @@ pub struct TokenVerifier {
 }
 
 impl TokenVerifier {
-    pub fn new(jwks_url: String, issuer: &str) -> Self {
+    pub(crate) fn new(jwks_url: String, issuer: &str) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[issuer]);
@@ -92,7 +92,7 @@ impl TokenVerifier {
     }
 
     /// Fetches the api's key set (retried by callers until the api is up).
-    pub async fn refresh(&self) -> anyhow::Result<usize> {
+    pub(crate) async fn refresh(&self) -> anyhow::Result<usize> {
         let set: JwkSet = self.http.get(&self.jwks_url).send().await?.error_for_status()?.json().await?;
         let keys: Vec<(Option<String>, DecodingKey)> = set
             .keys
@@ -118,7 +118,7 @@ impl TokenVerifier {
     }
 
     /// The token's claims, if it is a valid join token (for `call`, when the client names one).
-    pub async fn verify(&self, token: Option<&str>, call: Option<Uuid>) -> Result<JoinClaims, TokenError> {
+    pub(crate) async fn verify(&self, token: Option<&str>, call: Option<Uuid>) -> Result<JoinClaims, TokenError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         let kid = header.kid.as_deref();

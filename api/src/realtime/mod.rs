@@ -88,7 +88,7 @@ fn bearer(req: &Request, params: &WsParams) -> Option<String> {
 }
 
 #[handler]
-pub async fn connect(
+pub(crate) async fn connect(
     req: &Request,
     socket: WebSocket,
     Query(params): Query<WsParams>,

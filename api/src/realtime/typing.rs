@@ -13,10 +13,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// At most one typing frame per user and chat this often.
-pub const PER_CHAT_EVERY: Duration = Duration::from_secs(2);
+pub(super) const PER_CHAT_EVERY: Duration = Duration::from_secs(2);
 /// A socket's typing frames: a burst of this many, refilled at one per `SOCKET_EVERY`.
-pub const SOCKET_BURST: u32 = 5;
-pub const SOCKET_EVERY: Duration = Duration::from_millis(500);
+pub(super) const SOCKET_BURST: u32 = 5;
+pub(super) const SOCKET_EVERY: Duration = Duration::from_millis(500);
 /// How stale a cached member list may be.
 const MEMBERS_FRESH: Duration = Duration::from_secs(2);
 /// Entries older than this are swept out (when the maps are next written).
@@ -90,7 +90,7 @@ impl TypingGate {
 
 /// One socket's typing frames, over all its chats (a token bucket).
 #[derive(Debug)]
-pub struct SocketAllowance {
+pub(super) struct SocketAllowance {
     tokens: f64,
     updated: Instant,
 }
@@ -102,7 +102,7 @@ impl Default for SocketAllowance {
 }
 
 impl SocketAllowance {
-    pub fn take(&mut self) -> bool {
+    pub(super) fn take(&mut self) -> bool {
         self.take_at(Instant::now())
     }
 
