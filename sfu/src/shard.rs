@@ -165,10 +165,13 @@ struct TrackIn {
 }
 
 impl TrackIn {
+    /// Whether the publisher is sending layer `rid` (a frame of it within [`LAYER_ACTIVE`]).
+    fn is_sent(&self, rid: Rid, now: Instant) -> bool {
+        self.last_seen.get(&rid).is_some_and(|at| now.duration_since(*at) < LAYER_ACTIVE)
+    }
+
     fn layer_for(&self, wanted: Option<Rid>, now: Instant) -> Option<Rid> {
-        pick_layer(&self.layers, wanted, |rid| {
-            self.last_seen.get(&rid).is_some_and(|at| now.duration_since(*at) < LAYER_ACTIVE)
-        })
+        pick_layer(&self.layers, wanted, |rid| self.is_sent(rid, now))
     }
 }
 
@@ -736,11 +739,7 @@ impl Shard {
             track.last_seen.insert(rid, now);
         }
         let layers = track.layers.clone();
-        let active: Vec<Rid> = layers
-            .iter()
-            .copied()
-            .filter(|rid| track.last_seen.get(rid).is_some_and(|at| now.duration_since(*at) < LAYER_ACTIVE))
-            .collect();
+        let active: Vec<Rid> = layers.iter().copied().filter(|rid| track.is_sent(*rid, now)).collect();
         let call_id = p.call_id;
         if !data.contiguous {
             self.request_keyframe(id, data.mid, data.rid, KeyframeRequestKind::Fir, false, work);
