@@ -244,12 +244,24 @@ async fn a_chats_call_under_way_is_there_for_its_members_to_join_and_no_one_else
         assert!(body["error"]["code"].is_string(), "{body}");
     }
 
+    // Removed from the group, Cyd learns nothing of its call any more.
+    let url = stack.url(&format!("/chats/{chat}/members/{}", cyd.id));
+    assert_eq!(stack.http.delete(url).bearer_auth(&ada.token).send().await?.status().as_u16(), 204);
+    let (status, body) = live(&cyd).await?;
+    assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"), "{body}");
+
     // Once everyone hung up, there is nothing to join.
-    for who in [&ada, &bob, &cyd] {
+    for who in [&ada, &bob] {
         call(&stack, &format!("/calls/{call_id}/end"), who).await?;
     }
     let (status, over) = live(&bob).await?;
     assert_eq!((status, &over["call"]), (200, &Value::Null), "{over}");
+
+    // A logged-out session asks nothing.
+    let logout = stack.http.post(stack.url("/auth/logout")).bearer_auth(&bob.token).send().await?;
+    assert_eq!(logout.status().as_u16(), 204);
+    let (status, _) = live(&bob).await?;
+    assert_eq!(status, 401);
     Ok(())
 }
 

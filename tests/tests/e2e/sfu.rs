@@ -370,6 +370,10 @@ async fn a_dropped_connection_ends_a_direct_call_only_when_it_does_not_come_back
     let stack = Stack::start_with(StackOptions::default().with_sfu().env("PARLEY_SFU_REJOIN_GRACE_MS", "5000")).await?;
     let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
     let chat = direct(&stack, &ada, &bob).await?;
+    // The test-only fault endpoint is not there unless PARLEY_SFU_TEST_FAULTS=1.
+    let sfu = stack.sfu_base.clone().unwrap_or_default();
+    let fault = stack.http.post(format!("{sfu}/test/blackhole")).json(&json!({"user_id": bob.id, "ms": 5000}));
+    assert_eq!(fault.send().await?.status().as_u16(), 404);
     let access = call_everyone(&stack, &chat, "video", &ada, &[&bob]).await?;
     let call_id = parley_tests::jwt_claims(&access[0].1)?["call"].as_str().unwrap_or_default().to_owned();
     // Bob's socket goes away after 4 s without a `leave`; Ada stays on.
