@@ -115,7 +115,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let pool = PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect(&config.database_url.0)
+        .connect(config.database_url.expose())
         .await?;
     parley_eventbus::migrate(&pool).await?;
     let nats = parley_eventbus::stream::connect(&config.nats_url, "parley-api").await?;
@@ -133,7 +133,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
 
     let tokens = TokenKeys::load_or_generate(
-        config.jwt_private_key_pem.as_ref().map(|s| s.0.as_str()),
+        config.jwt_private_key_pem.as_ref().map(|s| s.expose()),
         &config.data_dir,
         &config.jwt_issuer,
         config.access_token_ttl,
@@ -183,11 +183,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = state.config.http_addr;
     tracing::info!(%addr, "parley-api listening");
     Server::new(TcpListener::bind(addr))
-        .run_with_graceful_shutdown(
-            endpoint(state),
-            parley_eventbus::process::shutdown_signal(),
-            Some(Duration::from_secs(10)),
-        )
+        .run_with_graceful_shutdown(endpoint(state), parley_runtime::shutdown::signal(), Some(Duration::from_secs(10)))
         .await?;
     let _ = shutdown_tx.send(true);
     let _ = relay_task.await;

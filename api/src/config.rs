@@ -1,25 +1,16 @@
 //! Configuration from environment variables, with defaults that run a local stack unconfigured.
 //! Every variable is listed in the README.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use parley_eventbus::stream::env_or;
+use parley_eventbus::stream::{realtime_prefix_from_env, to_device_ttl_from_env};
 use parley_eventbus::StreamSettings;
+pub use parley_runtime::{ConfigError, Env, Secret};
 
 use crate::auth::rate_limit::Quota;
-
-/// A value that must never be printed (logs, `Debug`).
-#[derive(Clone, Default)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(**redacted**)")
-    }
-}
+use crate::media::storage::StorageConfig;
 
 #[derive(Debug, Clone)]
 pub struct RateLimits {
@@ -84,122 +75,156 @@ pub struct Config {
     pub web_dir: PathBuf,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{name}: {message}")]
-    Invalid { name: &'static str, message: String },
-}
-
-fn parse<T: std::str::FromStr>(name: &'static str, default: &str) -> Result<T, ConfigError>
-where
-    T::Err: fmt::Display,
-{
-    env_or(name, default).parse().map_err(|e: T::Err| ConfigError::Invalid { name, message: e.to_string() })
-}
-
-fn quota(name: &'static str, default: &str) -> Result<Quota, ConfigError> {
-    env_or(name, default).parse().map_err(|message| ConfigError::Invalid { name, message })
-}
-
-fn optional(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 /// S3-compatible storage when `PARLEY_S3_BUCKET` is set, else a directory under the data directory.
-fn media_storage() -> Result<crate::media::storage::StorageConfig, ConfigError> {
-    use crate::media::storage::StorageConfig;
-    let Some(bucket) = optional("PARLEY_S3_BUCKET") else {
-        let root = PathBuf::from(env_or("PARLEY_DATA_DIR", ".parley/data")).join("media");
-        return Ok(StorageConfig::Local { root });
+fn media_storage(env: &Env, data_dir: &std::path::Path) -> Result<StorageConfig, ConfigError> {
+    let Some(bucket) = env.optional("PARLEY_S3_BUCKET")? else {
+        return Ok(StorageConfig::Local { root: data_dir.join("media") });
     };
-    let required = |name: &'static str| {
-        optional(name).ok_or(ConfigError::Invalid { name, message: "required with PARLEY_S3_BUCKET".into() })
-    };
+    const WITH_BUCKET: &str = "with PARLEY_S3_BUCKET";
     Ok(StorageConfig::S3 {
-        endpoint: optional("PARLEY_S3_ENDPOINT"),
-        bucket,
-        region: env_or("PARLEY_S3_REGION", "us-east-1"),
-        access_key: required("PARLEY_S3_ACCESS_KEY_ID")?,
-        secret_key: Secret(required("PARLEY_S3_SECRET_ACCESS_KEY")?),
-        path_style: parse("PARLEY_S3_PATH_STYLE", "true")?,
+        endpoint: env.optional("PARLEY_S3_ENDPOINT")?.map(str::to_owned),
+        bucket: bucket.to_owned(),
+        region: env.string("PARLEY_S3_REGION", "us-east-1")?,
+        access_key: env.required("PARLEY_S3_ACCESS_KEY_ID", WITH_BUCKET)?,
+        secret_key: Secret::new(env.required("PARLEY_S3_SECRET_ACCESS_KEY", WITH_BUCKET)?),
+        path_style: env.parse("PARLEY_S3_PATH_STYLE", true)?,
     })
 }
 
-/// `PARLEY_RATE_LIMIT_MAX_KEYS`: 10 to 10,000,000 (each key costs a few hundred bytes at most).
-fn rate_limit_max_keys() -> Result<usize, ConfigError> {
-    const NAME: &str = "PARLEY_RATE_LIMIT_MAX_KEYS";
-    let keys: usize = parse(NAME, &crate::auth::rate_limit::MAX_BUCKETS.to_string())?;
-    if !(10..=10_000_000).contains(&keys) {
-        return Err(ConfigError::Invalid { name: NAME, message: format!("{keys} is not between 10 and 10000000") });
+/// `PARLEY_TRUSTED_PROXY_HOPS` (0 to 10), or 1 for the older `PARLEY_TRUST_FORWARDED_FOR=true`.
+fn trusted_proxy_hops(env: &Env) -> Result<usize, ConfigError> {
+    const NAME: &str = "PARLEY_TRUSTED_PROXY_HOPS";
+    if env.optional(NAME)?.is_some() {
+        return env.parse_within(NAME, 0, 0..=10);
     }
-    Ok(keys)
+    Ok(usize::from(env.parse("PARLEY_TRUST_FORWARDED_FOR", false)?))
 }
 
-/// `PARLEY_TRUSTED_PROXY_HOPS`, or 1 for the older `PARLEY_TRUST_FORWARDED_FOR=true` (one proxy).
-fn trusted_proxy_hops() -> Result<usize, ConfigError> {
-    const NAME: &str = "PARLEY_TRUSTED_PROXY_HOPS";
-    if optional(NAME).is_some() {
-        let hops: usize = parse(NAME, "0")?;
-        if hops > 10 {
-            return Err(ConfigError::Invalid { name: NAME, message: format!("{hops} proxies is more than 10") });
-        }
-        return Ok(hops);
+/// The token-signing key, inline or from a file (a mounted Kubernetes secret).
+fn jwt_private_key_pem(env: &Env) -> Result<Option<Secret>, ConfigError> {
+    if let Some(pem) = env.optional_secret("PARLEY_JWT_PRIVATE_KEY")? {
+        return Ok(Some(pem));
     }
-    Ok(usize::from(parse::<bool>("PARLEY_TRUST_FORWARDED_FOR", "false")?))
+    let Some(path) = env.optional("PARLEY_JWT_PRIVATE_KEY_FILE")? else { return Ok(None) };
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Invalid { name: "PARLEY_JWT_PRIVATE_KEY_FILE", message: format!("{path}: {e}") })?;
+    Ok(Some(Secret::new(pem)))
+}
+
+fn secs(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+fn millis(millis: u64) -> Duration {
+    Duration::from_millis(millis)
 }
 
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let jwt_private_key_pem = match (optional("PARLEY_JWT_PRIVATE_KEY"), optional("PARLEY_JWT_PRIVATE_KEY_FILE")) {
-            (Some(pem), _) => Some(Secret(pem)),
-            (None, Some(path)) => Some(Secret(std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
-                name: "PARLEY_JWT_PRIVATE_KEY_FILE",
-                message: format!("{path}: {e}"),
-            })?)),
-            (None, None) => None,
+    /// Every variable is in the README's table, with the range it must lie in.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let captcha = match env.optional_secret("PARLEY_CAPTCHA_SECRET")? {
+            Some(secret) => Some(CaptchaConfig {
+                secret,
+                verify_url: env
+                    .string("PARLEY_CAPTCHA_VERIFY_URL", "https://challenges.cloudflare.com/turnstile/v0/siteverify")?,
+            }),
+            None => None,
         };
-        let captcha = optional("PARLEY_CAPTCHA_SECRET").map(|secret| CaptchaConfig {
-            secret: Secret(secret),
-            verify_url: env_or(
-                "PARLEY_CAPTCHA_VERIFY_URL",
-                "https://challenges.cloudflare.com/turnstile/v0/siteverify",
-            ),
-        });
+        let data_dir = PathBuf::from(env.string("PARLEY_DATA_DIR", ".parley/data")?);
+        const DAY: u64 = 86_400;
         Ok(Self {
-            http_addr: parse("PARLEY_HTTP_ADDR", "127.0.0.1:8080")?,
-            database_url: Secret(env_or("DATABASE_URL", "postgres://parley@127.0.0.1:55432/parley")),
-            database_max_connections: parse("PARLEY_DATABASE_MAX_CONNECTIONS", "20")?,
-            nats_url: env_or("NATS_URL", "nats://127.0.0.1:54222"),
-            stream: StreamSettings::from_env(),
-            data_dir: PathBuf::from(env_or("PARLEY_DATA_DIR", ".parley/data")),
-            jwt_private_key_pem,
-            jwt_issuer: env_or("PARLEY_JWT_ISSUER", "parley"),
-            access_token_ttl: Duration::from_secs(parse::<u64>("PARLEY_ACCESS_TOKEN_TTL_SECS", "900")?.clamp(1, 900)),
-            refresh_token_ttl: Duration::from_secs(parse::<u64>("PARLEY_REFRESH_TOKEN_TTL_DAYS", "30")? * 86_400),
+            http_addr: env.parse("PARLEY_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            database_url: env.secret("DATABASE_URL", "postgres://parley@127.0.0.1:55432/parley")?,
+            database_max_connections: env.parse_within("PARLEY_DATABASE_MAX_CONNECTIONS", 20, 1..=1000)?,
+            nats_url: env.string("NATS_URL", "nats://127.0.0.1:54222")?,
+            stream: StreamSettings::from_env(env)?,
+            media_storage: media_storage(env, &data_dir)?,
+            data_dir,
+            jwt_private_key_pem: jwt_private_key_pem(env)?,
+            jwt_issuer: env.string("PARLEY_JWT_ISSUER", "parley")?,
+            access_token_ttl: secs(env.parse_within("PARLEY_ACCESS_TOKEN_TTL_SECS", 900, 1..=900)?),
+            refresh_token_ttl: secs(env.parse_within("PARLEY_REFRESH_TOKEN_TTL_DAYS", 30, 1..=365)? * DAY),
             rate_limits: RateLimits {
-                register_per_ip: quota("PARLEY_RATE_REGISTER_PER_IP", "10/3600")?,
-                login_per_ip: quota("PARLEY_RATE_LOGIN_PER_IP", "30/60")?,
-                login_per_account: quota("PARLEY_RATE_LOGIN_PER_ACCOUNT", "10/300")?,
-                refresh_per_ip: quota("PARLEY_RATE_REFRESH_PER_IP", "60/60")?,
-                refresh_per_session: quota("PARLEY_RATE_REFRESH_PER_SESSION", "10/60")?,
+                register_per_ip: env.parse("PARLEY_RATE_REGISTER_PER_IP", Quota::new(10, 3600))?,
+                login_per_ip: env.parse("PARLEY_RATE_LOGIN_PER_IP", Quota::new(30, 60))?,
+                login_per_account: env.parse("PARLEY_RATE_LOGIN_PER_ACCOUNT", Quota::new(10, 300))?,
+                refresh_per_ip: env.parse("PARLEY_RATE_REFRESH_PER_IP", Quota::new(60, 60))?,
+                refresh_per_session: env.parse("PARLEY_RATE_REFRESH_PER_SESSION", Quota::new(10, 60))?,
             },
-            rate_limit_max_keys: rate_limit_max_keys()?,
+            // Each bucket costs a few hundred bytes at most.
+            rate_limit_max_keys: env.parse_within(
+                "PARLEY_RATE_LIMIT_MAX_KEYS",
+                crate::auth::rate_limit::MAX_BUCKETS,
+                10..=10_000_000,
+            )?,
             captcha,
-            trusted_proxy_hops: trusted_proxy_hops()?,
-            max_json_body_bytes: parse("PARLEY_MAX_JSON_BODY_BYTES", "1048576")?,
-            read_your_writes_timeout: Duration::from_millis(parse("PARLEY_READ_YOUR_WRITES_TIMEOUT_MS", "5000")?),
-            realtime_prefix: parley_eventbus::stream::realtime_prefix_from_env(),
-            ws_idle_timeout: Duration::from_secs(parse::<u64>("PARLEY_WS_IDLE_TIMEOUT_SECS", "60")?.max(3)),
-            call_ring_timeout: Duration::from_secs(parse::<u64>("PARLEY_CALL_RING_TIMEOUT_SECS", "45")?.max(1)),
-            sfu_url: env_or("PARLEY_SFU_URL", "ws://127.0.0.1:8081/rtc"),
-            sfu_token_ttl: Duration::from_secs(parse::<u64>("PARLEY_SFU_TOKEN_TTL_SECS", "60")?.clamp(5, 600)),
-            media_storage: media_storage()?,
-            media_prefix: optional("PARLEY_MEDIA_PREFIX"),
-            media_max_bytes: parse("PARLEY_MEDIA_MAX_BYTES", "104857600")?,
-            to_device_ttl: parley_eventbus::stream::to_device_ttl_from_env(),
-            to_device_queue_max: parse::<i64>("PARLEY_TO_DEVICE_QUEUE_MAX", "1000")?.max(1),
-            media_unattached_ttl: Duration::from_secs(parse("PARLEY_MEDIA_UNATTACHED_TTL_SECS", "86400")?),
-            web_dir: PathBuf::from(env_or("PARLEY_WEB_DIR", "web/apps/web/out")),
+            trusted_proxy_hops: trusted_proxy_hops(env)?,
+            max_json_body_bytes: env.parse_within("PARLEY_MAX_JSON_BODY_BYTES", 1 << 20, 1024..=64 << 20)?,
+            read_your_writes_timeout: millis(env.parse_within(
+                "PARLEY_READ_YOUR_WRITES_TIMEOUT_MS",
+                5000,
+                0..=60_000,
+            )?),
+            realtime_prefix: realtime_prefix_from_env(env)?,
+            ws_idle_timeout: secs(env.parse_within("PARLEY_WS_IDLE_TIMEOUT_SECS", 60, 3..=3600)?),
+            call_ring_timeout: secs(env.parse_within("PARLEY_CALL_RING_TIMEOUT_SECS", 45, 1..=600)?),
+            sfu_url: env.string("PARLEY_SFU_URL", "ws://127.0.0.1:8081/rtc")?,
+            sfu_token_ttl: secs(env.parse_within("PARLEY_SFU_TOKEN_TTL_SECS", 60, 5..=600)?),
+            media_prefix: env.optional("PARLEY_MEDIA_PREFIX")?.map(str::to_owned),
+            media_max_bytes: env.parse_within("PARLEY_MEDIA_MAX_BYTES", 100 << 20, 1..=1 << 40)?,
+            to_device_ttl: to_device_ttl_from_env(env)?,
+            to_device_queue_max: env.parse_within("PARLEY_TO_DEVICE_QUEUE_MAX", 1000, 1..=1_000_000)?,
+            media_unattached_ttl: secs(env.parse_within("PARLEY_MEDIA_UNATTACHED_TTL_SECS", DAY, 1..=365 * DAY)?),
+            web_dir: PathBuf::from(env.string("PARLEY_WEB_DIR", "web/apps/web/out")?),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Config, Env};
+
+    #[test]
+    fn defaults_run_a_local_stack() {
+        let config = Config::from_env(&Env::default()).unwrap();
+        assert_eq!(config.access_token_ttl.as_secs(), 900);
+        assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused_not_clamped() {
+        for (name, value) in [
+            ("PARLEY_ACCESS_TOKEN_TTL_SECS", "901"),
+            ("PARLEY_ACCESS_TOKEN_TTL_SECS", "0"),
+            ("PARLEY_WS_IDLE_TIMEOUT_SECS", "2"),
+            ("PARLEY_CALL_RING_TIMEOUT_SECS", "0"),
+            ("PARLEY_SFU_TOKEN_TTL_SECS", "4"),
+            ("PARLEY_SFU_TOKEN_TTL_SECS", "601"),
+            ("PARLEY_TO_DEVICE_QUEUE_MAX", "0"),
+            ("PARLEY_TRUSTED_PROXY_HOPS", "11"),
+            ("PARLEY_RATE_LIMIT_MAX_KEYS", "9"),
+            ("PARLEY_DATABASE_MAX_CONNECTIONS", "0"),
+            ("PARLEY_RATE_LOGIN_PER_IP", "10"),
+            ("PARLEY_HTTP_ADDR", "localhost"),
+        ] {
+            let error = Config::from_env(&Env::from_pairs([(name, value)])).unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{name}: ")), "{name}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn s3_needs_its_keys_and_never_prints_them() {
+        let error = Config::from_env(&Env::from_pairs([("PARLEY_S3_BUCKET", "b")])).unwrap_err().to_string();
+        assert!(error.starts_with("PARLEY_S3_ACCESS_KEY_ID: required"), "{error}");
+        let env = Env::from_pairs([
+            ("PARLEY_S3_BUCKET", "b"),
+            ("PARLEY_S3_ACCESS_KEY_ID", "key"),
+            ("PARLEY_S3_SECRET_ACCESS_KEY", "s3-hunter2"),
+            ("DATABASE_URL", "postgres://parley:db-hunter2@db/parley"),
+            ("PARLEY_CAPTCHA_SECRET", "captcha-hunter2"),
+            ("PARLEY_JWT_PRIVATE_KEY", "pem-hunter2"),
+        ]);
+        let printed = format!("{:?}", Config::from_env(&env).unwrap());
+        assert!(!printed.contains("hunter2"), "{printed}");
     }
 }

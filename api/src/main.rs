@@ -29,8 +29,8 @@ async fn main() -> ExitCode {
             }
         };
     }
-    parley_eventbus::process::init_logging();
-    let config = match Config::from_env() {
+    parley_runtime::logging::init();
+    let config = match Config::from_env(&parley_runtime::Env::from_process()) {
         Ok(config) => config,
         Err(error) => {
             tracing::error!(%error, "invalid configuration");
@@ -55,7 +55,7 @@ async fn main() -> ExitCode {
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let pool = sqlx::PgPool::connect(&config.database_url.0).await?;
+    let pool = sqlx::PgPool::connect(config.database_url.expose()).await?;
     parley_eventbus::migrate(&pool).await?;
     tracing::info!("migrations applied");
     Ok(())

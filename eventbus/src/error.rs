@@ -2,8 +2,10 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum BusError {
+    #[cfg(feature = "store")]
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[cfg(feature = "store")]
     #[error("migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("nats: {0}")]

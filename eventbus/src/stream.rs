@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 
+use parley_runtime::{ConfigError, Env};
+
 use crate::BusError;
 
 /// Where events go on NATS. Configurable so that several deployments (or test runs) can share
@@ -20,22 +22,17 @@ pub struct StreamSettings {
     pub replicas: usize,
 }
 
-/// An environment variable, or `default` when it is unset or empty.
-pub fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
-}
-
 impl StreamSettings {
-    /// `PARLEY_NATS_STREAM`, `PARLEY_NATS_SUBJECT_PREFIX`, `PARLEY_NATS_STREAM_MAX_AGE_HOURS`,
-    /// `PARLEY_NATS_STREAM_REPLICAS`.
-    pub fn from_env() -> Self {
-        let max_age_hours: u64 = env_or("PARLEY_NATS_STREAM_MAX_AGE_HOURS", "168").parse().unwrap_or(168);
-        Self {
-            stream_name: env_or("PARLEY_NATS_STREAM", "PARLEY_EVENTS"),
-            subject_prefix: env_or("PARLEY_NATS_SUBJECT_PREFIX", "parley.events"),
+    /// `PARLEY_NATS_STREAM`, `PARLEY_NATS_SUBJECT_PREFIX`, `PARLEY_NATS_STREAM_MAX_AGE_HOURS`
+    /// (1 hour to 10 years), `PARLEY_NATS_STREAM_REPLICAS` (1 to 5, what JetStream allows).
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let max_age_hours: u64 = env.parse_within("PARLEY_NATS_STREAM_MAX_AGE_HOURS", 168, 1..=87_600)?;
+        Ok(Self {
+            stream_name: env.string("PARLEY_NATS_STREAM", "PARLEY_EVENTS")?,
+            subject_prefix: env.string("PARLEY_NATS_SUBJECT_PREFIX", "parley.events")?,
             max_age: Duration::from_secs(max_age_hours * 3600),
-            replicas: env_or("PARLEY_NATS_STREAM_REPLICAS", "1").parse().unwrap_or(1),
-        }
+            replicas: env.parse_within("PARLEY_NATS_STREAM_REPLICAS", 1, 1..=5)?,
+        })
     }
 
     pub fn subject_for_type(&self, aggregate_type: &str) -> String {
@@ -126,8 +123,8 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusErr
 
 /// Core-NATS subjects for realtime delivery (not captured by the event stream): per user,
 /// `<prefix>.user.<user id>`. `PARLEY_NATS_REALTIME_PREFIX`, default `parley.rt`.
-pub fn realtime_prefix_from_env() -> String {
-    env_or("PARLEY_NATS_REALTIME_PREFIX", "parley.rt")
+pub fn realtime_prefix_from_env(env: &Env) -> Result<String, ConfigError> {
+    env.string("PARLEY_NATS_REALTIME_PREFIX", "parley.rt")
 }
 
 /// The subject a user's realtime messages travel on.
@@ -142,18 +139,11 @@ pub fn device_subject(prefix: &str, device_id: impl std::fmt::Display) -> String
 }
 
 /// How long an unacknowledged to-device message is kept: `PARLEY_TO_DEVICE_TTL_SECS` (default
-/// 7 days, at least 60 s). Read by the api (which stops serving older ones) and the projector
+/// 7 days, 60 s to a year). Read by the api (which stops serving older ones) and the projector
 /// (which deletes them).
-pub fn to_device_ttl_from_env() -> std::time::Duration {
-    const DEFAULT_SECS: u64 = 7 * 24 * 3600;
-    let secs = match std::env::var("PARLEY_TO_DEVICE_TTL_SECS") {
-        Ok(text) => text.trim().parse::<u64>().ok().filter(|s| *s >= 60).unwrap_or_else(|| {
-            tracing::warn!(value = %text, "PARLEY_TO_DEVICE_TTL_SECS must be a whole number of seconds >= 60; using 7 days");
-            DEFAULT_SECS
-        }),
-        Err(_) => DEFAULT_SECS,
-    };
-    std::time::Duration::from_secs(secs)
+pub fn to_device_ttl_from_env(env: &Env) -> Result<Duration, ConfigError> {
+    let secs = env.parse_within("PARLEY_TO_DEVICE_TTL_SECS", 7 * 24 * 3600, 60..=365 * 24 * 3600)?;
+    Ok(Duration::from_secs(secs))
 }
 
 /// A frame that is not part of the user's feed (no cursor).

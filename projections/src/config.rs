@@ -1,11 +1,12 @@
 //! Configuration from the environment (see the README's table).
 
-use parley_eventbus::stream::env_or as var;
+use parley_eventbus::stream::{realtime_prefix_from_env, to_device_ttl_from_env};
 use parley_eventbus::StreamSettings;
+use parley_runtime::{ConfigError, Env, Secret};
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
-    pub database_url: String,
+    pub database_url: Secret,
     pub nats_url: String,
     pub stream: StreamSettings,
     /// Prefix of the durable consumer names (`<prefix>-<projection>`).
@@ -16,14 +17,40 @@ pub struct ProjectorConfig {
 }
 
 impl ProjectorConfig {
-    pub fn from_env() -> Self {
-        Self {
-            database_url: var("DATABASE_URL", "postgres://parley@127.0.0.1:55432/parley"),
-            nats_url: var("NATS_URL", "nats://127.0.0.1:54222"),
-            stream: StreamSettings::from_env(),
-            consumer_prefix: var("PARLEY_NATS_CONSUMER_PREFIX", "parley"),
-            realtime_prefix: parley_eventbus::stream::realtime_prefix_from_env(),
-            to_device_ttl: parley_eventbus::stream::to_device_ttl_from_env(),
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database_url: env.secret("DATABASE_URL", "postgres://parley@127.0.0.1:55432/parley")?,
+            nats_url: env.string("NATS_URL", "nats://127.0.0.1:54222")?,
+            stream: StreamSettings::from_env(env)?,
+            consumer_prefix: env.string("PARLEY_NATS_CONSUMER_PREFIX", "parley")?,
+            realtime_prefix: realtime_prefix_from_env(env)?,
+            to_device_ttl: to_device_ttl_from_env(env)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use parley_runtime::Env;
+
+    use super::ProjectorConfig;
+
+    #[test]
+    fn the_database_password_never_prints() {
+        let env = Env::from_pairs([("DATABASE_URL", "postgres://parley:hunter2@db/parley")]);
+        let config = ProjectorConfig::from_env(&env).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused() {
+        for (name, value) in [
+            ("PARLEY_TO_DEVICE_TTL_SECS", "59"),
+            ("PARLEY_NATS_STREAM_REPLICAS", "0"),
+            ("PARLEY_NATS_STREAM_MAX_AGE_HOURS", "x"),
+        ] {
+            let error = ProjectorConfig::from_env(&Env::from_pairs([(name, value)])).unwrap_err();
+            assert!(error.to_string().starts_with(name), "{error}");
         }
     }
 }

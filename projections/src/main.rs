@@ -16,9 +16,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    parley_eventbus::process::init_logging();
+    parley_runtime::logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = ProjectorConfig::from_env();
+    let config = match ProjectorConfig::from_env(&parley_runtime::Env::from_process()) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "invalid configuration");
+            return ExitCode::from(2);
+        }
+    };
     let result = match args.first().map(String::as_str) {
         None | Some("run") => run(config).await,
         Some("rebuild") => match args.get(1) {
@@ -54,7 +60,7 @@ async fn connect(config: &ProjectorConfig) -> Result<sqlx::PgPool, ProjectionErr
                 Ok(())
             })
         })
-        .connect(&config.database_url)
+        .connect(config.database_url.expose())
         .await?;
     parley_eventbus::migrate(&pool).await?;
     Ok(pool)
@@ -86,7 +92,7 @@ async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
         )));
     }
     tasks.push(tokio::spawn(purge_expired_to_device(pool.clone(), config.to_device_ttl, shutdown.clone())));
-    parley_eventbus::process::shutdown_signal().await;
+    parley_runtime::shutdown::signal().await;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     for task in tasks {

@@ -3,8 +3,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use parley_eventbus::stream::env_or;
 use parley_eventbus::StreamSettings;
+use parley_runtime::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub(crate) struct SfuConfig {
@@ -35,54 +35,70 @@ pub(crate) struct SfuConfig {
     pub drop_every_nth_rtp: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{name}: {message}")]
-pub(crate) struct ConfigError {
-    name: &'static str,
-    message: String,
-}
-
-fn parse<T: std::str::FromStr>(name: &'static str, default: &str) -> Result<T, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    env_or(name, default).parse().map_err(|e: T::Err| ConfigError { name, message: e.to_string() })
-}
-
 impl SfuConfig {
-    pub(crate) fn from_env() -> Result<Self, ConfigError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
-        let udp_addr: SocketAddr = parse("PARLEY_SFU_UDP_ADDR", "127.0.0.1:50000")?;
-        let advertised_ip = match std::env::var("PARLEY_SFU_ADVERTISED_IP").ok().filter(|v| !v.is_empty()) {
-            Some(ip) => {
-                ip.parse().map_err(|e| ConfigError { name: "PARLEY_SFU_ADVERTISED_IP", message: format!("{e}") })?
-            }
+        let udp_addr: SocketAddr = env.parse("PARLEY_SFU_UDP_ADDR", SocketAddr::from(([127, 0, 0, 1], 50000)))?;
+        let advertised_ip = match env.optional("PARLEY_SFU_ADVERTISED_IP")? {
+            Some(_) => env.parse("PARLEY_SFU_ADVERTISED_IP", udp_addr.ip())?,
             None if udp_addr.ip().is_unspecified() => {
-                return Err(ConfigError {
+                return Err(ConfigError::Missing {
                     name: "PARLEY_SFU_ADVERTISED_IP",
-                    message: "required when PARLEY_SFU_UDP_ADDR binds every interface".into(),
+                    when: "when PARLEY_SFU_UDP_ADDR binds every interface",
                 })
             }
             None => udp_addr.ip(),
         };
         Ok(Self {
-            http_addr: parse("PARLEY_SFU_HTTP_ADDR", "127.0.0.1:8081")?,
+            http_addr: env.parse("PARLEY_SFU_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8081)))?,
             udp_addr,
             advertised_ip,
-            jwks_url: env_or("PARLEY_SFU_JWKS_URL", "http://127.0.0.1:8080/.well-known/jwks.json"),
-            jwt_issuer: env_or("PARLEY_JWT_ISSUER", "parley"),
-            nats_url: env_or("NATS_URL", "nats://127.0.0.1:54222"),
-            stream: StreamSettings::from_env(),
-            shards: parse::<usize>("PARLEY_SFU_SHARDS", &cores.to_string())?.max(1),
-            peer_timeout: Duration::from_millis(parse::<u64>("PARLEY_SFU_PEER_TIMEOUT_MS", "10000")?.max(500)),
-            rejoin_grace: Duration::from_millis(parse::<u64>("PARLEY_SFU_REJOIN_GRACE_MS", "10000")?),
-            test_faults: parse::<u8>("PARLEY_SFU_TEST_FAULTS", "0")? == 1,
-            drop_every_nth_rtp: parse("PARLEY_SFU_TEST_DROP_EVERY_NTH_RTP", "0")?,
+            jwks_url: env.string("PARLEY_SFU_JWKS_URL", "http://127.0.0.1:8080/.well-known/jwks.json")?,
+            jwt_issuer: env.string("PARLEY_JWT_ISSUER", "parley")?,
+            nats_url: env.string("NATS_URL", "nats://127.0.0.1:54222")?,
+            stream: StreamSettings::from_env(env)?,
+            shards: env.parse_within("PARLEY_SFU_SHARDS", cores, 1..=256)?,
+            peer_timeout: Duration::from_millis(env.parse_within(
+                "PARLEY_SFU_PEER_TIMEOUT_MS",
+                10_000,
+                500..=600_000,
+            )?),
+            rejoin_grace: Duration::from_millis(env.parse_within("PARLEY_SFU_REJOIN_GRACE_MS", 10_000, 0..=600_000)?),
+            test_faults: env.parse_within::<u8>("PARLEY_SFU_TEST_FAULTS", 0, 0..=1)? == 1,
+            drop_every_nth_rtp: env.parse("PARLEY_SFU_TEST_DROP_EVERY_NTH_RTP", 0)?,
         })
     }
 
     /// The UDP address clients are told to use.
     pub(crate) fn advertised_addr(&self) -> SocketAddr {
         SocketAddr::new(self.advertised_ip, self.udp_addr.port())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use parley_runtime::Env;
+
+    use super::SfuConfig;
+
+    #[test]
+    fn defaults_run_beside_a_local_stack() {
+        let config = SfuConfig::from_env(&Env::default()).unwrap();
+        assert_eq!(config.advertised_addr().to_string(), "127.0.0.1:50000");
+        assert!(config.shards >= 1);
+    }
+
+    #[test]
+    fn settings_out_of_range_or_missing_are_refused_naming_the_variable() {
+        for (name, value, refused) in [
+            ("PARLEY_SFU_SHARDS", "0", "PARLEY_SFU_SHARDS"),
+            ("PARLEY_SFU_PEER_TIMEOUT_MS", "100", "PARLEY_SFU_PEER_TIMEOUT_MS"),
+            ("PARLEY_SFU_TEST_FAULTS", "2", "PARLEY_SFU_TEST_FAULTS"),
+            ("PARLEY_SFU_ADVERTISED_IP", "not-an-ip", "PARLEY_SFU_ADVERTISED_IP"),
+            ("PARLEY_SFU_UDP_ADDR", "0.0.0.0:50000", "PARLEY_SFU_ADVERTISED_IP"),
+        ] {
+            let error = SfuConfig::from_env(&Env::from_pairs([(name, value)])).unwrap_err().to_string();
+            assert!(error.starts_with(refused), "{name}={value}: {error}");
+        }
     }
 }

@@ -55,8 +55,8 @@ fn healthz(Data(signaling): Data<&Arc<Signaling>>) -> poem::Response {
 }
 
 fn main() -> anyhow::Result<()> {
-    parley_eventbus::process::init_logging();
-    let config = SfuConfig::from_env()?;
+    parley_runtime::logging::init();
+    let config = SfuConfig::from_env(&parley_runtime::Env::from_process())?;
     // Signaling, NATS and the UDP router share a small runtime; each shard gets a thread and a
     // runtime of its own, so rooms on different shards never wait on each other.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
@@ -127,7 +127,7 @@ async fn serve(config: SfuConfig) -> anyhow::Result<()> {
     let app = app.data(signaling).data(metrics).data(faults);
     tracing::info!(addr = %config.http_addr, "parley-sfu signaling listening");
     Server::new(TcpListener::bind(config.http_addr))
-        .run_with_graceful_shutdown(app, parley_eventbus::process::shutdown_signal(), Some(Duration::from_secs(5)))
+        .run_with_graceful_shutdown(app, parley_runtime::shutdown::signal(), Some(Duration::from_secs(5)))
         .await?;
     Ok(())
 }

@@ -33,7 +33,7 @@ impl CaptchaVerifier {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::invalid("captcha_required", "captcha_token is required"))?;
-        let mut form = vec![("secret", self.config.secret.0.clone()), ("response", token.to_owned())];
+        let mut form = vec![("secret", self.config.secret.expose().to_owned()), ("response", token.to_owned())];
         if let Some(ip) = client_ip {
             form.push(("remoteip", ip.to_string()));
         }

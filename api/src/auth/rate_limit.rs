@@ -15,6 +15,12 @@ pub struct Quota {
     pub window: Duration,
 }
 
+impl Quota {
+    pub const fn new(limit: u32, window_secs: u64) -> Self {
+        Quota { limit, window: Duration::from_secs(window_secs) }
+    }
+}
+
 impl FromStr for Quota {
     type Err = String;
 

@@ -76,7 +76,7 @@ impl MediaStorage {
                     .with_bucket_name(bucket)
                     .with_region(region)
                     .with_access_key_id(access_key)
-                    .with_secret_access_key(&secret_key.0)
+                    .with_secret_access_key(secret_key.expose())
                     .with_virtual_hosted_style_request(!path_style);
                 if let Some(endpoint) = endpoint {
                     builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));

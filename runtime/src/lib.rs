@@ -1,0 +1,11 @@
+//! Process plumbing shared by the api, projections and SFU binaries: settings read from the
+//! environment, JSON logs and graceful shutdown. Nothing here touches the event store, so a
+//! process that needs none (the SFU) does not link it.
+
+pub mod env;
+pub mod logging;
+pub mod secret;
+pub mod shutdown;
+
+pub use env::{ConfigError, Env};
+pub use secret::Secret;
