@@ -137,7 +137,7 @@ async fn register(
     let server = server_for_sign_in(ctx);
     let password = account_password(true)?;
     let api = Api::anonymous(&server);
-    let answer = api.register(name, email, &password).await?;
+    let answer = api.register(name, email, password.expose()).await?;
     let user_id = answer.user.id;
     let token = answer.access_token.clone();
     signed_in_from(ctx, out, answer, &server, device_name).await?;
@@ -157,7 +157,7 @@ async fn login(ctx: &mut Context, out: &Output, email: &str, device_name: Option
     refuse_if_signed_in(ctx)?;
     let server = server_for_sign_in(ctx);
     let password = account_password(false)?;
-    let answer = Api::anonymous(&server).login(email, &password).await?;
+    let answer = Api::anonymous(&server).login(email, password.expose()).await?;
     signed_in_from(ctx, out, answer, &server, device_name).await
 }
 

@@ -24,6 +24,10 @@ pub(crate) enum CliError {
     #[error("a passphrase is needed to {0}: set PARLEY_PASSPHRASE or run in a terminal")]
     NoPassphrase(&'static str),
 
+    /// An environment variable the CLI reads is unusable (not UTF-8).
+    #[error(transparent)]
+    Config(#[from] parley_runtime::ConfigError),
+
     /// A file or directory operation failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -71,7 +75,7 @@ impl CliError {
     /// safety mismatch, 1 everything else.
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
-            Self::Usage(_) => 2,
+            Self::Usage(_) | Self::Config(_) => 2,
             Self::NotSignedIn(_) | Self::WrongPassphrase(_) | Self::NoPassphrase(_) => 3,
             Self::Api { .. } | Self::NotFound(_) => 4,
             Self::Transport(_) | Self::Realtime(_) => 5,

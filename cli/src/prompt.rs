@@ -4,6 +4,8 @@ use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
 
+use parley_runtime::{Env, Secret};
+
 use crate::error::{CliError, Result};
 use crate::store::PassphraseSource;
 
@@ -11,8 +13,8 @@ use crate::store::PassphraseSource;
 pub(crate) struct EnvOrTerminal;
 
 impl PassphraseSource for EnvOrTerminal {
-    fn passphrase(&self, confirm: bool) -> Result<String> {
-        if let Ok(passphrase) = std::env::var("PARLEY_PASSPHRASE") {
+    fn passphrase(&self, confirm: bool) -> Result<Secret> {
+        if let Some(passphrase) = Env::from_process().optional_secret("PARLEY_PASSPHRASE")? {
             return Ok(passphrase);
         }
         let what = "open this profile's encrypted state";
@@ -23,20 +25,20 @@ impl PassphraseSource for EnvOrTerminal {
                 return Err(CliError::Usage("the passphrases differ".into()));
             }
         }
-        Ok(first)
+        Ok(Secret::new(first))
     }
 }
 
 /// The account password: `PARLEY_PASSWORD`, or asked on the terminal.
-pub(crate) fn account_password(confirm: bool) -> Result<String> {
-    if let Ok(password) = std::env::var("PARLEY_PASSWORD") {
+pub(crate) fn account_password(confirm: bool) -> Result<Secret> {
+    if let Some(password) = Env::from_process().optional_secret("PARLEY_PASSWORD")? {
         return Ok(password);
     }
     let password = ask_hidden("Account password: ", "sign in")?;
     if confirm && ask_hidden("Repeat the password: ", "sign in")? != password {
         return Err(CliError::Usage("the passwords differ".into()));
     }
-    Ok(password)
+    Ok(Secret::new(password))
 }
 
 /// Reads one line from the controlling terminal with echo off.

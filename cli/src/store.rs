@@ -39,7 +39,7 @@ const SALT_LENGTH: usize = 16;
 /// Where a passphrase comes from when one is needed.
 pub(crate) trait PassphraseSource {
     /// The passphrase; `confirm` asks twice (a new profile).
-    fn passphrase(&self, confirm: bool) -> Result<String>;
+    fn passphrase(&self, confirm: bool) -> Result<parley_runtime::Secret>;
 }
 
 /// A signed-in account on one server: what the profile needs to act as this device.
@@ -256,7 +256,7 @@ impl Profile {
                 Err(error) => return Err(CliError::Io { action: "read", path: kdf_path, source: error }),
             };
             let passphrase = passphrases.passphrase(new)?;
-            let key = settings.derive(&passphrase, &self.name)?;
+            let key = settings.derive(passphrase.expose(), &self.name)?;
             if new {
                 let json = serde_json::to_vec_pretty(&settings)
                     .map_err(|error| CliError::BadState { profile: self.name.clone(), reason: error.to_string() })?;
@@ -368,8 +368,8 @@ mod tests {
     struct Fixed(&'static str);
 
     impl PassphraseSource for Fixed {
-        fn passphrase(&self, _confirm: bool) -> Result<String> {
-            Ok(self.0.to_owned())
+        fn passphrase(&self, _confirm: bool) -> Result<parley_runtime::Secret> {
+            Ok(parley_runtime::Secret::new(self.0))
         }
     }
 
