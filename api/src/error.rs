@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use cqrs_es::AggregateError;
 use poem::http::{header, StatusCode};
 use poem::{IntoResponse, Response};
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, Registry};
 use poem_openapi::types::Type;
 use poem_openapi::{ApiResponse, Object};
 use serde_json::json;
+
+use crate::commands::{CommandError, CommitError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -192,20 +193,22 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// Maps framework failures of a command; domain errors are mapped by each feature.
-pub fn aggregate_error<E: std::error::Error>(error: AggregateError<E>, domain: impl FnOnce(E) -> ApiError) -> ApiError {
+/// Maps a command's failure; domain errors are mapped by each feature. A conflict that reaches
+/// here is one its handler did not expect (or a race lost too often): the client may retry.
+pub fn command_error<E: std::error::Error>(error: CommandError<E>, domain: impl FnOnce(E) -> ApiError) -> ApiError {
     match error {
-        AggregateError::UserError(e) => domain(e),
-        AggregateError::AggregateConflict => ApiError::Conflict {
-            code: "concurrent_update",
-            message: "the resource was changed concurrently; retry".to_owned(),
-        },
-        AggregateError::DatabaseConnectionError(e) => {
+        CommandError::Refused(e) => domain(e),
+        CommandError::Conflict(conflict) => {
+            tracing::debug!(?conflict, "command conflicted");
+            ApiError::Conflict {
+                code: "concurrent_update",
+                message: "the resource was changed concurrently; retry".to_owned(),
+            }
+        }
+        CommandError::Store(CommitError::Json(e)) => ApiError::internal(e),
+        CommandError::Store(e) => {
             tracing::warn!(error = %e, "event store unavailable");
             ApiError::Unavailable
-        }
-        AggregateError::DeserializationError(e) | AggregateError::UnexpectedError(e) => {
-            ApiError::Internal(anyhow::anyhow!(e.to_string()))
         }
     }
 }

@@ -17,7 +17,8 @@ use super::cookie::{self, TokenDelivery};
 use super::password::{self, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 use super::tokens::RefreshToken;
 use super::{client_ip, AccessToken, Caller, RefreshTokenBearer};
-use crate::error::{aggregate_error, ApiError};
+use crate::commands::{CommandError, Conflict};
+use crate::error::{command_error, ApiError};
 use crate::state::AppState;
 use crate::text::Text;
 use crate::users::views::UserView;
@@ -198,7 +199,7 @@ async fn start_session(state: &AppState, user_id: Uuid) -> Result<(Uuid, TokenPa
         .sessions
         .execute(&session_id.to_string(), command, &metadata)
         .await
-        .map_err(|e| aggregate_error(e, session_error))?;
+        .map_err(|e| command_error(e, session_error))?;
     Ok((session_id, token_pair(state, user_id, session_id, refresh)?))
 }
 
@@ -235,7 +236,7 @@ async fn refresh(state: &AppState, req: &Request, presented: RefreshToken) -> Re
         .sessions
         .execute(&session_id.to_string(), command, &metadata)
         .await
-        .map_err(|e| aggregate_error(e, session_error))?;
+        .map_err(|e| command_error(e, session_error))?;
     let reused = committed.events.iter().any(|e| {
         matches!(e.payload, SessionEvent::SessionRevoked { reason: RevocationReason::RefreshTokenReused, .. })
     });
@@ -274,7 +275,7 @@ pub(crate) async fn revoke(state: &AppState, caller: Caller, session_id: Uuid) -
         .sessions
         .execute(&session_id.to_string(), command, &metadata)
         .await
-        .map_err(|e| aggregate_error(e, session_error))?;
+        .map_err(|e| command_error(e, session_error))?;
     // This replica refuses the session's tokens at once; the others hear it from the stream.
     state.revocations.revoke(session_id);
     crate::keys::end_device(state, session_id, Some(caller.user_id)).await;
@@ -326,10 +327,8 @@ impl AuthApi {
         let committed = match state.users.execute(&user_id.to_string(), command, &metadata).await {
             Ok(committed) => committed,
             // The email's unique index fails the commit when a concurrent registration won.
-            Err(cqrs_es::AggregateError::AggregateConflict) if user_id_for_email(&state, &email).await?.is_some() => {
-                return Err(email_taken());
-            }
-            Err(e) => return Err(aggregate_error(e, user_error)),
+            Err(CommandError::Conflict(Conflict::EmailTaken)) => return Err(email_taken()),
+            Err(e) => return Err(command_error(e, user_error)),
         };
         let tokens = start_session(&state, user_id).await?;
         state.await_projection("users", "User", user_id, committed.version).await;
@@ -364,7 +363,7 @@ impl AuthApi {
         }
         let user: Option<User> = match user_id_for_email(&state, &email).await? {
             Some(user_id) => {
-                Some(state.users.load(&user_id.to_string()).await.map_err(|e| aggregate_error(e, user_error))?)
+                Some(state.users.load(&user_id.to_string()).await.map_err(|e| command_error(e, user_error))?)
             }
             None => None,
         };

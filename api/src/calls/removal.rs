@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::call_error;
 use super::queries;
 use crate::auth::Caller;
-use crate::error::{aggregate_error, ApiError};
+use crate::error::{command_error, ApiError};
 use crate::state::AppState;
 
 /// Runs after the chat's `RemoveMember` committed; a chat without a live call has nothing to do.
@@ -26,6 +26,6 @@ pub async fn remove_from_live_call(
         .calls
         .execute_retrying(&call_id.to_string(), command, &metadata)
         .await
-        .map_err(|e| aggregate_error(e, call_error))?;
+        .map_err(|e| command_error(e, call_error))?;
     Ok(())
 }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use cqrs_es::AggregateError;
 use parley_domain::call::{Call, CallCommand, CallKind};
 use parley_domain::chat::{Chat, ChatKind};
 use parley_domain::EventMetadata;
@@ -17,8 +16,8 @@ use super::call_error;
 use super::queries::{self, CallView};
 use crate::auth::{AccessToken, Caller};
 use crate::chats::chat_error;
-use crate::commands::Committed;
-use crate::error::{aggregate_error, ApiError};
+use crate::commands::{CommandError, Committed, Conflict};
+use crate::error::{command_error, ApiError};
 use crate::state::AppState;
 use crate::ApiTags;
 
@@ -106,7 +105,7 @@ fn metadata(caller: Caller) -> EventMetadata {
 
 /// The chat as the write side knows it, if `user_id` is in it (else 404).
 async fn chat_of_member(state: &AppState, chat_id: Uuid, user_id: Uuid) -> Result<Chat, ApiError> {
-    let chat = state.chats.load(&chat_id.to_string()).await.map_err(|e| aggregate_error(e, chat_error))?;
+    let chat = state.chats.load(&chat_id.to_string()).await.map_err(|e| command_error(e, chat_error))?;
     if chat.members.contains_key(&user_id) {
         Ok(chat)
     } else {
@@ -116,7 +115,7 @@ async fn chat_of_member(state: &AppState, chat_id: Uuid, user_id: Uuid) -> Resul
 
 /// The call, if `user_id` is a member of its chat (else 404, whether or not it exists).
 async fn call_of_member(state: &AppState, call_id: Uuid, user_id: Uuid) -> Result<Call, ApiError> {
-    let call = state.calls.load(&call_id.to_string()).await.map_err(|e| aggregate_error(e, call_error))?;
+    let call = state.calls.load(&call_id.to_string()).await.map_err(|e| command_error(e, call_error))?;
     let chat_id = call.chat_id.ok_or(ApiError::NotFound)?;
     chat_of_member(state, chat_id, user_id).await?;
     Ok(call)
@@ -132,7 +131,7 @@ async fn run(
         .calls
         .execute_retrying(&call_id.to_string(), command, &metadata(caller))
         .await
-        .map_err(|e| aggregate_error(e, call_error))
+        .map_err(|e| command_error(e, call_error))
 }
 
 /// A member's command on a call of their chat (404 for anyone else), then the call as it is now.
@@ -222,14 +221,14 @@ impl CallsApi {
             Ok(_) => {}
             // Someone else in the chat started a call at the same moment: the one-live-call
             // lookup refused ours, so join theirs.
-            Err(AggregateError::AggregateConflict) => {
+            Err(CommandError::Conflict(Conflict::ChatHasLiveCall)) => {
                 let live = queries::active_call_in(&state.pool, chat_id).await?.ok_or_else(|| ApiError::Conflict {
                     code: "concurrent_update",
                     message: "the chat's call changed meanwhile; retry".into(),
                 })?;
                 return join_live_call(&state, live, caller).await;
             }
-            Err(e) => return Err(aggregate_error(e, call_error)),
+            Err(e) => return Err(command_error(e, call_error)),
         }
         let call = visible_call(&state, call_id, caller.user_id).await?;
         let sfu = sfu_access(&state, &call, caller).await?;

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind};
-use cqrs_es::AggregateError;
 use futures::StreamExt;
 use parley_domain::call::SfuReport;
 use parley_domain::EventMetadata;
 use tokio::sync::watch;
 
+use crate::commands::CommandError;
 use crate::state::AppState;
 
 const CONSUMER: &str = "parley-api-sfu-reports";
@@ -61,7 +61,7 @@ async fn consume(state: &AppState) -> anyhow::Result<()> {
         };
         let metadata = EventMetadata::new(Some(report.user_id), report.at, None);
         match state.calls.execute_retrying(&report.call_id.to_string(), report.command(), &metadata).await {
-            Ok(_) | Err(AggregateError::UserError(_)) => {
+            Ok(_) | Err(CommandError::Refused(_)) => {
                 message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
             }
             Err(error) => {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::{DateTime, SubsecRound, Utc};
-use cqrs_es::AggregateError;
 use parley_domain::chat::{
     Chat, ChatCommand, ChatError, ChatEvent, ChatKind, DeleteScope, MessageRef, ReplyRef, Role, MAX_MEMBERS_PER_REQUEST,
 };
@@ -23,8 +22,8 @@ use super::chat_error;
 use super::queries;
 use super::views::{ChatPage, ChatType, ChatView, InviteView, MessagePage, MessageView};
 use crate::auth::{AccessToken, Caller};
-use crate::commands::{conflict_backoff, Committed, MessageKey, MAX_CONFLICT_RETRIES};
-use crate::error::{aggregate_error, ApiError};
+use crate::commands::{retry_concurrent, CommandError, Committed, Conflict, MessageKey};
+use crate::error::{command_error, ApiError};
 use crate::pagination::{decode_time_cursor, encode_time_cursor, page_limit};
 use crate::state::AppState;
 use crate::text::Text;
@@ -163,7 +162,7 @@ async fn run(
         .chats
         .execute_retrying(&chat_id.to_string(), command, &metadata(caller))
         .await
-        .map_err(|e| aggregate_error(e, chat_error))
+        .map_err(|e| command_error(e, chat_error))
 }
 
 /// Read-your-writes on the query side: waits (bounded) until the `chats` read model has applied
@@ -312,14 +311,15 @@ impl ChatsApi {
         match state.chats.execute(&chat_id.to_string(), command, &metadata(caller)).await {
             Ok(_) => {}
             // The pair's direct chat was created concurrently: the unique index refused ours.
-            Err(AggregateError::AggregateConflict) if direct_with.is_some() => {
-                let other = direct_with.unwrap_or_default();
+            Err(CommandError::Conflict(Conflict::DirectChatExists)) => {
+                let other = direct_with
+                    .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a group chat conflicted as direct")))?;
                 let existing = queries::direct_chat_between(&state.pool, caller.user_id, other)
                     .await?
                     .ok_or_else(|| ApiError::Conflict { code: "concurrent_update", message: "retry".into() })?;
                 return Ok(CreateChatResponse::Existing(Json(visible_chat(&state, existing, caller.user_id).await?)));
             }
-            Err(e) => return Err(aggregate_error(e, chat_error)),
+            Err(e) => return Err(command_error(e, chat_error)),
         }
         Ok(CreateChatResponse::Created(Json(visible_chat(&state, chat_id, caller.user_id).await?)))
     }
@@ -541,60 +541,55 @@ impl ChatsApi {
             reply_to: reply_target,
             at: now(),
         };
-        let mut attempt = 0;
-        loop {
+        let (aggregate_id, metadata) = (chat_id.to_string(), metadata(caller));
+        let sent = retry_concurrent(|| {
             let keys = vec![MessageKey { message_id, key: key.to_vec() }];
-            match state.chats.execute_with_keys(&chat_id.to_string(), command.clone(), &metadata(caller), keys).await {
-                // Answered from the committed event: queries wait for the read model, not this.
-                Ok(committed) => {
-                    let sent = committed.events.iter().find_map(|e| match &e.payload {
-                        ChatEvent::MessageSent {
-                            seq,
-                            sender_id,
-                            sender_device_id,
-                            client_msg_id,
-                            algorithm,
-                            media_ids,
-                            reply_to,
-                            sent_at,
-                            ..
-                        } => Some(MessageView {
-                            id: message_id,
-                            chat_id,
-                            sender_id: *sender_id,
-                            sender_device_id: *sender_device_id,
-                            seq: *seq,
-                            client_msg_id: client_msg_id.clone(),
-                            ciphertext: Some(STANDARD.encode(&plaintext)),
-                            algorithm: algorithm.clone(),
-                            media_ids: media_ids.clone(),
-                            reply_to: *reply_to,
-                            created_at: *sent_at,
-                            deleted: false,
-                        }),
-                        _ => None,
-                    });
-                    let sent =
-                        sent.ok_or_else(|| ApiError::internal(anyhow::anyhow!("send committed no MessageSent")))?;
-                    return Ok(MessageResponse::Created(Json(sent)));
-                }
-                // Someone else took the next seq, or this client_msg_id was used before (its
-                // lookup row refused ours): a retry answers with the first attempt's message.
-                Err(AggregateError::AggregateConflict) => {
-                    if let Some((existing, _)) =
-                        queries::sent_with_client_id(&state.pool, chat_id, caller.user_id, &client_msg_id).await?
-                    {
-                        let existing = projected_message(&state, chat_id, existing, caller.user_id).await?;
-                        return Ok(MessageResponse::Created(Json(existing)));
-                    }
-                    if attempt >= MAX_CONFLICT_RETRIES {
-                        return Err(aggregate_error(AggregateError::AggregateConflict, chat_error));
-                    }
-                    attempt += 1;
-                    conflict_backoff(attempt).await;
-                }
-                Err(e) => return Err(aggregate_error(e, chat_error)),
+            state.chats.execute_with_keys(&aggregate_id, command.clone(), &metadata, keys)
+        })
+        .await;
+        match sent {
+            // Answered from the committed event: queries wait for the read model, not this.
+            Ok(committed) => {
+                let sent = committed.events.iter().find_map(|e| match &e.payload {
+                    ChatEvent::MessageSent {
+                        seq,
+                        sender_id,
+                        sender_device_id,
+                        client_msg_id,
+                        algorithm,
+                        media_ids,
+                        reply_to,
+                        sent_at,
+                        ..
+                    } => Some(MessageView {
+                        id: message_id,
+                        chat_id,
+                        sender_id: *sender_id,
+                        sender_device_id: *sender_device_id,
+                        seq: *seq,
+                        client_msg_id: client_msg_id.clone(),
+                        ciphertext: Some(STANDARD.encode(&plaintext)),
+                        algorithm: algorithm.clone(),
+                        media_ids: media_ids.clone(),
+                        reply_to: *reply_to,
+                        created_at: *sent_at,
+                        deleted: false,
+                    }),
+                    _ => None,
+                });
+                let sent = sent.ok_or_else(|| ApiError::internal(anyhow::anyhow!("send committed no MessageSent")))?;
+                Ok(MessageResponse::Created(Json(sent)))
             }
+            // This client_msg_id was used before (its lookup row refused ours): a retried send is
+            // answered with the first attempt's message.
+            Err(CommandError::Conflict(Conflict::ClientMessageIdUsed)) => {
+                let (existing, _) = queries::sent_with_client_id(&state.pool, chat_id, caller.user_id, &client_msg_id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal(anyhow::anyhow!("client_msg_id refused but not found")))?;
+                let existing = projected_message(&state, chat_id, existing, caller.user_id).await?;
+                Ok(MessageResponse::Created(Json(existing)))
+            }
+            Err(e) => Err(command_error(e, chat_error)),
         }
     }
 

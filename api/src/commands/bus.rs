@@ -11,26 +11,66 @@
 //! retries on a fresh load. So the cache never decides a command on stale state.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope};
+use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
 use parley_domain::EventMetadata;
 
 use super::lookups::WriteLookups;
-use super::store::{Commit, CommitError, EventRow, EventStore, MessageKey, SnapshotRow};
+use super::store::{Commit, CommitError, Conflict, EventRow, EventStore, MessageKey, SnapshotRow};
 
-pub const MAX_CONFLICT_RETRIES: u32 = 50;
+/// Attempts of a command that keeps losing optimistic-concurrency races, at most.
+const MAX_CONFLICT_RETRIES: u32 = 50;
 /// Aggregates kept in memory per bus; beyond it, idle ones are dropped (and reloaded on use).
 const CACHED_AGGREGATES: usize = 20_000;
 /// A snapshot is written every this many events, so a load replays at most as many.
 const SNAPSHOT_EVERY: i64 = 100;
 
-/// A short, jittered pause before retrying a command that lost an optimistic-concurrency race.
-pub async fn conflict_backoff(attempt: u32) {
-    let jitter = u64::from(rand::random::<u8>() % 4);
-    tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(10)) + jitter)).await;
+/// Why a command did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    /// The aggregate refused the command (its domain error).
+    #[error(transparent)]
+    Refused(E),
+    /// A unique rule refused the commit, and which one.
+    #[error("a unique rule refused the commit: {0:?}")]
+    Conflict(Conflict),
+    /// The event store could not be read or written.
+    #[error(transparent)]
+    Store(CommitError),
+}
+
+impl<E: std::error::Error> From<CommitError> for CommandError<E> {
+    fn from(error: CommitError) -> Self {
+        match error {
+            CommitError::Conflict(conflict) => CommandError::Conflict(conflict),
+            other => CommandError::Store(other),
+        }
+    }
+}
+
+/// Runs `attempt` again, after a short jittered pause, while it loses an optimistic-concurrency
+/// race ([`Conflict::Concurrent`]); any other outcome, or the last try's, is returned.
+pub async fn retry_concurrent<T, E, F, Fut>(mut attempt: F) -> Result<T, CommandError<E>>
+where
+    E: std::error::Error,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CommandError<E>>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(CommandError::Conflict(Conflict::Concurrent)) if tries < MAX_CONFLICT_RETRIES => {
+                tries += 1;
+                let jitter = u64::from(rand::random::<u8>() % 4);
+                tokio::time::sleep(Duration::from_millis(u64::from(tries.min(10)) + jitter)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// What a successful command produced.
@@ -57,14 +97,6 @@ pub struct CommandBus<A: Aggregate> {
     slots: std::sync::Mutex<HashMap<String, Slot<A>>>,
 }
 
-fn store_error<E: std::error::Error>(error: CommitError) -> AggregateError<E> {
-    match error {
-        CommitError::Conflict => AggregateError::AggregateConflict,
-        CommitError::Decode(e) => AggregateError::DeserializationError(Box::new(e)),
-        e @ (CommitError::Database(_) | CommitError::Closed) => AggregateError::DatabaseConnectionError(Box::new(e)),
-    }
-}
-
 impl<A: WriteLookups + Clone> CommandBus<A> {
     pub fn new(store: EventStore, services: A::Services) -> Self {
         Self { store, services, slots: std::sync::Mutex::new(HashMap::new()) }
@@ -84,7 +116,7 @@ impl<A: WriteLookups + Clone> CommandBus<A> {
         aggregate_id: &str,
         command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<Committed<A>, AggregateError<A::Error>>
+    ) -> Result<Committed<A>, CommandError<A::Error>>
     where
         A::Command: Clone,
     {
@@ -98,7 +130,7 @@ impl<A: WriteLookups + Clone> CommandBus<A> {
         command: A::Command,
         metadata: &EventMetadata,
         message_keys: Vec<MessageKey>,
-    ) -> Result<Committed<A>, AggregateError<A::Error>>
+    ) -> Result<Committed<A>, CommandError<A::Error>>
     where
         A::Command: Clone,
     {
@@ -126,12 +158,12 @@ impl<A: WriteLookups + Clone> CommandBus<A> {
             }
             return decided
                 .map(|()| Committed { state: unchanged, events: Vec::new(), version })
-                .map_err(AggregateError::UserError);
+                .map_err(CommandError::Refused);
         }
 
         let metadata_map = metadata.to_map();
         let metadata_json =
-            serde_json::to_string(&metadata_map).map_err(|e| AggregateError::UnexpectedError(e.into()))?;
+            serde_json::to_string(&metadata_map).map_err(|e| CommandError::Store(CommitError::Json(e)))?;
         let mut rows = Vec::with_capacity(events.len());
         let mut envelopes = Vec::with_capacity(events.len());
         let mut client_messages = Vec::new();
@@ -143,7 +175,7 @@ impl<A: WriteLookups + Clone> CommandBus<A> {
                 sequence,
                 event_type: event.event_type(),
                 event_version: event.event_version(),
-                payload: serde_json::to_string(&event).map_err(|e| AggregateError::UnexpectedError(e.into()))?,
+                payload: serde_json::to_string(&event).map_err(|e| CommandError::Store(CommitError::Json(e)))?,
                 metadata: metadata_json.clone(),
             });
             // `handle` already applied it to `state` (`EventSink::write` does).
@@ -159,7 +191,7 @@ impl<A: WriteLookups + Clone> CommandBus<A> {
             Some(SnapshotRow {
                 aggregate_id: aggregate_id.to_owned(),
                 last_sequence: new_version,
-                payload: serde_json::to_string(&state).map_err(|e| AggregateError::UnexpectedError(e.into()))?,
+                payload: serde_json::to_string(&state).map_err(|e| CommandError::Store(CommitError::Json(e)))?,
             })
         } else {
             None
@@ -167,19 +199,18 @@ impl<A: WriteLookups + Clone> CommandBus<A> {
         // On any failure the cache stays empty: the next command on this aggregate reloads it.
         self.store
             .commit(Commit { aggregate_type: A::TYPE, events: rows, snapshot, message_keys, client_messages })
-            .await
-            .map_err(store_error)?;
+            .await?;
         *cached = Some(Loaded { state: state.clone(), version: new_version });
         Ok(Committed { state, events: envelopes, version: new_version })
     }
 
-    async fn load_fresh(&self, aggregate_id: &str) -> Result<Loaded<A>, AggregateError<A::Error>> {
-        let (state, version) = self.store.load::<A>(aggregate_id).await.map_err(store_error)?;
+    async fn load_fresh(&self, aggregate_id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
+        let (state, version) = self.store.load::<A>(aggregate_id).await?;
         Ok(Loaded { state, version })
     }
 
     /// The aggregate's current state, straight from the event store.
-    pub async fn load(&self, aggregate_id: &str) -> Result<A, AggregateError<A::Error>> {
+    pub async fn load(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>> {
         Ok(self.load_fresh(aggregate_id).await?.state)
     }
 
@@ -189,19 +220,10 @@ impl<A: WriteLookups + Clone> CommandBus<A> {
         aggregate_id: &str,
         command: A::Command,
         metadata: &EventMetadata,
-    ) -> Result<Committed<A>, AggregateError<A::Error>>
+    ) -> Result<Committed<A>, CommandError<A::Error>>
     where
         A::Command: Clone,
     {
-        let mut attempt = 0;
-        loop {
-            match self.execute(aggregate_id, command.clone(), metadata).await {
-                Err(AggregateError::AggregateConflict) if attempt < MAX_CONFLICT_RETRIES => {
-                    attempt += 1;
-                    conflict_backoff(attempt).await;
-                }
-                result => return result,
-            }
-        }
+        retry_concurrent(|| self.execute(aggregate_id, command.clone(), metadata)).await
     }
 }

@@ -9,7 +9,7 @@ mod lookups;
 mod progress;
 mod store;
 
-pub use bus::{conflict_backoff, CommandBus, Committed, MAX_CONFLICT_RETRIES};
+pub use bus::{retry_concurrent, CommandBus, CommandError, Committed};
 pub use lookups::{ClientMessageRow, WriteLookups};
 pub use progress::{aggregate_caught_up, ProjectionProgress};
-pub use store::{EventStore, MessageKey};
+pub use store::{CommitError, Conflict, EventStore, MessageKey};

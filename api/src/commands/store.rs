@@ -66,23 +66,56 @@ struct Queued {
     done: oneshot::Sender<Result<(), CommitError>>,
 }
 
+/// Which unique rule refused a commit. Each lookup table the events trigger (or the commit
+/// itself) writes has one, and the handler that depends on it matches on its variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// Another command committed this aggregate's next sequence number first (`events_pkey`,
+    /// `snapshots_pkey`): the same command may succeed on fresh state.
+    Concurrent,
+    /// `user_emails_pkey`: an account with this email exists.
+    EmailTaken,
+    /// `direct_chats_pkey`: the two users already have a direct chat.
+    DirectChatExists,
+    /// `chat_client_messages_pkey`: this sender used this `client_msg_id` in the chat before.
+    ClientMessageIdUsed,
+    /// `active_calls_pkey`: a call already rings or runs in the chat.
+    ChatHasLiveCall,
+    /// A constraint no handler expects (named, for the log).
+    Other(String),
+}
+
+impl Conflict {
+    fn from_constraint(constraint: Option<&str>) -> Self {
+        match constraint {
+            Some("events_pkey" | "snapshots_pkey") => Conflict::Concurrent,
+            Some("user_emails_pkey") => Conflict::EmailTaken,
+            Some("direct_chats_pkey") => Conflict::DirectChatExists,
+            Some("chat_client_messages_pkey") => Conflict::ClientMessageIdUsed,
+            Some("active_calls_pkey") => Conflict::ChatHasLiveCall,
+            Some(other) => Conflict::Other(other.to_owned()),
+            None => Conflict::Other(String::new()),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    /// A unique constraint refused the commit: another command took this sequence number first,
-    /// or a trigger's lookup table already holds the key (an email, a `client_msg_id`).
-    #[error("a concurrent command committed first")]
-    Conflict,
+    #[error("a unique rule refused the commit: {0:?}")]
+    Conflict(Conflict),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
-    #[error("could not decode a stored event or snapshot: {0}")]
-    Decode(#[from] serde_json::Error),
+    #[error("an event or snapshot does not match its JSON form: {0}")]
+    Json(#[from] serde_json::Error),
     #[error("the event store is shutting down")]
     Closed,
 }
 
 fn classify(error: sqlx::Error) -> CommitError {
     match &error {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => CommitError::Conflict,
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            CommitError::Conflict(Conflict::from_constraint(db.constraint()))
+        }
         _ => CommitError::Database(error),
     }
 }

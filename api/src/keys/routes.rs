@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::queries::{self, DeviceRow};
 use super::{device_error, to_device_error};
 use crate::auth::{AccessToken, Caller};
-use crate::error::{aggregate_error, ApiError};
+use crate::error::{command_error, ApiError};
 use crate::state::AppState;
 use crate::ApiTags;
 
@@ -331,7 +331,7 @@ async fn claim_one(state: &AppState, caller: Caller, device: DeviceRef) -> Resul
         .devices
         .execute_retrying(&device.device_id.to_string(), command, &metadata)
         .await
-        .map_err(|e| aggregate_error(e, device_error))?;
+        .map_err(|e| command_error(e, device_error))?;
     let claimed = committed.state.claimed_key(committed.events.iter().map(|e| &e.payload));
     Ok(claimed.map(|claimed| ClaimedKey {
         user_id: device.user_id,
@@ -386,7 +386,7 @@ impl KeysApi {
             .devices
             .execute_retrying(&caller.session_id.to_string(), command, &metadata)
             .await
-            .map_err(|e| aggregate_error(e, device_error))?;
+            .map_err(|e| command_error(e, device_error))?;
         state.await_projection("keys", "Device", caller.session_id, committed.version).await;
         Ok(PublishKeysResponses::Ok(Json(PublishKeysResponse {
             device_id: caller.session_id,
@@ -560,7 +560,7 @@ impl ToDeviceApi {
             .to_device
             .execute(&Uuid::now_v7().to_string(), command, &metadata)
             .await
-            .map_err(|e| aggregate_error(e, to_device_error))?;
+            .map_err(|e| command_error(e, to_device_error))?;
         Ok(SendToDeviceResponses::Ok(Json(SendToDeviceResponse { ids })))
     }
 
@@ -625,7 +625,7 @@ impl ToDeviceApi {
             .devices
             .execute_retrying(&caller.session_id.to_string(), command, &metadata)
             .await
-            .map_err(|e| aggregate_error(e, device_error))?;
+            .map_err(|e| command_error(e, device_error))?;
         if !committed.events.is_empty() {
             state.await_projection("keys", "Device", caller.session_id, committed.version).await;
         }

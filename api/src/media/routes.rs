@@ -18,7 +18,7 @@ use super::media_error;
 use super::queries::{self, MediaView};
 use super::storage::{StorageError, Stored};
 use crate::auth::{AccessToken, Caller};
-use crate::error::{aggregate_error, ApiError};
+use crate::error::{command_error, ApiError};
 use crate::state::AppState;
 use crate::ApiTags;
 
@@ -131,7 +131,7 @@ pub(super) async fn record_stored(
             if let Err(cleanup) = state.storage.delete(&key).await {
                 tracing::warn!(%cleanup, key, "could not remove the bytes of a refused upload");
             }
-            return Err(aggregate_error(error, media_error));
+            return Err(command_error(error, media_error));
         }
     };
     state.await_projection("media", "Media", media_id, committed.version).await;
@@ -263,7 +263,7 @@ impl MediaApi {
             .media
             .execute_retrying(&id.0.to_string(), command, &metadata(caller))
             .await
-            .map_err(|e| aggregate_error(e, media_error))?;
+            .map_err(|e| command_error(e, media_error))?;
         state.await_projection("media", "Media", id.0, committed.version).await;
         Ok(Deleted::Done)
     }

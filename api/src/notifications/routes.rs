@@ -10,7 +10,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use crate::auth::{AccessToken, Caller};
-use crate::error::{aggregate_error, ApiError};
+use crate::error::{command_error, ApiError};
 use crate::pagination::{decode_time_cursor, encode_time_cursor, page_limit};
 use crate::state::AppState;
 use crate::ApiTags;
@@ -63,7 +63,7 @@ async fn record(state: &AppState, caller: Caller, command: InboxCommand) -> Resu
         .inboxes
         .execute_retrying(&caller.user_id.to_string(), command, &metadata)
         .await
-        .map_err(|e| aggregate_error(e, inbox_error))?;
+        .map_err(|e| command_error(e, inbox_error))?;
     state.await_projection("feed", "Inbox", caller.user_id, committed.version).await;
     Ok(())
 }

@@ -16,7 +16,7 @@ use super::queries::{self, SearchCursor};
 use super::user_error;
 use super::views::UserView;
 use crate::auth::AccessToken;
-use crate::error::{aggregate_error, ApiError};
+use crate::error::{command_error, ApiError};
 use crate::pagination::page_limit;
 use crate::state::AppState;
 use crate::text::Text;
@@ -138,7 +138,7 @@ impl UsersApi {
             .users
             .execute(&caller.to_string(), command, &metadata)
             .await
-            .map_err(|e| aggregate_error(e, user_error))?;
+            .map_err(|e| command_error(e, user_error))?;
         state.await_projection("users", "User", caller, committed.version).await;
         Ok(UserResponse::Ok(Json(UserView::own(&committed.state))))
     }

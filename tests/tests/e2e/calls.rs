@@ -122,6 +122,31 @@ async fn a_declined_call_is_rejected_and_a_chat_has_one_live_call() -> Result<()
 }
 
 #[tokio::test]
+async fn members_starting_a_call_at_the_same_moment_all_land_in_one() -> Result<()> {
+    let stack = Stack::start().await?;
+    let mut people = Vec::new();
+    for name in ["ada", "bob", "cy", "dee", "eve"] {
+        people.push(member(&stack, name).await?);
+    }
+    let others: Vec<&Member> = people[1..].iter().collect();
+    let chat = group(&stack, &people[0], &others).await?;
+    // The one-live-call lookup refuses all but one `CallStarted`; the others join that call.
+    let body = json!({"chat_id": chat, "kind": "audio"});
+    let starts = people.iter().map(|who| stack.post("/calls", Some(&who.token), &body));
+    let mut statuses = Vec::new();
+    let mut call_ids = std::collections::BTreeSet::new();
+    for answer in futures::future::join_all(starts).await {
+        let (status, body) = answer?;
+        statuses.push(status);
+        call_ids.insert(body["id"].as_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("{status}: {body}"))?);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 200, 200, 201]);
+    assert_eq!(call_ids.len(), 1, "{call_ids:?}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_unanswered_call_is_missed_and_both_notifications_wait_for_the_offline_callee() -> Result<()> {
     let stack = Stack::start_with(StackOptions::default().env("PARLEY_CALL_RING_TIMEOUT_SECS", "1")).await?;
     let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
