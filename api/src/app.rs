@@ -43,9 +43,9 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
     .server("http://127.0.0.1:8080")
 }
 
-/// The OpenAPI document, as committed under `openapi/`.
+/// The OpenAPI document, as served and committed under `openapi/`.
 pub fn openapi_json() -> String {
-    api_service().spec()
+    crate::openapi::spec_json()
 }
 
 /// The whole HTTP application around a ready state.
@@ -53,7 +53,7 @@ pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
     let api = api_service();
     let max_body = state.config.max_json_body_bytes;
     Route::new()
-        .at("/openapi.json", api.spec_endpoint())
+        .at("/openapi.json", poem::get(serve_spec))
         .at("/ws", poem::get(crate::realtime::connect))
         .nest("/docs", api.swagger_ui())
         .nest("/", api)
@@ -65,6 +65,14 @@ pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
             CatchPanic::new().with_handler(|_| ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()),
         )
         .catch_all_error(|error| async move { render_any_error(error) })
+}
+
+/// `GET /openapi.json`: built once, on first request.
+#[poem::handler]
+fn serve_spec() -> Response {
+    static SPEC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let spec = SPEC.get_or_init(openapi_json).clone();
+    Response::builder().content_type("application/json; charset=utf-8").body(spec)
 }
 
 /// `/` and everything under `/app` is the web app; the rest is the API.

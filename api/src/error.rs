@@ -142,7 +142,8 @@ pub struct ErrorDetail {
 
 impl ApiResponse for ApiError {
     fn meta() -> MetaResponses {
-        let documented: [(u16, &'static str); 8] = [
+        // Each operation's own subset is chosen in `openapi.rs`.
+        let documented: [(u16, &'static str); 9] = [
             (400, "Malformed or invalid input"),
             (401, "Missing, invalid or expired credentials"),
             (403, "Authenticated but not allowed"),
@@ -151,6 +152,7 @@ impl ApiResponse for ApiError {
             (413, "Request body too large"),
             (416, "Range not satisfiable (media downloads); see Content-Range"),
             (429, "Rate limited; see Retry-After"),
+            (503, "A dependency (database, NATS, storage) is unavailable; retry later"),
         ];
         MetaResponses {
             responses: documented

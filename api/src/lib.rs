@@ -11,6 +11,7 @@ pub mod error;
 pub mod keys;
 pub mod media;
 pub mod notifications;
+pub mod openapi;
 pub mod ops;
 pub mod pagination;
 pub mod realtime;
