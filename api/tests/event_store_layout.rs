@@ -1,6 +1,7 @@
 //! The api writes events with its own group committer, in `postgres-es`'s table layout. This
-//! loads what it wrote through `postgres-es` itself: same state, same version. Needs PostgreSQL
-//! (`PARLEY_TEST_DATABASE_URL`, as the end-to-end tests; `scripts/test` provides it).
+//! loads what it wrote through `postgres-es` itself: same state, same version. On a database of
+//! its own on the test server (`PARLEY_TEST_DATABASE_URL`, as the end-to-end tests; `scripts/test`
+//! provides it).
 
 use std::sync::Arc;
 
@@ -17,15 +18,7 @@ use uuid::Uuid;
 
 #[tokio::test]
 async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::Result<()> {
-    let admin_url = std::env::var("PARLEY_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://parley@127.0.0.1:55433/postgres".into());
-    let admin = PgPoolOptions::new().max_connections(1).connect(&admin_url).await?;
-    let database = format!("layout_{}", Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await?;
-    let url = match admin_url.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{database}"),
-        None => anyhow::bail!("bad PARLEY_TEST_DATABASE_URL"),
-    };
+    let url = parley_tests::fresh_database("layout").await?;
     let pool = PgPoolOptions::new().max_connections(4).connect(&url).await?;
     parley_eventbus::migrate(&pool).await?;
 
@@ -109,9 +102,5 @@ async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::
     .fetch_optional(&pool)
     .await?;
     assert_eq!(derived, Some(121));
-
-    pool.close().await;
-    // A closed connection's server process may still be exiting (seen on a loaded machine).
-    sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)")).execute(&admin).await?;
     Ok(())
 }

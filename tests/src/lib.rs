@@ -26,6 +26,24 @@ pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:54223".into())
 }
 
+/// Creates the empty database `name` on the test server and returns its URL: each test that
+/// needs PostgreSQL gets a database of its own, so tests run in parallel without seeing each
+/// other's rows. They are left for inspection; `scripts/test` starts from an empty server.
+pub async fn create_database(name: &str) -> Result<String> {
+    let admin = PgPoolOptions::new().max_connections(1).connect(&admin_database_url()).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await?;
+    admin.close().await;
+    match admin_database_url().rsplit_once('/') {
+        Some((server, _)) => Ok(format!("{server}/{name}")),
+        None => bail!("bad PARLEY_TEST_DATABASE_URL"),
+    }
+}
+
+/// A database of its own for one test, named after `purpose` (`[a-z_]`).
+pub async fn fresh_database(purpose: &str) -> Result<String> {
+    create_database(&format!("{purpose}_{}", &Uuid::new_v4().simple().to_string()[..12])).await
+}
+
 fn state_dir() -> PathBuf {
     std::env::var("PARLEY_TEST_STATE_DIR")
         .map(PathBuf::from)
@@ -225,14 +243,7 @@ impl Stack {
 
     pub async fn start_with(options: StackOptions) -> Result<Self> {
         let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let admin = PgPoolOptions::new().max_connections(1).connect(&admin_database_url()).await?;
-        let database = format!("parley_{id}");
-        sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin).await?;
-        admin.close().await;
-        let database_url = match admin_database_url().rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{database}"),
-            None => bail!("bad PARLEY_TEST_DATABASE_URL"),
-        };
+        let database_url = create_database(&format!("parley_{id}")).await?;
         let port = free_port()?;
         let log_dir = state_dir().join("stacks").join(&id);
         std::fs::create_dir_all(&log_dir)?;
