@@ -137,6 +137,35 @@ impl TrackOut {
     fn new(source: ParticipantId, source_mid: Mid, kind: MediaKind) -> Self {
         Self { source, source_mid, kind, state: OutState::ToOpen, wanted: None, current: None }
     }
+
+    /// The mid this subscriber gets `source`'s `source_mid` on, once that m-line is open.
+    fn open_mid_for(&self, source: ParticipantId, source_mid: Mid) -> Option<Mid> {
+        match self.state {
+            OutState::Open(mid) if self.source == source && self.source_mid == source_mid => Some(mid),
+            _ => None,
+        }
+    }
+
+    /// What a frame of layer `rid` (of a publisher declaring `layers`, of which `active` are
+    /// sent) means for this subscriber: whether it is forwarded, and the layer whose keyframe
+    /// the subscriber waits for, if any. Without simulcast every frame is forwarded; with it,
+    /// only frames of the layer being forwarded, which switches to the target layer (see
+    /// [`pick_layer`]) on that layer's keyframe.
+    fn take_frame(&mut self, layers: &[Rid], active: &[Rid], rid: Option<Rid>, keyframe: bool) -> (bool, Option<Rid>) {
+        if layers.is_empty() {
+            return (true, None);
+        }
+        let target = pick_layer(layers, self.wanted, |layer| active.contains(&layer));
+        let mut awaited = None;
+        if self.current != target {
+            if rid == target && keyframe {
+                self.current = target;
+            } else {
+                awaited = target;
+            }
+        }
+        (rid == self.current, awaited)
+    }
 }
 
 /// A simulcast layer counts as sent while its packets arrived this recently.
@@ -350,6 +379,12 @@ impl Shard {
                 return;
             }
         };
+        let _ = self.routes.send(RouteUpdate::Ufrag(creds.ufrag.clone(), self.index));
+        if answered.send(Ok(answer.to_sdp_string())).is_err() {
+            // The socket went away meanwhile: nothing changes, the route included.
+            let _ = self.routes.send(RouteUpdate::ForgetUfrag(creds.ufrag));
+            return;
+        }
         // The same user joining again (a reconnect) replaces the old connection.
         let previous: Vec<ParticipantId> = self
             .room(call_id)
@@ -363,7 +398,6 @@ impl Shard {
         }
         // Back within the grace: the earlier connection's loss is not a leave.
         self.pending_leaves.remove(&(call_id, user_id));
-        let _ = self.routes.send(RouteUpdate::Ufrag(creds.ufrag.clone(), self.index));
         self.by_ufrag.insert(creds.ufrag.clone(), id);
         let mut participant = Participant {
             call_id,
@@ -390,9 +424,6 @@ impl Shard {
                     participant.tracks_out.push(TrackOut::new(*other, track.mid, track.kind));
                 }
             }
-        }
-        if answered.send(Ok(answer.to_sdp_string())).is_err() {
-            return; // The socket went away meanwhile.
         }
         let room = self.rooms.entry(call_id).or_default();
         if room.is_empty() {
@@ -746,29 +777,19 @@ impl Shard {
         }
         let keyframe = data.is_keyframe();
         let mut wanted_keyframes: Vec<Rid> = Vec::new();
-        let subscribers: Vec<ParticipantId> = self.room(call_id).iter().copied().filter(|o| *o != id).collect();
-        for subscriber in subscribers {
+        for (subscriber, _) in self.subscribers(call_id, id, data.mid) {
             let Some(s) = self.participants.get_mut(&subscriber) else { continue };
-            let Some(out) = s
-                .tracks_out
-                .iter_mut()
-                .find(|t| t.source == id && t.source_mid == data.mid && matches!(t.state, OutState::Open(_)))
+            let Some((out, mid)) =
+                s.tracks_out.iter_mut().find_map(|t| t.open_mid_for(id, data.mid).map(|mid| (t, mid)))
             else {
                 continue;
             };
-            let OutState::Open(mid) = out.state else { continue };
-            if !layers.is_empty() {
-                let target = pick_layer(&layers, out.wanted, |rid| active.contains(&rid));
-                if out.current != target {
-                    if data.rid == target && keyframe {
-                        out.current = target;
-                    } else if let Some(rid) = target.filter(|rid| !wanted_keyframes.contains(rid)) {
-                        wanted_keyframes.push(rid);
-                    }
-                }
-                if data.rid != out.current {
-                    continue;
-                }
+            let (forwarded, awaited) = out.take_frame(&layers, &active, data.rid, keyframe);
+            if let Some(rid) = awaited.filter(|rid| !wanted_keyframes.contains(rid)) {
+                wanted_keyframes.push(rid);
+            }
+            if !forwarded {
+                continue;
             }
             let Some(writer) = s.rtc.writer(mid) else { continue };
             let Some(pt) = writer.match_params(data.params) else { continue };
@@ -781,6 +802,20 @@ impl Shard {
         for rid in wanted_keyframes {
             self.request_keyframe(id, data.mid, Some(rid), KeyframeRequestKind::Pli, false, work);
         }
+    }
+
+    /// Who a frame of `source`'s `source_mid` goes to: every other participant of room `call_id`
+    /// whose m-line for it is open, with that m-line's mid.
+    fn subscribers(&self, call_id: Uuid, source: ParticipantId, source_mid: Mid) -> Vec<(ParticipantId, Mid)> {
+        self.room(call_id)
+            .iter()
+            .copied()
+            .filter(|o| *o != source)
+            .filter_map(|o| {
+                let s = self.participants.get(&o)?;
+                s.tracks_out.iter().find_map(|t| t.open_mid_for(source, source_mid)).map(|mid| (o, mid))
+            })
+            .collect()
     }
 
     /// The layer a subscriber of `source`'s `source_mid` wanting `wanted` is to get.
@@ -949,25 +984,5 @@ fn kind_name(kind: MediaKind) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_subscriber_gets_the_layer_it_wants_or_the_nearest_one_sent() {
-        let layers: Vec<Rid> = ["h", "m", "l"].into_iter().map(Rid::from).collect();
-        let (h, m, l) = (layers[0], layers[1], layers[2]);
-        let sent = |active: Vec<Rid>| move |rid: Rid| active.contains(&rid);
-        let (all, no_high, only_high) = (vec![h, m, l], vec![m, l], vec![h]);
-        assert_eq!(pick_layer(&layers, None, sent(all.clone())), Some(h));
-        assert_eq!(pick_layer(&layers, Some(m), sent(all.clone())), Some(m));
-        // The publisher dropped its best layer: the next one down, at once.
-        assert_eq!(pick_layer(&layers, None, sent(no_high.clone())), Some(m));
-        assert_eq!(pick_layer(&layers, Some(h), sent(no_high.clone())), Some(m));
-        // Nothing lower is sent: the nearest higher one.
-        assert_eq!(pick_layer(&layers, Some(l), sent(only_high.clone())), Some(h));
-        // Nothing sent yet: what was asked for; an unknown layer means the best.
-        assert_eq!(pick_layer(&layers, Some(l), sent(vec![])), Some(l));
-        assert_eq!(pick_layer(&layers, Some(Rid::from("x")), sent(all.clone())), Some(h));
-        assert_eq!(pick_layer(&[], Some(m), sent(all.clone())), None);
-    }
-}
+#[path = "shard_tests.rs"]
+mod tests;
