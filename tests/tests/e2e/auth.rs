@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use futures::future::join_all;
-use parley_tests::{error_code, unique_email, Stack, StackOptions, PASSWORD};
+use parley_tests::{error_code, text, unique_email, Stack, StackOptions, PASSWORD};
 use serde_json::json;
 
 #[tokio::test]
@@ -13,10 +13,10 @@ async fn register_login_refresh_reuse_and_logout() -> Result<()> {
     assert_eq!(registered["user"]["name"], "Ada");
     assert_eq!(registered["user"]["email"], email);
     assert_eq!(registered["user"]["status"], "");
-    let user_id = registered["user"]["id"].as_str().unwrap_or_default().to_owned();
+    let user_id = text(&registered["user"]["id"])?;
 
     // The access token works.
-    let access = registered["access_token"].as_str().unwrap_or_default();
+    let access = &*text(&registered["access_token"])?;
     let (status, me) = stack.get(&format!("/users/{user_id}"), Some(access)).await?;
     assert_eq!((status, me["email"].as_str()), (200, Some(email.as_str())));
 
@@ -25,12 +25,12 @@ async fn register_login_refresh_reuse_and_logout() -> Result<()> {
         stack.post("/auth/login", None, &json!({"email": email.to_uppercase(), "password": PASSWORD})).await?;
     assert_eq!(status, 200, "{login}");
     assert_eq!(login["user"]["id"].as_str(), Some(user_id.as_str()));
-    let first = login["refresh_token"].as_str().unwrap_or_default().to_owned();
+    let first = text(&login["refresh_token"])?;
 
     // Refresh rotates: a new refresh token, and a working access token.
     let (status, rotated) = stack.post("/auth/refresh", None, &json!({"refresh_token": first})).await?;
     assert_eq!(status, 200, "{rotated}");
-    let second = rotated["refresh_token"].as_str().unwrap_or_default().to_owned();
+    let second = text(&rotated["refresh_token"])?;
     assert_ne!(second, first);
     let (status, _) = stack.get(&format!("/users/{user_id}"), rotated["access_token"].as_str()).await?;
     assert_eq!(status, 200);
@@ -39,7 +39,7 @@ async fn register_login_refresh_reuse_and_logout() -> Result<()> {
     let response = stack.http.get(stack.url("/auth/refresh")).bearer_auth(&second).send().await?;
     let (status, third) = parley_tests::read(response).await?;
     assert_eq!(status, 200, "{third}");
-    let third = third["refresh_token"].as_str().unwrap_or_default().to_owned();
+    let third = text(&third["refresh_token"])?;
 
     // Reusing an old token is refused and revokes the session: the newest token dies too.
     let (status, body) = stack.post("/auth/refresh", None, &json!({"refresh_token": first})).await?;
@@ -48,7 +48,7 @@ async fn register_login_refresh_reuse_and_logout() -> Result<()> {
     assert_eq!(status, 401);
 
     // The registration's session is unaffected; logout revokes it.
-    let refresh = registered["refresh_token"].as_str().unwrap_or_default();
+    let refresh = &*text(&registered["refresh_token"])?;
     let response = stack.http.post(stack.url("/auth/logout")).bearer_auth(access).send().await?;
     assert_eq!(response.status().as_u16(), 204);
     let (status, _) = stack.post("/auth/refresh", None, &json!({"refresh_token": refresh})).await?;
@@ -127,8 +127,8 @@ async fn wrong_password_and_unknown_email_get_the_same_401() -> Result<()> {
 async fn expired_tampered_and_missing_access_tokens_are_401() -> Result<()> {
     let stack = Stack::start_with(StackOptions::default().env("PARLEY_ACCESS_TOKEN_TTL_SECS", "1")).await?;
     let user = stack.register("Short", &unique_email("short")).await?;
-    let path = format!("/users/{}", user["user"]["id"].as_str().unwrap_or_default());
-    let token = user["access_token"].as_str().unwrap_or_default().to_owned();
+    let path = format!("/users/{}", text(&user["user"]["id"])?);
+    let token = text(&user["access_token"])?;
     assert_eq!(user["expires_in"], 1);
 
     // Change one character of the signature.
@@ -267,7 +267,7 @@ async fn browsers_get_the_refresh_token_as_an_http_only_cookie_that_rotates_and_
     assert_ne!(first, second);
     let pair: serde_json::Value = rotated.json().await?;
     assert!(pair.get("refresh_token").is_none(), "{pair}");
-    let access = pair["access_token"].as_str().unwrap_or_default().to_owned();
+    let access = text(&pair["access_token"])?;
     let (status, _) = stack.get("/chats", Some(&access)).await?;
     assert_eq!(status, 200);
 

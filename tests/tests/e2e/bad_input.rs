@@ -1,5 +1,5 @@
 use anyhow::Result;
-use parley_tests::{error_code, unique_email, Stack, PASSWORD};
+use parley_tests::{error_code, text, unique_email, Stack, PASSWORD};
 use serde_json::json;
 
 /// Sends raw bodies and checks every answer is a 4xx with the JSON error body.
@@ -7,8 +7,8 @@ use serde_json::json;
 async fn bad_input_gets_a_4xx_with_a_json_error_body() -> Result<()> {
     let stack = Stack::start().await?;
     let user = stack.register("Valid", &unique_email("valid")).await?;
-    let token = user["access_token"].as_str().unwrap_or_default().to_owned();
-    let id = user["user"]["id"].as_str().unwrap_or_default().to_owned();
+    let token = text(&user["access_token"])?;
+    let id = text(&user["user"]["id"])?;
 
     let profile = format!("/users/{id}");
     let raw_cases: Vec<(&str, &str, String, u16)> = vec![

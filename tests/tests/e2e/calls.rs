@@ -1,10 +1,10 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use parley_tests::{error_code, jwt_claims, Socket, Stack, StackOptions};
+use parley_tests::{error_code, jwt_claims, text, Socket, Stack, StackOptions};
 use serde_json::{json, Value};
 
-use super::chats::{direct, group, member, Member};
+use parley_tests::{direct, group, member, Member};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -24,7 +24,7 @@ fn state_of(call: &Value, user: &Member) -> String {
     call["participants"]
         .as_array()
         .and_then(|p| p.iter().find(|p| p["user_id"] == user.id.as_str()))
-        .map(|p| p["state"].as_str().unwrap_or_default().to_owned())
+        .and_then(|p| p["state"].as_str().map(str::to_owned))
         .unwrap_or_default()
 }
 
@@ -47,11 +47,11 @@ async fn a_direct_call_rings_is_answered_and_hung_up() -> Result<()> {
 
     let (status, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
     assert_eq!(status, 201, "{started}");
-    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+    let call_id = text(&started["id"])?;
     assert_eq!((started["status"].as_str(), started["kind"].as_str()), (Some("ringing"), Some("video")));
     assert_eq!((state_of(&started, &ada), state_of(&started, &bob)), ("joined".into(), "ringing".into()));
     assert_eq!(started["sfu"]["url"], "ws://127.0.0.1:8081/rtc");
-    let token = jwt_claims(started["sfu"]["token"].as_str().unwrap_or_default())?;
+    let token = jwt_claims(&text(&started["sfu"]["token"])?)?;
     assert_eq!((token["sub"].as_str(), token["call"].as_str()), (Some(ada.id.as_str()), Some(call_id.as_str())));
     assert_eq!(token["aud"], "parley-sfu");
     assert!(token["exp"].as_i64().unwrap_or_default() - token["iat"].as_i64().unwrap_or_default() <= 60);
@@ -95,7 +95,7 @@ async fn a_declined_call_is_rejected_and_a_chat_has_one_live_call() -> Result<()
     let mut adas = online(&stack, &ada).await?;
 
     let (_, first) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "audio"})).await?;
-    let call_id = first["id"].as_str().unwrap_or_default().to_owned();
+    let call_id = text(&first["id"])?;
     // Bob calling back while Ada's call rings joins it instead of ringing twice.
     let (status, joined) = stack.post("/calls", Some(&bob.token), &json!({"chat_id": chat, "kind": "audio"})).await?;
     assert_eq!((status, joined["id"].as_str()), (200, Some(call_id.as_str())));
@@ -104,7 +104,7 @@ async fn a_declined_call_is_rejected_and_a_chat_has_one_live_call() -> Result<()
     assert_eq!((status, ended["status"].as_str()), (200, Some("ended")));
 
     let (_, second) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
-    let second_id = second["id"].as_str().unwrap_or_default().to_owned();
+    let second_id = text(&second["id"])?;
     let (status, rejected) = call(&stack, &format!("/calls/{second_id}/reject"), &bob).await?;
     assert_eq!((status, rejected["status"].as_str()), (200, Some("rejected")));
     assert_eq!(state_of(&rejected, &bob), "rejected");
@@ -152,7 +152,7 @@ async fn an_unanswered_call_is_missed_and_both_notifications_wait_for_the_offlin
     let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
     let chat = direct(&stack, &ada, &bob).await?;
     let (_, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
-    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+    let call_id = text(&started["id"])?;
     stack
         .eventually(WAIT, "the call to be missed", || async {
             Ok(stack.get(&format!("/calls/{call_id}"), Some(&ada.token)).await?.1["status"] == "missed")
@@ -177,7 +177,7 @@ async fn a_group_call_goes_on_until_its_last_participant_leaves() -> Result<()> 
     let (ada, bob, cyd) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "cyd").await?);
     let chat = group(&stack, &ada, &[&bob, &cyd]).await?;
     let (_, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
-    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+    let call_id = text(&started["id"])?;
     let path = |action: &str| format!("/calls/{call_id}/{action}");
 
     let (_, view) = call(&stack, &path("reject"), &bob).await?;
@@ -205,7 +205,7 @@ async fn people_outside_the_chat_can_neither_see_nor_join_its_calls() -> Result<
     let chat = group(&stack, &ada, &[&bob]).await?;
     let mut eves = online(&stack, &eve).await?;
     let (_, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
-    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+    let call_id = text(&started["id"])?;
 
     let (status, body) = stack.post("/calls", Some(&eve.token), &json!({"chat_id": chat, "kind": "video"})).await?;
     assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"));
@@ -246,7 +246,7 @@ async fn a_chats_call_under_way_is_there_for_its_members_to_join_and_no_one_else
     assert_eq!((status, &none["call"]), (200, &Value::Null), "{none}");
 
     let (_, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
-    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+    let call_id = text(&started["id"])?;
     call(&stack, &format!("/calls/{call_id}/accept"), &bob).await?;
     // Cyd opens the group later (say, after a reload): the call is there to join.
     let (status, seen) = live(&cyd).await?;
@@ -340,7 +340,7 @@ async fn the_sfus_reports_mark_participants_connected_and_end_a_call_whose_last_
     let chat = group(&stack, &ada, &[&bob, &cyd]).await?;
     let mut cyds = online(&stack, &cyd).await?;
     let (_, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "video"})).await?;
-    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+    let call_id = text(&started["id"])?;
     call(&stack, &format!("/calls/{call_id}/accept"), &bob).await?;
 
     sfu_report(&stack, &call_id, &bob, true).await?;
@@ -372,7 +372,7 @@ async fn an_answered_call_nobody_joins_with_media_ends_and_frees_the_chat() -> R
     let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
     let chat = direct(&stack, &ada, &bob).await?;
     let (_, started) = stack.post("/calls", Some(&ada.token), &json!({"chat_id": chat, "kind": "audio"})).await?;
-    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
+    let call_id = text(&started["id"])?;
     let (status, _) = call(&stack, &format!("/calls/{call_id}/accept"), &bob).await?;
     assert_eq!(status, 200);
     // Neither app ever reaches the SFU.

@@ -1,59 +1,10 @@
 use std::collections::BTreeSet;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use futures::future::join_all;
-use parley_tests::{error_code, unique_email, Stack};
+use parley_tests::{ciphertext, error_code, group, member, send, text, Member, Stack};
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-pub(crate) struct Member {
-    pub(crate) id: String,
-    pub(crate) token: String,
-}
-
-pub(crate) async fn member(stack: &Stack, name: &str) -> Result<Member> {
-    let user = stack.register(name, &unique_email(name)).await?;
-    Ok(Member {
-        id: user["user"]["id"].as_str().unwrap_or_default().to_owned(),
-        token: user["access_token"].as_str().unwrap_or_default().to_owned(),
-    })
-}
-
-pub(crate) async fn direct(stack: &Stack, from: &Member, to: &Member) -> Result<String> {
-    let (status, chat) =
-        stack.post("/chats", Some(&from.token), &json!({"type": "direct", "member_ids": [to.id]})).await?;
-    ensure!(status == 201, "create direct chat: {status} {chat}");
-    Ok(chat["id"].as_str().unwrap_or_default().to_owned())
-}
-
-pub(crate) async fn group(stack: &Stack, admin: &Member, others: &[&Member]) -> Result<String> {
-    let ids: Vec<&str> = others.iter().map(|m| m.id.as_str()).collect();
-    let (status, chat) =
-        stack.post("/chats", Some(&admin.token), &json!({"type": "group", "name": "Team", "member_ids": ids})).await?;
-    ensure!(status == 201, "create group: {status} {chat}");
-    Ok(chat["id"].as_str().unwrap_or_default().to_owned())
-}
-
-pub(crate) fn ciphertext(text: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
-
-pub(crate) async fn send(
-    stack: &Stack,
-    chat: &str,
-    from: &Member,
-    client_msg_id: &str,
-    text: &str,
-) -> Result<(u16, Value)> {
-    stack
-        .post(
-            &format!("/chats/{chat}/messages"),
-            Some(&from.token),
-            &json!({"client_msg_id": client_msg_id, "ciphertext": ciphertext(text), "algorithm": "m.megolm.v1.aes-sha2"}),
-        )
-        .await
-}
 
 #[tokio::test]
 async fn a_direct_chat_exists_once_per_pair() -> Result<()> {
@@ -82,7 +33,7 @@ async fn a_direct_chat_exists_once_per_pair() -> Result<()> {
     let ids: BTreeSet<String> = join_all(attempts)
         .await
         .into_iter()
-        .map(|r| r.map(|(_, chat)| chat["id"].as_str().unwrap_or_default().to_owned()))
+        .map(|r| r.and_then(|(_, chat)| text(&chat["id"])))
         .collect::<Result<_>>()?;
     assert_eq!(ids.len(), 1, "{ids:?}");
 
@@ -114,7 +65,7 @@ async fn group_lifecycle_with_roles_and_invites() -> Result<()> {
         view["members"]
             .as_array()
             .and_then(|m| m.iter().find(|m| m["user_id"] == id))
-            .map(|m| m["role"].as_str().unwrap_or_default().to_owned())
+            .and_then(|m| m["role"].as_str().map(str::to_owned))
     };
     assert_eq!(role_of(&view, &ada.id).as_deref(), Some("admin"));
     assert_eq!(role_of(&view, &bob.id).as_deref(), Some("member"));
@@ -307,7 +258,7 @@ async fn deleting_for_everyone_erases_the_body_for_good_and_for_me_hides_it() ->
     let chat = group(&stack, &ada, &[&bob]).await?;
     let (_, secret) = send(&stack, &chat, &ada, "s", "the secret").await?;
     let (_, other) = send(&stack, &chat, &ada, "o", "small talk").await?;
-    let secret_id = secret["id"].as_str().unwrap_or_default().to_owned();
+    let secret_id = text(&secret["id"])?;
     let delete = |token: &str, id: &str, scope: &str| {
         stack
             .http
@@ -352,7 +303,7 @@ async fn deleting_for_everyone_erases_the_body_for_good_and_for_me_hides_it() ->
     assert_eq!(page["items"][0]["ciphertext"], ciphertext("small talk"), "other bodies survive the rebuild");
 
     // For me: hidden from Bob only.
-    let other_id = other["id"].as_str().unwrap_or_default();
+    let other_id = &*text(&other["id"])?;
     assert_eq!(delete(&bob.token, other_id, "me").await?.status().as_u16(), 204);
     let (_, bobs) = stack.get(&format!("/chats/{chat}/messages"), Some(&bob.token)).await?;
     assert!(bobs["items"].as_array().into_iter().flatten().all(|m| m["id"] != other_id));
@@ -367,7 +318,7 @@ async fn non_members_get_404_from_every_chat_route() -> Result<()> {
     let (ada, bob, eve) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "eve").await?);
     let chat = group(&stack, &ada, &[&bob]).await?;
     let (_, message) = send(&stack, &chat, &ada, "m", "hi").await?;
-    let message_id = message["id"].as_str().unwrap_or_default();
+    let message_id = &*text(&message["id"])?;
     let unknown = Uuid::new_v4().to_string();
     for chat in [chat.as_str(), unknown.as_str()] {
         let requests = vec![

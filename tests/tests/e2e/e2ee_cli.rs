@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use parley_tests::{binary, unique_email, Stack, PASSWORD};
+use parley_tests::{binary, text, unique_email, Stack, PASSWORD};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -198,15 +198,11 @@ fn find<'a>(messages: &'a [Value], body: &str) -> Result<&'a Value> {
     messages.iter().find(|m| m["body"] == body).with_context(|| format!("no message {body:?} in {}", summary(messages)))
 }
 
-fn id(value: &Value) -> String {
-    value.as_str().unwrap_or_default().to_owned()
-}
-
 /// Registers `name` as the first device, in `profile`; returns the user id and email.
 async fn register(parley: &Parley, profile: &str, name: &str) -> Result<(String, String)> {
     let email = unique_email(name);
     let answer = parley.run(profile, &["register", name, &email, "--device-name", profile]).await?;
-    Ok((id(&answer["user_id"]), email))
+    Ok((text(&answer["user_id"])?, email))
 }
 
 fn bodies_decrypted(messages: &[Value], bodies: &[&str]) -> bool {
@@ -260,7 +256,7 @@ async fn e2ee_cli_three_users_four_devices_direct_and_group() -> Result<()> {
     let (carol, _) = register(&parley, "carol", "carol").await?;
 
     // ----- Direct chat: text both ways and a photo -----
-    let direct = id(&parley.run("alice", &["chat", "new", "--direct", &bob]).await?["chat"]["id"]);
+    let direct = text(&parley.run("alice", &["chat", "new", "--direct", &bob]).await?["chat"]["id"])?;
     parley.run("alice", &["send", &direct, "hello bob"]).await?;
     parley.run("bob-laptop", &["send", &direct, "hi alice"]).await?;
     let (photo_path, photo_bytes) = photo(&parley.data, "beach.png", 300_000)?;
@@ -278,13 +274,13 @@ async fn e2ee_cli_three_users_four_devices_direct_and_group() -> Result<()> {
     }
     // What the server stores is not the plaintext.
     for message in &parley.read("alice", &direct).await? {
-        let ciphertext = message["ciphertext"].as_str().unwrap_or_default();
+        let ciphertext = &*text(&message["ciphertext"])?;
         ensure!(!ciphertext.is_empty() && message["algorithm"] == "parley.megolm.v1", "{message}");
     }
 
     // ----- Group: alice and bob's laptop -----
     let created = parley.run("alice", &["chat", "new", "--group", "Team", "--members", &bob]).await?;
-    let group = id(&created["chat"]["id"]);
+    let group = text(&created["chat"]["id"])?;
     parley.run("alice", &["send", &group, "g1 from alice"]).await?;
     parley.run("bob-laptop", &["send", &group, "g2 from bob"]).await?;
     parley.read_until("bob-laptop", &group, "g1", |m| bodies_decrypted(m, &["g1 from alice", "g2 from bob"])).await?;
@@ -355,7 +351,8 @@ async fn e2ee_cli_three_users_four_devices_direct_and_group() -> Result<()> {
     ensure!(wrong.code != 0 && wrong.stderr.contains("mismatch"), "a wrong safety number must fail: {}", wrong.stderr);
 
     // ----- A group joined by invite; watch shows its first message live (the room key comes first) -----
-    let team2 = id(&parley.run("alice", &["chat", "new", "--group", "Team2", "--members", &bob]).await?["chat"]["id"]);
+    let team2 =
+        text(&parley.run("alice", &["chat", "new", "--group", "Team2", "--members", &bob]).await?["chat"]["id"])?;
     let invite = parley.run("alice", &["chat", "invite", &team2]).await?;
     let code = invite["invite_code"].as_str().context("invite code")?.to_owned();
     parley.run("carol", &["chat", "join", &code]).await?;
@@ -388,7 +385,7 @@ async fn e2ee_cli_three_users_four_devices_direct_and_group() -> Result<()> {
         .context(format!("team2 in {chats}"))?;
     ensure!(preview["last_message"]["body"] == "live in team2", "{preview}");
     let sent = parley.run("alice", &["send", &direct, "to be deleted"]).await?;
-    parley.run("alice", &["delete", &direct, &id(&sent["id"]), "--for", "everyone"]).await?;
+    parley.run("alice", &["delete", &direct, &text(&sent["id"])?, "--for", "everyone"]).await?;
     let history = parley.read_until("bob-laptop", &direct, "the tombstone", |m| {
         m.iter().any(|message| message["id"] == sent["id"] && message["type"] == "deleted")
     });
@@ -419,7 +416,7 @@ async fn e2ee_cli_large_attachment_streams_in_bounded_memory() -> Result<()> {
     let parley = Parley::new(&stack)?;
     let (_, _) = register(&parley, "ann", "ann").await?;
     let (ben, _) = register(&parley, "ben", "ben").await?;
-    let chat = id(&parley.run("ann", &["chat", "new", "--direct", &ben]).await?["chat"]["id"]);
+    let chat = text(&parley.run("ann", &["chat", "new", "--direct", &ben]).await?["chat"]["id"])?;
 
     let path = parley.data.join("video.mp4");
     {

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use parley_tests::{unique_email, OwnNats, Stack, StackOptions};
+use parley_tests::{text, unique_email, OwnNats, Stack, StackOptions};
 use serde_json::json;
 
 async fn count(stack: &Stack, sql: &str) -> Result<i64> {
@@ -70,10 +70,10 @@ async fn register_and_update(base: String, tag: &str, n: usize) -> Result<()> {
             .await?;
         let (status, user) = parley_tests::read(response).await?;
         anyhow::ensure!(status == 201, "register: {status} {user}");
-        let id = user["user"]["id"].as_str().unwrap_or_default();
+        let id = &*text(&user["user"]["id"])?;
         let response = http
             .put(format!("{base}/users/{id}"))
-            .bearer_auth(user["access_token"].as_str().unwrap_or_default())
+            .bearer_auth(text(&user["access_token"])?)
             .json(&json!({"status": format!("status {i}")}))
             .send()
             .await?;
@@ -134,7 +134,7 @@ async fn the_chats_feed_group_takes_over_from_the_old_per_projection_consumers()
     use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
     use futures::StreamExt;
 
-    use super::chats::{group, member, send};
+    use parley_tests::{group, member, send};
 
     let mut stack = Stack::start().await?;
     let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);

@@ -12,7 +12,7 @@ use futures::future::join_all;
 use parley_tests::{error_code, Socket, Stack, StackOptions};
 use serde_json::{json, Map, Value};
 
-use super::chats::{direct, send, Member};
+use parley_tests::{direct, send, Member};
 
 /// A device as a test client holds it: the session's token, its id, and its signing key.
 struct TestDevice {
@@ -477,7 +477,7 @@ async fn a_removed_member_loses_the_directory_with_the_chat() -> Result<()> {
     let stack = Stack::start().await?;
     let ada = device(&stack, "ada", 1, 2).await?;
     let bob = device(&stack, "bob", 2, 0).await?;
-    let chat = super::chats::group(&stack, &ada.member(), &[&bob.member()]).await?;
+    let chat = parley_tests::group(&stack, &ada.member(), &[&bob.member()]).await?;
     assert_eq!(stack.get(&format!("/keys/users/{}", ada.user_id), Some(&bob.token)).await?.0, 200);
     let removed = stack
         .http

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use parley_tests::{error_code, read, Stack, StackOptions};
+use parley_tests::{error_code, read, text, Stack, StackOptions};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::chats::{group, member, Member};
+use parley_tests::{group, member, Member};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -95,7 +95,7 @@ async fn uploads_round_trip_with_checksums_and_ranges_on_every_backend() -> Resu
         assert_eq!(media["size"], bytes.len());
         assert_eq!(media["sha256"], hex_sha256(&bytes));
         assert_eq!(media["content_type"], "video/mp4");
-        let id = media["id"].as_str().unwrap_or_default().to_owned();
+        let id = text(&media["id"])?;
 
         let (status, headers, body) = download(&stack, &ada, &id, None).await?;
         assert_eq!(status, 200);
@@ -137,7 +137,7 @@ async fn media_is_for_the_uploader_and_the_chats_it_was_sent_to() -> Result<()> 
     let (ada, bob, eve) = (member(&stack, "ada").await?, member(&stack, "bob").await?, member(&stack, "eve").await?);
     let chat = group(&stack, &ada, &[&bob]).await?;
     let (_, photo) = upload(&stack, &ada, "image/jpeg", pattern(5000)).await?;
-    let id = photo["id"].as_str().unwrap_or_default().to_owned();
+    let id = text(&photo["id"])?;
     // Not sent anywhere yet: only Ada.
     assert_eq!(download(&stack, &bob, &id, None).await?.0, 404);
 
@@ -201,7 +201,7 @@ async fn deleting_media_or_its_message_removes_the_bytes() -> Result<()> {
 
         // Deleted by its uploader.
         let (_, first) = upload(&stack, &ada, "image/png", pattern(2000)).await?;
-        let first_id = first["id"].as_str().unwrap_or_default().to_owned();
+        let first_id = text(&first["id"])?;
         let response =
             stack.http.delete(stack.url(&format!("/media/{first_id}"))).bearer_auth(&ada.token).send().await?;
         assert_eq!(response.status().as_u16(), 204);
@@ -209,7 +209,7 @@ async fn deleting_media_or_its_message_removes_the_bytes() -> Result<()> {
 
         // Sent, then the message deleted for everyone.
         let (_, second) = upload(&stack, &ada, "image/png", pattern(3000)).await?;
-        let second_id = second["id"].as_str().unwrap_or_default().to_owned();
+        let second_id = text(&second["id"])?;
         let body = json!({"client_msg_id": "m", "ciphertext": "aGk=", "algorithm": "x", "media_ids": [second_id]});
         let (_, message) = stack.post(&format!("/chats/{chat}/messages"), Some(&ada.token), &body).await?;
         stack
@@ -217,7 +217,7 @@ async fn deleting_media_or_its_message_removes_the_bytes() -> Result<()> {
                 Ok(download(&stack, &bob, &second_id, None).await?.0 == 200)
             })
             .await?;
-        let message_id = message["id"].as_str().unwrap_or_default();
+        let message_id = &*text(&message["id"])?;
         let response = stack
             .http
             .delete(stack.url(&format!("/chats/{chat}/messages/{message_id}?for=everyone")))
@@ -243,15 +243,14 @@ async fn unattached_uploads_are_reaped_but_avatars_and_sent_media_stay() -> Resu
     let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
     let (_, stray) = upload(&stack, &ada, "image/png", pattern(100)).await?;
     let (_, avatar) = upload(&stack, &ada, "image/png", pattern(200)).await?;
-    let (stray, avatar) =
-        (stray["id"].as_str().unwrap_or_default().to_owned(), avatar["id"].as_str().unwrap_or_default().to_owned());
+    let (stray, avatar) = (text(&stray["id"])?, text(&avatar["id"])?);
     let (status, profile) =
         stack.put(&format!("/users/{}", ada.id), &ada.token, &json!({"avatar_media_id": avatar})).await?;
     ensure!(status == 200, "set avatar: {status} {profile}");
     // The avatar is anyone's to see, and in the profile.
     let (_, seen) = stack.get(&format!("/users/{}", ada.id), Some(&bob.token)).await?;
     assert_eq!(seen["avatar_media_id"], avatar.as_str());
-    let url = seen["avatar_url"].as_str().unwrap_or_default().to_owned();
+    let url = text(&seen["avatar_url"])?;
     assert_eq!(url, format!("/media/{avatar}"));
     let picture = stack.http.get(stack.url(&url)).bearer_auth(&bob.token).send().await?;
     assert_eq!(picture.status().as_u16(), 200);
@@ -264,7 +263,7 @@ async fn unattached_uploads_are_reaped_but_avatars_and_sent_media_stay() -> Resu
     assert_eq!(download(&stack, &ada, &avatar, None).await?.0, 200, "the avatar stays");
     // An upload session nobody finishes goes too.
     let (_, session) = stack.post("/media/uploads", Some(&ada.token), &json!({"content_type": "video/mp4"})).await?;
-    let path = format!("/media/uploads/{}", session["upload_id"].as_str().unwrap_or_default());
+    let path = format!("/media/uploads/{}", text(&session["upload_id"])?);
     assert_eq!(stack.get(&path, Some(&ada.token)).await?.0, 200);
     stack
         .eventually(WAIT, "the abandoned session to be removed", || async {
@@ -283,7 +282,7 @@ async fn an_interrupted_upload_resumes_from_the_last_byte_received() -> Result<(
         let (status, session) =
             stack.post("/media/uploads", Some(&ada.token), &json!({"content_type": "video/mp4"})).await?;
         assert_eq!((status, session["offset"].as_u64()), (201, Some(0)), "{session}");
-        let upload_id = session["upload_id"].as_str().unwrap_or_default().to_owned();
+        let upload_id = text(&session["upload_id"])?;
         let path = format!("/media/uploads/{upload_id}");
 
         // The network drops after 3 MiB of the first request: a raw connection sends the request
@@ -339,7 +338,7 @@ async fn an_interrupted_upload_resumes_from_the_last_byte_received() -> Result<(
         let (status, media) = stack.post(&format!("{path}/complete"), Some(&ada.token), &json!(null)).await?;
         assert_eq!(status, 201, "{media}");
         assert_eq!(media["sha256"], hex_sha256(&video));
-        let (status, _, bytes) = download(&stack, &ada, media["id"].as_str().unwrap_or_default(), None).await?;
+        let (status, _, bytes) = download(&stack, &ada, &text(&media["id"])?, None).await?;
         assert!(status == 200 && bytes == video, "resumed upload differs");
         assert_eq!(stack.get(&path, Some(&ada.token)).await?.0, 404, "the session is gone");
         eprintln!("resumable ok (s3: {})", is_s3(&options));
@@ -361,7 +360,7 @@ async fn media_is_served_so_that_no_upload_can_act_as_a_page() -> Result<()> {
         let (status, media) = upload(&stack, &ada, declared, page.clone()).await?;
         ensure!(status == 201, "upload: {status} {media}");
         assert_eq!(media["content_type"], declared, "the declared type is recorded as sent");
-        let id = media["id"].as_str().unwrap_or_default();
+        let id = &*text(&media["id"])?;
         for range in [None, Some("bytes=0-9")] {
             let (status, headers, _) = download(&stack, &ada, id, range).await?;
             assert!(status == 200 || status == 206, "{status}");
@@ -389,7 +388,7 @@ async fn deleting_one_message_keeps_an_upload_that_another_message_or_a_profile_
         let (first_chat, second_chat) = (group(&stack, &ada, &[&bob]).await?, group(&stack, &ada, &[&cy]).await?);
         let baseline = stored_objects(&stack, &options).await?;
         let (_, photo) = upload(&stack, &ada, "image/jpeg", pattern(5000)).await?;
-        let photo = photo["id"].as_str().unwrap_or_default().to_owned();
+        let photo = text(&photo["id"])?;
         let (status, _) =
             stack.put(&format!("/users/{}", ada.id), &ada.token, &json!({"avatar_media_id": photo})).await?;
         ensure!(status == 200, "set avatar: {status}");
@@ -398,7 +397,7 @@ async fn deleting_one_message_keeps_an_upload_that_another_message_or_a_profile_
             let body = json!({"client_msg_id": "p", "ciphertext": "aGk=", "algorithm": "x", "media_ids": [photo]});
             let (status, message) = stack.post(&format!("/chats/{chat}/messages"), Some(&ada.token), &body).await?;
             ensure!(status == 201, "send: {status} {message}");
-            messages.push(message["id"].as_str().unwrap_or_default().to_owned());
+            messages.push(text(&message["id"])?);
         }
         let delete_for_everyone = |chat: &str, message: &str| {
             let url = stack.url(&format!("/chats/{chat}/messages/{message}?for=everyone"));

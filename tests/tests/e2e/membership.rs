@@ -5,15 +5,15 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use parley_tests::{error_code, read, Socket, Stack};
+use parley_tests::{error_code, read, text, Socket, Stack};
 use serde_json::{json, Value};
 
-use super::chats::{ciphertext, direct, group, member, send, Member};
+use parley_tests::{ciphertext, direct, group, member, send, Member};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn id_of(value: &Value) -> String {
-    value["id"].as_str().unwrap_or_default().to_owned()
+fn id_of(value: &Value) -> Result<String> {
+    text(&value["id"])
 }
 
 fn seqs(page: &Value) -> Vec<i64> {
@@ -27,7 +27,7 @@ async fn invite(stack: &Stack, chat: &str, admin: &Member, query: &str) -> Resul
 async fn new_code(stack: &Stack, chat: &str, admin: &Member) -> Result<String> {
     let (status, body) = invite(stack, chat, admin, "").await?;
     ensure!(status == 201, "invite: {status} {body}");
-    Ok(body["invite_code"].as_str().unwrap_or_default().to_owned())
+    text(&body["invite_code"])
 }
 
 async fn join(stack: &Stack, who: &Member, code: &str) -> Result<(u16, Value)> {
@@ -87,7 +87,7 @@ fn frame_seqs(frames: &[Value], chat: &str) -> Vec<(String, i64)> {
         .filter(|f| f["data"]["chat_id"].as_str() == Some(chat))
         .filter_map(|f| {
             let seq = f["data"]["seq"].as_i64().or_else(|| f["data"]["up_to_seq"].as_i64())?;
-            Some((f["type"].as_str().unwrap_or_default().to_owned(), seq))
+            Some((text(&f["type"]).ok()?, seq))
         })
         .collect()
 }
@@ -109,7 +109,7 @@ async fn a_late_member_sees_only_messages_from_their_joining_on_every_route() ->
     )
     .await?;
     ensure!(status == 201, "upload: {status} {photo}");
-    let photo = id_of(&photo);
+    let photo = id_of(&photo)?;
     let (status, first) = stack
         .post(
             &format!("/chats/{chat}/messages"),
@@ -131,7 +131,7 @@ async fn a_late_member_sees_only_messages_from_their_joining_on_every_route() ->
     assert!(history_everywhere(&stack, &chat, &dee).await?.iter().all(Vec::is_empty));
 
     // Changes to earlier messages after Dee joined: a delete for everyone and a read mark.
-    let url = stack.url(&format!("/chats/{chat}/messages/{}?for=everyone", id_of(&second)));
+    let url = stack.url(&format!("/chats/{chat}/messages/{}?for=everyone", id_of(&second)?));
     assert_eq!(stack.http.delete(url).bearer_auth(&ada.token).send().await?.status().as_u16(), 204);
     let (status, _) =
         stack.post(&format!("/chats/{chat}/mark-read"), Some(&bob.token), &json!({"up_to_seq": 2})).await?;
@@ -174,12 +174,12 @@ async fn a_late_member_sees_only_messages_from_their_joining_on_every_route() ->
     assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"));
 
     // Dee can neither reply to nor delete an earlier message; the later one, yes.
-    let (status, body) = reply(&stack, &chat, &dee, "r1", &id_of(&first)).await?;
+    let (status, body) = reply(&stack, &chat, &dee, "r1", &id_of(&first)?).await?;
     assert_eq!((status, error_code(&body)?.as_str()), (400, "invalid_reply_to"), "{body}");
-    let url = stack.url(&format!("/chats/{chat}/messages/{}?for=me", id_of(&first)));
+    let url = stack.url(&format!("/chats/{chat}/messages/{}?for=me", id_of(&first)?));
     assert_eq!(stack.http.delete(url).bearer_auth(&dee.token).send().await?.status().as_u16(), 404);
-    let (status, body) = reply(&stack, &chat, &dee, "r2", &id_of(&third)).await?;
-    assert_eq!((status, body["reply_to"].as_str()), (201, Some(id_of(&third).as_str())), "{body}");
+    let (status, body) = reply(&stack, &chat, &dee, "r2", &id_of(&third)?).await?;
+    assert_eq!((status, body["reply_to"].as_str()), (201, Some(id_of(&third)?.as_str())), "{body}");
     Ok(())
 }
 
@@ -201,14 +201,14 @@ async fn invite_codes_expire_rotate_and_can_be_revoked() -> Result<()> {
     }
     let (status, body) = invite(&stack, &chat, &ada, "").await?;
     assert_eq!(status, 201, "{body}");
-    let expires_at = chrono::DateTime::parse_from_rfc3339(body["expires_at"].as_str().unwrap_or_default())?;
+    let expires_at = chrono::DateTime::parse_from_rfc3339(&text(&body["expires_at"])?)?;
     let days = (expires_at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
     assert!((167..=168).contains(&days), "expires in {days} h");
 
     // An expired code is refused like one that never existed.
     let (status, body) = invite(&stack, &chat, &ada, "?expires_in_secs=1").await?;
     assert_eq!(status, 201, "{body}");
-    let short = body["invite_code"].as_str().unwrap_or_default().to_owned();
+    let short = text(&body["invite_code"])?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (status, body) = join(&stack, &cyd, &short).await?;
     assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"), "expired: {body}");
@@ -261,7 +261,7 @@ async fn a_kicked_member_stays_out_until_re_added_and_then_sees_from_the_re_add(
     assert_eq!(status, 404);
     let (_, chats) = stack.get("/chats", Some(&bob.token)).await?;
     assert_eq!(chats["items"].as_array().map(Vec::len), Some(0), "{chats}");
-    let (status, body) = reply(&stack, &chat, &bob, "r0", &id_of(&out)).await?;
+    let (status, body) = reply(&stack, &chat, &bob, "r0", &id_of(&out)?).await?;
     assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"), "{body}");
 
     // An admin adds him again: from then on he sees, and only that.
@@ -276,9 +276,9 @@ async fn a_kicked_member_stays_out_until_re_added_and_then_sees_from_the_re_add(
         .map(|(_, seq)| seq)
         .collect();
     assert_eq!(created, [3], "replay after the re-add: {frames:?}");
-    let (status, body) = reply(&stack, &chat, &bob, "r1", &id_of(&out)).await?;
+    let (status, body) = reply(&stack, &chat, &bob, "r1", &id_of(&out)?).await?;
     assert_eq!((status, error_code(&body)?.as_str()), (400, "invalid_reply_to"), "{body}");
-    let (status, _) = reply(&stack, &chat, &bob, "r2", &id_of(&after)).await?;
+    let (status, _) = reply(&stack, &chat, &bob, "r2", &id_of(&after)?).await?;
     assert_eq!(status, 201);
 
     // The re-add lifted the bar: having left on his own, he may rejoin by code.
@@ -331,25 +331,25 @@ async fn reply_to_must_name_a_message_of_the_same_chat_the_sender_can_see() -> R
 
     // Another chat's message, even one the sender can see there; an unknown id.
     for (who, target) in
-        [(&bob, id_of(&elsewhere)), (&ada, id_of(&elsewhere)), (&bob, uuid::Uuid::now_v7().to_string())]
+        [(&bob, id_of(&elsewhere)?), (&ada, id_of(&elsewhere)?), (&bob, uuid::Uuid::now_v7().to_string())]
     {
         let (status, body) = reply(&stack, &ours, who, "bad", &target).await?;
         assert_eq!((status, error_code(&body)?.as_str()), (400, "invalid_reply_to"), "{target}: {body}");
     }
     // A non-member learns nothing: 404 whether the message exists there or not.
-    for target in [id_of(&here), uuid::Uuid::now_v7().to_string()] {
+    for target in [id_of(&here)?, uuid::Uuid::now_v7().to_string()] {
         let (status, body) = reply(&stack, &ours, &eve, "x", &target).await?;
         assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"), "{body}");
     }
     // A message of this chat works, and appears in history with its reply_to.
-    let (status, answer) = reply(&stack, &ours, &bob, "ok", &id_of(&here)).await?;
-    assert_eq!((status, answer["reply_to"].as_str()), (201, Some(id_of(&here).as_str())), "{answer}");
+    let (status, answer) = reply(&stack, &ours, &bob, "ok", &id_of(&here)?).await?;
+    assert_eq!((status, answer["reply_to"].as_str()), (201, Some(id_of(&here)?.as_str())), "{answer}");
     let (_, page) = stack.get(&format!("/chats/{}/messages?limit=1", ours), Some(&ada.token)).await?;
-    assert_eq!(page["items"][0]["reply_to"].as_str(), Some(id_of(&here).as_str()));
+    assert_eq!(page["items"][0]["reply_to"].as_str(), Some(id_of(&here)?.as_str()));
     // A tombstone may be replied to (it shows as deleted).
-    let url = stack.url(&format!("/chats/{ours}/messages/{}?for=everyone", id_of(&here)));
+    let url = stack.url(&format!("/chats/{ours}/messages/{}?for=everyone", id_of(&here)?));
     assert_eq!(stack.http.delete(url).bearer_auth(&ada.token).send().await?.status().as_u16(), 204);
-    let (status, body) = reply(&stack, &ours, &bob, "tomb", &id_of(&here)).await?;
+    let (status, body) = reply(&stack, &ours, &bob, "tomb", &id_of(&here)?).await?;
     assert_eq!(status, 201, "{body}");
     Ok(())
 }

@@ -1,10 +1,10 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use parley_tests::{error_code, Socket, Stack};
+use parley_tests::{error_code, text, Socket, Stack};
 use serde_json::{json, Value};
 
-use super::chats::{group, member, send};
+use parley_tests::{group, member, send};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -49,7 +49,7 @@ async fn offline_members_are_notified_and_manage_their_notifications() -> Result
     assert_eq!(response.status().as_u16(), 204);
     let (_, page) = stack.get("/notifications", Some(&cyd.token)).await?;
     assert!(page["items"].as_array().into_iter().flatten().all(|n| n["read"] == true));
-    let bobs_own = bobs_page["items"][0]["id"].as_str().unwrap_or_default().to_owned();
+    let bobs_own = text(&bobs_page["items"][0]["id"])?;
     let (status, body) = parley_tests::read(
         stack.http.delete(stack.url(&format!("/notifications/{bobs_own}"))).bearer_auth(&cyd.token).send().await?,
     )

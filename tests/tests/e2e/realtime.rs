@@ -1,10 +1,10 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use parley_tests::{Socket, Stack};
+use parley_tests::{text, Socket, Stack};
 use serde_json::json;
 
-use super::chats::{ciphertext, group, member, send};
+use parley_tests::{ciphertext, group, member, send};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -65,7 +65,7 @@ async fn a_reconnect_with_a_cursor_replays_exactly_what_was_missed() -> Result<(
     let mut bobs = Socket::connect(&stack.base_url, &bob.token, None).await?;
     send(&stack, &chat, &ada, "m1", "one").await?;
     let first = bobs.expect("message.created", WAIT).await?;
-    let cursor = first["cursor"].as_str().unwrap_or_default().to_owned();
+    let cursor = text(&first["cursor"])?;
     drop(bobs);
 
     send(&stack, &chat, &ada, "m2", "two").await?;
@@ -73,7 +73,7 @@ async fn a_reconnect_with_a_cursor_replays_exactly_what_was_missed() -> Result<(
     let (_, third) = send(&stack, &chat, &ada, "m4", "deleted before delivery").await?;
     let response = stack
         .http
-        .delete(stack.url(&format!("/chats/{chat}/messages/{}?for=everyone", third["id"].as_str().unwrap_or_default())))
+        .delete(stack.url(&format!("/chats/{chat}/messages/{}?for=everyone", text(&third["id"])?)))
         .bearer_auth(&ada.token)
         .send()
         .await?;

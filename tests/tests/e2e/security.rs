@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use parley_tests::{error_code, unique_email, Socket, Stack, StackOptions, PASSWORD};
+use parley_tests::{error_code, text, unique_email, Socket, Stack, StackOptions, PASSWORD};
 use serde_json::{json, Value};
 
-use super::chats::{group, member, send, Member};
+use parley_tests::{group, member, send, Member};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// Revocation must reach every replica within this.
@@ -47,15 +47,12 @@ async fn logout_ends_the_sessions_sockets_and_access_tokens_on_every_replica() -
     let second = stack.start_extra_api().await?;
     let email = unique_email("ada");
     let registered = stack.register("Ada", &email).await?;
-    let ada = Member {
-        id: registered["user"]["id"].as_str().unwrap_or_default().to_owned(),
-        token: registered["access_token"].as_str().unwrap_or_default().to_owned(),
-    };
+    let ada = Member { id: text(&registered["user"]["id"])?, token: text(&registered["access_token"])? };
     let bob = member(&stack, "bob").await?;
     let chat = group(&stack, &bob, &[&ada]).await?;
     // A second session of Ada's (another device) must survive her logging out of the first.
     let other_session = login(&stack, &email).await?;
-    let other_token = other_session["access_token"].as_str().unwrap_or_default().to_owned();
+    let other_token = text(&other_session["access_token"])?;
 
     // Ada listens on both replicas with the first session, and on the second with the other.
     let mut on_first = Socket::connect(&stack.base_url, &ada.token, None).await?;
@@ -100,9 +97,9 @@ async fn refresh_token_reuse_ends_the_sessions_sockets_but_a_made_up_secret_ends
     let second = stack.start_extra_api().await?;
     let email = unique_email("ada");
     let registered = stack.register("Ada", &email).await?;
-    let user_id = registered["user"]["id"].as_str().unwrap_or_default().to_owned();
-    let access = registered["access_token"].as_str().unwrap_or_default().to_owned();
-    let first_refresh = registered["refresh_token"].as_str().unwrap_or_default().to_owned();
+    let user_id = text(&registered["user"]["id"])?;
+    let access = text(&registered["access_token"])?;
+    let first_refresh = text(&registered["refresh_token"])?;
     let mut socket = Socket::connect(&second, &access, None).await?;
 
     // An attacker who read the session id (it is in every access token) guesses a secret.
@@ -119,7 +116,7 @@ async fn refresh_token_reuse_ends_the_sessions_sockets_but_a_made_up_secret_ends
     let (status, _) = stack.post("/auth/refresh", None, &json!({"refresh_token": first_refresh})).await?;
     assert_eq!(status, 401);
     assert_eq!(socket.closed(REVOCATION_DEADLINE).await?.map(|(code, _)| code), Some(4001));
-    let newest = rotated["access_token"].as_str().unwrap_or_default();
+    let newest = &*text(&rotated["access_token"])?;
     let refused = refused_after(&stack, &second, newest, &user_id, reused_at).await?;
     assert!(refused < REVOCATION_DEADLINE, "the rotated access token still worked for {refused:?}");
     Ok(())
@@ -130,8 +127,8 @@ async fn a_socket_closes_when_its_token_expires_unless_the_client_reauthenticate
     let stack = Stack::start_with(StackOptions::default().env("PARLEY_ACCESS_TOKEN_TTL_SECS", "3")).await?;
     let email = unique_email("ada");
     let registered = stack.register("Ada", &email).await?;
-    let access = registered["access_token"].as_str().unwrap_or_default().to_owned();
-    let refresh = registered["refresh_token"].as_str().unwrap_or_default().to_owned();
+    let access = text(&registered["access_token"])?;
+    let refresh = text(&registered["refresh_token"])?;
     let eve = member(&stack, "eve").await?;
 
     let mut lapsing = Socket::connect(&stack.base_url, &access, None).await?;

@@ -5,22 +5,13 @@ use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use futures::future::join_all;
-use parley_tests::{run_chromium_peer, run_peer, Stack, StackOptions};
+use parley_tests::{access, decoded, run_chromium_peer, run_peer, sfu_stack, text, Stack, StackOptions};
 use serde_json::{json, Value};
 
-use super::chats::{direct, group, member, Member};
+use parley_tests::{direct, group, member, Member};
 
 /// Each peer stays this long in the call.
 const SECONDS: &str = "6";
-
-pub(crate) async fn sfu_stack() -> Result<Stack> {
-    Stack::start_with(StackOptions::default().with_sfu()).await
-}
-
-/// `(sfu url, join token)` from a start or accept answer's `sfu`.
-pub(crate) fn access(sfu: &Value) -> (String, String) {
-    (sfu["url"].as_str().unwrap_or_default().to_owned(), sfu["token"].as_str().unwrap_or_default().to_owned())
-}
 
 /// Starts a call in `chat` as `caller` and has everyone in `others` accept it; returns each
 /// participant's `(url, token)` in the same order (caller first).
@@ -33,26 +24,15 @@ async fn call_everyone(
 ) -> Result<Vec<(String, String)>> {
     let (status, started) = stack.post("/calls", Some(&caller.token), &json!({"chat_id": chat, "kind": kind})).await?;
     ensure!(status == 201, "start call: {status} {started}");
-    let call_id = started["id"].as_str().unwrap_or_default().to_owned();
-    let mut all = vec![access(&started["sfu"])];
+    let call_id = text(&started["id"])?;
+    let mut all = vec![access(&started["sfu"])?];
     for other in others {
         let (status, accepted) =
             stack.post(&format!("/calls/{call_id}/accept"), Some(&other.token), &json!(null)).await?;
         ensure!(status == 200, "accept: {status} {accepted}");
-        all.push(access(&accepted["sfu"]));
+        all.push(access(&accepted["sfu"])?);
     }
     Ok(all)
-}
-
-/// Received tracks of `kind` that decoded at least `frames` frames.
-pub(crate) fn decoded(summary: &Value, kind: &str, frames: u64) -> Vec<Value> {
-    summary["received"]
-        .as_object()
-        .into_iter()
-        .flat_map(|tracks| tracks.values())
-        .filter(|t| t["kind"] == kind && t["frames"].as_u64().unwrap_or(0) >= frames)
-        .cloned()
-        .collect()
 }
 
 fn first_at(track: &Value) -> f64 {
@@ -227,7 +207,7 @@ async fn bad_join_attempts_are_refused_with_a_reason_while_other_rooms_go_on() -
     // A token is admitted once: the malformed offer gets one of its own (Ada joining again).
     let (status, again) = stack.post(&format!("/calls/{call_id}/accept"), Some(&ada.token), &json!(null)).await?;
     ensure!(status == 200, "accept again: {status} {again}");
-    let spare = again["sfu"]["token"].as_str().unwrap_or_default().to_owned();
+    let spare = text(&again["sfu"]["token"])?;
     let other_call = uuid::Uuid::now_v7().to_string();
     // A good call runs meanwhile, on the same SFU.
     let good = tokio::spawn({
@@ -344,7 +324,7 @@ async fn rejoining_from_a_new_connection_does_not_end_a_direct_call() -> Result<
     // replaces the first.
     let (status, again) = stack.post(&format!("/calls/{call_id}/accept"), Some(&bob.token), &json!(null)).await?;
     ensure!(status == 200, "accept again: {status} {again}");
-    let bob_again = again["sfu"]["token"].as_str().unwrap_or_default().to_owned();
+    let bob_again = text(&again["sfu"]["token"])?;
     let peers = tokio::spawn({
         let access = access.clone();
         async move {
@@ -388,7 +368,7 @@ async fn a_dropped_connection_ends_a_direct_call_only_when_it_does_not_come_back
     });
     let status = || async {
         let (_, call) = stack.get(&format!("/calls/{call_id}"), Some(&ada.token)).await?;
-        anyhow::Ok(call["status"].as_str().unwrap_or_default().to_owned())
+        anyhow::Ok(text(&call["status"])?)
     };
     // Well inside the grace, the call goes on for Ada.
     tokio::time::sleep(Duration::from_secs(7)).await;

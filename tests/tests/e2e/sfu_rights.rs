@@ -6,12 +6,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{ensure, Context, Result};
-use parley_tests::{run_peer, Stack};
+use parley_tests::{run_peer, text, Stack};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
-use super::chats::{direct, group, member, Member};
-use super::sfu::{access, decoded, sfu_stack};
+use parley_tests::{access, decoded, sfu_stack};
+use parley_tests::{direct, group, member, Member};
 
 /// How soon after the api's answer the peer must be gone.
 const DROP_WITHIN: f64 = 1.0;
@@ -24,14 +24,14 @@ fn unix_now() -> f64 {
 async fn start_call(stack: &Stack, chat: &str, kind: &str, caller: &Member) -> Result<(String, (String, String))> {
     let (status, started) = stack.post("/calls", Some(&caller.token), &json!({"chat_id": chat, "kind": kind})).await?;
     ensure!(status == 201, "start call: {status} {started}");
-    Ok((started["id"].as_str().unwrap_or_default().to_owned(), access(&started["sfu"])))
+    Ok((text(&started["id"])?, access(&started["sfu"])?))
 }
 
 /// A fresh join token for `who` (answering, or joining again: each call issues a new token).
 async fn accept(stack: &Stack, call: &str, who: &Member) -> Result<(String, String)> {
     let (status, accepted) = stack.post(&format!("/calls/{call}/accept"), Some(&who.token), &json!(null)).await?;
     ensure!(status == 200, "accept: {status} {accepted}");
-    Ok(access(&accepted["sfu"]))
+    access(&accepted["sfu"])
 }
 
 fn spawn_peer(access: &(String, String), args: &[&str]) -> JoinHandle<Result<Value>> {

@@ -1,14 +1,14 @@
 use anyhow::Result;
-use parley_tests::{error_code, unique_email, Stack};
+use parley_tests::{error_code, text, unique_email, Stack};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-fn id_of(registered: &Value) -> String {
-    registered["user"]["id"].as_str().unwrap_or_default().to_owned()
+fn id_of(registered: &Value) -> Result<String> {
+    text(&registered["user"]["id"])
 }
 
-fn token_of(registered: &Value) -> String {
-    registered["access_token"].as_str().unwrap_or_default().to_owned()
+fn token_of(registered: &Value) -> Result<String> {
+    text(&registered["access_token"])
 }
 
 #[tokio::test]
@@ -16,7 +16,7 @@ async fn profiles_are_public_but_email_and_changes_are_your_own() -> Result<()> 
     let stack = Stack::start().await?;
     let ada = stack.register("Ada Lovelace", &unique_email("ada")).await?;
     let bob = stack.register("Bob", &unique_email("bob")).await?;
-    let (ada_id, ada_token, bob_token) = (id_of(&ada), token_of(&ada), token_of(&bob));
+    let (ada_id, ada_token, bob_token) = (id_of(&ada)?, token_of(&ada)?, token_of(&bob)?);
 
     // Read-your-writes: the update is visible to the very next query.
     let (status, updated) =
@@ -54,7 +54,7 @@ async fn profiles_are_public_but_email_and_changes_are_your_own() -> Result<()> 
         .await?;
     let (status, uploaded) = parley_tests::read(upload).await?;
     assert_eq!(status, 201, "{uploaded}");
-    let avatar = uploaded["id"].as_str().unwrap_or_default().to_owned();
+    let avatar = text(&uploaded["id"])?;
     let (_, with_avatar) =
         stack.put(&format!("/users/{ada_id}"), &ada_token, &json!({"avatar_media_id": avatar})).await?;
     assert_eq!(with_avatar["avatar_media_id"].as_str(), Some(avatar.as_str()));
@@ -86,12 +86,12 @@ async fn search_finds_by_name_and_by_status_and_pages() -> Result<()> {
     let mut ids = Vec::new();
     for i in 0..3 {
         let user = stack.register(&format!("Zed {tag} {i}"), &unique_email("zed")).await?;
-        ids.push(id_of(&user));
+        ids.push(id_of(&user)?);
     }
     let walker = stack.register("Walker", &unique_email("walker")).await?;
-    let token = token_of(&walker);
+    let token = token_of(&walker)?;
     let (status, _) =
-        stack.put(&format!("/users/{}", id_of(&walker)), &token, &json!({"status": format!("hiking {tag}")})).await?;
+        stack.put(&format!("/users/{}", id_of(&walker)?), &token, &json!({"status": format!("hiking {tag}")})).await?;
     assert_eq!(status, 200);
 
     // By name, case-insensitively, in pages of two.
@@ -100,7 +100,7 @@ async fn search_finds_by_name_and_by_status_and_pages() -> Result<()> {
     let names: Vec<&str> =
         page["items"].as_array().map(|a| a.iter().filter_map(|u| u["name"].as_str()).collect()).unwrap_or_default();
     assert_eq!(names, [format!("Zed {tag} 0"), format!("Zed {tag} 1")]);
-    let cursor = page["next_cursor"].as_str().unwrap_or_default().to_owned();
+    let cursor = text(&page["next_cursor"])?;
     assert!(!cursor.is_empty());
     let (_, rest) = stack.get(&format!("/users?q=zed%20{tag}&limit=2&cursor={cursor}"), Some(&token)).await?;
     assert_eq!(rest["items"].as_array().map(Vec::len), Some(1));
@@ -134,17 +134,17 @@ async fn a_profile_change_reaches_those_who_share_a_chat_and_no_one_else() -> Re
     let ada = stack.register("Ada", &unique_email("ada")).await?;
     let bob = stack.register("Bob", &unique_email("bob")).await?;
     let cyd = stack.register("Cyd", &unique_email("cyd")).await?;
-    let (ada_id, ada_token) = (id_of(&ada), token_of(&ada));
+    let (ada_id, ada_token) = (id_of(&ada)?, token_of(&ada)?);
     let (status, chat) =
-        stack.post("/chats", Some(&ada_token), &json!({"type": "direct", "member_ids": [id_of(&bob)]})).await?;
+        stack.post("/chats", Some(&ada_token), &json!({"type": "direct", "member_ids": [id_of(&bob)?]})).await?;
     assert_eq!(status, 201, "{chat}");
     let (_, ada_elsewhere) = stack
         .post("/auth/login", None, &json!({"email": ada["user"]["email"], "password": parley_tests::PASSWORD}))
         .await?;
 
-    let mut bobs = Socket::connect(&stack.base_url, &token_of(&bob), None).await?;
-    let mut cyds = Socket::connect(&stack.base_url, &token_of(&cyd), None).await?;
-    let mut adas_other = Socket::connect(&stack.base_url, &token_of(&ada_elsewhere), None).await?;
+    let mut bobs = Socket::connect(&stack.base_url, &token_of(&bob)?, None).await?;
+    let mut cyds = Socket::connect(&stack.base_url, &token_of(&cyd)?, None).await?;
+    let mut adas_other = Socket::connect(&stack.base_url, &token_of(&ada_elsewhere)?, None).await?;
     bobs.expect("chat.member_added", Duration::from_secs(5)).await.ok();
 
     let (status, body) =
