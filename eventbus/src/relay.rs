@@ -119,7 +119,7 @@ impl Relay {
         let mut tx = self.pool.begin().await?;
         // The lock first, in a statement of its own, so that the next one's snapshot includes
         // everything the previous holder left.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(RELAY_LOCK_KEY).execute(&mut *tx).await?;
+        sqlx::query!("SELECT pg_advisory_xact_lock($1)", RELAY_LOCK_KEY).execute(&mut *tx).await?;
         // The oldest outbox rows and their events. The rows are deleted now but only for good at
         // commit, after JetStream acknowledged them; if publishing fails the transaction rolls
         // back and they stay.

@@ -2,10 +2,12 @@
 //! commands, and the api's ringing-timeout sweep.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use parley_domain::call::{CallEvent, ParticipantState};
 use parley_domain::EventEnvelope;
 use serde::Serialize;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::chat_events::aggregate_uuid;
 use crate::{Projection, ProjectionError};
@@ -28,7 +30,7 @@ impl Projection for CallsProjection {
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
-        sqlx::query("TRUNCATE calls, call_participants").execute(conn).await?;
+        sqlx::query!("TRUNCATE calls, call_participants").execute(conn).await?;
         Ok(())
     }
 
@@ -36,47 +38,40 @@ impl Projection for CallsProjection {
         let call_id = aggregate_uuid(event)?;
         let decoded: CallEvent =
             event.decode().map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
-        let participant = |user_id, state: ParticipantState, at| {
-            sqlx::query(
-                "INSERT INTO call_participants (call_id, user_id, state, updated_at) VALUES ($1, $2, $3, $4) \
+        let participant = |user_id: Uuid, state: ParticipantState, at: DateTime<Utc>| {
+            sqlx::query!("INSERT INTO call_participants (call_id, user_id, state, updated_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (call_id, user_id) DO UPDATE SET state = EXCLUDED.state, \
-                   connected = call_participants.connected AND EXCLUDED.state = 'joined', updated_at = EXCLUDED.updated_at",
-            )
-            .bind(call_id)
-            .bind(user_id)
-            .bind(enum_text(&state))
-            .bind(at)
+                   connected = call_participants.connected AND EXCLUDED.state = 'joined', updated_at = EXCLUDED.updated_at", call_id, user_id, enum_text(&state), at)
         };
         match decoded {
             CallEvent::CallStarted { chat_id, kind, initiator_id, invitee_ids, direct, started_at, .. } => {
-                sqlx::query(
+                sqlx::query!(
                     "INSERT INTO calls (id, chat_id, kind, initiator_id, direct, status, created_at) \
                      VALUES ($1, $2, $3, $4, $5, 'ringing', $6)",
+                    call_id,
+                    chat_id,
+                    enum_text(&kind),
+                    initiator_id,
+                    direct,
+                    started_at
                 )
-                .bind(call_id)
-                .bind(chat_id)
-                .bind(enum_text(&kind))
-                .bind(initiator_id)
-                .bind(direct)
-                .bind(started_at)
                 .execute(&mut *conn)
                 .await?;
-                sqlx::query(
+                sqlx::query!(
                     "INSERT INTO call_participants (call_id, user_id, state, updated_at) \
                      SELECT $1, u, CASE WHEN u = $3 THEN 'joined' ELSE 'ringing' END, $4 \
                      FROM unnest(array_append($2::uuid[], $3)) AS u",
+                    call_id,
+                    &invitee_ids,
+                    initiator_id,
+                    started_at
                 )
-                .bind(call_id)
-                .bind(&invitee_ids)
-                .bind(initiator_id)
-                .bind(started_at)
                 .execute(conn)
                 .await?;
             }
             CallEvent::CallAccepted { user_id, at } => {
                 participant(user_id, ParticipantState::Joined, at).execute(&mut *conn).await?;
-                sqlx::query("UPDATE calls SET status = 'active' WHERE id = $1 AND status = 'ringing'")
-                    .bind(call_id)
+                sqlx::query!("UPDATE calls SET status = 'active' WHERE id = $1 AND status = 'ringing'", call_id)
                     .execute(conn)
                     .await?;
             }
@@ -87,28 +82,25 @@ impl Projection for CallsProjection {
                 participant(user_id, ParticipantState::Left, at).execute(conn).await?;
             }
             CallEvent::ParticipantConnected { user_id, at } => {
-                sqlx::query(
-                    "UPDATE call_participants SET connected = true, updated_at = $3 WHERE call_id = $1 AND user_id = $2",
-                )
-                .bind(call_id)
-                .bind(user_id)
-                .bind(at)
+                sqlx::query!("UPDATE call_participants SET connected = true, updated_at = $3 WHERE call_id = $1 AND user_id = $2", call_id, user_id, at)
                 .execute(conn)
                 .await?;
             }
             CallEvent::CallEnded { status, at, .. } => {
-                sqlx::query("UPDATE calls SET status = $2, ended_at = $3 WHERE id = $1")
-                    .bind(call_id)
-                    .bind(enum_text(&status))
-                    .bind(at)
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::query(
+                sqlx::query!(
+                    "UPDATE calls SET status = $2, ended_at = $3 WHERE id = $1",
+                    call_id,
+                    enum_text(&status),
+                    at
+                )
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query!(
                     "UPDATE call_participants SET state = 'left', connected = false, updated_at = $2 \
                      WHERE call_id = $1 AND state IN ('ringing', 'joined')",
+                    call_id,
+                    at
                 )
-                .bind(call_id)
-                .bind(at)
                 .execute(conn)
                 .await?;
             }

@@ -29,11 +29,11 @@ pub async fn open_bodies(
 ) -> Result<Vec<Option<String>>, ProjectionError> {
     let ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
     let keys: HashMap<Uuid, Vec<u8>> =
-        sqlx::query_as("SELECT message_id, key FROM message_keys WHERE message_id = ANY($1)")
-            .bind(&ids)
+        sqlx::query!("SELECT message_id, key FROM message_keys WHERE message_id = ANY($1)", &ids)
             .fetch_all(conn)
             .await?
             .into_iter()
+            .map(|row| (row.message_id, row.key))
             .collect();
     Ok(messages
         .iter()
@@ -54,7 +54,7 @@ async fn insert_messages(conn: &mut PgConnection, messages: &[SentMessage]) -> R
             Some(_) => format!("{{{}}}", m.media_ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(",")),
         })
         .collect();
-    sqlx::query(
+    sqlx::query!(
         "WITH sent AS ( \
            SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], \
                                 $7::text[], $8::text[], $9::uuid[], $10::timestamptz[], $11::uuid[]) \
@@ -77,18 +77,20 @@ async fn insert_messages(conn: &mut PgConnection, messages: &[SentMessage]) -> R
          UPDATE chat_members m SET read_up_to = GREATEST(m.read_up_to, s.seq) \
          FROM (SELECT chat_id, sender_id, max(seq) AS seq FROM sent GROUP BY chat_id, sender_id) s \
          WHERE m.chat_id = s.chat_id AND m.user_id = s.sender_id",
+        // Arrays of borrowed text and of optional values bind as their SQL arrays; `as _` only
+        // tells the macro so (it checks owned, non-null element types).
+        &messages.iter().map(|m| m.chat_id).collect::<Vec<_>>(),
+        &messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        &messages.iter().map(|m| m.message_id).collect::<Vec<_>>(),
+        &messages.iter().map(|m| m.sender_id).collect::<Vec<_>>(),
+        &messages.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>() as _,
+        &bodies as _,
+        &messages.iter().map(|m| m.algorithm.as_str()).collect::<Vec<_>>() as _,
+        &media,
+        &messages.iter().map(|m| m.reply_to).collect::<Vec<_>>() as _,
+        &messages.iter().map(|m| m.sent_at).collect::<Vec<_>>(),
+        &messages.iter().map(|m| m.sender_device_id).collect::<Vec<_>>() as _
     )
-    .bind(messages.iter().map(|m| m.chat_id).collect::<Vec<_>>())
-    .bind(messages.iter().map(|m| m.seq).collect::<Vec<_>>())
-    .bind(messages.iter().map(|m| m.message_id).collect::<Vec<_>>())
-    .bind(messages.iter().map(|m| m.sender_id).collect::<Vec<_>>())
-    .bind(messages.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
-    .bind(&bodies)
-    .bind(messages.iter().map(|m| m.algorithm.as_str()).collect::<Vec<_>>())
-    .bind(&media)
-    .bind(messages.iter().map(|m| m.reply_to).collect::<Vec<_>>())
-    .bind(messages.iter().map(|m| m.sent_at).collect::<Vec<_>>())
-    .bind(messages.iter().map(|m| m.sender_device_id).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
@@ -112,22 +114,20 @@ async fn add_members(
 ) -> Result<(), ProjectionError> {
     let ids: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
     let roles: Vec<&str> = members.iter().map(|m| role_name(m.role)).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO chat_members (chat_id, user_id, role, joined_at, visible_from_seq, read_up_to) \
          SELECT $1, u, r, $4, f.seq, f.seq - 1 FROM unnest($2::uuid[], $3::text[]) AS t(u, r), \
            (SELECT COALESCE($5::bigint, (SELECT last_seq + 1 FROM chats WHERE id = $1), 1) AS seq) f \
          ON CONFLICT DO NOTHING",
+        chat_id,
+        &ids,
+        &roles as _,
+        at,
+        visible_from_seq
     )
-    .bind(chat_id)
-    .bind(&ids)
-    .bind(&roles)
-    .bind(at)
-    .bind(visible_from_seq)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE chats SET last_activity_at = GREATEST(last_activity_at, $2) WHERE id = $1")
-        .bind(chat_id)
-        .bind(at)
+    sqlx::query!("UPDATE chats SET last_activity_at = GREATEST(last_activity_at, $2) WHERE id = $1", chat_id, at)
         .execute(conn)
         .await?;
     Ok(())
@@ -144,7 +144,7 @@ impl Projection for ChatsProjection {
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
-        sqlx::query("TRUNCATE chats, chat_members, messages, hidden_messages, message_media").execute(conn).await?;
+        sqlx::query!("TRUNCATE chats, chat_members, messages, hidden_messages, message_media").execute(conn).await?;
         Ok(())
     }
 
@@ -169,15 +169,15 @@ impl Projection for ChatsProjection {
                     ChatKind::Direct => "direct",
                     ChatKind::Group => "group",
                 };
-                sqlx::query(
+                sqlx::query!(
                     "INSERT INTO chats (id, kind, name, created_by, created_at, last_activity_at) \
                      VALUES ($1, $2, $3, $4, $5, $5)",
+                    chat_id,
+                    kind,
+                    name,
+                    created_by,
+                    created_at
                 )
-                .bind(chat_id)
-                .bind(kind)
-                .bind(name)
-                .bind(created_by)
-                .bind(created_at)
                 .execute(&mut *conn)
                 .await?;
                 add_members(conn, chat_id, &members, created_at, Some(1)).await?;
@@ -190,58 +190,51 @@ impl Projection for ChatsProjection {
                 add_members(conn, chat_id, &[member], at, visible_from_seq).await?
             }
             ChatEvent::MemberRemoved { user_id, .. } => {
-                sqlx::query("DELETE FROM chat_members WHERE chat_id = $1 AND user_id = $2")
-                    .bind(chat_id)
-                    .bind(user_id)
+                sqlx::query!("DELETE FROM chat_members WHERE chat_id = $1 AND user_id = $2", chat_id, user_id)
                     .execute(&mut *conn)
                     .await?;
-                sqlx::query("DELETE FROM hidden_messages WHERE chat_id = $1 AND user_id = $2")
-                    .bind(chat_id)
-                    .bind(user_id)
+                sqlx::query!("DELETE FROM hidden_messages WHERE chat_id = $1 AND user_id = $2", chat_id, user_id)
                     .execute(conn)
                     .await?;
             }
             ChatEvent::MemberRoleChanged { user_id, role, .. } => {
-                sqlx::query("UPDATE chat_members SET role = $3 WHERE chat_id = $1 AND user_id = $2")
-                    .bind(chat_id)
-                    .bind(user_id)
-                    .bind(role_name(role))
-                    .execute(conn)
-                    .await?;
+                sqlx::query!(
+                    "UPDATE chat_members SET role = $3 WHERE chat_id = $1 AND user_id = $2",
+                    chat_id,
+                    user_id,
+                    role_name(role)
+                )
+                .execute(conn)
+                .await?;
             }
             ChatEvent::InviteCreated { .. } | ChatEvent::InvitesRevoked { .. } => {}
             ChatEvent::MessageSent { .. } => insert_messages(conn, &[sent_message(event)?]).await?,
             ChatEvent::MarkedRead { user_id, seq, .. } => {
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE chat_members SET read_up_to = GREATEST(read_up_to, $3) WHERE chat_id = $1 AND user_id = $2",
+                    chat_id,
+                    user_id,
+                    seq
                 )
-                .bind(chat_id)
-                .bind(user_id)
-                .bind(seq)
                 .execute(conn)
                 .await?;
             }
             ChatEvent::MessageDeleted { seq, message_id, .. } => {
-                sqlx::query(
-                    "UPDATE messages SET ciphertext = NULL, media_ids = '{}', deleted = true WHERE chat_id = $1 AND seq = $2",
-                )
-                .bind(chat_id)
-                .bind(seq)
+                sqlx::query!("UPDATE messages SET ciphertext = NULL, media_ids = '{}', deleted = true WHERE chat_id = $1 AND seq = $2", chat_id, seq)
                 .execute(&mut *conn)
                 .await?;
                 // Its media are erased for all: no longer readable, and the reaper removes them.
-                sqlx::query("UPDATE message_media SET deleted = true WHERE message_id = $1")
-                    .bind(message_id)
+                sqlx::query!("UPDATE message_media SET deleted = true WHERE message_id = $1", message_id)
                     .execute(conn)
                     .await?;
             }
             ChatEvent::MessageHidden { seq, user_id, .. } => {
-                sqlx::query(
+                sqlx::query!(
                     "INSERT INTO hidden_messages (user_id, chat_id, seq) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    user_id,
+                    chat_id,
+                    seq
                 )
-                .bind(user_id)
-                .bind(chat_id)
-                .bind(seq)
                 .execute(conn)
                 .await?;
             }

@@ -104,7 +104,7 @@ impl FeedProjection {
         // `previous` is materialised so that each recipient's last cursor is looked up once: the
         // planner had pulled the lookup into the final join, once per frame (`EXPLAIN ANALYZE`:
         // 130 index probes for 64 recipients, about 40 % of the statement's time).
-        let rows: Vec<(i64, Uuid, i64, i64)> = sqlx::query_as(
+        let rows = sqlx::query!(
             "WITH payloads AS ( \
                SELECT * FROM unnest($1::text[], $2::jsonb[], $3::uuid[]) WITH ORDINALITY AS t(kind, data, message_id, p)), \
              numbered AS MATERIALIZED ( \
@@ -116,21 +116,23 @@ impl FeedProjection {
              framed AS ( \
                INSERT INTO user_feed (user_id, cursor, kind, data, message_id) \
                SELECT nb.user_id, nb.cursor, p.kind, p.data, p.message_id FROM numbered nb JOIN payloads p USING (p)) \
-             SELECT nb.p, nb.user_id, nb.cursor, COALESCE(pr.cursor, 0) \
+             SELECT nb.p AS \"payload!\", nb.user_id AS \"user_id!\", nb.cursor AS \"cursor!\", \
+               COALESCE(pr.cursor, 0) AS \"stored_before!\" \
              FROM numbered nb JOIN previous pr USING (user_id) ORDER BY nb.cursor",
-        )
-        .bind(&frames.kinds)
-        .bind(&frames.data)
-        .bind(&frames.message_ids)
-        .bind(&frames.recipients)
-        .bind(&frames.payload_of)
+        &frames.kinds as _,
+        &frames.data,
+        &frames.message_ids as _,
+        &frames.recipients,
+        &frames.payload_of
+    )
         .fetch_all(conn)
         .await?;
         let data: Vec<String> = frames.data.iter().map(Value::to_string).collect();
         // In cursor order, each user's frame follows the one before it in this statement.
         let mut last_cursor: HashMap<Uuid, i64> = HashMap::new();
         let mut outgoing = Vec::with_capacity(rows.len());
-        for (payload, user_id, cursor, stored_before) in rows {
+        for row in rows {
+            let (payload, user_id, cursor, stored_before) = (row.payload, row.user_id, row.cursor, row.stored_before);
             let index = usize::try_from(payload - 1).ok().filter(|i| *i < data.len());
             let Some(index) = index else {
                 return Err(ProjectionError::Inconsistent(format!("feed frame for unknown payload {payload}")));
@@ -154,15 +156,15 @@ impl FeedProjection {
             return Ok(());
         }
         let ids: Vec<Uuid> = notices.iter().map(|_| Uuid::now_v7()).collect();
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO notifications (id, user_id, kind, data, created_at) \
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::timestamptz[])",
+            &ids,
+            &notices.iter().map(|n| n.user_id).collect::<Vec<_>>(),
+            &notices.iter().map(|n| n.kind).collect::<Vec<_>>() as _,
+            &notices.iter().map(|n| n.data.clone()).collect::<Vec<_>>(),
+            &notices.iter().map(|n| n.at).collect::<Vec<_>>()
         )
-        .bind(&ids)
-        .bind(notices.iter().map(|n| n.user_id).collect::<Vec<_>>())
-        .bind(notices.iter().map(|n| n.kind).collect::<Vec<_>>())
-        .bind(notices.iter().map(|n| n.data.clone()).collect::<Vec<_>>())
-        .bind(notices.iter().map(|n| n.at).collect::<Vec<_>>())
         .execute(conn)
         .await?;
         for (id, notice) in ids.into_iter().zip(notices) {
@@ -183,17 +185,18 @@ impl FeedProjection {
     async fn messages_sent(&self, conn: &mut PgConnection, run: &[SentMessage]) -> Result<(), ProjectionError> {
         let chat_ids: Vec<Uuid> = run.iter().map(|m| m.chat_id).collect::<BTreeSet<_>>().into_iter().collect();
         // Members and who of them has no live WebSocket (presence refreshed within 90 s), at once.
-        let rows: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
-            "SELECT m.chat_id, m.user_id, NOT EXISTS (SELECT 1 FROM presence p \
-               WHERE p.user_id = m.user_id AND p.last_seen > now() - interval '90 seconds') \
-             FROM feed_members m WHERE m.chat_id = ANY($1)",
+        let rows = sqlx::query!(
+            r#"SELECT m.chat_id, m.user_id, NOT EXISTS (SELECT 1 FROM presence p
+                 WHERE p.user_id = m.user_id AND p.last_seen > now() - interval '90 seconds') AS "offline!"
+               FROM feed_members m WHERE m.chat_id = ANY($1)"#,
+            &chat_ids
         )
-        .bind(&chat_ids)
         .fetch_all(&mut *conn)
         .await?;
         let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
         let mut offline = HashSet::new();
-        for (chat_id, user_id, is_offline) in rows {
+        for row in rows {
+            let (chat_id, user_id, is_offline) = (row.chat_id, row.user_id, row.offline);
             members.entry(chat_id).or_default().push(user_id);
             if is_offline {
                 offline.insert(user_id);
@@ -278,12 +281,12 @@ impl FeedProjection {
     ) -> Result<(), ProjectionError> {
         let mut frames = Frames::default();
         if let CallEvent::CallStarted { chat_id, kind, initiator_id, invitee_ids, started_at, .. } = &event {
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO feed_calls (call_id, chat_id, invitee_ids) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                call_id,
+                chat_id,
+                invitee_ids
             )
-            .bind(call_id)
-            .bind(chat_id)
-            .bind(invitee_ids)
             .execute(&mut *conn)
             .await?;
             let about = json!({
@@ -293,11 +296,11 @@ impl FeedProjection {
                 "initiator_id": initiator_id,
                 "created_at": started_at.to_rfc3339(),
             });
-            let offline: Vec<Uuid> = sqlx::query_scalar(
-                "SELECT u FROM unnest($1::uuid[]) AS u WHERE NOT EXISTS (SELECT 1 FROM presence p \
-                   WHERE p.user_id = u AND p.last_seen > now() - interval '90 seconds')",
+            let offline: Vec<Uuid> = sqlx::query_scalar!(
+                r#"SELECT u AS "u!" FROM unnest($1::uuid[]) AS u WHERE NOT EXISTS (SELECT 1 FROM presence p
+                   WHERE p.user_id = u AND p.last_seen > now() - interval '90 seconds')"#,
+                invitee_ids
             )
-            .bind(invitee_ids)
             .fetch_all(&mut *conn)
             .await?;
             let notices = offline
@@ -308,12 +311,10 @@ impl FeedProjection {
             frames.add("call.ringing", about, None, invitee_ids);
             return self.store(conn, frames).await;
         }
-        let known: Option<(Uuid, Vec<Uuid>)> =
-            sqlx::query_as("SELECT chat_id, invitee_ids FROM feed_calls WHERE call_id = $1")
-                .bind(call_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let Some((chat_id, invitee_ids)) = known else {
+        let known = sqlx::query!("SELECT chat_id, invitee_ids FROM feed_calls WHERE call_id = $1", call_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some((chat_id, invitee_ids)) = known.map(|row| (row.chat_id, row.invitee_ids)) else {
             return Err(ProjectionError::Inconsistent(format!("call {call_id} changed before it started")));
         };
         let data = match &event {
@@ -345,7 +346,7 @@ impl FeedProjection {
 
     async fn lock_feed(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         if !self.locked.swap(true, Ordering::Relaxed) {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(FEED_LOCK_KEY).execute(conn).await?;
+            sqlx::query!("SELECT pg_advisory_xact_lock($1)", FEED_LOCK_KEY).execute(conn).await?;
         }
         Ok(())
     }
@@ -356,16 +357,18 @@ fn added_to_group(users: &[Uuid], about: &Value, at: DateTime<Utc>) -> Vec<Notic
 }
 
 async fn members_now(conn: &mut PgConnection, chat_id: Uuid) -> Result<Vec<Uuid>, ProjectionError> {
-    Ok(sqlx::query_scalar("SELECT user_id FROM feed_members WHERE chat_id = $1").bind(chat_id).fetch_all(conn).await?)
+    Ok(sqlx::query_scalar!("SELECT user_id FROM feed_members WHERE chat_id = $1", chat_id).fetch_all(conn).await?)
 }
 
 /// The members who may see the message at `seq` (they joined at or before it).
 async fn members_seeing(conn: &mut PgConnection, chat_id: Uuid, seq: i64) -> Result<Vec<Uuid>, ProjectionError> {
-    Ok(sqlx::query_scalar("SELECT user_id FROM feed_members WHERE chat_id = $1 AND visible_from_seq <= $2")
-        .bind(chat_id)
-        .bind(seq)
-        .fetch_all(conn)
-        .await?)
+    Ok(sqlx::query_scalar!(
+        "SELECT user_id FROM feed_members WHERE chat_id = $1 AND visible_from_seq <= $2",
+        chat_id,
+        seq
+    )
+    .fetch_all(conn)
+    .await?)
 }
 
 fn event_time(event: &ChatEvent) -> DateTime<Utc> {
@@ -385,11 +388,11 @@ fn event_time(event: &ChatEvent) -> DateTime<Utc> {
 
 /// `user_id` and everyone who shares a chat with them: who sees their profile in a chat.
 async fn contacts_of(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<Uuid>, ProjectionError> {
-    Ok(sqlx::query_scalar(
-        "SELECT $1::uuid UNION SELECT other.user_id FROM feed_members mine \
-         JOIN feed_members other ON other.chat_id = mine.chat_id WHERE mine.user_id = $1",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT $1::uuid AS "user_id!" UNION SELECT other.user_id FROM feed_members mine
+         JOIN feed_members other ON other.chat_id = mine.chat_id WHERE mine.user_id = $1"#,
+        user_id
     )
-    .bind(user_id)
     .fetch_all(conn)
     .await?)
 }
@@ -397,25 +400,17 @@ async fn contacts_of(conn: &mut PgConnection, user_id: Uuid) -> Result<Vec<Uuid>
 async fn apply_inbox(conn: &mut PgConnection, user_id: Uuid, event: InboxEvent) -> Result<(), ProjectionError> {
     match event {
         InboxEvent::NotificationsMarkedRead { ids: Some(ids), .. } => {
-            sqlx::query("UPDATE notifications SET read = true WHERE user_id = $1 AND id = ANY($2)")
-                .bind(user_id)
-                .bind(ids)
+            sqlx::query!("UPDATE notifications SET read = true WHERE user_id = $1 AND id = ANY($2)", user_id, &ids)
                 .execute(conn)
                 .await?;
         }
         InboxEvent::NotificationsMarkedRead { ids: None, at } => {
-            sqlx::query("UPDATE notifications SET read = true WHERE user_id = $1 AND created_at <= $2")
-                .bind(user_id)
-                .bind(at)
+            sqlx::query!("UPDATE notifications SET read = true WHERE user_id = $1 AND created_at <= $2", user_id, at)
                 .execute(conn)
                 .await?;
         }
         InboxEvent::NotificationDeleted { id, .. } => {
-            sqlx::query("DELETE FROM notifications WHERE user_id = $1 AND id = $2")
-                .bind(user_id)
-                .bind(id)
-                .execute(conn)
-                .await?;
+            sqlx::query!("DELETE FROM notifications WHERE user_id = $1 AND id = $2", user_id, id).execute(conn).await?;
         }
     }
     Ok(())
@@ -429,13 +424,13 @@ async fn add_members(
     users: &[Uuid],
     visible_from_seq: Option<i64>,
 ) -> Result<(), ProjectionError> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO feed_members (chat_id, user_id, visible_from_seq) \
          SELECT $1, u, $3 FROM unnest($2::uuid[]) AS u ON CONFLICT DO NOTHING",
+        chat_id,
+        users,
+        visible_from_seq.unwrap_or(1)
     )
-    .bind(chat_id)
-    .bind(users)
-    .bind(visible_from_seq.unwrap_or(1))
     .execute(conn)
     .await?;
     Ok(())
@@ -454,7 +449,7 @@ impl Projection for FeedProjection {
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         // Rebuilt frames get new, higher cursors (the sequence is not reset), so a client that
         // reconnects with an old cursor is replayed the whole rebuilt feed rather than missing any.
-        sqlx::query("TRUNCATE user_feed, feed_members, feed_calls, notifications").execute(conn).await?;
+        sqlx::query!("TRUNCATE user_feed, feed_members, feed_calls, notifications").execute(conn).await?;
         Ok(())
     }
 
@@ -539,16 +534,10 @@ impl Projection for FeedProjection {
             }
             ChatEvent::MemberRemoved { user_id, removed_by, .. } => {
                 let everyone = members_now(conn, chat_id).await?;
-                sqlx::query("DELETE FROM feed_members WHERE chat_id = $1 AND user_id = $2")
-                    .bind(chat_id)
-                    .bind(user_id)
+                sqlx::query!("DELETE FROM feed_members WHERE chat_id = $1 AND user_id = $2", chat_id, user_id)
                     .execute(&mut *conn)
                     .await?;
-                sqlx::query(
-                    "DELETE FROM user_feed WHERE user_id = $2 AND kind = 'message.created' AND data ->> 'chat_id' = $1::text",
-                )
-                .bind(chat_id)
-                .bind(user_id)
+                sqlx::query!("DELETE FROM user_feed WHERE user_id = $2 AND kind = 'message.created' AND data ->> 'chat_id' = $1::text", chat_id.to_string(), user_id)
                 .execute(&mut *conn)
                 .await?;
                 (
@@ -570,11 +559,8 @@ impl Projection for FeedProjection {
                 json!({"chat_id": chat_id, "user_id": user_id, "up_to_seq": seq}),
             ),
             ChatEvent::MessageDeleted { message_id, seq, .. } => {
-                sqlx::query(
-                    "UPDATE user_feed SET data = data || '{\"ciphertext\": null, \"media_ids\": [], \"deleted\": true}' \
-                     WHERE message_id = $1 AND kind = 'message.created'",
-                )
-                .bind(message_id)
+                sqlx::query!("UPDATE user_feed SET data = data || '{\"ciphertext\": null, \"media_ids\": [], \"deleted\": true}' \
+                     WHERE message_id = $1 AND kind = 'message.created'", message_id)
                 .execute(&mut *conn)
                 .await?;
                 (
@@ -584,11 +570,11 @@ impl Projection for FeedProjection {
                 )
             }
             ChatEvent::MessageHidden { message_id, seq, user_id, .. } => {
-                sqlx::query(
+                sqlx::query!(
                     "DELETE FROM user_feed WHERE user_id = $1 AND message_id = $2 AND kind = 'message.created'",
+                    user_id,
+                    message_id
                 )
-                .bind(user_id)
-                .bind(message_id)
                 .execute(&mut *conn)
                 .await?;
                 (

@@ -45,11 +45,11 @@ impl KeysProjection {
 
     /// `device_list.changed` to `user_id` and every user sharing a chat with them.
     async fn device_list_changed(&self, conn: &mut PgConnection, user_id: Uuid) -> Result<(), ProjectionError> {
-        let watchers: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT $1 UNION SELECT DISTINCT b.user_id FROM chat_members a JOIN chat_members b USING (chat_id) \
-             WHERE a.user_id = $1",
+        let watchers: Vec<Uuid> = sqlx::query_scalar!(
+            r#"SELECT $1::uuid AS "user_id!" UNION SELECT DISTINCT b.user_id FROM chat_members a JOIN chat_members b USING (chat_id)
+             WHERE a.user_id = $1"#,
+            user_id
         )
-        .bind(user_id)
         .fetch_all(conn)
         .await?;
         let frame = ephemeral_frame_text("device_list.changed", &json!({ "user_id": user_id }).to_string());
@@ -65,15 +65,15 @@ impl KeysProjection {
         device_id: Uuid,
         at: DateTime<Utc>,
     ) -> Result<(), ProjectionError> {
-        let user: Option<Uuid> = sqlx::query_scalar(
+        let user: Option<Uuid> = sqlx::query_scalar!(
             "UPDATE devices SET removed_at = $2, one_time_key_count = 0, has_fallback_key = false \
              WHERE device_id = $1 AND removed_at IS NULL RETURNING user_id",
+            device_id,
+            at
         )
-        .bind(device_id)
-        .bind(at)
         .fetch_optional(&mut *conn)
         .await?;
-        sqlx::query("DELETE FROM to_device_messages WHERE device_id = $1").bind(device_id).execute(&mut *conn).await?;
+        sqlx::query!("DELETE FROM to_device_messages WHERE device_id = $1", device_id).execute(&mut *conn).await?;
         if let Some(user_id) = user {
             self.device_list_changed(conn, user_id).await?;
         }
@@ -88,29 +88,20 @@ impl KeysProjection {
     ) -> Result<(), ProjectionError> {
         match event {
             DeviceEvent::DeviceRegistered { user_id, display_name, identity_keys, registered_at, .. } => {
-                sqlx::query(
-                    "INSERT INTO devices (device_id, user_id, display_name, curve25519, ed25519, signature, created_at, last_seen_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-                )
-                .bind(device_id)
-                .bind(user_id)
-                .bind(display_name)
-                .bind(identity_keys.curve25519)
-                .bind(identity_keys.ed25519)
-                .bind(identity_keys.signature)
-                .bind(registered_at)
+                sqlx::query!("INSERT INTO devices (device_id, user_id, display_name, curve25519, ed25519, signature, created_at, last_seen_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)", device_id, user_id, display_name, identity_keys.curve25519, identity_keys.ed25519, identity_keys.signature, registered_at)
                 .execute(&mut *conn)
                 .await?;
                 self.device_list_changed(conn, user_id).await?;
             }
             DeviceEvent::DeviceRenamed { display_name, at } => {
-                let user: Option<Uuid> = sqlx::query_scalar(
+                let user: Option<Uuid> = sqlx::query_scalar!(
                     "UPDATE devices SET display_name = $2, last_seen_at = greatest(last_seen_at, $3) \
                      WHERE device_id = $1 AND removed_at IS NULL RETURNING user_id",
+                    device_id,
+                    display_name,
+                    at
                 )
-                .bind(device_id)
-                .bind(display_name)
-                .bind(at)
                 .fetch_optional(&mut *conn)
                 .await?;
                 if let Some(user_id) = user {
@@ -118,32 +109,29 @@ impl KeysProjection {
                 }
             }
             DeviceEvent::OneTimeKeysAdded { keys, at } => {
-                sqlx::query(
-                    "UPDATE devices SET one_time_key_count = one_time_key_count + $2, last_seen_at = greatest(last_seen_at, $3) \
-                     WHERE device_id = $1 AND removed_at IS NULL",
-                )
-                .bind(device_id)
-                .bind(keys.len() as i32)
-                .bind(at)
+                sqlx::query!("UPDATE devices SET one_time_key_count = one_time_key_count + $2, last_seen_at = greatest(last_seen_at, $3) \
+                     WHERE device_id = $1 AND removed_at IS NULL", device_id, keys.len() as i32, at)
                 .execute(conn)
                 .await?;
             }
             DeviceEvent::FallbackKeyReplaced { at, .. } => {
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE devices SET has_fallback_key = true, last_seen_at = greatest(last_seen_at, $2) \
                      WHERE device_id = $1 AND removed_at IS NULL",
+                    device_id,
+                    at
                 )
-                .bind(device_id)
-                .bind(at)
                 .execute(conn)
                 .await?;
             }
             DeviceEvent::OneTimeKeyClaimed { remaining, .. } => {
-                sqlx::query("UPDATE devices SET one_time_key_count = $2 WHERE device_id = $1 AND removed_at IS NULL")
-                    .bind(device_id)
-                    .bind(remaining as i32)
-                    .execute(conn)
-                    .await?;
+                sqlx::query!(
+                    "UPDATE devices SET one_time_key_count = $2 WHERE device_id = $1 AND removed_at IS NULL",
+                    device_id,
+                    remaining as i32
+                )
+                .execute(conn)
+                .await?;
                 if remaining < LOW_ONE_TIME_KEYS {
                     let data = json!({ "device_id": device_id, "remaining": remaining });
                     self.queue(
@@ -153,11 +141,13 @@ impl KeysProjection {
                 }
             }
             DeviceEvent::ToDeviceAcknowledged { message_ids, .. } => {
-                sqlx::query("DELETE FROM to_device_messages WHERE device_id = $1 AND id = ANY($2)")
-                    .bind(device_id)
-                    .bind(message_ids)
-                    .execute(conn)
-                    .await?;
+                sqlx::query!(
+                    "DELETE FROM to_device_messages WHERE device_id = $1 AND id = ANY($2)",
+                    device_id,
+                    &message_ids
+                )
+                .execute(conn)
+                .await?;
             }
             DeviceEvent::DeviceRemoved { at } => self.device_ended(conn, device_id, at).await?,
         }
@@ -178,7 +168,7 @@ impl KeysProjection {
         }
         // Only to live devices of the user each message names (the api checked both; the device
         // may have gone since).
-        let queued: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+        let queued = sqlx::query!(
             "INSERT INTO to_device_messages (id, device_id, sender_id, sender_device_id, ciphertext, created_at) \
              SELECT t.id, t.device_id, $5, $6, t.ciphertext, $7 \
              FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[]) WITH ORDINALITY AS t(id, user_id, device_id, ciphertext, n) \
@@ -186,17 +176,18 @@ impl KeysProjection {
              ORDER BY t.n \
              ON CONFLICT (id) DO NOTHING \
              RETURNING id, device_id, ciphertext",
+            &ids,
+            &users,
+            &devices,
+            &ciphertexts,
+            sender_id,
+            sender_device_id,
+            sent_at
         )
-        .bind(&ids)
-        .bind(&users)
-        .bind(&devices)
-        .bind(&ciphertexts)
-        .bind(sender_id)
-        .bind(sender_device_id)
-        .bind(sent_at)
         .fetch_all(conn)
         .await?;
-        for (id, device_id, ciphertext) in queued {
+        for row in queued {
+            let (id, device_id, ciphertext) = (row.id, row.device_id, row.ciphertext);
             let data = json!({
                 "id": id,
                 "sender_id": sender_id,
@@ -224,7 +215,7 @@ impl Projection for KeysProjection {
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
-        sqlx::query("TRUNCATE devices, to_device_messages").execute(conn).await?;
+        sqlx::query!("TRUNCATE devices, to_device_messages").execute(conn).await?;
         Ok(())
     }
 
@@ -254,11 +245,11 @@ impl Projection for KeysProjection {
                         self.device_ended(conn, session_id, revoked_at).await
                     }
                     SessionEvent::RefreshTokenRotated { rotated_at, .. } => {
-                        sqlx::query(
+                        sqlx::query!(
                             "UPDATE devices SET last_seen_at = greatest(last_seen_at, $2) WHERE device_id = $1",
+                            session_id,
+                            rotated_at
                         )
-                        .bind(session_id)
-                        .bind(rotated_at)
                         .execute(conn)
                         .await?;
                         Ok(())

@@ -106,10 +106,12 @@ async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
 async fn purge_expired_to_device(pool: sqlx::PgPool, ttl: std::time::Duration, mut shutdown: watch::Receiver<bool>) {
     let ttl_secs = ttl.as_secs_f64();
     loop {
-        let purged = sqlx::query("DELETE FROM to_device_messages WHERE created_at < now() - make_interval(secs => $1)")
-            .bind(ttl_secs)
-            .execute(&pool)
-            .await;
+        let purged = sqlx::query!(
+            "DELETE FROM to_device_messages WHERE created_at < now() - make_interval(secs => $1)",
+            ttl_secs
+        )
+        .execute(&pool)
+        .await;
         match purged {
             Ok(done) if done.rows_affected() > 0 => {
                 tracing::info!(purged = done.rows_affected(), "expired to-device messages deleted")

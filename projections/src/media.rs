@@ -22,7 +22,7 @@ impl Projection for MediaProjection {
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
-        sqlx::query("TRUNCATE media").execute(conn).await?;
+        sqlx::query!("TRUNCATE media").execute(conn).await?;
         Ok(())
     }
 
@@ -32,31 +32,25 @@ impl Projection for MediaProjection {
             event.decode().map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
         match decoded {
             MediaEvent::MediaUploaded { owner_id, size, sha256, content_type, storage_key, uploaded_at, .. } => {
-                sqlx::query(
+                sqlx::query!(
                     "INSERT INTO media (id, owner_id, size, sha256, content_type, storage_key, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    media_id,
+                    owner_id,
+                    size,
+                    sha256,
+                    content_type,
+                    storage_key,
+                    uploaded_at
                 )
-                .bind(media_id)
-                .bind(owner_id)
-                .bind(size)
-                .bind(sha256)
-                .bind(content_type)
-                .bind(storage_key)
-                .bind(uploaded_at)
                 .execute(conn)
                 .await?;
             }
             MediaEvent::MediaDeleted { at, .. } => {
-                sqlx::query("UPDATE media SET deleted_at = $2 WHERE id = $1")
-                    .bind(media_id)
-                    .bind(at)
-                    .execute(conn)
-                    .await?;
+                sqlx::query!("UPDATE media SET deleted_at = $2 WHERE id = $1", media_id, at).execute(conn).await?;
             }
             MediaEvent::MediaObjectRemoved { at } => {
-                sqlx::query("UPDATE media SET object_removed_at = $2 WHERE id = $1")
-                    .bind(media_id)
-                    .bind(at)
+                sqlx::query!("UPDATE media SET object_removed_at = $2 WHERE id = $1", media_id, at)
                     .execute(conn)
                     .await?;
             }

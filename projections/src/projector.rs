@@ -48,31 +48,26 @@ impl AppliedVersions {
         // Makes the rows exist and locks them in one statement. The conflict action updates
         // nothing (`WHERE false` still locks the row): a no-op update had written a new version
         // of every row on every delivery, beside the one `store` writes.
-        sqlx::query(
-            "INSERT INTO projection_versions (projection, aggregate_type, aggregate_id, version) \
+        sqlx::query!("INSERT INTO projection_versions (projection, aggregate_type, aggregate_id, version) \
              SELECT $1, t, i, 0 FROM unnest($2::text[], $3::text[]) AS u(t, i) \
              ON CONFLICT (projection, aggregate_type, aggregate_id) DO UPDATE SET version = projection_versions.version \
-             WHERE false",
-        )
-        .bind(projection)
-        .bind(&types)
-        .bind(&ids)
+             WHERE false", projection, &types, &ids)
         .execute(&mut *conn)
         .await?;
         // A statement of its own, so its snapshot shows what a replica that held a lock before us
         // committed.
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        let rows = sqlx::query!(
             "SELECT p.aggregate_type, p.aggregate_id, p.version FROM projection_versions p \
              JOIN unnest($2::text[], $3::text[]) AS u(t, i) ON p.aggregate_type = u.t AND p.aggregate_id = u.i \
              WHERE p.projection = $1",
+            projection,
+            &types,
+            &ids
         )
-        .bind(projection)
-        .bind(&types)
-        .bind(&ids)
         .fetch_all(conn)
         .await?;
-        for (aggregate_type, aggregate_id, version) in rows {
-            self.versions.insert((aggregate_type, aggregate_id), version);
+        for row in rows {
+            self.versions.insert((row.aggregate_type, row.aggregate_id), row.version);
         }
         Ok(())
     }
@@ -380,10 +375,7 @@ async fn consume(
 pub async fn rebuild(pool: &PgPool, projection: &dyn Projection) -> Result<u64, ProjectionError> {
     let mut tx = pool.begin().await?;
     projection.reset(&mut tx).await?;
-    sqlx::query("DELETE FROM projection_versions WHERE projection = $1")
-        .bind(projection.name())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!("DELETE FROM projection_versions WHERE projection = $1", projection.name()).execute(&mut *tx).await?;
     let types: Vec<String> = projection.aggregate_types().iter().map(|t| (*t).to_owned()).collect();
     // Events are streamed on a second connection so that `tx` stays free for the writes.
     let mut reader = pool.acquire().await?;

@@ -21,7 +21,7 @@ impl Projection for UsersProjection {
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
-        sqlx::query("TRUNCATE users").execute(conn).await?;
+        sqlx::query!("TRUNCATE users").execute(conn).await?;
         Ok(())
     }
 
@@ -34,29 +34,29 @@ impl Projection for UsersProjection {
             event.decode().map_err(|source| ProjectionError::Decode { event_id: event.event_id.clone(), source })?;
         match decoded {
             UserEvent::UserRegistered { name, email, avatar_media_id, registered_at, .. } => {
-                sqlx::query(
+                sqlx::query!(
                     "INSERT INTO users (id, name, email, status, avatar_media_id, created_at, updated_at) \
                      VALUES ($1, $2, $3, '', $4, $5, $5)",
+                    user_id,
+                    name,
+                    email,
+                    avatar_media_id,
+                    registered_at
                 )
-                .bind(user_id)
-                .bind(name)
-                .bind(email)
-                .bind(avatar_media_id)
-                .bind(registered_at)
                 .execute(conn)
                 .await?;
             }
             UserEvent::ProfileUpdated { name, status, avatar_media_id, updated_at } => {
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE users SET name = COALESCE($2, name), status = COALESCE($3, status), \
                      avatar_media_id = CASE WHEN $4 THEN $5 ELSE avatar_media_id END, updated_at = $6 WHERE id = $1",
+                    user_id,
+                    name,
+                    status,
+                    avatar_media_id.is_some(),
+                    avatar_media_id.flatten(),
+                    updated_at
                 )
-                .bind(user_id)
-                .bind(name)
-                .bind(status)
-                .bind(avatar_media_id.is_some())
-                .bind(avatar_media_id.flatten())
-                .bind(updated_at)
                 .execute(conn)
                 .await?;
             }

@@ -176,8 +176,7 @@ fn rate_limit(state: &AppState, key: String, quota: super::rate_limit::Quota) ->
 }
 
 async fn user_id_for_email(state: &AppState, email: &str) -> Result<Option<Uuid>, ApiError> {
-    Ok(sqlx::query_scalar("SELECT user_id FROM user_emails WHERE email = $1")
-        .bind(email)
+    Ok(sqlx::query_scalar!("SELECT user_id FROM user_emails WHERE email = $1", email)
         .fetch_optional(&state.pool)
         .await?)
 }

@@ -5,7 +5,7 @@ use poem_openapi::Object;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Object, sqlx::FromRow)]
+#[derive(Debug, Clone, Object)]
 pub struct ParticipantView {
     pub user_id: Uuid,
     /// `ringing`, `joined`, `rejected` or `left`.
@@ -29,7 +29,6 @@ pub struct CallView {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-#[derive(sqlx::FromRow)]
 struct CallRow {
     id: Uuid,
     chat_id: Uuid,
@@ -42,20 +41,23 @@ struct CallRow {
 
 /// The call as `viewer` may see it: only members of the call's chat do.
 pub async fn call_for(pool: &PgPool, call_id: Uuid, viewer: Uuid) -> Result<Option<CallView>, sqlx::Error> {
-    let row: Option<CallRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        CallRow,
         "SELECT c.id, c.chat_id, c.kind, c.initiator_id, c.status, c.created_at, c.ended_at FROM calls c \
          WHERE c.id = $1 AND EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = c.chat_id AND m.user_id = $2)",
+        call_id,
+        viewer
     )
-    .bind(call_id)
-    .bind(viewer)
     .fetch_optional(pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let participants: Vec<ParticipantView> =
-        sqlx::query_as("SELECT user_id, state, connected FROM call_participants WHERE call_id = $1 ORDER BY user_id")
-            .bind(call_id)
-            .fetch_all(pool)
-            .await?;
+    let participants = sqlx::query_as!(
+        ParticipantView,
+        "SELECT user_id, state, connected FROM call_participants WHERE call_id = $1 ORDER BY user_id",
+        call_id
+    )
+    .fetch_all(pool)
+    .await?;
     Ok(Some(CallView {
         id: row.id,
         chat_id: row.chat_id,
@@ -70,7 +72,7 @@ pub async fn call_for(pool: &PgPool, call_id: Uuid, viewer: Uuid) -> Result<Opti
 
 /// The chat's live call, if any (write-side lookup, current as of the last commit).
 pub async fn active_call_in(pool: &PgPool, chat_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT call_id FROM active_calls WHERE chat_id = $1").bind(chat_id).fetch_optional(pool).await
+    sqlx::query_scalar!("SELECT call_id FROM active_calls WHERE chat_id = $1", chat_id).fetch_optional(pool).await
 }
 
 /// Whether the `calls` read model has applied every event committed for `call_id`.
@@ -80,24 +82,24 @@ pub async fn call_caught_up(pool: &PgPool, call_id: Uuid) -> Result<bool, sqlx::
 
 /// Calls still ringing that started at or before `cutoff`.
 pub async fn ringing_since(pool: &PgPool, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT id FROM calls WHERE status = 'ringing' AND created_at <= $1 ORDER BY created_at LIMIT $2",
+        cutoff,
+        limit
     )
-    .bind(cutoff)
-    .bind(limit)
     .fetch_all(pool)
     .await
 }
 
 /// Answered calls in which nobody's media is connected and nothing changed since `cutoff`.
 pub async fn abandoned_since(pool: &PgPool, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT c.id FROM calls c WHERE c.status = 'active' AND NOT EXISTS ( \
            SELECT 1 FROM call_participants p WHERE p.call_id = c.id AND (p.connected OR p.updated_at > $1)) \
          ORDER BY c.created_at LIMIT $2",
+        cutoff,
+        limit
     )
-    .bind(cutoff)
-    .bind(limit)
     .fetch_all(pool)
     .await
 }

@@ -23,15 +23,16 @@ const NOT_HIDDEN_FOR_VIEWER: &str = "NOT EXISTS (SELECT 1 FROM hidden_messages h
      WHERE h.user_id = $3 AND h.chat_id = m.chat_id AND h.seq = m.seq)";
 
 pub async fn is_member(pool: &PgPool, chat_id: Uuid, user_id: Uuid) -> Result<bool, sqlx::Error> {
-    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM chat_members WHERE chat_id = $1 AND user_id = $2")
-        .bind(chat_id)
-        .bind(user_id)
-        .fetch_optional(pool)
-        .await?;
+    let found = sqlx::query_scalar!(
+        r#"SELECT 1 AS "found!" FROM chat_members WHERE chat_id = $1 AND user_id = $2"#,
+        chat_id,
+        user_id
+    )
+    .fetch_optional(pool)
+    .await?;
     Ok(found.is_some())
 }
 
-#[derive(sqlx::FromRow)]
 struct ChatRow {
     kind: String,
     name: Option<String>,
@@ -46,18 +47,20 @@ pub async fn chat_for(pool: &PgPool, chat_id: Uuid, viewer: Uuid) -> Result<Opti
     if !is_member(pool, chat_id, viewer).await? {
         return Ok(None);
     }
-    let row: Option<ChatRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        ChatRow,
         "SELECT kind, name, created_by, created_at, last_seq, last_activity_at FROM chats WHERE id = $1",
+        chat_id
     )
-    .bind(chat_id)
     .fetch_optional(pool)
     .await?;
     let Some(ChatRow { kind, name, created_by, created_at, last_seq, last_activity_at }) = row else { return Ok(None) };
-    let members: Vec<MemberView> = sqlx::query_as(
+    let members = sqlx::query_as!(
+        MemberView,
         "SELECT user_id, role, joined_at, read_up_to AS read_up_to_seq FROM chat_members \
          WHERE chat_id = $1 ORDER BY joined_at, user_id",
+        chat_id
     )
-    .bind(chat_id)
     .fetch_all(pool)
     .await?;
     Ok(Some(ChatView {
@@ -72,7 +75,6 @@ pub async fn chat_for(pool: &PgPool, chat_id: Uuid, viewer: Uuid) -> Result<Opti
     }))
 }
 
-#[derive(sqlx::FromRow)]
 struct SummaryRow {
     id: Uuid,
     kind: String,
@@ -91,18 +93,19 @@ pub async fn chats_of(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: u32,
 ) -> Result<Vec<ChatSummary>, sqlx::Error> {
-    let rows: Vec<SummaryRow> = sqlx::query_as(
-        "SELECT c.id, c.kind, c.name, c.last_seq, c.last_activity_at, me.visible_from_seq, \
-           (SELECT count(*) FROM chat_members x WHERE x.chat_id = c.id) AS member_count, \
-           GREATEST(c.last_seq - GREATEST(me.read_up_to, me.visible_from_seq - 1), 0) AS unread_count \
-         FROM chat_members me JOIN chats c ON c.id = me.chat_id \
-         WHERE me.user_id = $1 AND ($2::timestamptz IS NULL OR (c.last_activity_at, c.id) < ($2, $3)) \
-         ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $4",
+    let rows = sqlx::query_as!(
+        SummaryRow,
+        r#"SELECT c.id, c.kind, c.name, c.last_seq, c.last_activity_at, me.visible_from_seq,
+             (SELECT count(*) FROM chat_members x WHERE x.chat_id = c.id) AS "member_count!",
+             GREATEST(c.last_seq - GREATEST(me.read_up_to, me.visible_from_seq - 1), 0) AS "unread_count!"
+           FROM chat_members me JOIN chats c ON c.id = me.chat_id
+           WHERE me.user_id = $1 AND ($2::timestamptz IS NULL OR (c.last_activity_at, c.id) < ($2, $3))
+           ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $4"#,
+        viewer,
+        after.map(|a| a.0),
+        after.map(|a| a.1).unwrap_or_default(),
+        i64::from(limit)
     )
-    .bind(viewer)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1).unwrap_or_default())
-    .bind(i64::from(limit))
     .fetch_all(pool)
     .await?;
     // Every chat's newest message in one query, not one per chat; none when it came before the
@@ -186,25 +189,23 @@ pub async fn messages_page(
 
 /// The `seq` of the message with this id in this chat, if there is one.
 pub async fn message_seq(pool: &PgPool, chat_id: Uuid, message_id: Uuid) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT seq FROM messages WHERE chat_id = $1 AND id = $2")
-        .bind(chat_id)
-        .bind(message_id)
+    sqlx::query_scalar!("SELECT seq FROM messages WHERE chat_id = $1 AND id = $2", chat_id, message_id)
         .fetch_optional(pool)
         .await
 }
 
 pub async fn direct_chat_between(pool: &PgPool, a: Uuid, b: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT chat_id FROM direct_chats WHERE user_low = least($1, $2) AND user_high = greatest($1, $2)",
+    sqlx::query_scalar!(
+        "SELECT chat_id FROM direct_chats WHERE user_low = least($1::uuid, $2::uuid) AND user_high = greatest($1::uuid, $2::uuid)",
+        a,
+        b
     )
-    .bind(a)
-    .bind(b)
     .fetch_optional(pool)
     .await
 }
 
 pub async fn chat_for_invite(pool: &PgPool, code: &str) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar("SELECT chat_id FROM chat_invites WHERE code = $1").bind(code).fetch_optional(pool).await
+    sqlx::query_scalar!("SELECT chat_id FROM chat_invites WHERE code = $1", code).fetch_optional(pool).await
 }
 
 /// The message a previous attempt with this `client_msg_id` created, if any.
@@ -214,19 +215,20 @@ pub async fn sent_with_client_id(
     sender_id: Uuid,
     client_msg_id: &str,
 ) -> Result<Option<(Uuid, i64)>, sqlx::Error> {
-    sqlx::query_as(
+    let sent = sqlx::query!(
         "SELECT message_id, seq FROM chat_client_messages WHERE chat_id = $1 AND sender_id = $2 AND client_msg_id = $3",
+        chat_id,
+        sender_id,
+        client_msg_id
     )
-    .bind(chat_id)
-    .bind(sender_id)
-    .bind(client_msg_id)
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(sent.map(|row| (row.message_id, row.seq)))
 }
 
 /// How many of `ids` are registered users.
 pub async fn existing_users(pool: &PgPool, ids: &[Uuid]) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM users WHERE id = ANY($1)").bind(ids).fetch_one(pool).await
+    sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM users WHERE id = ANY($1)"#, ids).fetch_one(pool).await
 }
 
 /// Whether the `chats` read model has applied every event committed for `chat_id`.
@@ -237,14 +239,15 @@ pub async fn chat_caught_up(pool: &PgPool, chat_id: Uuid) -> Result<bool, sqlx::
 /// Whether the `chats` read model has applied every event committed for the chats `user_id` is in
 /// (one primary-key probe per chat: is there an event after the applied version?).
 pub async fn chats_of_caught_up(pool: &PgPool, user_id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT NOT EXISTS (SELECT 1 FROM chat_members m \
-           JOIN projection_versions v \
-             ON v.projection = 'chats' AND v.aggregate_type = 'Chat' AND v.aggregate_id = m.chat_id::text \
-           WHERE m.user_id = $1 AND EXISTS (SELECT 1 FROM events e \
-             WHERE e.aggregate_type = 'Chat' AND e.aggregate_id = v.aggregate_id AND e.sequence = v.version + 1))",
+    sqlx::query_scalar!(
+        r#"SELECT NOT EXISTS (SELECT 1 FROM chat_members m
+             JOIN projection_versions v
+               ON v.projection = 'chats' AND v.aggregate_type = 'Chat' AND v.aggregate_id = m.chat_id::text
+             WHERE m.user_id = $1 AND EXISTS (SELECT 1 FROM events e
+               WHERE e.aggregate_type = 'Chat' AND e.aggregate_id = v.aggregate_id AND e.sequence = v.version + 1))
+           AS "caught_up!""#,
+        user_id
     )
-    .bind(user_id)
     .fetch_one(pool)
     .await
 }

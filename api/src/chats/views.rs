@@ -9,7 +9,7 @@ pub enum ChatType {
     Group,
 }
 
-#[derive(Debug, Clone, Object, sqlx::FromRow)]
+#[derive(Debug, Clone, Object)]
 pub struct MemberView {
     pub user_id: Uuid,
     /// `admin` or `member`.

@@ -55,13 +55,13 @@ impl ProjectionProgress {
         timeout: Duration,
     ) -> Result<bool, sqlx::Error> {
         self.wait_until(timeout, || async {
-            let applied: Option<i64> = sqlx::query_scalar(
+            let applied = sqlx::query_scalar!(
                 "SELECT version FROM projection_versions \
                  WHERE projection = $1 AND aggregate_type = $2 AND aggregate_id = $3",
+                projection,
+                aggregate_type,
+                aggregate_id
             )
-            .bind(projection)
-            .bind(aggregate_type)
-            .bind(aggregate_id)
             .fetch_optional(&self.pool)
             .await?;
             Ok(applied.unwrap_or(0) >= version)
@@ -103,15 +103,15 @@ pub async fn aggregate_caught_up(
     aggregate_type: &str,
     id: Uuid,
 ) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT NOT EXISTS (SELECT 1 FROM events e \
-           WHERE e.aggregate_type = $2 AND e.aggregate_id = $3 AND e.sequence > COALESCE( \
-             (SELECT version FROM projection_versions v \
-              WHERE v.projection = $1 AND v.aggregate_type = $2 AND v.aggregate_id = $3), 0))",
+    sqlx::query_scalar!(
+        r#"SELECT NOT EXISTS (SELECT 1 FROM events e
+             WHERE e.aggregate_type = $2 AND e.aggregate_id = $3 AND e.sequence > COALESCE(
+               (SELECT version FROM projection_versions v
+                WHERE v.projection = $1 AND v.aggregate_type = $2 AND v.aggregate_id = $3), 0)) AS "caught_up!""#,
+        projection,
+        aggregate_type,
+        id.to_string()
     )
-    .bind(projection)
-    .bind(aggregate_type)
-    .bind(id.to_string())
     .fetch_one(pool)
     .await
 }

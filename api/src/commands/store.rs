@@ -147,30 +147,30 @@ impl EventStore {
 
     /// An aggregate's state and version: its newest snapshot plus the events after it.
     pub async fn load<A: Aggregate>(&self, aggregate_id: &str) -> Result<(A, i64), CommitError> {
-        let snapshot: Option<(i64, String)> = sqlx::query_as(
-            "SELECT last_sequence, payload::text FROM snapshots \
-             WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY last_sequence DESC LIMIT 1",
+        let snapshot = sqlx::query!(
+            r#"SELECT last_sequence, payload::text AS "payload!" FROM snapshots
+               WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY last_sequence DESC LIMIT 1"#,
+            A::TYPE,
+            aggregate_id
         )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
         .fetch_optional(&self.pool)
         .await?;
         let (mut version, mut state) = match snapshot {
-            Some((last_sequence, payload)) => (last_sequence, serde_json::from_str::<A>(&payload)?),
+            Some(row) => (row.last_sequence, serde_json::from_str::<A>(&row.payload)?),
             None => (0, A::default()),
         };
-        let events: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT sequence, payload::text FROM events \
-             WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence",
+        let events = sqlx::query!(
+            r#"SELECT sequence, payload::text AS "payload!" FROM events
+               WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence"#,
+            A::TYPE,
+            aggregate_id,
+            version
         )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .bind(version)
         .fetch_all(&self.pool)
         .await?;
-        for (sequence, payload) in events {
-            state.apply(decode::<A::Event>(&payload)?);
-            version = sequence;
+        for event in events {
+            state.apply(decode::<A::Event>(&event.payload)?);
+            version = event.sequence;
         }
         Ok((state, version))
     }
@@ -238,7 +238,13 @@ async fn write(pool: &PgPool, commits: &[&Commit]) -> Result<(), CommitError> {
         commits.iter().filter_map(|c| c.snapshot.as_ref().map(|s| (c.aggregate_type, s))).collect();
     let sent = ClientMessageColumns::of(commits);
     // Array order is insert order, so `position` follows each aggregate's sequence.
-    sqlx::query(
+    let snapshot_types: Vec<&str> = snapshots.iter().map(|(t, _)| *t).collect();
+    let snapshot_ids: Vec<&str> = snapshots.iter().map(|(_, s)| s.aggregate_id.as_str()).collect();
+    let snapshot_sequences: Vec<i64> = snapshots.iter().map(|(_, s)| s.last_sequence).collect();
+    let snapshot_payloads: Vec<&str> = snapshots.iter().map(|(_, s)| s.payload.as_str()).collect();
+    // Arrays of borrowed text and bytes bind as `text[]` and `bytea[]`; `as _` only tells the
+    // macro so (it checks owned element types).
+    sqlx::query!(
         "WITH keys AS ( \
            INSERT INTO message_keys (message_id, key) SELECT * FROM unnest($8::uuid[], $9::bytea[])), \
          old_snapshots AS ( \
@@ -258,26 +264,26 @@ async fn write(pool: &PgPool, commits: &[&Commit]) -> Result<(), CommitError> {
              AS u(t, i, s, et, ev, p, m) \
            RETURNING 1) \
          SELECT set_config('parley.commit_lookups', 'on', true) WHERE EXISTS (SELECT FROM written)",
+        &columns.aggregate_types as _,
+        &columns.aggregate_ids as _,
+        &columns.sequences,
+        &columns.event_types as _,
+        &columns.event_versions as _,
+        &columns.payloads as _,
+        &columns.metadata as _,
+        &message_ids,
+        &keys as _,
+        &snapshot_types as _,
+        &snapshot_ids as _,
+        &snapshot_sequences,
+        &snapshot_payloads as _,
+        &sent.chat_ids,
+        &sent.sender_ids,
+        &sent.client_msg_ids as _,
+        &sent.message_ids,
+        &sent.seqs
     )
-    .bind(&columns.aggregate_types)
-    .bind(&columns.aggregate_ids)
-    .bind(&columns.sequences)
-    .bind(&columns.event_types)
-    .bind(&columns.event_versions)
-    .bind(&columns.payloads)
-    .bind(&columns.metadata)
-    .bind(&message_ids)
-    .bind(&keys)
-    .bind(snapshots.iter().map(|(t, _)| *t).collect::<Vec<_>>())
-    .bind(snapshots.iter().map(|(_, s)| s.aggregate_id.as_str()).collect::<Vec<_>>())
-    .bind(snapshots.iter().map(|(_, s)| s.last_sequence).collect::<Vec<_>>())
-    .bind(snapshots.iter().map(|(_, s)| s.payload.as_str()).collect::<Vec<_>>())
-    .bind(&sent.chat_ids)
-    .bind(&sent.sender_ids)
-    .bind(&sent.client_msg_ids)
-    .bind(&sent.message_ids)
-    .bind(&sent.seqs)
-    .execute(pool)
+    .fetch_optional(pool)
     .await
     .map_err(classify)?;
     Ok(())

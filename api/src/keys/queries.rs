@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct DeviceRow {
     pub device_id: Uuid,
     pub user_id: Uuid,
@@ -20,36 +20,40 @@ pub struct DeviceRow {
     pub last_seen_at: DateTime<Utc>,
 }
 
-const DEVICE_COLUMNS: &str = "device_id, user_id, display_name, curve25519, ed25519, signature, one_time_key_count, \
-                              has_fallback_key, created_at, last_seen_at";
-
 /// Live devices of `users`, oldest first per user.
 pub async fn devices_of(pool: &PgPool, users: &[Uuid]) -> Result<Vec<DeviceRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = ANY($1) AND removed_at IS NULL \
-         ORDER BY user_id, created_at, device_id"
-    ))
-    .bind(users)
+    sqlx::query_as!(
+        DeviceRow,
+        "SELECT device_id, user_id, display_name, curve25519, ed25519, signature, one_time_key_count, \
+           has_fallback_key, created_at, last_seen_at \
+         FROM devices WHERE user_id = ANY($1) AND removed_at IS NULL ORDER BY user_id, created_at, device_id",
+        users
+    )
     .fetch_all(pool)
     .await
 }
 
 /// Live devices among `device_ids`.
 pub async fn live_devices(pool: &PgPool, device_ids: &[Uuid]) -> Result<Vec<DeviceRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = ANY($1) AND removed_at IS NULL"))
-        .bind(device_ids)
-        .fetch_all(pool)
-        .await
+    sqlx::query_as!(
+        DeviceRow,
+        "SELECT device_id, user_id, display_name, curve25519, ed25519, signature, one_time_key_count, \
+           has_fallback_key, created_at, last_seen_at \
+         FROM devices WHERE device_id = ANY($1) AND removed_at IS NULL",
+        device_ids
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// Those of `users` that `viewer` may see the devices of: themself and anyone sharing a chat.
 pub async fn visible_users(pool: &PgPool, viewer: Uuid, users: &[Uuid]) -> Result<HashSet<Uuid>, sqlx::Error> {
-    let mut visible: HashSet<Uuid> = sqlx::query_scalar(
+    let mut visible: HashSet<Uuid> = sqlx::query_scalar!(
         "SELECT DISTINCT b.user_id FROM chat_members a JOIN chat_members b USING (chat_id) \
          WHERE a.user_id = $1 AND b.user_id = ANY($2)",
+        viewer,
+        users
     )
-    .bind(viewer)
-    .bind(users)
     .fetch_all(pool)
     .await?
     .into_iter()
@@ -69,20 +73,20 @@ pub async fn full_queues(
     max: i64,
     ttl_secs: f64,
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT t.device_id FROM unnest($1::uuid[], $2::bigint[]) AS t(device_id, incoming) \
-         WHERE t.incoming + (SELECT count(*) FROM to_device_messages q \
-                             WHERE q.device_id = t.device_id AND q.created_at >= now() - make_interval(secs => $4)) > $3",
+    sqlx::query_scalar!(
+        r#"SELECT t.device_id AS "device_id!" FROM unnest($1::uuid[], $2::bigint[]) AS t(device_id, incoming)
+           WHERE t.incoming + (SELECT count(*) FROM to_device_messages q
+                               WHERE q.device_id = t.device_id AND q.created_at >= now() - make_interval(secs => $4)) > $3"#,
+        device_ids,
+        incoming,
+        max,
+        ttl_secs
     )
-    .bind(device_ids)
-    .bind(incoming)
-    .bind(max)
-    .bind(ttl_secs)
     .fetch_all(pool)
     .await
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct ToDeviceRow {
     pub position: i64,
     pub id: Uuid,
@@ -100,15 +104,16 @@ pub async fn queued(
     limit: i64,
     ttl_secs: f64,
 ) -> Result<Vec<ToDeviceRow>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        ToDeviceRow,
         "SELECT position, id, sender_id, sender_device_id, ciphertext, created_at FROM to_device_messages \
          WHERE device_id = $1 AND position > $2 AND created_at >= now() - make_interval(secs => $4) \
          ORDER BY position LIMIT $3",
+        device_id,
+        after,
+        limit,
+        ttl_secs
     )
-    .bind(device_id)
-    .bind(after)
-    .bind(limit)
-    .bind(ttl_secs)
     .fetch_all(pool)
     .await
 }

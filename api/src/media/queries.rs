@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// An upload as its uploader sees it.
-#[derive(Debug, Clone, Object, sqlx::FromRow)]
+#[derive(Debug, Clone, Object)]
 pub struct MediaView {
     pub id: Uuid,
     pub size: i64,
@@ -17,7 +17,7 @@ pub struct MediaView {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct StoredMedia {
     pub size: i64,
     pub sha256: String,
@@ -26,12 +26,13 @@ pub struct StoredMedia {
 }
 
 pub async fn own_media(pool: &PgPool, id: Uuid, owner: Uuid) -> Result<Option<MediaView>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        MediaView,
         "SELECT id, size, content_type, sha256, created_at FROM media \
          WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL",
+        id,
+        owner
     )
-    .bind(id)
-    .bind(owner)
     .fetch_optional(pool)
     .await
 }
@@ -40,7 +41,8 @@ pub async fn own_media(pool: &PgPool, id: Uuid, owner: Uuid) -> Result<Option<Me
 /// deleted for everyone) sent since they joined carries it, or anyone when it is a profile
 /// picture.
 pub async fn readable_media(pool: &PgPool, id: Uuid, viewer: Uuid) -> Result<Option<StoredMedia>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        StoredMedia,
         "SELECT size, sha256, content_type, storage_key FROM media m \
          WHERE m.id = $1 AND m.deleted_at IS NULL AND ( \
            m.owner_id = $2 \
@@ -49,58 +51,61 @@ pub async fn readable_media(pool: &PgPool, id: Uuid, viewer: Uuid) -> Result<Opt
                       JOIN messages msg ON msg.id = mm.message_id AND msg.seq >= cm.visible_from_seq \
                       WHERE mm.media_id = m.id AND NOT mm.deleted) \
            OR EXISTS (SELECT 1 FROM users u WHERE u.avatar_media_id = m.id))",
+        id,
+        viewer
     )
-    .bind(id)
-    .bind(viewer)
     .fetch_optional(pool)
     .await
 }
 
 /// How many of `ids` are live uploads of `owner` (attachments must be one's own).
 pub async fn owned_count(pool: &PgPool, ids: &[Uuid], owner: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM media WHERE id = ANY($1) AND owner_id = $2 AND deleted_at IS NULL")
-        .bind(ids)
-        .bind(owner)
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM media WHERE id = ANY($1) AND owner_id = $2 AND deleted_at IS NULL"#,
+        ids,
+        owner
+    )
+    .fetch_one(pool)
+    .await
 }
 
 /// Deleted media whose bytes are still stored.
 pub async fn to_remove(pool: &PgPool, limit: i64) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
-    sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT id, storage_key FROM media WHERE deleted_at IS NOT NULL AND object_removed_at IS NULL \
          ORDER BY deleted_at LIMIT $1",
+        limit
     )
-    .bind(limit)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|row| (row.id, row.storage_key)).collect())
 }
 
 /// Live media carried by a message deleted for everyone and by nothing live: no other message
 /// (an upload may be sent to several chats) and no profile picture.
 pub async fn of_deleted_messages(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT DISTINCT m.id FROM message_media mm JOIN media m ON m.id = mm.media_id \
          WHERE mm.deleted AND m.deleted_at IS NULL \
            AND NOT EXISTS (SELECT 1 FROM message_media live WHERE live.media_id = m.id AND NOT live.deleted) \
            AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_media_id = m.id) \
          LIMIT $1",
+        limit
     )
-    .bind(limit)
     .fetch_all(pool)
     .await
 }
 
 /// Live media older than `cutoff` that no message and no profile uses.
 pub async fn unattached_before(pool: &PgPool, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT m.id FROM media m WHERE m.deleted_at IS NULL AND m.created_at < $1 \
            AND NOT EXISTS (SELECT 1 FROM message_media mm WHERE mm.media_id = m.id) \
            AND NOT EXISTS (SELECT 1 FROM users u WHERE u.avatar_media_id = m.id) \
          ORDER BY m.created_at LIMIT $2",
+        cutoff,
+        limit
     )
-    .bind(cutoff)
-    .bind(limit)
     .fetch_all(pool)
     .await
 }

@@ -15,7 +15,7 @@ use crate::pagination::{decode_time_cursor, encode_time_cursor, page_limit};
 use crate::state::AppState;
 use crate::ApiTags;
 
-#[derive(Debug, Object, sqlx::FromRow)]
+#[derive(Debug, Object)]
 pub struct NotificationView {
     pub id: Uuid,
     /// `message` (arrived while you were offline) or `added_to_group`.
@@ -81,14 +81,15 @@ impl NotificationsApi {
     ) -> Result<NotificationPageResponse, ApiError> {
         let limit = page_limit(limit.0)?;
         let after = decode_time_cursor(cursor.0.as_deref())?;
-        let items: Vec<NotificationView> = sqlx::query_as(
+        let items = sqlx::query_as!(
+            NotificationView,
             "SELECT id, kind, data, created_at, read FROM notifications WHERE user_id = $1 \
              AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) ORDER BY created_at DESC, id DESC LIMIT $4",
+            auth.0.user_id,
+            after.map(|a| a.0),
+            after.map(|a| a.1).unwrap_or_default(),
+            i64::from(limit)
         )
-        .bind(auth.0.user_id)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1).unwrap_or_default())
-        .bind(i64::from(limit))
         .fetch_all(&state.pool)
         .await?;
         let next_cursor = (items.len() == limit as usize)
@@ -113,11 +114,13 @@ impl NotificationsApi {
     /// Delete a notification
     #[oai(path = "/:id", method = "delete", operation_id = "delete_notification")]
     async fn delete(&self, state: Data<&Arc<AppState>>, auth: AccessToken, id: Path<Uuid>) -> Result<Done, ApiError> {
-        let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM notifications WHERE id = $1 AND user_id = $2")
-            .bind(id.0)
-            .bind(auth.0.user_id)
-            .fetch_optional(&state.pool)
-            .await?;
+        let found = sqlx::query_scalar!(
+            r#"SELECT 1 AS "found!" FROM notifications WHERE id = $1 AND user_id = $2"#,
+            id.0,
+            auth.0.user_id
+        )
+        .fetch_optional(&state.pool)
+        .await?;
         if found.is_none() {
             return Err(ApiError::NotFound);
         }

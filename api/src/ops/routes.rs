@@ -40,7 +40,7 @@ impl OpsApi {
     #[oai(path = "/healthz", method = "get", operation_id = "health")]
     async fn health(&self, state: Data<&Arc<AppState>>) -> HealthResponse {
         // Migrations run before the server starts listening, so reaching here implies them.
-        let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
+        let postgres = sqlx::query!("SELECT 1 AS alive").fetch_one(&state.pool).await.is_ok();
         let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
         let health = Health { status: if postgres && nats { "ok" } else { "degraded" }.into(), postgres, nats };
         if postgres && nats {

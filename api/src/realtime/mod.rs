@@ -115,11 +115,13 @@ pub(crate) async fn connect(
     // must still count as after the client's starting point.
     let cursor = match cursor {
         Some(cursor) => cursor,
-        None => sqlx::query_scalar("SELECT COALESCE(max(cursor), 0) FROM user_feed WHERE user_id = $1")
-            .bind(claims.sub)
-            .fetch_one(&state.pool)
-            .await
-            .map_err(ApiError::from)?,
+        None => sqlx::query_scalar!(
+            r#"SELECT COALESCE(max(cursor), 0) AS "cursor!" FROM user_feed WHERE user_id = $1"#,
+            claims.sub
+        )
+        .fetch_one(&state.pool)
+        .await
+        .map_err(ApiError::from)?,
     };
     let state = Arc::clone(state);
     // Selected when offered (browsers refuse an upgrade that picks none of their protocols).
@@ -154,20 +156,19 @@ struct Presence {
 
 impl Presence {
     async fn mark(&self) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO presence (connection_id, user_id) VALUES ($1, $2) \
              ON CONFLICT (connection_id) DO UPDATE SET last_seen = now()",
+            self.connection_id,
+            self.user_id
         )
-        .bind(self.connection_id)
-        .bind(self.user_id)
         .execute(&self.pool)
         .await
         .map(|_| ())
     }
 
     async fn clear(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM presence WHERE connection_id = $1")
-            .bind(self.connection_id)
+        sqlx::query!("DELETE FROM presence WHERE connection_id = $1", self.connection_id)
             .execute(&self.pool)
             .await
             .map(|_| ())
@@ -347,17 +348,18 @@ impl Session {
         S: futures::Sink<Message, Error = std::io::Error> + Unpin,
     {
         loop {
-            let rows: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT cursor, kind, data::text FROM user_feed \
-                 WHERE user_id = $1 AND cursor > $2 ORDER BY cursor LIMIT $3",
+            let rows = sqlx::query!(
+                r#"SELECT cursor, kind, data::text AS "data!" FROM user_feed
+                   WHERE user_id = $1 AND cursor > $2 ORDER BY cursor LIMIT $3"#,
+                self.user_id,
+                self.last_cursor,
+                FEED_BATCH
             )
-            .bind(self.user_id)
-            .bind(self.last_cursor)
-            .bind(FEED_BATCH)
             .fetch_all(&self.state.pool)
             .await?;
             let full = rows.len() as i64 == FEED_BATCH;
-            for (cursor, kind, data) in rows {
+            for row in rows {
+                let (cursor, kind, data) = (row.cursor, row.kind, row.data);
                 sink.send(Message::Text(feed_frame_text(&kind, &data, cursor))).await?;
                 self.last_cursor = cursor;
             }

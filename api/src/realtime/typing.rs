@@ -76,10 +76,8 @@ impl TypingGate {
                 return Ok(Arc::clone(members));
             }
         }
-        let members: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM chat_members WHERE chat_id = $1")
-            .bind(chat_id)
-            .fetch_all(pool)
-            .await?;
+        let members =
+            sqlx::query_scalar!("SELECT user_id FROM chat_members WHERE chat_id = $1", chat_id).fetch_all(pool).await?;
         let members = Arc::new(members);
         let mut gate = self.lock();
         gate.sweep(now);

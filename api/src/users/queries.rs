@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct UserRow {
     pub id: Uuid,
     pub name: String,
@@ -38,11 +38,15 @@ impl SearchCursor {
     }
 }
 
-const SELECT_USER: &str =
-    "SELECT id, name, email, status, avatar_media_id, created_at, lower(name) AS sort_key FROM users";
-
 pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT_USER} WHERE id = $1")).bind(id).fetch_optional(pool).await
+    sqlx::query_as!(
+        UserRow,
+        r#"SELECT id, name, email, status, avatar_media_id, created_at, lower(name) AS "sort_key!" FROM users
+           WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await
 }
 
 /// Escapes `LIKE` wildcards so that the text matches literally.
@@ -59,18 +63,18 @@ pub async fn search(
     after: Option<&SearchCursor>,
     limit: u32,
 ) -> Result<(Vec<UserRow>, Option<SearchCursor>), sqlx::Error> {
-    let sql = format!(
-        "{SELECT_USER} WHERE (lower(name) LIKE $1 OR lower(status) LIKE $1) \
-         AND ($2::text IS NULL OR (lower(name), id) > ($2, $3)) \
-         ORDER BY lower(name), id LIMIT $4"
-    );
-    let mut rows: Vec<UserRow> = sqlx::query_as(&sql)
-        .bind(like_pattern(text))
-        .bind(after.map(|c| c.sort_key.clone()))
-        .bind(after.map(|c| c.id).unwrap_or_default())
-        .bind(i64::from(limit) + 1)
-        .fetch_all(pool)
-        .await?;
+    let mut rows = sqlx::query_as!(
+        UserRow,
+        r#"SELECT id, name, email, status, avatar_media_id, created_at, lower(name) AS "sort_key!" FROM users
+           WHERE (lower(name) LIKE $1 OR lower(status) LIKE $1) AND ($2::text IS NULL OR (lower(name), id) > ($2, $3))
+           ORDER BY lower(name), id LIMIT $4"#,
+        like_pattern(text),
+        after.map(|c| c.sort_key.clone()),
+        after.map(|c| c.id).unwrap_or_default(),
+        i64::from(limit) + 1
+    )
+    .fetch_all(pool)
+    .await?;
     let next = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
         rows.last().map(|r| SearchCursor { sort_key: r.sort_key.clone(), id: r.id })
