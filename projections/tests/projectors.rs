@@ -72,14 +72,19 @@ impl Given {
         Ok(())
     }
 
-    /// The body key the api commits beside a `MessageSent` event.
-    async fn message_key(&self, message_id: Uuid, key: &[u8; sealed::KEY_BYTES]) -> Result<()> {
-        sqlx::query("INSERT INTO message_keys (message_id, key) VALUES ($1, $2)")
-            .bind(message_id)
-            .bind(key.as_slice())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// `N` message ids with their body key committed, as the api commits it beside each
+    /// `MessageSent` event, and that key.
+    async fn keyed_messages<const N: usize>(&self) -> Result<([u8; sealed::KEY_BYTES], [Uuid; N])> {
+        let key = [7u8; sealed::KEY_BYTES];
+        let ids: [Uuid; N] = std::array::from_fn(|_| Uuid::now_v7());
+        for message_id in ids {
+            sqlx::query("INSERT INTO message_keys (message_id, key) VALUES ($1, $2)")
+                .bind(message_id)
+                .bind(key.as_slice())
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok((key, ids))
     }
 }
 
@@ -180,11 +185,9 @@ async fn users_hold_the_registered_profile_and_its_updates() -> Result<()> {
 async fn chats_hold_members_history_read_marks_and_tombstones() -> Result<()> {
     let mut given = Given::database().await?;
     let (chat, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    let (first, second, third) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    let key = [7u8; sealed::KEY_BYTES];
-    given.message_key(first, &key).await?;
-    given.message_key(second, &key).await?;
+    let (key, [first, second]) = given.keyed_messages().await?;
     // `third` has no key: deleted for everyone before this projector saw it.
+    let third = Uuid::now_v7();
     let events = vec![
         given.event("Chat", chat, group_created(chat, ada, &[bob]))?,
         given.event("Chat", chat, message(first, ada, 1, &key, "hello"))?,
@@ -263,10 +266,7 @@ async fn the_feed_reaches_members_only_while_they_are_members() -> Result<()> {
     let mut given = Given::database().await?;
     let feed = FeedProjection::new("t.rt".into());
     let (chat, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
-    let key = [3u8; sealed::KEY_BYTES];
-    given.message_key(first, &key).await?;
-    given.message_key(second, &key).await?;
+    let (key, [first, second]) = given.keyed_messages().await?;
     let events = vec![
         given.event("Chat", chat, group_created(chat, ada, &[bob]))?,
         given.event("Chat", chat, message(first, ada, 1, &key, "before"))?,
@@ -494,9 +494,8 @@ async fn the_key_directory_counts_keys_queues_to_device_messages_and_forgets_end
 #[tokio::test]
 async fn a_rebuild_from_the_event_store_gives_the_rows_live_delivery_gave() -> Result<()> {
     let mut given = Given::database().await?;
-    let (chat, ada, bob, first) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    let key = [9u8; sealed::KEY_BYTES];
-    given.message_key(first, &key).await?;
+    let (chat, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (key, [first]) = given.keyed_messages().await?;
     let events = vec![
         given.event("Chat", chat, group_created(chat, ada, &[bob]))?,
         given.event("Chat", chat, message(first, bob, 1, &key, "kept"))?,

@@ -66,6 +66,24 @@ impl Harness {
         Self { shard, reports, routes, metrics, clients: HashMap::new(), next_id: 1 }
     }
 
+    /// A harness with `N` new users joined, in order, to one new call with `join_audio`; returns
+    /// the call and each user with its participant.
+    async fn with_audio_users<const N: usize>() -> (Self, Uuid, [(Uuid, ParticipantId); N]) {
+        let mut harness = Self::new().await;
+        let call_id = Uuid::new_v4();
+        let mut users = [(Uuid::nil(), 0); N];
+        for user in &mut users {
+            let user_id = Uuid::new_v4();
+            *user = (user_id, harness.join_audio(call_id, user_id));
+        }
+        (harness, call_id, users)
+    }
+
+    /// `join` as most tests need it: video allowed, audio published.
+    fn join_audio(&mut self, call_id: Uuid, user_id: Uuid) -> ParticipantId {
+        self.join(call_id, user_id, true, &[MediaKind::Audio])
+    }
+
     /// `join_with` without simulcast.
     fn join(&mut self, call_id: Uuid, user_id: Uuid, video: bool, kinds: &[MediaKind]) -> ParticipantId {
         self.join_with(call_id, user_id, video, kinds, &[])
@@ -120,12 +138,28 @@ impl Harness {
         offer_sdp: String,
         rtc: Rtc,
     ) -> (ParticipantId, Option<Result<String, JoinError>>) {
-        let id = self.next_id;
+        let (request, signals, mut answer) = self.join_request(call_id, user_id, video, offer_sdp);
+        let id = request.participant;
+        self.clients.insert(id, Client { rtc, signals, announced: None, removed: Vec::new() });
+        self.shard.handle(ShardInput::Join(request));
+        (id, answer.try_recv().ok())
+    }
+
+    /// A `Join` for a new participant, with the receiving ends of its signaling socket and of
+    /// the shard's answer.
+    fn join_request(
+        &mut self,
+        call_id: Uuid,
+        user_id: Uuid,
+        video: bool,
+        offer_sdp: String,
+    ) -> (JoinRequest, mpsc::UnboundedReceiver<Signal>, oneshot::Receiver<Result<String, JoinError>>) {
+        let participant = self.next_id;
         self.next_id += 1;
         let (signal, signals) = mpsc::unbounded_channel();
-        let (answered, mut answer) = oneshot::channel();
+        let (answered, answer) = oneshot::channel();
         let request = JoinRequest {
-            participant: id,
+            participant,
             call_id,
             user_id,
             session_id: Uuid::new_v4(),
@@ -135,9 +169,7 @@ impl Harness {
             signal,
             answered,
         };
-        self.clients.insert(id, Client { rtc, signals, announced: None, removed: Vec::new() });
-        self.shard.handle(ShardInput::Join(request));
-        (id, answer.try_recv().ok())
+        (request, signals, answer)
     }
 
     /// Delivers the shard's signals to the clients and their answers back, until all is quiet.
@@ -173,6 +205,21 @@ impl Harness {
 
     fn reports(&mut self) -> Vec<SfuReport> {
         std::iter::from_fn(|| self.reports.try_recv().ok()).collect()
+    }
+
+    /// Asserts that the api was sent one report since the last look, that `user_id` left
+    /// `call_id`, and returns it.
+    #[track_caller]
+    fn only_report_is_a_leave(&mut self, call_id: Uuid, user_id: Uuid) -> SfuReport {
+        let reports = self.reports();
+        assert_eq!(reports.len(), 1);
+        assert!(is_left(&reports[0], call_id, user_id));
+        reports.into_iter().next().expect("the report")
+    }
+
+    /// Runs the liveness check well after the rejoin grace of any loss so far is over.
+    fn check_liveness_after_the_grace(&mut self) {
+        self.shard.check_liveness(Instant::now() + GRACE * 2);
     }
 
     fn routes(&mut self) -> Vec<RouteUpdate> {
@@ -219,6 +266,19 @@ impl Harness {
         let mut subscribers = self.shard.subscribers(call_id, source, source_mid);
         subscribers.sort();
         subscribers
+    }
+
+    /// The participants `subscribers` lists, without the mids.
+    fn subscriber_ids(&self, source: ParticipantId, source_mid: Mid) -> Vec<ParticipantId> {
+        self.subscribers(source, source_mid).iter().map(|(subscriber, _)| *subscriber).collect()
+    }
+
+    /// The kinds of media `participant` was last told it gets from `user_id`, sorted.
+    fn announced_kinds(&self, participant: ParticipantId, user_id: Uuid) -> Vec<String> {
+        let mut kinds: Vec<String> =
+            self.announced(participant)[&user_id].iter().map(|(_, kind)| kind.clone()).collect();
+        kinds.sort();
+        kinds
     }
 
     /// An Opus frame from `publisher` on `mid`, as str0m would hand it to the shard.
@@ -284,9 +344,7 @@ fn rids(names: &[&str]) -> Vec<Rid> {
 
 #[tokio::test]
 async fn a_join_answers_the_offer_and_creates_the_room() {
-    let mut h = Harness::new().await;
-    let (call, user) = (Uuid::new_v4(), Uuid::new_v4());
-    let a = h.join(call, user, true, &[MediaKind::Audio]);
+    let (mut h, call, [(user, a)]) = Harness::with_audio_users().await;
 
     assert_eq!(h.room(call), Some(vec![a]));
     let p = &h.shard.participants[&a];
@@ -303,9 +361,7 @@ async fn a_join_answers_the_offer_and_creates_the_room() {
 
 #[tokio::test]
 async fn the_api_hears_of_a_participant_once_its_connection_is_up() {
-    let mut h = Harness::new().await;
-    let (call, user) = (Uuid::new_v4(), Uuid::new_v4());
-    let a = h.join(call, user, true, &[MediaKind::Audio]);
+    let (mut h, call, [(user, a)]) = Harness::with_audio_users().await;
     assert!(h.reports().is_empty());
 
     let mut work = VecDeque::new();
@@ -332,31 +388,19 @@ async fn a_malformed_offer_is_refused_and_joins_nobody() {
 
 #[tokio::test]
 async fn participants_of_a_room_are_told_about_each_other() {
-    let mut h = Harness::new().await;
-    let call = Uuid::new_v4();
-    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-    let a = h.join(call, alice, true, &[MediaKind::Audio]);
-    let b = h.join(call, bob, true, &[MediaKind::Audio]);
+    let (h, call, [(alice, a), (bob, b)]) = Harness::with_audio_users().await;
 
     assert_eq!(h.room(call), Some(vec![a, b]));
-    let to_a = h.announced(a);
-    let to_b = h.announced(b);
-    assert_eq!(to_a.keys().collect::<Vec<_>>(), vec![&bob]);
-    assert_eq!(to_b.keys().collect::<Vec<_>>(), vec![&alice]);
+    assert_eq!(h.announced(a).keys().collect::<Vec<_>>(), vec![&bob]);
+    assert_eq!(h.announced(b).keys().collect::<Vec<_>>(), vec![&alice]);
     // Each gets the other's audio on a mid of its own, once it answered the SFU's offer.
-    assert_eq!(to_a[&bob].len(), 1);
-    assert_eq!(to_a[&bob][0].1, "audio");
-    assert_eq!(to_b[&alice].len(), 1);
-    assert_eq!(to_b[&alice][0].1, "audio");
+    assert_eq!(h.announced_kinds(a, bob), vec!["audio"]);
+    assert_eq!(h.announced_kinds(b, alice), vec!["audio"]);
 }
 
 #[tokio::test]
 async fn a_leave_removes_the_participant_and_the_others_stop_getting_its_tracks() {
-    let mut h = Harness::new().await;
-    let call = Uuid::new_v4();
-    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-    let a = h.join(call, alice, true, &[MediaKind::Audio]);
-    let b = h.join(call, bob, true, &[MediaKind::Audio]);
+    let (mut h, call, [(_, a), (_, b)]) = Harness::with_audio_users().await;
     let a_ufrag = h.shard.participants[&a].ufrag.clone();
     let a_audio = h.published(a, MediaKind::Audio);
     h.routes();
@@ -377,10 +421,7 @@ async fn a_leave_removes_the_participant_and_the_others_stop_getting_its_tracks(
 
 #[tokio::test]
 async fn the_last_leave_drops_the_room() {
-    let mut h = Harness::new().await;
-    let call = Uuid::new_v4();
-    let a = h.join(call, Uuid::new_v4(), true, &[MediaKind::Audio]);
-    let b = h.join(call, Uuid::new_v4(), true, &[MediaKind::Audio]);
+    let (mut h, call, [(_, a), (_, b)]) = Harness::with_audio_users().await;
 
     h.leave(a, true);
     assert!(h.room(call).is_some(), "bob is still there");
@@ -396,9 +437,9 @@ async fn the_last_leave_drops_the_room() {
 async fn a_leave_in_one_room_leaves_another_room_alone() {
     let mut h = Harness::new().await;
     let (call_1, call_2) = (Uuid::new_v4(), Uuid::new_v4());
-    let a = h.join(call_1, Uuid::new_v4(), true, &[MediaKind::Audio]);
-    let c = h.join(call_2, Uuid::new_v4(), true, &[MediaKind::Audio]);
-    let d = h.join(call_2, Uuid::new_v4(), true, &[MediaKind::Audio]);
+    let a = h.join_audio(call_1, Uuid::new_v4());
+    let c = h.join_audio(call_2, Uuid::new_v4());
+    let d = h.join_audio(call_2, Uuid::new_v4());
 
     h.leave(a, true);
 
@@ -410,25 +451,19 @@ async fn a_leave_in_one_room_leaves_another_room_alone() {
 
 #[tokio::test]
 async fn a_said_leave_is_reported_at_once() {
-    let mut h = Harness::new().await;
-    let (call, user) = (Uuid::new_v4(), Uuid::new_v4());
-    let a = h.join(call, user, true, &[MediaKind::Audio]);
+    let (mut h, call, [(user, a)]) = Harness::with_audio_users().await;
 
     h.leave(a, true);
 
-    let reports = h.reports();
-    assert_eq!(reports.len(), 1);
-    assert!(is_left(&reports[0], call, user));
+    h.only_report_is_a_leave(call, user);
     assert!(h.shard.pending_leaves.is_empty());
-    h.shard.check_liveness(Instant::now() + GRACE * 2);
+    h.check_liveness_after_the_grace();
     assert!(h.reports().is_empty(), "reported once");
 }
 
 #[tokio::test]
 async fn a_lost_participant_is_reported_only_once_the_grace_is_over() {
-    let mut h = Harness::new().await;
-    let (call, user) = (Uuid::new_v4(), Uuid::new_v4());
-    let a = h.join(call, user, true, &[MediaKind::Audio]);
+    let (mut h, call, [(user, a)]) = Harness::with_audio_users().await;
     let lost_at = Utc::now();
 
     h.leave(a, false);
@@ -438,24 +473,20 @@ async fn a_lost_participant_is_reported_only_once_the_grace_is_over() {
     h.shard.check_liveness(Instant::now() + GRACE / 2);
     assert!(h.reports().is_empty(), "still within the grace");
     h.shard.check_liveness(Instant::now() + GRACE + Duration::from_millis(10));
-    let reports = h.reports();
-    assert_eq!(reports.len(), 1);
-    assert!(is_left(&reports[0], call, user));
+    let report = h.only_report_is_a_leave(call, user);
     // Reported as of when the SFU lost them, not when the grace ran out.
-    assert!((reports[0].at - lost_at).num_seconds().abs() < 2);
+    assert!((report.at - lost_at).num_seconds().abs() < 2);
     h.shard.check_liveness(Instant::now() + GRACE * 3);
     assert!(h.reports().is_empty(), "reported once");
 }
 
 #[tokio::test]
 async fn a_rejoin_within_the_grace_is_not_a_leave() {
-    let mut h = Harness::new().await;
-    let (call, user) = (Uuid::new_v4(), Uuid::new_v4());
-    let a = h.join(call, user, true, &[MediaKind::Audio]);
+    let (mut h, call, [(user, a)]) = Harness::with_audio_users().await;
     h.leave(a, false);
 
-    let again = h.join(call, user, true, &[MediaKind::Audio]);
-    h.shard.check_liveness(Instant::now() + GRACE * 2);
+    let again = h.join_audio(call, user);
+    h.check_liveness_after_the_grace();
 
     assert!(h.reports().is_empty(), "the api never hears of the lost connection");
     assert_eq!(h.room(call), Some(vec![again]));
@@ -463,48 +494,35 @@ async fn a_rejoin_within_the_grace_is_not_a_leave() {
 
 #[tokio::test]
 async fn another_user_joining_does_not_cancel_a_pending_leave() {
-    let mut h = Harness::new().await;
-    let call = Uuid::new_v4();
-    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-    let a = h.join(call, alice, true, &[MediaKind::Audio]);
+    let (mut h, call, [(alice, a)]) = Harness::with_audio_users().await;
     h.leave(a, false);
 
-    h.join(call, bob, true, &[MediaKind::Audio]);
-    h.shard.check_liveness(Instant::now() + GRACE * 2);
+    h.join_audio(call, Uuid::new_v4());
+    h.check_liveness_after_the_grace();
 
-    let reports = h.reports();
-    assert_eq!(reports.len(), 1);
-    assert!(is_left(&reports[0], call, alice));
+    h.only_report_is_a_leave(call, alice);
 }
 
 #[tokio::test]
 async fn a_said_leave_after_a_rejoin_is_reported_once_at_once() {
-    let mut h = Harness::new().await;
-    let (call, user) = (Uuid::new_v4(), Uuid::new_v4());
-    let a = h.join(call, user, true, &[MediaKind::Audio]);
+    let (mut h, call, [(user, a)]) = Harness::with_audio_users().await;
     h.leave(a, false);
-    let again = h.join(call, user, true, &[MediaKind::Audio]);
+    let again = h.join_audio(call, user);
 
     h.leave(again, true);
 
-    let reports = h.reports();
-    assert_eq!(reports.len(), 1);
-    assert!(is_left(&reports[0], call, user));
-    h.shard.check_liveness(Instant::now() + GRACE * 2);
+    h.only_report_is_a_leave(call, user);
+    h.check_liveness_after_the_grace();
     assert!(h.reports().is_empty(), "the earlier loss is not reported on top");
 }
 
 #[tokio::test]
 async fn joining_again_replaces_the_earlier_connection_without_a_leave() {
-    let mut h = Harness::new().await;
-    let call = Uuid::new_v4();
-    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-    let first = h.join(call, alice, true, &[MediaKind::Audio]);
-    let b = h.join(call, bob, true, &[MediaKind::Audio]);
+    let (mut h, call, [(alice, first), (_, b)]) = Harness::with_audio_users().await;
     let first_ufrag = h.shard.participants[&first].ufrag.clone();
     h.routes();
 
-    let second = h.join(call, alice, true, &[MediaKind::Audio]);
+    let second = h.join_audio(call, alice);
 
     assert_eq!(h.room(call), Some(vec![b, second]));
     assert!(!h.shard.participants.contains_key(&first));
@@ -515,16 +533,14 @@ async fn joining_again_replaces_the_earlier_connection_without_a_leave() {
     assert_eq!(to_b.len(), 1);
     assert_eq!(to_b[&alice].len(), 1);
     let second_audio = h.published(second, MediaKind::Audio);
-    assert_eq!(h.subscribers(second, second_audio).iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![b]);
-    h.shard.check_liveness(Instant::now() + GRACE * 2);
+    assert_eq!(h.subscriber_ids(second, second_audio), vec![b]);
+    h.check_liveness_after_the_grace();
     assert!(h.reports().is_empty(), "a reconnect is no leave");
 }
 
 #[tokio::test]
 async fn a_silent_participant_times_out_as_a_loss() {
-    let mut h = Harness::new().await;
-    let (call, user) = (Uuid::new_v4(), Uuid::new_v4());
-    let a = h.join(call, user, true, &[MediaKind::Audio]);
+    let (mut h, call, [(user, a)]) = Harness::with_audio_users().await;
 
     h.shard.check_liveness(Instant::now() + PEER_TIMEOUT / 2);
     assert_eq!(h.room(call), Some(vec![a]), "not silent for long enough");
@@ -539,19 +555,14 @@ async fn a_silent_participant_times_out_as_a_loss() {
     assert!(h.clients[&a].removed[0].starts_with("timed out"));
     assert!(h.reports().is_empty(), "a loss waits for the grace");
     h.shard.check_liveness(Instant::now() + GRACE + Duration::from_millis(10));
-    let reports = h.reports();
-    assert_eq!(reports.len(), 1);
-    assert!(is_left(&reports[0], call, user));
+    h.only_report_is_a_leave(call, user);
 }
 
 #[tokio::test]
 async fn a_revoked_right_drops_only_the_peers_it_covers_and_reports_at_once() {
-    let mut h = Harness::new().await;
-    let (call, other_call) = (Uuid::new_v4(), Uuid::new_v4());
-    let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-    let a = h.join(call, alice, true, &[MediaKind::Audio]);
-    let b = h.join(call, bob, true, &[MediaKind::Audio]);
-    let c = h.join(other_call, alice, true, &[MediaKind::Audio]);
+    let (mut h, call, [(alice, a), (_, b)]) = Harness::with_audio_users().await;
+    let other_call = Uuid::new_v4();
+    let c = h.join_audio(other_call, alice);
 
     h.shard.handle(ShardInput::Revoke(Revocation::Participant {
         call_id: call,
@@ -564,16 +575,12 @@ async fn a_revoked_right_drops_only_the_peers_it_covers_and_reports_at_once() {
     assert_eq!(h.room(call), Some(vec![b]));
     assert_eq!(h.room(other_call), Some(vec![c]), "alice's place in another call is untouched");
     assert_eq!(h.clients[&a].removed, vec!["you left this call".to_owned()]);
-    let reports = h.reports();
-    assert_eq!(reports.len(), 1);
-    assert!(is_left(&reports[0], call, alice));
+    h.only_report_is_a_leave(call, alice);
 }
 
 #[tokio::test]
 async fn a_leave_of_an_unknown_participant_changes_nothing() {
-    let mut h = Harness::new().await;
-    let call = Uuid::new_v4();
-    let a = h.join(call, Uuid::new_v4(), true, &[MediaKind::Audio]);
+    let (mut h, call, [(_, a)]) = Harness::with_audio_users().await;
     h.routes();
 
     h.leave(a + 100, true);
@@ -593,9 +600,9 @@ async fn a_publishers_media_goes_to_everyone_else_in_its_room_only() {
     let (call, other_call) = (Uuid::new_v4(), Uuid::new_v4());
     let (alice, bob, carol) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let a = h.join(call, alice, true, &[MediaKind::Audio, MediaKind::Video]);
-    let b = h.join(call, bob, true, &[MediaKind::Audio]);
-    let c = h.join(call, carol, true, &[MediaKind::Audio]);
-    let d = h.join(other_call, Uuid::new_v4(), true, &[MediaKind::Audio]);
+    let b = h.join_audio(call, bob);
+    let c = h.join_audio(call, carol);
+    let d = h.join_audio(other_call, Uuid::new_v4());
 
     for kind in [MediaKind::Audio, MediaKind::Video] {
         let mid = h.published(a, kind);
@@ -622,14 +629,12 @@ async fn a_late_joiner_gets_what_the_others_already_publish() {
     let call = Uuid::new_v4();
     let alice = Uuid::new_v4();
     let a = h.join(call, alice, true, &[MediaKind::Audio, MediaKind::Video]);
-    let b = h.join(call, Uuid::new_v4(), true, &[MediaKind::Audio]);
-    let late = h.join(call, Uuid::new_v4(), true, &[MediaKind::Audio]);
+    let b = h.join_audio(call, Uuid::new_v4());
+    let late = h.join_audio(call, Uuid::new_v4());
 
     let a_video = h.published(a, MediaKind::Video);
-    assert_eq!(h.subscribers(a, a_video).iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![b, late]);
-    let mut kinds: Vec<String> = h.announced(late)[&alice].iter().map(|(_, kind)| kind.clone()).collect();
-    kinds.sort();
-    assert_eq!(kinds, vec!["audio", "video"]);
+    assert_eq!(h.subscriber_ids(a, a_video), vec![b, late]);
+    assert_eq!(h.announced_kinds(late, alice), vec!["audio", "video"]);
 }
 
 #[tokio::test]
@@ -645,26 +650,21 @@ async fn an_audio_only_participant_neither_gets_nor_sends_video() {
     let a_video = h.published(a, MediaKind::Video);
     assert!(h.subscribers(a, a_video).is_empty(), "alice's video goes to neither bob nor carol");
     let a_audio = h.published(a, MediaKind::Audio);
-    assert_eq!(h.subscribers(a, a_audio).iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![b, c]);
+    assert_eq!(h.subscriber_ids(a, a_audio), vec![b, c]);
     for audio_only in [b, c] {
-        let told = h.announced(audio_only);
-        assert_eq!(told[&alice].iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), vec!["audio"]);
+        assert_eq!(h.announced_kinds(audio_only, alice), vec!["audio"]);
         assert!(h.shard.participants[&audio_only].tracks_out.iter().all(|t| t.kind == MediaKind::Audio));
     }
     // Bob's own video m-line is not taken as published: alice gets only his audio.
     assert!(h.shard.participants[&b].tracks_in.iter().all(|t| t.kind == MediaKind::Audio));
-    let to_a = h.announced(a);
-    assert_eq!(to_a[&bob].iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), vec!["audio"]);
+    assert_eq!(h.announced_kinds(a, bob), vec!["audio"]);
 }
 
 #[tokio::test]
 async fn a_frame_is_written_once_to_each_other_participant_of_the_room() {
-    let mut h = Harness::new().await;
-    let (call, other_call) = (Uuid::new_v4(), Uuid::new_v4());
-    let a = h.join(call, Uuid::new_v4(), true, &[MediaKind::Audio]);
-    h.join(call, Uuid::new_v4(), true, &[MediaKind::Audio]);
-    h.join(call, Uuid::new_v4(), true, &[MediaKind::Audio]);
-    h.join(other_call, Uuid::new_v4(), true, &[MediaKind::Audio]);
+    let (mut h, _, [(_, a), _, _]) = Harness::with_audio_users().await;
+    let other_call = Uuid::new_v4();
+    h.join_audio(other_call, Uuid::new_v4());
     let a_audio = h.published(a, MediaKind::Audio);
     assert_eq!(h.frames_forwarded(), 0);
 
@@ -678,10 +678,7 @@ async fn a_frame_is_written_once_to_each_other_participant_of_the_room() {
 
 #[tokio::test]
 async fn a_frame_on_a_mid_the_publisher_does_not_publish_goes_nowhere() {
-    let mut h = Harness::new().await;
-    let call = Uuid::new_v4();
-    let a = h.join(call, Uuid::new_v4(), true, &[MediaKind::Audio]);
-    let b = h.join(call, Uuid::new_v4(), true, &[MediaKind::Audio]);
+    let (mut h, _, [(_, a), (_, b)]) = Harness::with_audio_users().await;
     // b's own published mid, but coming from a: a does not publish it.
     let b_audio = h.published(b, MediaKind::Audio);
     let a_audio = h.published(a, MediaKind::Audio);
@@ -698,7 +695,7 @@ async fn a_subscriber_chooses_a_layer_by_its_own_mid() {
     let mut h = Harness::new().await;
     let call = Uuid::new_v4();
     let a = h.join_with(call, Uuid::new_v4(), true, &[MediaKind::Video], &["h", "m", "l"]);
-    let b = h.join(call, Uuid::new_v4(), true, &[MediaKind::Audio]);
+    let b = h.join_audio(call, Uuid::new_v4());
     let a_video = h.published(a, MediaKind::Video);
     // The publisher's layers are kept as declared, best first, as `pick_layer` expects.
     let track = h.shard.participants[&a].tracks_in.iter().find(|t| t.mid == a_video).expect("the track");
@@ -815,22 +812,11 @@ fn a_subscriber_moves_down_when_the_publisher_stops_sending_its_layer() {
 fn join_without_a_socket(h: &mut Harness, call_id: Uuid, user_id: Uuid) -> ParticipantId {
     let mut rtc = Rtc::builder().build(Instant::now());
     let (offer, _, _) = client_offer(&mut rtc, &[MediaKind::Audio], &[]);
-    let id = h.next_id;
-    h.next_id += 1;
-    let (signal, _signals) = mpsc::unbounded_channel();
-    let (answered, answer) = oneshot::channel();
+    // The signaling socket stays open while the shard handles the join; only the answer's
+    // receiver is gone.
+    let (request, _signals, answer) = h.join_request(call_id, user_id, true, offer.to_sdp_string());
     drop(answer);
-    let request = JoinRequest {
-        participant: id,
-        call_id,
-        user_id,
-        session_id: Uuid::new_v4(),
-        issued_ms: 1_000,
-        video: true,
-        offer_sdp: offer.to_sdp_string(),
-        signal,
-        answered,
-    };
+    let id = request.participant;
     h.shard.handle(ShardInput::Join(request));
     id
 }
@@ -859,15 +845,12 @@ async fn a_join_whose_socket_went_away_leaves_no_route_behind() {
 
 #[tokio::test]
 async fn a_reconnect_whose_socket_went_away_does_not_lose_the_user_silently() {
-    let mut h = Harness::new().await;
-    let (call, alice) = (Uuid::new_v4(), Uuid::new_v4());
-    let first = h.join(call, alice, true, &[MediaKind::Audio]);
-    h.join(call, Uuid::new_v4(), true, &[MediaKind::Audio]);
+    let (mut h, call, [(alice, first), _]) = Harness::with_audio_users().await;
 
     let second = join_without_a_socket(&mut h, call, alice);
     // Signaling says the new connection is gone; the shard never had it.
     h.leave(second, false);
-    h.shard.check_liveness(Instant::now() + GRACE * 2);
+    h.check_liveness_after_the_grace();
 
     let still_there = h.shard.participants.contains_key(&first);
     let reported = h.reports().iter().any(|r| is_left(r, call, alice));
