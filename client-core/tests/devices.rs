@@ -1,5 +1,8 @@
 //! Simulated devices exchanging real Olm and Megolm messages through a minimal in-memory key directory.
 
+// Helpers outside `#[test]` functions set up scenarios; a failed step is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use parley_client_core::keys::{verify_device_keys, SignedIdentityKeys, SignedOneTimeKey};

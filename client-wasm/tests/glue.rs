@@ -2,6 +2,9 @@
 //! core's shapes comes out, and errors carry stable codes. (The same flows run in Node against the built
 //! wasm: web/packages/core/test.)
 
+// Helpers outside `#[test]` functions set up scenarios; a failed step is a failed test.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use parley_client_wasm::{AttachmentDecryptor, AttachmentEncryptor, AttachmentVerifier, Device};
 use serde_json::{json, Value};
 use uuid::Uuid;
