@@ -57,7 +57,7 @@ async fn offline_members_are_notified_and_manage_their_notifications() -> Result
     assert_eq!((status, error_code(&body)?.as_str()), (404, "not_found"));
     let response = stack
         .http
-        .delete(stack.url(&format!("/notifications/{}", first.as_str().unwrap_or_default())))
+        .delete(stack.url(&format!("/notifications/{}", text(&first)?)))
         .bearer_auth(&cyd.token)
         .send()
         .await?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use futures::future::join_all;
 use parley_tests::{access, decoded, run_chromium_peer, run_peer, sfu_stack, text, Stack, StackOptions};
 use serde_json::{json, Value};
@@ -114,7 +114,7 @@ async fn an_audio_only_call_carries_audio() -> Result<()> {
 
 /// Reads a counter from the SFU's Prometheus text.
 async fn sfu_metric(stack: &Stack, name: &str) -> Result<f64> {
-    let base = stack.sfu_base.clone().unwrap_or_default();
+    let base = stack.sfu_base.clone().context("the stack has an SFU")?;
     let text = stack.http.get(format!("{base}/metrics")).send().await?.text().await?;
     Ok(text
         .lines()
@@ -179,7 +179,7 @@ async fn a_peer_that_vanishes_is_removed_after_the_timeout_and_the_others_are_to
         assert!(removed_at < 7.0, "Cyd removed only after {removed_at} s: {summary}");
     }
     // The api heard it too: Cyd left the call, which goes on for the other two.
-    let call_id = parley_tests::jwt_claims(&access[0].1)?["call"].as_str().unwrap_or_default().to_owned();
+    let call_id = text(&parley_tests::jwt_claims(&access[0].1)?["call"])?;
     let cyd_id = cyd.id.clone();
     stack
         .eventually(Duration::from_secs(10), "Cyd to have left the call", || async {
@@ -203,7 +203,7 @@ async fn bad_join_attempts_are_refused_with_a_reason_while_other_rooms_go_on() -
     let issued = std::time::Instant::now();
     let url = access[0].0.clone();
     let token = access[0].1.clone();
-    let call_id = parley_tests::jwt_claims(&token)?["call"].as_str().unwrap_or_default().to_owned();
+    let call_id = text(&parley_tests::jwt_claims(&token)?["call"])?;
     // A token is admitted once: the malformed offer gets one of its own (Ada joining again).
     let (status, again) = stack.post(&format!("/calls/{call_id}/accept"), Some(&ada.token), &json!(null)).await?;
     ensure!(status == 200, "accept again: {status} {again}");
@@ -319,7 +319,7 @@ async fn rejoining_from_a_new_connection_does_not_end_a_direct_call() -> Result<
     let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
     let chat = direct(&stack, &ada, &bob).await?;
     let access = call_everyone(&stack, &chat, "video", &ada, &[&bob]).await?;
-    let call_id = parley_tests::jwt_claims(&access[0].1)?["call"].as_str().unwrap_or_default().to_owned();
+    let call_id = text(&parley_tests::jwt_claims(&access[0].1)?["call"])?;
     // Bob's phone changes networks: a second connection, with a new token (each admits once),
     // replaces the first.
     let (status, again) = stack.post(&format!("/calls/{call_id}/accept"), Some(&bob.token), &json!(null)).await?;
@@ -351,11 +351,11 @@ async fn a_dropped_connection_ends_a_direct_call_only_when_it_does_not_come_back
     let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
     let chat = direct(&stack, &ada, &bob).await?;
     // The test-only fault endpoint is not there unless PARLEY_SFU_TEST_FAULTS=1.
-    let sfu = stack.sfu_base.clone().unwrap_or_default();
+    let sfu = stack.sfu_base.clone().context("the stack has an SFU")?;
     let fault = stack.http.post(format!("{sfu}/test/blackhole")).json(&json!({"user_id": bob.id, "ms": 5000}));
     assert_eq!(fault.send().await?.status().as_u16(), 404);
     let access = call_everyone(&stack, &chat, "video", &ada, &[&bob]).await?;
-    let call_id = parley_tests::jwt_claims(&access[0].1)?["call"].as_str().unwrap_or_default().to_owned();
+    let call_id = text(&parley_tests::jwt_claims(&access[0].1)?["call"])?;
     // Bob's socket goes away after 4 s without a `leave`; Ada stays on.
     let peers = tokio::spawn({
         let access = access.clone();
