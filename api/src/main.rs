@@ -1,4 +1,4 @@
-//! `parley-api [serve | migrate | openapi [FILE]]`
+//! `parley-api [serve | migrate | openapi [FILE] | health]`
 
 use std::process::ExitCode;
 
@@ -29,6 +29,9 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if args.first().map(String::as_str) == Some("health") {
+        return health();
+    }
     parley_runtime::logging::init();
     let config = match Config::from_env(&parley_runtime::Env::from_process()) {
         Ok(config) => config,
@@ -41,7 +44,7 @@ async fn main() -> ExitCode {
         None | Some("serve") => parley_api::app::serve(config).await,
         Some("migrate") => migrate(&config).await,
         Some(other) => {
-            eprintln!("unknown command {other:?}; usage: parley-api [serve | migrate | openapi [FILE]]");
+            eprintln!("unknown command {other:?}; usage: parley-api [serve | migrate | openapi [FILE] | health]");
             return ExitCode::from(2);
         }
     };
@@ -49,6 +52,25 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "parley-api failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The image's HEALTHCHECK: `PARLEY_HEALTH_URL`, by default this host's api `/healthz`.
+fn health() -> ExitCode {
+    let env = parley_runtime::Env::from_process();
+    let url = match env.string("PARLEY_HEALTH_URL", "http://127.0.0.1:8080/healthz") {
+        Ok(url) => url,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(2);
+        }
+    };
+    match parley_runtime::health::probe(&url, std::time::Duration::from_secs(3)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("unhealthy: {error}");
             ExitCode::FAILURE
         }
     }

@@ -1,8 +1,9 @@
 //! Process plumbing shared by the api, projections and SFU binaries: settings read from the
-//! environment, JSON logs and graceful shutdown. Nothing here touches the event store, so a
+//! environment, JSON logs, graceful shutdown and the container health probe. Nothing here touches the event store, so a
 //! process that needs none (the SFU) does not link it.
 
 pub mod env;
+pub mod health;
 pub mod logging;
 pub mod secret;
 pub mod shutdown;
