@@ -188,6 +188,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let state = Arc::clone(&state);
         move |shutdown| crate::calls::sfu_reports::run(Arc::clone(&state), shutdown)
     });
+    let sampler_task = supervise("operational gauges", shutdown_tx.subscribe(), {
+        let state = Arc::clone(&state);
+        move |shutdown| crate::ops::sampler::run(Arc::clone(&state), shutdown)
+    });
     let addr = state.config.http_addr;
     tracing::info!(%addr, "parley-api listening");
     Server::new(TcpListener::bind(addr))
@@ -199,6 +203,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = sfu_reports_task.await;
     let _ = reaper_task.await;
     let _ = revocations_task.await;
+    let _ = sampler_task.await;
     Ok(())
 }
 

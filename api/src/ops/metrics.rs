@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _};
+use opentelemetry::metrics::{Counter, Gauge, Histogram, MeterProvider as _, UpDownCounter};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use poem::{Endpoint, IntoResponse, Request, Response};
@@ -15,6 +15,23 @@ pub struct Metrics {
     _provider: SdkMeterProvider,
     http_requests: Counter<u64>,
     http_duration: Histogram<f64>,
+    websocket_connections: UpDownCounter<i64>,
+    /// Sampled from the database by `ops::sampler` (every replica reports the same values).
+    pub(crate) outbox_depth: Gauge<i64>,
+    pub(crate) projection_lag_events: Gauge<i64>,
+    pub(crate) projection_lag_seconds: Gauge<f64>,
+    pub(crate) devices_low_on_one_time_keys: Gauge<i64>,
+}
+
+/// Counts one open WebSocket for as long as it lives.
+pub struct OpenSocket {
+    connections: UpDownCounter<i64>,
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.connections.add(-1, &[]);
+    }
 }
 
 impl Metrics {
@@ -30,7 +47,39 @@ impl Metrics {
             .with_description("HTTP request latency")
             .with_boundaries(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
             .build();
-        Ok(Self { registry, _provider: provider, http_requests, http_duration })
+        Ok(Self {
+            websocket_connections: meter
+                .i64_up_down_counter("parley_websocket_connections")
+                .with_description("WebSockets open on this replica")
+                .build(),
+            outbox_depth: meter
+                .i64_gauge("parley_outbox_depth")
+                .with_description("committed events not yet published to NATS")
+                .build(),
+            projection_lag_events: meter
+                .i64_gauge("parley_projection_lag_events")
+                .with_description("events committed after the newest one a projection applied")
+                .build(),
+            projection_lag_seconds: meter
+                .f64_gauge("parley_projection_lag_seconds")
+                .with_unit("s")
+                .with_description("how long a projection that is behind has not moved (0 when caught up)")
+                .build(),
+            devices_low_on_one_time_keys: meter
+                .i64_gauge("parley_devices_low_on_one_time_keys")
+                .with_description("live devices with fewer one-time keys than clients keep in stock")
+                .build(),
+            registry,
+            _provider: provider,
+            http_requests,
+            http_duration,
+        })
+    }
+
+    /// Counts a WebSocket as open until the returned guard is dropped.
+    pub fn socket_opened(&self) -> OpenSocket {
+        self.websocket_connections.add(1, &[]);
+        OpenSocket { connections: self.websocket_connections.clone() }
     }
 
     /// The Prometheus text exposition.

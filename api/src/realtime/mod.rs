@@ -128,6 +128,7 @@ pub(crate) async fn connect(
     Ok(socket.protocols([BEARER_PROTOCOL]).config(socket_config()).on_upgrade(move |stream| async move {
         let user_id = claims.sub;
         tracing::debug!(%user_id, "websocket connected");
+        let _open = state.metrics.socket_opened();
         let connection_id = Uuid::new_v4();
         let presence = Presence { pool: state.pool.clone(), connection_id, user_id };
         if let Err(error) = presence.mark().await {

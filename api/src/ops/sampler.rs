@@ -1,0 +1,57 @@
+//! Operational gauges read from the database every few seconds: the outbox's depth (events the
+//! relay has not published), each projection's lag, and the devices running out of one-time
+//! keys. The alerts in `k8s/components/monitoring` are built on them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use tokio::sync::watch;
+
+use crate::state::AppState;
+
+/// How often the gauges are refreshed (Prometheus scrapes every 15 s).
+const EVERY: Duration = Duration::from_secs(10);
+/// Clients top up their one-time keys below this many (see docs/e2ee.md); a device under it for
+/// long cannot be reached by new sessions once its stock runs out.
+const LOW_ONE_TIME_KEYS: i32 = 10;
+
+pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if let Err(error) = sample(&state).await {
+            tracing::debug!(%error, "could not sample operational gauges");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn sample(state: &AppState) -> Result<(), sqlx::Error> {
+    let metrics = &state.metrics;
+    let depth = sqlx::query_scalar!(r#"SELECT count(*) AS "depth!" FROM outbox"#).fetch_one(&state.pool).await?;
+    metrics.outbox_depth.record(depth, &[]);
+    let lags = sqlx::query!(
+        r#"SELECT c.projection,
+                  GREATEST((SELECT COALESCE(max(position), 0) FROM events) - c.event_position, 0) AS "events!",
+                  CASE WHEN (SELECT COALESCE(max(position), 0) FROM events) > c.event_position
+                       THEN EXTRACT(EPOCH FROM now() - c.updated_at)::float8 ELSE 0 END AS "seconds!"
+           FROM projection_checkpoints c"#
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    for lag in lags {
+        let projection = [KeyValue::new("projection", lag.projection)];
+        metrics.projection_lag_events.record(lag.events, &projection);
+        metrics.projection_lag_seconds.record(lag.seconds, &projection);
+    }
+    let low = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "low!" FROM devices WHERE removed_at IS NULL AND one_time_key_count < $1"#,
+        LOW_ONE_TIME_KEYS
+    )
+    .fetch_one(&state.pool)
+    .await?;
+    metrics.devices_low_on_one_time_keys.record(low, &[]);
+    Ok(())
+}
