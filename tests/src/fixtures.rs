@@ -70,6 +70,28 @@ pub fn access(sfu: &Value) -> Result<(String, String)> {
     Ok((text(&sfu["url"])?, text(&sfu["token"])?))
 }
 
+/// Starts a call in `chat` as `caller` and has everyone in `others` accept it; returns each
+/// participant's `(url, token)` in the same order (caller first).
+pub async fn call_everyone(
+    stack: &Stack,
+    chat: &str,
+    kind: &str,
+    caller: &Member,
+    others: &[&Member],
+) -> Result<Vec<(String, String)>> {
+    let (status, started) = stack.post("/calls", Some(&caller.token), &json!({"chat_id": chat, "kind": kind})).await?;
+    ensure!(status == 201, "start call: {status} {started}");
+    let call_id = text(&started["id"])?;
+    let mut all = vec![access(&started["sfu"])?];
+    for other in others {
+        let (status, accepted) =
+            stack.post(&format!("/calls/{call_id}/accept"), Some(&other.token), &json!(null)).await?;
+        ensure!(status == 200, "accept: {status} {accepted}");
+        all.push(access(&accepted["sfu"])?);
+    }
+    Ok(all)
+}
+
 /// Received tracks of `kind` that decoded at least `frames` frames (a peer's summary).
 pub fn decoded(summary: &Value, kind: &str, frames: u64) -> Vec<Value> {
     summary["received"]

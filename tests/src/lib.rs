@@ -19,7 +19,7 @@ use uuid::Uuid;
 pub mod bench;
 pub mod fixtures;
 
-pub use fixtures::{access, ciphertext, decoded, direct, group, member, send, sfu_stack, text, Member};
+pub use fixtures::{access, call_everyone, ciphertext, decoded, direct, group, member, send, sfu_stack, text, Member};
 
 pub fn admin_database_url() -> String {
     std::env::var("PARLEY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://parley@127.0.0.1:55433/postgres".into())

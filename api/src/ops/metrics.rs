@@ -60,8 +60,9 @@ impl Metrics {
                 .i64_gauge("parley_projection_lag_events")
                 .with_description("events committed after the newest one a projection applied")
                 .build(),
+            // Exported as `parley_projection_lag_seconds` (the exporter appends the unit).
             projection_lag_seconds: meter
-                .f64_gauge("parley_projection_lag_seconds")
+                .f64_gauge("parley_projection_lag")
                 .with_unit("s")
                 .with_description("how long a projection that is behind has not moved (0 when caught up)")
                 .build(),

@@ -1,5 +1,8 @@
-use anyhow::Result;
-use parley_tests::Stack;
+use std::collections::BTreeSet;
+
+use anyhow::{Context, Result};
+use parley_tests::{call_everyone, direct, member, run_peer, Stack};
+use serde_json::Value;
 
 #[tokio::test]
 async fn health_metrics_spec_docs_and_keys_are_served() -> Result<()> {
@@ -128,4 +131,121 @@ async fn raw_get(base_url: &str, path: &str) -> Result<String> {
     let mut response = Vec::new();
     connection.read_to_end(&mut response).await?;
     Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+/// `(series, process)` of each row of the README's metrics table.
+fn documented_series() -> Result<Vec<(String, String)>> {
+    let readme = std::fs::read_to_string(parley_tests::repo_root().join("README.md"))?;
+    let table = readme.split("### Metrics").nth(1).context("the README has a Metrics section")?;
+    let rows: Vec<(String, String)> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("| series"))
+        .skip(2)
+        .take_while(|l| l.starts_with("| `"))
+        .filter_map(|row| {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            Some((cells.get(1)?.trim_matches('`').to_owned(), cells.get(3)?.to_string()))
+        })
+        .collect();
+    anyhow::ensure!(rows.len() >= 10, "too few documented series: {rows:?}");
+    Ok(rows)
+}
+
+/// The metric families a process exposes (its `# TYPE` lines).
+async fn exported(stack: &Stack, base: &str) -> Result<BTreeSet<String>> {
+    let text = stack.http.get(format!("{base}/metrics")).send().await?.text().await?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Every metric name a PromQL text uses (Parley's own prefixes), histogram suffixes taken off.
+fn series_in(promql: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for prefix in ["parley_", "http_server_", "sfu_"] {
+        let mut rest = promql;
+        while let Some(at) = rest.find(prefix) {
+            let starts_word =
+                at == 0 || !rest.as_bytes()[at - 1].is_ascii_alphanumeric() && rest.as_bytes()[at - 1] != b'_';
+            let name: String = rest[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if starts_word {
+                let family =
+                    ["_bucket", "_sum", "_count"].iter().fold(name.as_str(), |n, s| n.strip_suffix(s).unwrap_or(n));
+                names.insert(family.to_owned());
+            }
+            rest = &rest[at + name.len().max(1)..];
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_documented_series_is_exported_and_dashboards_and_alerts_use_only_those() -> Result<()> {
+    let documented = documented_series()?;
+    // Every 25th video packet the SFU sends is dropped, so receivers ask for retransmissions.
+    let stack = Stack::start_with(
+        parley_tests::StackOptions::default().with_sfu().env("PARLEY_SFU_TEST_DROP_EVERY_NTH_RTP", "25"),
+    )
+    .await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = direct(&stack, &ada, &bob).await?;
+    let _socket = parley_tests::Socket::connect(&stack.base_url, &ada.token, None).await?;
+    stack.get("/no-such-route", None).await?;
+    let access = call_everyone(&stack, &chat, "video", &ada, &[&bob]).await?;
+    let (first, second) = tokio::join!(
+        run_peer(&access[0].0, &access[0].1, &["--seconds", "5"]),
+        run_peer(&access[1].0, &access[1].1, &["--seconds", "5"]),
+    );
+    first?;
+    second?;
+
+    let sfu_base = stack.sfu_base.clone().context("the stack has an SFU")?;
+    let wanted_from = |process: &str| -> BTreeSet<String> {
+        documented.iter().filter(|(_, p)| p == process).map(|(name, _)| name.clone()).collect()
+    };
+    // The database gauges are sampled every 10 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let missing: Vec<String> = wanted_from("api")
+            .difference(&exported(&stack, &stack.base_url).await?)
+            .chain(wanted_from("sfu").difference(&exported(&stack, &sfu_base).await?))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "documented but not exported: {missing:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+
+    let monitoring = parley_tests::repo_root().join("k8s");
+    let mut used = BTreeSet::new();
+    for file in ["components/monitoring/alerts.yaml", "overlays/prod/hpa.yaml"] {
+        used.extend(series_in(&std::fs::read_to_string(monitoring.join(file))?));
+    }
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(monitoring.join("components/monitoring/dashboard.json"))?)?;
+    for panel in dashboard["panels"].as_array().context("dashboard panels")? {
+        for target in panel["targets"].as_array().context("panel targets")? {
+            used.extend(series_in(target["expr"].as_str().context("a target's expr")?));
+        }
+    }
+    let all: BTreeSet<String> = documented.into_iter().map(|(name, _)| name).collect();
+    let unknown: Vec<&String> = used.difference(&all).collect();
+    assert!(unknown.is_empty(), "dashboards or alerts use series nobody exports: {unknown:?}");
+    assert!(used.len() >= 10, "the alerts and dashboard use {used:?}");
+    Ok(())
+}
+
+#[test]
+fn series_are_found_in_promql() {
+    let found = series_in(
+        r#"histogram_quantile(0.99, sum by (le) (rate(http_server_duration_seconds_bucket[5m]))) / max(parley_outbox_depth{x="sfu_y"})"#,
+    );
+    let expected: BTreeSet<String> =
+        ["http_server_duration_seconds", "parley_outbox_depth", "sfu_y"].map(String::from).into();
+    assert_eq!(found, expected);
 }

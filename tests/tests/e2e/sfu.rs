@@ -5,35 +5,13 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use futures::future::join_all;
-use parley_tests::{access, decoded, run_chromium_peer, run_peer, sfu_stack, text, Stack, StackOptions};
+use parley_tests::{call_everyone, decoded, run_chromium_peer, run_peer, sfu_stack, text, Stack, StackOptions};
 use serde_json::{json, Value};
 
 use parley_tests::{direct, group, member, Member};
 
 /// Each peer stays this long in the call.
 const SECONDS: &str = "6";
-
-/// Starts a call in `chat` as `caller` and has everyone in `others` accept it; returns each
-/// participant's `(url, token)` in the same order (caller first).
-async fn call_everyone(
-    stack: &Stack,
-    chat: &str,
-    kind: &str,
-    caller: &Member,
-    others: &[&Member],
-) -> Result<Vec<(String, String)>> {
-    let (status, started) = stack.post("/calls", Some(&caller.token), &json!({"chat_id": chat, "kind": kind})).await?;
-    ensure!(status == 201, "start call: {status} {started}");
-    let call_id = text(&started["id"])?;
-    let mut all = vec![access(&started["sfu"])?];
-    for other in others {
-        let (status, accepted) =
-            stack.post(&format!("/calls/{call_id}/accept"), Some(&other.token), &json!(null)).await?;
-        ensure!(status == 200, "accept: {status} {accepted}");
-        all.push(access(&accepted["sfu"])?);
-    }
-    Ok(all)
-}
 
 fn first_at(track: &Value) -> f64 {
     track["first_at"].as_f64().unwrap_or(f64::INFINITY)
