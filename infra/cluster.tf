@@ -8,27 +8,33 @@ variable "api_allowed_cidrs" {
   default     = []
 }
 
-resource "aws_iam_role" "cluster" {
-  name = "${local.name}-cluster"
+# One role per AWS service acting for us, each assumable by that service alone.
+locals {
+  service_roles = {
+    cluster        = "eks.amazonaws.com"
+    nodes          = "ec2.amazonaws.com"
+    rds-monitoring = "monitoring.rds.amazonaws.com"
+  }
+}
+
+resource "aws_iam_role" "service" {
+  for_each = local.service_roles
+  name     = "${local.name}-${each.key}"
   assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRole"
-      Principal = { Service = "eks.amazonaws.com" }
-    }]
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Action = "sts:AssumeRole", Principal = { Service = each.value } }]
   })
 }
 
 resource "aws_iam_role_policy_attachment" "cluster" {
-  role       = aws_iam_role.cluster.name
+  role       = aws_iam_role.service["cluster"].name
   policy_arn = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
 }
 
 resource "aws_eks_cluster" "main" {
   name     = local.name
   version  = var.kubernetes_version
-  role_arn = aws_iam_role.cluster.arn
+  role_arn = aws_iam_role.service["cluster"].arn
   vpc_config {
     subnet_ids              = aws_subnet.private[*].id
     endpoint_private_access = true
@@ -45,32 +51,20 @@ resource "aws_eks_cluster" "main" {
   depends_on                = [aws_iam_role_policy_attachment.cluster]
 }
 
-resource "aws_iam_role" "nodes" {
-  name = "${local.name}-nodes"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRole"
-      Principal = { Service = "ec2.amazonaws.com" }
-    }]
-  })
-}
-
 resource "aws_iam_role_policy_attachment" "nodes" {
   for_each = toset([
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
   ])
-  role       = aws_iam_role.nodes.name
+  role       = aws_iam_role.service["nodes"].name
   policy_arn = each.value
 }
 
 resource "aws_eks_node_group" "general" {
   cluster_name    = aws_eks_cluster.main.name
   node_group_name = "general"
-  node_role_arn   = aws_iam_role.nodes.arn
+  node_role_arn   = aws_iam_role.service["nodes"].arn
   subnet_ids      = aws_subnet.private[*].id
   instance_types  = [var.node_instance_type]
   scaling_config {

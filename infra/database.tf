@@ -54,7 +54,7 @@ resource "aws_db_instance" "main" {
   performance_insights_enabled        = true
   performance_insights_kms_key_id     = aws_kms_key.data.arn
   monitoring_interval                 = 60
-  monitoring_role_arn                 = aws_iam_role.rds_monitoring.arn
+  monitoring_role_arn                 = aws_iam_role.service["rds-monitoring"].arn
   enabled_cloudwatch_logs_exports     = ["postgresql"]
   db_subnet_group_name                = aws_db_subnet_group.main.name
   parameter_group_name                = aws_db_parameter_group.main.name
@@ -63,19 +63,7 @@ resource "aws_db_instance" "main" {
   final_snapshot_identifier           = "${local.name}-final"
 }
 
-resource "aws_iam_role" "rds_monitoring" {
-  name = "${local.name}-rds-monitoring"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRole"
-      Principal = { Service = "monitoring.rds.amazonaws.com" }
-    }]
-  })
-}
-
 resource "aws_iam_role_policy_attachment" "rds_monitoring" {
-  role       = aws_iam_role.rds_monitoring.name
+  role       = aws_iam_role.service["rds-monitoring"].name
   policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 }
