@@ -41,6 +41,10 @@ pub fn api_service() -> OpenApiService<Apis, ()> {
     )
     .description("Parley messaging backend. Errors are `{\"error\": {\"code\", \"message\"}}`.")
     .server("http://127.0.0.1:8080")
+    .extra_response_header::<String, _>(poem_openapi::ExtraHeader::new("X-Request-Id").description(
+        "This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. \
+         Stored with the events the request commits.",
+    ))
 }
 
 /// The OpenAPI document, as served and committed under `openapi/`.
@@ -60,6 +64,7 @@ pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
         .around(move |next, req| limit_body(next, req, max_body))
         .around(serve_web_app)
         .around(metrics::observe)
+        .around(crate::ops::request_id::assign)
         .data(state)
         .with(
             CatchPanic::new().with_handler(|_| ApiError::internal(anyhow::anyhow!("handler panicked")).into_response()),

@@ -193,7 +193,7 @@ async fn start_session(state: &AppState, user_id: Uuid) -> Result<(Uuid, TokenPa
         expires_at: now + state.config.refresh_token_ttl,
         at: now,
     };
-    let metadata = EventMetadata::new(Some(user_id), now, None);
+    let metadata = EventMetadata::new(Some(user_id), now, crate::ops::request_id::current());
     state
         .sessions
         .execute(&session_id.to_string(), command, &metadata)
@@ -230,7 +230,7 @@ async fn refresh(state: &AppState, req: &Request, presented: RefreshToken) -> Re
         expires_at: now + state.config.refresh_token_ttl,
         at: now,
     };
-    let metadata = EventMetadata::new(None, now, None);
+    let metadata = EventMetadata::new(None, now, crate::ops::request_id::current());
     let committed = state
         .sessions
         .execute(&session_id.to_string(), command, &metadata)
@@ -269,7 +269,7 @@ fn deliver(
 pub(crate) async fn revoke(state: &AppState, caller: Caller, session_id: Uuid) -> Result<(), ApiError> {
     let now = Utc::now();
     let command = SessionCommand::Revoke { actor_id: caller.user_id, at: now };
-    let metadata = EventMetadata::new(Some(caller.user_id), now, None);
+    let metadata = EventMetadata::new(Some(caller.user_id), now, crate::ops::request_id::current());
     state
         .sessions
         .execute(&session_id.to_string(), command, &metadata)
@@ -322,7 +322,7 @@ impl AuthApi {
         let now = Utc::now();
         let command =
             UserCommand::Register { user_id, name, email: email.clone(), password_hash, avatar_media_id, at: now };
-        let metadata = EventMetadata::new(None, now, None);
+        let metadata = EventMetadata::new(None, now, crate::ops::request_id::current());
         let committed = match state.users.execute(&user_id.to_string(), command, &metadata).await {
             Ok(committed) => committed,
             // The email's unique index fails the commit when a concurrent registration won.

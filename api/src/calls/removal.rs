@@ -20,7 +20,8 @@ pub async fn remove_from_live_call(
     caller: Caller,
 ) -> Result<(), ApiError> {
     let Some(call_id) = queries::active_call_in(&state.pool, chat_id).await? else { return Ok(()) };
-    let metadata = parley_domain::EventMetadata::new(Some(caller.user_id), Utc::now(), None);
+    let metadata =
+        parley_domain::EventMetadata::new(Some(caller.user_id), Utc::now(), crate::ops::request_id::current());
     let command = CallCommand::Remove { user_id, at: super::routes::now() };
     state
         .calls

@@ -100,7 +100,7 @@ pub(crate) fn now() -> DateTime<Utc> {
 }
 
 fn metadata(caller: Caller) -> EventMetadata {
-    EventMetadata::new(Some(caller.user_id), Utc::now(), None)
+    EventMetadata::new(Some(caller.user_id), Utc::now(), crate::ops::request_id::current())
 }
 
 /// The chat as the write side knows it, if `user_id` is in it (else 404).

@@ -59,7 +59,7 @@ async fn consume(state: &AppState) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let metadata = EventMetadata::new(Some(report.user_id), report.at, None);
+        let metadata = EventMetadata::new(Some(report.user_id), report.at, crate::ops::request_id::current());
         match state.calls.execute_retrying(&report.call_id.to_string(), report.command(), &metadata).await {
             Ok(_) | Err(CommandError::Refused(_)) => {
                 message.ack().await.map_err(|e| anyhow::anyhow!(e))?;

@@ -36,7 +36,7 @@ async fn sweep(state: &AppState) -> anyhow::Result<()> {
     due.extend(queries::abandoned_since(&state.pool, cutoff, SWEEP_BATCH).await?);
     for call_id in due {
         let command = CallCommand::Expire { cutoff, at: now };
-        let metadata = EventMetadata::new(None, now, None);
+        let metadata = EventMetadata::new(None, now, crate::ops::request_id::current());
         if let Err(error) = state.calls.execute_retrying(&call_id.to_string(), command, &metadata).await {
             tracing::warn!(%call_id, %error, "could not expire a ringing call");
         }

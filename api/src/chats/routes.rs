@@ -147,7 +147,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn metadata(caller: Caller) -> EventMetadata {
-    EventMetadata::new(Some(caller.user_id), Utc::now(), None)
+    EventMetadata::new(Some(caller.user_id), Utc::now(), crate::ops::request_id::current())
 }
 
 /// Runs a command on a chat. It does not wait for the read model: chat queries do (see

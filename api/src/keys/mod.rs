@@ -49,7 +49,7 @@ pub fn to_device_error(error: ToDeviceError) -> ApiError {
 /// end, so a failure here only delays nothing but the aggregate's own record.
 pub async fn end_device(state: &AppState, session_id: Uuid, actor: Option<Uuid>) {
     let now = Utc::now();
-    let metadata = EventMetadata::new(actor, now, None);
+    let metadata = EventMetadata::new(actor, now, crate::ops::request_id::current());
     let removed =
         state.devices.execute_retrying(&session_id.to_string(), DeviceCommand::Remove { at: now }, &metadata).await;
     match removed {

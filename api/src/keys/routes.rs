@@ -326,7 +326,7 @@ async fn devices_by_user(state: &AppState, users: &[Uuid]) -> Result<Vec<UserDev
 async fn claim_one(state: &AppState, caller: Caller, device: DeviceRef) -> Result<Option<ClaimedKey>, ApiError> {
     let now = Utc::now();
     let command = DeviceCommand::Claim { claimer_id: caller.user_id, claimer_device_id: caller.session_id, at: now };
-    let metadata = EventMetadata::new(Some(caller.user_id), now, None);
+    let metadata = EventMetadata::new(Some(caller.user_id), now, crate::ops::request_id::current());
     let committed = state
         .devices
         .execute_retrying(&device.device_id.to_string(), command, &metadata)
@@ -381,7 +381,7 @@ impl KeysApi {
             fallback_key: fallback_key.map(one_time_key),
             at: now,
         };
-        let metadata = EventMetadata::new(Some(caller.user_id), now, None);
+        let metadata = EventMetadata::new(Some(caller.user_id), now, crate::ops::request_id::current());
         let committed = state
             .devices
             .execute_retrying(&caller.session_id.to_string(), command, &metadata)
@@ -551,7 +551,7 @@ impl ToDeviceApi {
             .collect();
         let ids = messages.iter().map(|m| m.id).collect();
         let now = Utc::now();
-        let metadata = EventMetadata::new(Some(caller.user_id), now, None);
+        let metadata = EventMetadata::new(Some(caller.user_id), now, crate::ops::request_id::current());
         // One command, one commit: the batch's events (each small enough for a NATS message) keep
         // the request's order in every device's queue.
         let command =
@@ -620,7 +620,7 @@ impl ToDeviceApi {
         let ids = distinct(body.0.ids);
         let now = Utc::now();
         let command = DeviceCommand::AcknowledgeToDevice { message_ids: ids, at: now };
-        let metadata = EventMetadata::new(Some(caller.user_id), now, None);
+        let metadata = EventMetadata::new(Some(caller.user_id), now, crate::ops::request_id::current());
         let committed = state
             .devices
             .execute_retrying(&caller.session_id.to_string(), command, &metadata)

@@ -46,7 +46,7 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
 }
 
 async fn command(state: &AppState, id: Uuid, command: MediaCommand) -> anyhow::Result<()> {
-    let metadata = EventMetadata::new(None, Utc::now(), None);
+    let metadata = EventMetadata::new(None, Utc::now(), crate::ops::request_id::current());
     state.media.execute_retrying(&id.to_string(), command, &metadata).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }

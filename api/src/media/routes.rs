@@ -102,7 +102,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn metadata(caller: Caller) -> EventMetadata {
-    EventMetadata::new(Some(caller.user_id), Utc::now(), None)
+    EventMetadata::new(Some(caller.user_id), Utc::now(), crate::ops::request_id::current())
 }
 
 /// Records bytes already stored at `key` as the caller's new media `media_id` and returns it as

@@ -58,7 +58,7 @@ fn inbox_error(error: InboxError) -> ApiError {
 }
 
 async fn record(state: &AppState, caller: Caller, command: InboxCommand) -> Result<(), ApiError> {
-    let metadata = EventMetadata::new(Some(caller.user_id), Utc::now(), None);
+    let metadata = EventMetadata::new(Some(caller.user_id), Utc::now(), crate::ops::request_id::current());
     let committed = state
         .inboxes
         .execute_retrying(&caller.user_id.to_string(), command, &metadata)

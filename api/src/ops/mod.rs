@@ -1,5 +1,6 @@
 //! Operability: health, metrics, the signing keys' public half.
 
 pub mod metrics;
+pub mod request_id;
 pub mod routes;
 pub mod sampler;

@@ -133,7 +133,7 @@ impl UsersApi {
             avatar_media_id: avatar,
             at: now,
         };
-        let metadata = EventMetadata::new(Some(caller), now, None);
+        let metadata = EventMetadata::new(Some(caller), now, crate::ops::request_id::current());
         let committed = state
             .users
             .execute(&caller.to_string(), command, &metadata)

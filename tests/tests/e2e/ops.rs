@@ -249,3 +249,32 @@ fn series_are_found_in_promql() {
         ["http_server_duration_seconds", "parley_outbox_depth", "sfu_y"].map(String::from).into();
     assert_eq!(found, expected);
 }
+
+#[tokio::test]
+async fn a_requests_id_is_answered_and_stored_with_the_events_it_commits() -> Result<()> {
+    let stack = Stack::start().await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let response = stack
+        .http
+        .post(stack.url("/chats"))
+        .bearer_auth(&ada.token)
+        .header("x-request-id", "trace-me-42")
+        .json(&serde_json::json!({"type": "direct", "member_ids": [bob.id]}))
+        .send()
+        .await?;
+    assert_eq!(response.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("trace-me-42"));
+    let (status, chat) = parley_tests::read(response).await?;
+    assert_eq!(status, 201, "{chat}");
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT metadata->>'request_id' FROM events WHERE aggregate_id = $1 AND sequence = 1")
+            .bind(parley_tests::text(&chat["id"])?)
+            .fetch_one(&stack.pool)
+            .await?;
+    assert_eq!(stored.as_deref(), Some("trace-me-42"));
+
+    // An id that could forge log lines is replaced by one of our own.
+    let response = stack.http.get(stack.url("/healthz")).header("x-request-id", "two words").send().await?;
+    let assigned = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert!(assigned.len() == 32 && assigned.bytes().all(|b| b.is_ascii_hexdigit()), "{assigned:?}");
+    Ok(())
+}

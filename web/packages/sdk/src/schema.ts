@@ -1420,6 +1420,8 @@ export interface operations {
             /** @description Migrations ran; Postgres and NATS are reachable. */
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1429,6 +1431,8 @@ export interface operations {
             /** @description A dependency is unreachable. */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1449,6 +1453,8 @@ export interface operations {
             /** @description Prometheus text exposition format. */
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1468,6 +1474,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1494,6 +1502,8 @@ export interface operations {
             /** @description Account created and signed in. */
             201: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     /** @description The refresh token's cookie (`token_delivery=cookie` only). */
                     "SET-COOKIE"?: string;
                     [name: string]: unknown;
@@ -1505,6 +1515,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1514,6 +1526,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1523,6 +1537,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1532,6 +1548,8 @@ export interface operations {
             /** @description Rate limited; see Retry-After */
             429: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1541,6 +1559,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1566,6 +1586,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     /** @description The refresh token's cookie (`token_delivery=cookie` only). */
                     "SET-COOKIE"?: string;
                     [name: string]: unknown;
@@ -1577,6 +1599,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1586,6 +1610,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1595,6 +1621,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1604,6 +1632,8 @@ export interface operations {
             /** @description Rate limited; see Retry-After */
             429: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1613,6 +1643,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1632,6 +1664,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1641,6 +1675,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1650,6 +1686,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1659,6 +1697,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1668,6 +1708,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1677,6 +1719,8 @@ export interface operations {
             /** @description Rate limited; see Retry-After */
             429: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1686,6 +1730,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1709,6 +1755,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1718,6 +1766,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1727,6 +1777,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1736,6 +1788,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1745,6 +1799,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1754,6 +1810,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1763,6 +1821,8 @@ export interface operations {
             /** @description Rate limited; see Retry-After */
             429: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1772,6 +1832,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1792,6 +1854,8 @@ export interface operations {
             /** @description A new access token; `refresh_token` is absent (the cookie carries the next one). */
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     /** @description The next refresh token's cookie. */
                     "SET-COOKIE": string;
                     [name: string]: unknown;
@@ -1803,6 +1867,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1812,6 +1878,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1821,6 +1889,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1830,6 +1900,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1839,6 +1911,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1848,6 +1922,8 @@ export interface operations {
             /** @description Rate limited; see Retry-After */
             429: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1857,6 +1933,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1881,6 +1959,8 @@ export interface operations {
             /** @description The session is revoked: its refresh token no longer works. */
             204: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     /** @description Clears the refresh token's cookie. */
                     "SET-COOKIE": string;
                     [name: string]: unknown;
@@ -1890,6 +1970,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1899,6 +1981,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1908,6 +1992,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1917,6 +2003,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1926,6 +2014,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1935,6 +2025,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1959,6 +2051,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1968,6 +2062,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1977,6 +2073,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1986,6 +2084,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1995,6 +2095,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2016,6 +2118,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2025,6 +2129,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2034,6 +2140,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2043,6 +2151,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2052,6 +2162,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2077,6 +2189,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2086,6 +2200,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2095,6 +2211,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2104,6 +2222,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2113,6 +2233,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2122,6 +2244,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2131,6 +2255,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2140,6 +2266,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2162,6 +2290,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2171,6 +2301,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2180,6 +2312,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2189,6 +2323,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2198,6 +2334,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2222,6 +2360,8 @@ export interface operations {
             /** @description The direct chat with this user already existed. */
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2230,6 +2370,8 @@ export interface operations {
             };
             201: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2239,6 +2381,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2248,6 +2392,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2257,6 +2403,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2266,6 +2414,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2275,6 +2425,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2284,6 +2436,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2293,6 +2447,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2314,6 +2470,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2323,6 +2481,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2332,6 +2492,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2341,6 +2503,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2350,6 +2514,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2375,6 +2541,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2384,6 +2552,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2393,6 +2563,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2402,6 +2574,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2411,6 +2585,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2420,6 +2596,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2429,6 +2607,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2438,6 +2618,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2460,6 +2642,8 @@ export interface operations {
         responses: {
             204: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2467,6 +2651,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2476,6 +2662,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2485,6 +2673,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2494,6 +2684,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2503,6 +2695,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2512,6 +2706,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2521,6 +2717,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2547,6 +2745,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2556,6 +2756,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2565,6 +2767,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2574,6 +2778,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2583,6 +2789,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2592,6 +2800,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2601,6 +2811,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2610,6 +2822,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2635,6 +2849,8 @@ export interface operations {
             /** @description The group's new code; every earlier code stops working. */
             201: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2644,6 +2860,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2653,6 +2871,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2662,6 +2882,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2671,6 +2893,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2680,6 +2904,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2689,6 +2915,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2698,6 +2926,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2719,6 +2949,8 @@ export interface operations {
         responses: {
             204: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -2726,6 +2958,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2735,6 +2969,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2744,6 +2980,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2753,6 +2991,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2762,6 +3002,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2771,6 +3013,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2780,6 +3024,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2803,6 +3049,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2812,6 +3060,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2821,6 +3071,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2830,6 +3082,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2839,6 +3093,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2848,6 +3104,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2857,6 +3115,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2866,6 +3126,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2891,6 +3153,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2900,6 +3164,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2909,6 +3175,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2918,6 +3186,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2927,6 +3197,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2952,6 +3224,8 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2961,6 +3235,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2970,6 +3246,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2979,6 +3257,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2988,6 +3268,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2997,6 +3279,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3006,6 +3290,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3015,6 +3301,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3040,6 +3328,8 @@ export interface operations {
         responses: {
             204: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3047,6 +3337,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3056,6 +3348,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3065,6 +3359,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3074,6 +3370,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3083,6 +3381,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3092,6 +3392,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3101,6 +3403,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3126,6 +3430,8 @@ export interface operations {
         responses: {
             204: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3133,6 +3439,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3142,6 +3450,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3151,6 +3461,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3160,6 +3472,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3169,6 +3483,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3178,6 +3494,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3187,6 +3505,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3208,6 +3528,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3217,6 +3539,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3226,6 +3550,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3235,6 +3561,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3244,6 +3572,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3268,6 +3598,8 @@ export interface operations {
             /** @description The chat already had a live call: you joined it. */
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3277,6 +3609,8 @@ export interface operations {
             /** @description The call rings the chat's other members. */
             201: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3286,6 +3620,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3295,6 +3631,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3304,6 +3642,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3313,6 +3653,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3322,6 +3664,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3331,6 +3675,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3340,6 +3686,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3361,6 +3709,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3370,6 +3720,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3379,6 +3731,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3388,6 +3742,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3397,6 +3753,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3418,6 +3776,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3427,6 +3787,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3436,6 +3798,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3445,6 +3809,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3454,6 +3820,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3463,6 +3831,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3472,6 +3842,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3481,6 +3853,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3502,6 +3876,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3511,6 +3887,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3520,6 +3898,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3529,6 +3909,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3538,6 +3920,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3547,6 +3931,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3556,6 +3942,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3565,6 +3953,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3586,6 +3976,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3595,6 +3987,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3604,6 +3998,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3613,6 +4009,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3622,6 +4020,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3631,6 +4031,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3640,6 +4042,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3649,6 +4053,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3675,6 +4081,8 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3684,6 +4092,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3693,6 +4103,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3702,6 +4114,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3711,6 +4125,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3720,6 +4136,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3729,6 +4147,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3738,6 +4158,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3762,6 +4184,8 @@ export interface operations {
             /** @description All of it. */
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     "CONTENT-LENGTH": number;
                     ETAG: string;
                     "ACCEPT-RANGES": string;
@@ -3777,6 +4201,8 @@ export interface operations {
             /** @description The requested `Range`. */
             206: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     "CONTENT-LENGTH": number;
                     "CONTENT-RANGE": string;
                     ETAG: string;
@@ -3793,6 +4219,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3802,6 +4230,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3811,6 +4241,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3820,6 +4252,8 @@ export interface operations {
             /** @description Range not satisfiable (media downloads); see Content-Range */
             416: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3829,6 +4263,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3850,6 +4286,8 @@ export interface operations {
         responses: {
             204: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -3857,6 +4295,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3866,6 +4306,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3875,6 +4317,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3884,6 +4328,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3893,6 +4339,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3902,6 +4350,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3911,6 +4361,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3934,6 +4386,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3942,6 +4396,8 @@ export interface operations {
             };
             201: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3951,6 +4407,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3960,6 +4418,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3969,6 +4429,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3978,6 +4440,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3987,6 +4451,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3996,6 +4462,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4005,6 +4473,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4026,6 +4496,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4034,6 +4506,8 @@ export interface operations {
             };
             201: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4043,6 +4517,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4052,6 +4528,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4061,6 +4539,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4070,6 +4550,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4097,6 +4579,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4105,6 +4589,8 @@ export interface operations {
             };
             201: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4114,6 +4600,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4123,6 +4611,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4132,6 +4622,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4141,6 +4633,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4150,6 +4644,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4159,6 +4655,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4168,6 +4666,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4189,6 +4689,8 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4198,6 +4700,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4207,6 +4711,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4216,6 +4722,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4225,6 +4733,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4234,6 +4744,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4243,6 +4755,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4252,6 +4766,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4274,6 +4790,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4283,6 +4801,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4292,6 +4812,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4301,6 +4823,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4310,6 +4834,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4333,6 +4859,8 @@ export interface operations {
         responses: {
             204: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -4340,6 +4868,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4349,6 +4879,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4358,6 +4890,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4367,6 +4901,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4376,6 +4912,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4385,6 +4923,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4394,6 +4934,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4415,6 +4957,8 @@ export interface operations {
         responses: {
             204: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -4422,6 +4966,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4431,6 +4977,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4440,6 +4988,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4449,6 +4999,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4458,6 +5010,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4467,6 +5021,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4476,6 +5032,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4501,6 +5059,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4510,6 +5070,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4519,6 +5081,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4528,6 +5092,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4537,6 +5103,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4546,6 +5114,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4555,6 +5125,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4564,6 +5136,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4585,6 +5159,8 @@ export interface operations {
         responses: {
             204: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -4592,6 +5168,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4601,6 +5179,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4610,6 +5190,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4619,6 +5201,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4628,6 +5212,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4637,6 +5223,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4646,6 +5234,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4665,6 +5255,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4674,6 +5266,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4683,6 +5277,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4692,6 +5288,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4701,6 +5299,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4722,6 +5322,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4731,6 +5333,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4740,6 +5344,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4749,6 +5355,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4758,6 +5366,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4781,6 +5391,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4790,6 +5402,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4799,6 +5413,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4808,6 +5424,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4817,6 +5435,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4826,6 +5446,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4835,6 +5457,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4844,6 +5468,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4867,6 +5493,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4876,6 +5504,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4885,6 +5515,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4894,6 +5526,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4903,6 +5537,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4912,6 +5548,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4921,6 +5559,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4930,6 +5570,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4953,6 +5595,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4962,6 +5606,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4971,6 +5617,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4980,6 +5628,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4989,6 +5639,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5012,6 +5664,8 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5021,6 +5675,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5030,6 +5686,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5039,6 +5697,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5048,6 +5708,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5057,6 +5719,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5066,6 +5730,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5075,6 +5741,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5098,6 +5766,8 @@ export interface operations {
         responses: {
             204: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -5105,6 +5775,8 @@ export interface operations {
             /** @description Malformed or invalid input */
             400: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5114,6 +5786,8 @@ export interface operations {
             /** @description Missing, invalid or expired credentials */
             401: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5123,6 +5797,8 @@ export interface operations {
             /** @description Authenticated but not allowed */
             403: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5132,6 +5808,8 @@ export interface operations {
             /** @description Not found, or not visible to you */
             404: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5141,6 +5819,8 @@ export interface operations {
             /** @description Conflicts with existing state */
             409: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5150,6 +5830,8 @@ export interface operations {
             /** @description Request body too large */
             413: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -5159,6 +5841,8 @@ export interface operations {
             /** @description A dependency (database, NATS, storage) is unavailable; retry later */
             503: {
                 headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
                     [name: string]: unknown;
                 };
                 content: {
