@@ -21,6 +21,7 @@ pub struct Metrics {
     pub(crate) projection_lag_events: Gauge<i64>,
     pub(crate) projection_lag_seconds: Gauge<f64>,
     pub(crate) devices_low_on_one_time_keys: Gauge<i64>,
+    pub(crate) nats_consumer_pending: Gauge<i64>,
 }
 
 /// Counts one open WebSocket for as long as it lives.
@@ -69,6 +70,12 @@ impl Metrics {
             devices_low_on_one_time_keys: meter
                 .i64_gauge("parley_devices_low_on_one_time_keys")
                 .with_description("live devices with fewer one-time keys than clients keep in stock")
+                .build(),
+            nats_consumer_pending: meter
+                .i64_gauge("parley_nats_consumer_pending")
+                .with_description(
+                    "events a durable consumer of the event stream (a projection group) has not been delivered yet",
+                )
                 .build(),
             registry,
             _provider: provider,

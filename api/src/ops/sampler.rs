@@ -1,10 +1,12 @@
-//! Operational gauges read from the database every few seconds: the outbox's depth (events the
-//! relay has not published), each projection's lag, and the devices running out of one-time
-//! keys. The alerts in `k8s/components/monitoring` are built on them.
+//! Operational gauges read every few seconds: from the database, the outbox's depth (events the
+//! relay has not published), each projection's lag and the devices running out of one-time keys;
+//! from JetStream, what each durable consumer has not been delivered yet. The alerts in
+//! `k8s/components/monitoring` are built on them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use opentelemetry::KeyValue;
 use tokio::sync::watch;
 
@@ -20,6 +22,9 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
     loop {
         if let Err(error) = sample(&state).await {
             tracing::debug!(%error, "could not sample operational gauges");
+        }
+        if let Err(error) = sample_consumers(&state).await {
+            tracing::debug!(%error, "could not read the JetStream consumers");
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
@@ -53,5 +58,21 @@ async fn sample(state: &AppState) -> Result<(), sqlx::Error> {
     .fetch_one(&state.pool)
     .await?;
     metrics.devices_low_on_one_time_keys.record(low, &[]);
+    Ok(())
+}
+
+/// Durable consumers only: the ordered ones the api and the SFU open for a while have random
+/// names, and would leave a series behind each.
+async fn sample_consumers(state: &AppState) -> anyhow::Result<()> {
+    let jetstream = async_nats::jetstream::new(state.nats.clone());
+    let stream = jetstream.get_stream(&state.config.stream.stream_name).await?;
+    let mut consumers = stream.consumers();
+    while let Some(info) = consumers.try_next().await? {
+        if info.config.durable_name.is_none() {
+            continue;
+        }
+        let pending = i64::try_from(info.num_pending).unwrap_or(i64::MAX);
+        state.metrics.nats_consumer_pending.record(pending, &[KeyValue::new("consumer", info.name)]);
+    }
     Ok(())
 }
