@@ -8,6 +8,8 @@ use parley_runtime::{ConfigError, Env, Secret};
 pub struct ProjectorConfig {
     pub database_url: Secret,
     pub nats_url: String,
+    /// `/metrics` and `/healthz`.
+    pub http_addr: std::net::SocketAddr,
     pub stream: StreamSettings,
     /// Prefix of the durable consumer names (`<prefix>-<projection>`).
     pub consumer_prefix: String,
@@ -21,6 +23,7 @@ impl ProjectorConfig {
         Ok(Self {
             database_url: env.secret("DATABASE_URL", "postgres://parley@127.0.0.1:55432/parley")?,
             nats_url: env.string("NATS_URL", "nats://127.0.0.1:54222")?,
+            http_addr: env.parse("PARLEY_PROJECTIONS_HTTP_ADDR", std::net::SocketAddr::from(([127, 0, 0, 1], 8082)))?,
             stream: StreamSettings::from_env(env)?,
             consumer_prefix: env.string("PARLEY_NATS_CONSUMER_PREFIX", "parley")?,
             realtime_prefix: realtime_prefix_from_env(env)?,

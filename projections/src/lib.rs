@@ -10,6 +10,7 @@ pub mod error;
 pub mod feed;
 pub mod keys;
 pub mod media;
+pub mod metrics;
 pub mod projector;
 pub mod users;
 

@@ -2,8 +2,14 @@
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use parley_projections::config::ProjectorConfig;
+use parley_projections::metrics::ProjectionMetrics;
 use parley_projections::{all_projections, projection_groups, projector, ProjectionError};
+use poem::listener::TcpListener;
+use poem::web::Data;
+use poem::{handler, EndpointExt, Route, Server};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::Executor;
 use tokio::sync::watch;
@@ -69,7 +75,8 @@ async fn connect(config: &ProjectorConfig) -> Result<sqlx::PgPool, ProjectionErr
 async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
     let pool = connect(&config).await?;
     let client = parley_eventbus::stream::connect(&config.nats_url, "parley-projections").await?;
-    let jetstream = async_nats::jetstream::new(client);
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let metrics = Arc::new(ProjectionMetrics::new().map_err(|e| ProjectionError::Inconsistent(e.to_string()))?);
     let (shutdown_tx, shutdown) = watch::channel(false);
     let mut tasks = Vec::new();
     for group in projection_groups(&config.realtime_prefix) {
@@ -85,20 +92,51 @@ async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
             pool.clone(),
             jetstream.clone(),
             config.stream.clone(),
-            consumer,
-            superseded,
+            projector::GroupConsumer { name: consumer, superseded },
             group,
+            Arc::clone(&metrics),
             shutdown.clone(),
         )));
     }
     tasks.push(tokio::spawn(purge_expired_to_device(pool.clone(), config.to_device_ttl, shutdown.clone())));
-    parley_runtime::shutdown::signal().await;
+    let app = Route::new()
+        .at("/metrics", poem::get(metrics_endpoint))
+        .at("/healthz", poem::get(health))
+        .data(metrics)
+        .data(Health { pool: pool.clone(), nats: client });
+    tracing::info!(addr = %config.http_addr, "parley-projections serving /metrics and /healthz");
+    Server::new(TcpListener::bind(config.http_addr))
+        .run_with_graceful_shutdown(app, parley_runtime::shutdown::signal(), Some(std::time::Duration::from_secs(5)))
+        .await
+        .map_err(|e| ProjectionError::Inconsistent(format!("HTTP server on {}: {e}", config.http_addr)))?;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     for task in tasks {
         let _ = task.await;
     }
     Ok(())
+}
+
+#[handler]
+fn metrics_endpoint(Data(metrics): Data<&Arc<ProjectionMetrics>>) -> String {
+    metrics.render()
+}
+
+#[derive(Clone)]
+struct Health {
+    pool: sqlx::PgPool,
+    nats: async_nats::Client,
+}
+
+/// 200 when PostgreSQL answers and NATS is connected (what the projectors need to make
+/// progress), else 503.
+#[handler]
+async fn health(Data(health): Data<&Health>) -> poem::Response {
+    let postgres = sqlx::query!("SELECT 1 AS alive").fetch_one(&health.pool).await.is_ok();
+    let nats = health.nats.connection_state() == async_nats::connection::State::Connected;
+    let status =
+        if postgres && nats { poem::http::StatusCode::OK } else { poem::http::StatusCode::SERVICE_UNAVAILABLE };
+    poem::Response::builder().status(status).body(format!("postgres={postgres} nats={nats}"))
 }
 
 /// Deletes to-device messages their device never acknowledged within the configured age (the api

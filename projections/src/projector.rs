@@ -12,6 +12,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::metrics::ProjectionMetrics;
 use crate::{Projection, ProjectionError};
 
 use parley_eventbus::PROGRESS_CHANNEL;
@@ -170,7 +171,8 @@ async fn apply_batch(
     group: &[Arc<dyn Projection>],
     events: Vec<EventEnvelope>,
     stream_sequence: u64,
-) -> Result<(), ProjectionError> {
+) -> Result<Vec<(&'static str, usize)>, ProjectionError> {
+    let mut applied = Vec::with_capacity(group.len());
     let mut tx = pool.begin().await?;
     let mut batch = Some(events);
     for (index, projection) in group.iter().enumerate() {
@@ -195,9 +197,17 @@ async fn apply_batch(
         }
         projection.apply_all(&mut tx, &accepted).await?;
         record_progress(&mut tx, projection.name(), &versions, stream_sequence, last_position).await?;
+        applied.push((projection.name(), accepted.len()));
     }
     tx.commit().await?;
-    Ok(())
+    Ok(applied)
+}
+
+/// A projection group's durable JetStream consumer: its name, and the consumers its projections
+/// had of their own before they were grouped (it takes over where they were).
+pub struct GroupConsumer {
+    pub name: String,
+    pub superseded: Vec<String>,
 }
 
 /// Feeds a group of projections from one durable JetStream consumer until `shutdown` turns
@@ -209,11 +219,12 @@ pub async fn run_projections(
     pool: PgPool,
     jetstream: jetstream::Context,
     stream: StreamSettings,
-    consumer_name: String,
-    superseded: Vec<String>,
+    consumer: GroupConsumer,
     group: Vec<Box<dyn Projection>>,
+    metrics: Arc<ProjectionMetrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let GroupConsumer { name: consumer_name, superseded } = consumer;
     let group: Arc<[Arc<dyn Projection>]> = group.into_iter().map(Arc::from).collect();
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -226,7 +237,8 @@ pub async fn run_projections(
         let attempt = tokio::spawn({
             let (pool, jetstream, stream) = (pool.clone(), jetstream.clone(), stream.clone());
             let (consumer_name, superseded, group) = (consumer_name.clone(), superseded.clone(), Arc::clone(&group));
-            async move { consume(&pool, &jetstream, &stream, &consumer_name, &superseded, &group).await }
+            let metrics = Arc::clone(&metrics);
+            async move { consume(&pool, &jetstream, &stream, &consumer_name, &superseded, &group, &metrics).await }
         });
         let abort = attempt.abort_handle();
         let result = tokio::select! {
@@ -272,6 +284,7 @@ async fn consume(
     consumer_name: &str,
     superseded: &[String],
     group: &[Arc<dyn Projection>],
+    metrics: &ProjectionMetrics,
 ) -> Result<(), ProjectionError> {
     let nats = |e: &dyn std::fmt::Display| ProjectionError::Nats(e.to_string());
     let stream = parley_eventbus::stream::ensure_stream(jetstream, settings).await?;
@@ -345,8 +358,10 @@ async fn consume(
             for projection in group {
                 projection.begin_delivery();
             }
+            let started = std::time::Instant::now();
             match apply_batch(pool, group, events, stream_sequence).await {
-                Ok(()) => {
+                Ok(applied) => {
+                    metrics.batch_applied(consumer_name, started.elapsed(), &applied);
                     for projection in group {
                         projection.after_commit(&jetstream.client()).await;
                     }

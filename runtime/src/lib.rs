@@ -5,6 +5,8 @@
 pub mod env;
 pub mod health;
 pub mod logging;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod secret;
 pub mod shutdown;
 

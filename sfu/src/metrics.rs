@@ -1,12 +1,10 @@
 //! Prometheus metrics (OpenTelemetry instruments, Prometheus exposition at `/metrics`).
 
-use opentelemetry::metrics::{Counter, MeterProvider as _, UpDownCounter};
-use opentelemetry_sdk::metrics::SdkMeterProvider;
-use prometheus::{Encoder, TextEncoder};
+use opentelemetry::metrics::{Counter, UpDownCounter};
+use parley_runtime::metrics::Prometheus;
 
 pub(crate) struct SfuMetrics {
-    registry: prometheus::Registry,
-    _provider: SdkMeterProvider,
+    prometheus: Prometheus,
     pub rooms: UpDownCounter<i64>,
     pub participants: UpDownCounter<i64>,
     forwarded_frames: Counter<u64>,
@@ -21,10 +19,8 @@ pub(crate) struct SfuMetrics {
 
 impl SfuMetrics {
     pub(crate) fn new() -> anyhow::Result<Self> {
-        let registry = prometheus::Registry::new();
-        let exporter = opentelemetry_prometheus::exporter().with_registry(registry.clone()).build()?;
-        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
-        let meter = provider.meter("parley-sfu");
+        let prometheus = Prometheus::new()?;
+        let meter = prometheus.meter("parley-sfu");
         let counter = |name: &'static str, description: &'static str| {
             meter.u64_counter(name).with_description(description).build()
         };
@@ -42,8 +38,7 @@ impl SfuMetrics {
             udp_bytes_in: counter("sfu_udp_bytes_received", "UDP bytes received"),
             keyframe_requests: counter("sfu_keyframe_requests", "keyframe requests (PLI/FIR) sent to publishers"),
             nacks: counter("sfu_nacks", "NACKs received from subscribers (answered by retransmission)"),
-            registry,
-            _provider: provider,
+            prometheus,
         })
     }
 
@@ -63,10 +58,6 @@ impl SfuMetrics {
     }
 
     pub(crate) fn render(&self) -> String {
-        let mut buffer = Vec::new();
-        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
-            tracing::warn!(%error, "could not encode metrics");
-        }
-        String::from_utf8(buffer).unwrap_or_default()
+        self.prometheus.render()
     }
 }

@@ -225,6 +225,8 @@ impl StackOptions {
 pub struct Stack {
     pub id: String,
     pub base_url: String,
+    /// The projector's `/metrics` and `/healthz`.
+    pub projections_base: String,
     pub database_url: String,
     pub pool: PgPool,
     pub http: reqwest::Client,
@@ -248,6 +250,7 @@ impl Stack {
         let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
         let database_url = create_database(&format!("parley_{id}")).await?;
         let port = free_port()?;
+        let projections_port = free_port()?;
         let log_dir = state_dir().join("stacks").join(&id);
         std::fs::create_dir_all(&log_dir)?;
         let stream_name = format!("T{id}");
@@ -259,6 +262,7 @@ impl Stack {
             ("PARLEY_NATS_CONSUMER_PREFIX", format!("t{id}")),
             ("PARLEY_NATS_REALTIME_PREFIX", format!("t{id}.rt")),
             ("PARLEY_HTTP_ADDR", format!("127.0.0.1:{port}")),
+            ("PARLEY_PROJECTIONS_HTTP_ADDR", format!("127.0.0.1:{projections_port}")),
             ("PARLEY_DATA_DIR", log_dir.join("data").display().to_string()),
             ("PARLEY_DATABASE_MAX_CONNECTIONS", "10".into()),
             // Stacks may share an S3 bucket: each keeps its media under its own prefix.
@@ -288,6 +292,7 @@ impl Stack {
         let mut stack = Stack {
             id,
             base_url: format!("http://127.0.0.1:{port}"),
+            projections_base: format!("http://127.0.0.1:{projections_port}"),
             database_url,
             pool,
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,

@@ -3,16 +3,13 @@
 
 use std::time::Instant;
 
-use opentelemetry::metrics::{Counter, Gauge, Histogram, MeterProvider as _, UpDownCounter};
+use opentelemetry::metrics::{Counter, Gauge, Histogram, UpDownCounter};
 use opentelemetry::KeyValue;
-use opentelemetry_sdk::metrics::SdkMeterProvider;
+use parley_runtime::metrics::Prometheus;
 use poem::{Endpoint, IntoResponse, Request, Response};
-use prometheus::{Encoder, TextEncoder};
 
 pub struct Metrics {
-    registry: prometheus::Registry,
-    // Keeps the pipeline alive.
-    _provider: SdkMeterProvider,
+    prometheus: Prometheus,
     http_requests: Counter<u64>,
     http_duration: Histogram<f64>,
     websocket_connections: UpDownCounter<i64>,
@@ -37,10 +34,8 @@ impl Drop for OpenSocket {
 
 impl Metrics {
     pub fn new() -> anyhow::Result<Self> {
-        let registry = prometheus::Registry::new();
-        let exporter = opentelemetry_prometheus::exporter().with_registry(registry.clone()).build()?;
-        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
-        let meter = provider.meter("parley-api");
+        let prometheus = Prometheus::new()?;
+        let meter = prometheus.meter("parley-api");
         let http_requests = meter.u64_counter("http_server_requests").with_description("HTTP requests served").build();
         let http_duration = meter
             .f64_histogram("http_server_duration")
@@ -77,8 +72,7 @@ impl Metrics {
                     "events a durable consumer of the event stream (a projection group) has not been delivered yet",
                 )
                 .build(),
-            registry,
-            _provider: provider,
+            prometheus,
             http_requests,
             http_duration,
         })
@@ -92,11 +86,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut buffer = Vec::new();
-        if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
-            tracing::warn!(%error, "could not encode metrics");
-        }
-        String::from_utf8(buffer).unwrap_or_default()
+        self.prometheus.render()
     }
 
     fn record(&self, method: &'static str, operation: &str, status: u16, seconds: f64) {

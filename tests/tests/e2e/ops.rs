@@ -211,6 +211,7 @@ async fn every_documented_series_is_exported_and_dashboards_and_alerts_use_only_
     loop {
         let missing: Vec<String> = wanted_from("api")
             .difference(&exported(&stack, &stack.base_url).await?)
+            .chain(wanted_from("projections").difference(&exported(&stack, &stack.projections_base).await?))
             .chain(wanted_from("sfu").difference(&exported(&stack, &sfu_base).await?))
             .cloned()
             .collect();
