@@ -151,6 +151,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         &config.jwt_issuer,
         config.access_token_ttl,
     )?;
+    let tokens = match &config.jwt_accepted_public_keys {
+        Some(pems) => tokens.accepting(pems)?,
+        None => tokens,
+    };
     let captcha = config.captcha.clone().map(CaptchaVerifier::new).transpose()?;
     let event_store = EventStore::start(pool.clone(), local_commits);
     let state = Arc::new(AppState {

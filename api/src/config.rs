@@ -37,6 +37,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// PKCS#8 PEM of the Ed25519 key that signs access tokens.
     pub jwt_private_key_pem: Option<Secret>,
+    /// Public keys (PEM) whose tokens are accepted besides the signing key's: a key rotation.
+    pub jwt_accepted_public_keys: Option<String>,
     pub jwt_issuer: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
@@ -141,6 +143,7 @@ impl Config {
             media_storage: media_storage(env, &data_dir)?,
             data_dir,
             jwt_private_key_pem: jwt_private_key_pem(env)?,
+            jwt_accepted_public_keys: env.optional("PARLEY_JWT_ACCEPTED_PUBLIC_KEYS")?.map(str::to_owned),
             jwt_issuer: env.string("PARLEY_JWT_ISSUER", "parley")?,
             access_token_ttl: secs(env.parse_within("PARLEY_ACCESS_TOKEN_TTL_SECS", 900, 1..=900)?),
             refresh_token_ttl: secs(env.parse_within("PARLEY_REFRESH_TOKEN_TTL_DAYS", 30, 1..=365)? * DAY),

@@ -335,6 +335,14 @@ impl Stack {
 
     /// Starts another api process on the same database and NATS (a second replica); returns
     /// its base URL.
+    /// Sets (or, with `None`, removes) a variable of the processes started from now on.
+    pub fn set_env(&mut self, name: &str, value: Option<&str>) {
+        match value {
+            Some(value) => self.env.insert(name.to_owned(), value.to_owned()),
+            None => self.env.remove(name),
+        };
+    }
+
     pub async fn start_extra_api(&mut self) -> Result<String> {
         let port = free_port()?;
         let log = format!("api-{port}.log");

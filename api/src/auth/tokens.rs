@@ -11,8 +11,8 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -76,10 +76,31 @@ pub struct SfuJoinClaims {
 /// checked on each use.
 const VERIFIED_TOKENS_KEPT: usize = 20_000;
 
+/// A public key tokens may also be signed with: during a rotation, the key before (or after)
+/// the one this replica signs with.
+struct AcceptedKey {
+    key_id: String,
+    public_key: [u8; 32],
+    decoding: DecodingKey,
+}
+
+impl AcceptedKey {
+    fn new(public_key: [u8; 32]) -> Self {
+        Self { key_id: key_id(&public_key), decoding: DecodingKey::from_ed_der(&public_key), public_key }
+    }
+}
+
+/// A key's id in token headers and the JWKS: the first 8 bytes of its SHA-256, in hex.
+fn key_id(public_key: &[u8; 32]) -> String {
+    hex(&Sha256::digest(public_key)[..8])
+}
+
 pub struct TokenKeys {
     verified: std::sync::Mutex<HashMap<String, AccessClaims>>,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Verified too, and published in the JWKS (`PARLEY_JWT_ACCEPTED_PUBLIC_KEYS`).
+    accepted: Vec<AcceptedKey>,
     validation: Validation,
     public_key: [u8; 32],
     key_id: String,
@@ -105,8 +126,9 @@ impl TokenKeys {
             verified: std::sync::Mutex::new(HashMap::new()),
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
             decoding: DecodingKey::from_ed_der(&public_key),
+            accepted: Vec::new(),
             validation,
-            key_id: hex(&Sha256::digest(public_key)[..8]),
+            key_id: key_id(&public_key),
             public_key,
             issuer: issuer.to_owned(),
             access_ttl,
@@ -141,6 +163,21 @@ impl TokenKeys {
             }
             Err(e) => Err(io(e)),
         }
+    }
+
+    /// Also accepts tokens signed with the keys of `pems` (SPKI "PUBLIC KEY" PEM blocks, one after
+    /// another, as `openssl pkey -pubout` writes them), and lists them in the JWKS: a rotation
+    /// then logs nobody out and no replica refuses another's tokens (see k8s/README.md).
+    pub fn accepting(mut self, pems: &str) -> Result<Self, KeyError> {
+        const END: &str = "-----END PUBLIC KEY-----";
+        for block in pems.split_inclusive(END).map(str::trim).filter(|b| !b.is_empty()) {
+            let key = VerifyingKey::from_public_key_pem(block).map_err(|e| KeyError::Invalid(e.to_string()))?;
+            let accepted = AcceptedKey::new(key.to_bytes());
+            if accepted.key_id != self.key_id && self.accepted.iter().all(|k| k.key_id != accepted.key_id) {
+                self.accepted.push(accepted);
+            }
+        }
+        Ok(self)
     }
 
     pub fn access_ttl(&self) -> Duration {
@@ -204,7 +241,12 @@ impl TokenKeys {
         if let Some(claims) = self.verified.lock().unwrap_or_else(|p| p.into_inner()).get(token) {
             return (claims.exp > now).then(|| claims.clone());
         }
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation).ok()?;
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid;
+        let decoding = match self.accepted.iter().find(|k| kid.as_deref() == Some(k.key_id.as_str())) {
+            Some(accepted) => &accepted.decoding,
+            None => &self.decoding,
+        };
+        let data = jsonwebtoken::decode::<AccessClaims>(token, decoding, &self.validation).ok()?;
         if data.claims.typ != ACCESS_TOKEN_TYPE {
             return None;
         }
@@ -219,18 +261,22 @@ impl TokenKeys {
         Some(data.claims)
     }
 
-    /// The public key as a JSON Web Key Set.
+    /// The public keys (the signing one first, then the accepted ones) as a JSON Web Key Set.
     pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({
-            "keys": [{
+        let jwk = |key_id: &str, public_key: &[u8; 32]| {
+            serde_json::json!({
                 "kty": "OKP",
                 "crv": "Ed25519",
                 "alg": "EdDSA",
                 "use": "sig",
-                "kid": self.key_id,
-                "x": URL_SAFE_NO_PAD.encode(self.public_key),
-            }]
-        })
+                "kid": key_id,
+                "x": URL_SAFE_NO_PAD.encode(public_key),
+            })
+        };
+        let keys: Vec<serde_json::Value> = std::iter::once(jwk(&self.key_id, &self.public_key))
+            .chain(self.accepted.iter().map(|k| jwk(&k.key_id, &k.public_key)))
+            .collect();
+        serde_json::json!({ "keys": keys })
     }
 }
 
@@ -285,6 +331,27 @@ mod tests {
             Ok(keys) => keys,
             Err(e) => panic!("test key: {e}"),
         }
+    }
+
+    #[test]
+    fn tokens_of_an_accepted_key_verify_during_a_rotation_and_only_then() {
+        use ed25519_dalek::pkcs8::EncodePublicKey;
+        let ttl = Duration::from_secs(900);
+        let old = keys(ttl);
+        let token = old.issue_access(Uuid::from_u128(1), Uuid::from_u128(2), Utc::now()).unwrap_or_default();
+        let next = SigningKey::from_bytes(&[9u8; 32]);
+        let rotated = TokenKeys::from_signing_key(&next, "parley", ttl).unwrap_or_else(|e| panic!("{e}"));
+        assert!(rotated.verify_access(&token).is_none(), "another key's token without accepting it");
+        let old_public = SigningKey::from_bytes(&[7u8; 32])
+            .verifying_key()
+            .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rotated = rotated.accepting(&format!("{old_public}\n{old_public}")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rotated.verify_access(&token).map(|c| c.sub), Some(Uuid::from_u128(1)));
+        let jwks = rotated.jwks();
+        let kids: Vec<&str> = jwks["keys"].as_array().into_iter().flatten().filter_map(|k| k["kid"].as_str()).collect();
+        assert_eq!(kids, [rotated.key_id.as_str(), old.key_id.as_str()], "both keys, the signing one first, once each");
+        assert!(keys(ttl).accepting("-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----").is_err());
     }
 
     #[test]

@@ -316,3 +316,40 @@ async fn browsers_get_the_refresh_token_as_an_http_only_cookie_that_rotates_and_
     assert_eq!(status, 400, "{body}");
     Ok(())
 }
+
+/// An Ed25519 signing key as `(private PKCS#8 PEM, public SPKI PEM)`.
+fn ed25519_pems(seed: u8) -> Result<(String, String)> {
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+    let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    let private = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| anyhow::anyhow!("{e}"))?.to_string();
+    let public = key.verifying_key().to_public_key_pem(LineEnding::LF).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((private, public))
+}
+
+#[tokio::test]
+async fn a_rotated_signing_key_keeps_earlier_tokens_valid_while_it_is_accepted() -> Result<()> {
+    let (old_private, old_public) = ed25519_pems(11)?;
+    let (new_private, _) = ed25519_pems(12)?;
+    let mut stack = Stack::start_with(StackOptions::default().env("PARLEY_JWT_PRIVATE_KEY", &old_private)).await?;
+    let registered = stack.register("ada", &parley_tests::unique_email("ada")).await?;
+    let old_token = parley_tests::text(&registered["access_token"])?;
+
+    // Step 2 of the runbook: a replica signing with the new key still takes the old one's tokens,
+    // and its JWKS names both keys.
+    stack.set_env("PARLEY_JWT_PRIVATE_KEY", Some(&new_private));
+    stack.set_env("PARLEY_JWT_ACCEPTED_PUBLIC_KEYS", Some(&old_public));
+    let rotated = stack.start_extra_api().await?;
+    let chats = stack.http.get(format!("{rotated}/chats")).bearer_auth(&old_token).send().await?;
+    assert_eq!(chats.status().as_u16(), 200);
+    let jwks: serde_json::Value =
+        stack.http.get(format!("{rotated}/.well-known/jwks.json")).send().await?.json().await?;
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "{jwks}");
+
+    // Step 3: once the old key is no longer accepted, its tokens are refused.
+    stack.set_env("PARLEY_JWT_ACCEPTED_PUBLIC_KEYS", None);
+    let forgotten = stack.start_extra_api().await?;
+    let chats = stack.http.get(format!("{forgotten}/chats")).bearer_auth(&old_token).send().await?;
+    assert_eq!(chats.status().as_u16(), 401);
+    Ok(())
+}
