@@ -168,6 +168,19 @@ impl TrackOut {
     }
 }
 
+/// A participant a frame goes to: its `tracks_out[track]`, open on its m-line `mid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Subscriber {
+    participant: ParticipantId,
+    track: usize,
+    mid: Mid,
+}
+
+/// Where in `tracks` `source`'s `source_mid` is open, and on which of the subscriber's mids.
+fn open_track(tracks: &[TrackOut], source: ParticipantId, source_mid: Mid) -> Option<(usize, Mid)> {
+    tracks.iter().enumerate().find_map(|(index, t)| t.open_mid_for(source, source_mid).map(|mid| (index, mid)))
+}
+
 /// A simulcast layer counts as sent while its packets arrived this recently.
 const LAYER_ACTIVE: Duration = Duration::from_millis(1000);
 
@@ -777,13 +790,14 @@ impl Shard {
         }
         let keyframe = data.is_keyframe();
         let mut wanted_keyframes: Vec<Rid> = Vec::new();
-        for (subscriber, _) in self.subscribers(call_id, id, data.mid) {
+        for Subscriber { participant: subscriber, track, mid } in self.subscribers(call_id, id, data.mid) {
             let Some(s) = self.participants.get_mut(&subscriber) else { continue };
-            let Some((out, mid)) =
-                s.tracks_out.iter_mut().find_map(|t| t.open_mid_for(id, data.mid).map(|mid| (t, mid)))
-            else {
-                continue;
-            };
+            // Forwarding to an earlier subscriber may have dropped a track here (a departure) and
+            // moved the others: then this frame's track is looked up again.
+            let still = s.tracks_out.get(track).is_some_and(|t| t.open_mid_for(id, data.mid) == Some(mid));
+            let found = if still { Some((track, mid)) } else { open_track(&s.tracks_out, id, data.mid) };
+            let Some((track, mid)) = found else { continue };
+            let Some(out) = s.tracks_out.get_mut(track) else { continue };
             let (forwarded, awaited) = out.take_frame(&layers, &active, data.rid, keyframe);
             if let Some(rid) = awaited.filter(|rid| !wanted_keyframes.contains(rid)) {
                 wanted_keyframes.push(rid);
@@ -805,15 +819,15 @@ impl Shard {
     }
 
     /// Who a frame of `source`'s `source_mid` goes to: every other participant of room `call_id`
-    /// whose m-line for it is open, with that m-line's mid.
-    fn subscribers(&self, call_id: Uuid, source: ParticipantId, source_mid: Mid) -> Vec<(ParticipantId, Mid)> {
+    /// whose m-line for it is open, with where that is (so forwarding searches no further).
+    fn subscribers(&self, call_id: Uuid, source: ParticipantId, source_mid: Mid) -> Vec<Subscriber> {
         self.room(call_id)
             .iter()
             .copied()
             .filter(|o| *o != source)
-            .filter_map(|o| {
-                let s = self.participants.get(&o)?;
-                s.tracks_out.iter().find_map(|t| t.open_mid_for(source, source_mid)).map(|mid| (o, mid))
+            .filter_map(|participant| {
+                let (track, mid) = open_track(&self.participants.get(&participant)?.tracks_out, source, source_mid)?;
+                Some(Subscriber { participant, track, mid })
             })
             .collect()
     }

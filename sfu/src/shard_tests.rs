@@ -263,7 +263,8 @@ impl Harness {
     /// `subscribers` of `source`'s `source_mid`, sorted, in the room the shard has it in.
     fn subscribers(&self, source: ParticipantId, source_mid: Mid) -> Vec<(ParticipantId, Mid)> {
         let call_id = self.shard.participants[&source].call_id;
-        let mut subscribers = self.shard.subscribers(call_id, source, source_mid);
+        let mut subscribers: Vec<(ParticipantId, Mid)> =
+            self.shard.subscribers(call_id, source, source_mid).into_iter().map(|s| (s.participant, s.mid)).collect();
         subscribers.sort();
         subscribers
     }
