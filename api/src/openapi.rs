@@ -8,8 +8,10 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
-/// Every error status `ApiError` documents (see its `ApiResponse` implementation).
-pub(crate) const ERROR_STATUSES: [u16; 9] = [400, 401, 403, 404, 409, 413, 416, 429, 503];
+/// Every error status `ApiError` documents (its `ApiResponse` implementation).
+fn statuses_of_api_errors() -> Vec<u16> {
+    <crate::error::ApiError as poem_openapi::ApiResponse>::meta().responses.iter().filter_map(|r| r.status).collect()
+}
 
 /// The routes that issue or end a session, and check their own credentials rather than an
 /// access token; all but logout are rate limited.
@@ -58,6 +60,7 @@ pub fn spec_json() -> String {
 
 fn narrow_error_statuses(spec: &str) -> Result<String, serde_json::Error> {
     let mut document: Json = serde_json::from_str(spec)?;
+    let api_errors = statuses_of_api_errors();
     for (_, item) in document.get_mut("paths").into_iter().flat_map(Json::entries_mut) {
         for (method, operation) in item.entries_mut() {
             let authenticated = operation.get_mut("security").is_some();
@@ -69,7 +72,7 @@ fn narrow_error_statuses(spec: &str) -> Result<String, serde_json::Error> {
             let Json::Object(responses) = responses else { continue };
             // Only operations answering with `ApiError` carry its statuses (health has its own 503).
             let documents_api_errors =
-                ERROR_STATUSES.iter().all(|status| responses.iter().any(|(key, _)| *key == status.to_string()));
+                api_errors.iter().all(|status| responses.iter().any(|(key, _)| *key == status.to_string()));
             if !documents_api_errors {
                 continue;
             }
