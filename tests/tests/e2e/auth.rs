@@ -351,5 +351,22 @@ async fn a_rotated_signing_key_keeps_earlier_tokens_valid_while_it_is_accepted()
     let forgotten = stack.start_extra_api().await?;
     let chats = stack.http.get(format!("{forgotten}/chats")).bearer_auth(&old_token).send().await?;
     assert_eq!(chats.status().as_u16(), 401);
+
+    // An accepted key grants nothing a logout took away: signed out, the old key's token is
+    // refused by the replica that still accepts that key.
+    let logout = stack
+        .http
+        .post(format!("{rotated}/auth/logout"))
+        .bearer_auth(&old_token)
+        .json(&json!({"refresh_token": text(&registered["refresh_token"])?}))
+        .send()
+        .await?;
+    assert_eq!(logout.status().as_u16(), 204);
+    stack
+        .eventually(Duration::from_secs(5), "the logged-out token is refused", || async {
+            let chats = stack.http.get(format!("{rotated}/chats")).bearer_auth(&old_token).send().await?;
+            Ok(chats.status().as_u16() == 401)
+        })
+        .await?;
     Ok(())
 }
