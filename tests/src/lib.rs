@@ -17,6 +17,7 @@ use tokio::process::{Child, Command};
 use uuid::Uuid;
 
 pub mod bench;
+pub mod devices;
 pub mod fixtures;
 
 pub use fixtures::{access, call_everyone, ciphertext, decoded, direct, group, member, send, sfu_stack, text, Member};

@@ -1,7 +1,8 @@
 //! The SFU follows the end of everyone's right to be in a call: removal from the chat, the call's
-//! end, hanging up, logout. The dropped peer's socket closes within a second of the api's answer
-//! and the tokens issued before are refused. Also: each join token admits once, an audio call
-//! carries no video, and an oversized signaling frame closes the socket. Real aiortc peers.
+//! end, hanging up, logout, removal of the device. The dropped peer's socket closes within a
+//! second of the api's answer and the tokens issued before are refused. Also: each join token
+//! admits once, an audio call carries no video, and an oversized signaling frame closes the
+//! socket. Real aiortc peers.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,6 +11,7 @@ use parley_tests::{run_peer, text, Stack};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
+use parley_tests::devices::TestDevice;
 use parley_tests::{access, decoded, sfu_stack};
 use parley_tests::{direct, group, member, Member};
 
@@ -215,6 +217,46 @@ async fn logging_out_drops_that_users_peer() -> Result<()> {
         let summary = finished(peer).await?;
         assert_eq!(summary["close"], Value::Null, "{summary}");
     }
+    Ok(())
+}
+
+/// Removing a device from another one signs it out, and its peer goes with it.
+#[tokio::test]
+async fn removing_a_device_drops_that_devices_peer() -> Result<()> {
+    let stack = sfu_stack().await?;
+    let ada = member(&stack, "ada").await?;
+    let email = parley_tests::unique_email("bob");
+    let registered = stack.register("bob", &email).await?;
+    let phone = TestDevice::new(
+        &text(&registered["user"]["id"])?,
+        &text(&registered["device_id"])?,
+        &text(&registered["access_token"])?,
+        7,
+    );
+    phone.publish(&stack, 1).await?;
+    let bob = phone.member();
+    let (status, laptop) =
+        stack.post("/auth/login", None, &json!({"email": email, "password": parley_tests::PASSWORD})).await?;
+    ensure!(status == 200, "second login: {status} {laptop}");
+    let chat = direct(&stack, &ada, &bob).await?;
+    let (call, ada_access) = start_call(&stack, &chat, "video", &ada).await?;
+    let (bob_access, bob_spare) = (accept(&stack, &call, &bob).await?, accept(&stack, &call, &bob).await?);
+    let args = ["--seconds", "12"];
+    let (ada_peer, bob_peer) = (spawn_peer(&ada_access, &args), spawn_peer(&bob_access, &args));
+    connected(&stack, &call, &ada, &[&ada, &bob]).await?;
+
+    let response = stack
+        .http
+        .delete(stack.url(&format!("/keys/devices/{}", phone.device_id)))
+        .bearer_auth(text(&laptop["access_token"])?)
+        .send()
+        .await?;
+    ensure!(response.status() == 204, "remove the phone: {}", response.status());
+    let removed_at = unix_now();
+    assert_dropped(&finished(bob_peer).await?, "your session has ended", removed_at);
+    // A direct call ends with one side gone: either end of the right revokes the spare token.
+    assert_refused(&bob_spare, "join token revoked").await?;
+    finished(ada_peer).await?;
     Ok(())
 }
 
