@@ -32,9 +32,11 @@ async fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("health") {
         return health();
     }
-    parley_runtime::logging::init();
-    let config = match Config::from_env(&parley_runtime::Env::from_process()) {
-        Ok(config) => config,
+    let env = parley_runtime::Env::from_process();
+    let config = parley_runtime::traces::init_from_env("parley-api", &env)
+        .and_then(|traces| Ok((traces, Config::from_env(&env)?)));
+    let (traces, config) = match config {
+        Ok(started) => started,
         Err(error) => {
             tracing::error!(%error, "invalid configuration");
             return ExitCode::from(2);
@@ -48,6 +50,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    traces.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

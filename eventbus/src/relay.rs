@@ -22,6 +22,7 @@ use parley_domain::EventEnvelope;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 use tokio::sync::{watch, Notify};
+use tracing::Instrument;
 
 use crate::event_store::take_outbox;
 use crate::stream::ensure_stream;
@@ -142,7 +143,25 @@ impl Relay {
     async fn publish(&self, event: &EventEnvelope) -> Result<jetstream::context::PublishAckFuture, BusError> {
         let subject = EventEnvelope::subject(&self.settings.subject_prefix, &event.aggregate_type, &event.aggregate_id);
         let payload = serde_json::to_vec(event)?;
-        let message = PublishMessage::build().payload(payload.into()).message_id(&event.event_id);
-        self.jetstream.send_publish(subject, message).await.map_err(BusError::nats)
+        let mut message = PublishMessage::build().payload(payload.into()).message_id(&event.event_id);
+        let Some(traceparent) = committed_trace(event) else {
+            return self.jetstream.send_publish(subject, message).await.map_err(BusError::nats);
+        };
+        // The publish continues the committing command's trace, and the message carries it on.
+        let span = tracing::info_span!("relay.publish", otel.kind = "producer", event = %event.event_id);
+        parley_runtime::traces::continue_from(&span, &traceparent);
+        if let Some(context) = parley_runtime::traces::traceparent(&span) {
+            message = message.header(parley_runtime::traces::TRACEPARENT, context.as_str());
+        }
+        self.jetstream.send_publish(subject, message).instrument(span).await.map_err(BusError::nats)
     }
+}
+
+/// The trace context its command stored with the event, while traces are exported.
+fn committed_trace(event: &EventEnvelope) -> Option<String> {
+    if !parley_runtime::traces::exporting() {
+        return None;
+    }
+    let mut metadata: std::collections::HashMap<String, String> = serde_json::from_str(event.metadata.get()).ok()?;
+    metadata.remove(parley_runtime::traces::TRACEPARENT)
 }

@@ -132,6 +132,23 @@ pub fn realtime_subject(prefix: &str, user_id: impl std::fmt::Display) -> String
     format!("{prefix}.user.{user_id}")
 }
 
+/// Publishes a realtime message on core NATS; while traces are exported it carries the current
+/// span's context, so the api's delivery of the frame joins the trace that caused it.
+pub async fn publish_realtime(
+    nats: &async_nats::Client,
+    subject: String,
+    payload: bytes::Bytes,
+) -> Result<(), async_nats::PublishError> {
+    match parley_runtime::traces::traceparent(&tracing::Span::current()) {
+        Some(traceparent) => {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(parley_runtime::traces::TRACEPARENT, traceparent.as_str());
+            nats.publish_with_headers(subject, headers, payload).await
+        }
+        None => nats.publish(subject, payload).await,
+    }
+}
+
 /// The subject a device's own realtime messages travel on (to-device messages, key stock):
 /// `<prefix>.device.<device id>`, heard by the sockets of that device's session only.
 pub fn device_subject(prefix: &str, device_id: impl std::fmt::Display) -> String {

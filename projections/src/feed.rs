@@ -464,7 +464,8 @@ impl Projection for FeedProjection {
             let subject = parley_eventbus::stream::realtime_subject(&self.realtime_prefix, frame.user_id);
             let message =
                 RealtimeMessage::Frame { prev_cursor: frame.prev_cursor, cursor: frame.cursor, text: &frame.text };
-            if let Err(error) = nats.publish(subject, message.encode().into()).await {
+            if let Err(error) = parley_eventbus::stream::publish_realtime(nats, subject, message.encode().into()).await
+            {
                 // The socket's periodic poll reads the stored frame anyway.
                 tracing::debug!(%error, "could not publish a realtime frame");
             }

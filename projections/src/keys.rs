@@ -226,7 +226,8 @@ impl Projection for KeysProjection {
     async fn after_commit(&self, nats: &async_nats::Client) {
         let outgoing = std::mem::take(&mut *self.outgoing.lock().unwrap_or_else(|p| p.into_inner()));
         for (subject, frame) in outgoing {
-            if let Err(error) = nats.publish(subject, RealtimeMessage::Ephemeral(&frame).encode().into()).await {
+            let message = RealtimeMessage::Ephemeral(&frame).encode().into();
+            if let Err(error) = parley_eventbus::stream::publish_realtime(nats, subject, message).await {
                 // The queue keeps the message: the device reads it on its next connect or drain.
                 tracing::debug!(%error, "could not publish a key directory frame");
             }

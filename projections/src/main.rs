@@ -22,10 +22,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    parley_runtime::logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match ProjectorConfig::from_env(&parley_runtime::Env::from_process()) {
-        Ok(config) => config,
+    let env = parley_runtime::Env::from_process();
+    let config = parley_runtime::traces::init_from_env("parley-projections", &env)
+        .and_then(|traces| Ok((traces, ProjectorConfig::from_env(&env)?)));
+    let (traces, config) = match config {
+        Ok(started) => started,
         Err(error) => {
             tracing::error!(%error, "invalid configuration");
             return ExitCode::from(2);
@@ -43,6 +45,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    traces.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -353,7 +353,14 @@ async fn consume(
         // `instrument`, never `span.enter()` across awaits: a guard held over an await is left
         // on whichever worker thread the task moved from, and the subscriber later panicked
         // ("tried to clone a span that already closed"), which had stopped a projector.
-        let span = tracing::info_span!("project", consumer = consumer_name, events = events.len(), stream_sequence);
+        let span = tracing::info_span!(
+            "project",
+            otel.kind = "consumer",
+            consumer = consumer_name,
+            events = events.len(),
+            stream_sequence
+        );
+        follow_traces(&span, &messages);
         async {
             for projection in group {
                 projection.begin_delivery();
@@ -382,6 +389,24 @@ async fn consume(
         .await?;
     }
     Ok(())
+}
+
+/// A delivery serves the traces of all its events: the span continues the first one's (so a
+/// quiet system shows request → relay → projector → frame as one trace) and links the others.
+fn follow_traces(span: &tracing::Span, messages: &[jetstream::Message]) {
+    if !parley_runtime::traces::exporting() {
+        return;
+    }
+    let mut traces = messages
+        .iter()
+        .filter_map(|m| m.headers.as_ref()?.get(parley_runtime::traces::TRACEPARENT))
+        .map(|value| value.as_str());
+    if let Some(first) = traces.next() {
+        parley_runtime::traces::continue_from(span, first);
+    }
+    for other in traces {
+        parley_runtime::traces::link_to(span, other);
+    }
 }
 
 /// Rebuilds a projection from the event store alone, in one transaction: empties it, then applies

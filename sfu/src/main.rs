@@ -55,12 +55,19 @@ fn healthz(Data(signaling): Data<&Arc<Signaling>>) -> poem::Response {
 }
 
 fn main() -> anyhow::Result<()> {
-    parley_runtime::logging::init();
-    let config = SfuConfig::from_env(&parley_runtime::Env::from_process())?;
+    let env = parley_runtime::Env::from_process();
     // Signaling, NATS and the UDP router share a small runtime; each shard gets a thread and a
     // runtime of its own, so rooms on different shards never wait on each other.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    runtime.block_on(serve(config))
+    runtime.block_on(async {
+        let traces = parley_runtime::traces::init_from_env("parley-sfu", &env)?;
+        let served = match SfuConfig::from_env(&env) {
+            Ok(config) => serve(config).await,
+            Err(error) => Err(error.into()),
+        };
+        traces.shutdown().await;
+        served
+    })
 }
 
 async fn serve(config: SfuConfig) -> anyhow::Result<()> {

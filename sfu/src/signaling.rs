@@ -18,6 +18,8 @@ use poem::{handler, IntoResponse};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
+use tracing::field::Empty;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::rights::Rights;
@@ -129,6 +131,8 @@ async fn session(mut stream: WebSocketStream, claims: JoinClaims, signaling: Arc
         Ok(None) => return,
         Err(_) => return refuse(stream, CLOSE_BAD_REQUEST, "bad_request", "no offer within 10 s").await,
     };
+    // From the offer to the answer (or refusal); the media that follows is not part of it.
+    let join_span = tracing::info_span!("sfu.join", call_id = %claims.call, user.id = %claims.sub, outcome = Empty);
     let Some(shard) = shard_for(&signaling.shards, claims.call) else { return };
     let participant = signaling.next_participant.fetch_add(1, Ordering::Relaxed);
     let (signal, mut signals) = mpsc::unbounded_channel();
@@ -153,7 +157,10 @@ async fn session(mut stream: WebSocketStream, claims: JoinClaims, signaling: Arc
         let _ = shard.send(ShardInput::Leave { participant, said: true }).await;
         return refuse(stream, CLOSE_REMOVED, "removed", &refusal.to_string()).await;
     }
-    match answer.await {
+    let answered = answer.instrument(join_span.clone()).await;
+    join_span.record("outcome", if matches!(answered, Ok(Ok(_))) { "answered" } else { "refused" });
+    drop(join_span);
+    match answered {
         Ok(Ok(sdp)) => {
             if stream.send(Message::Text(json!({"type": "answer", "sdp": sdp}).to_string())).await.is_err() {
                 let _ = shard.send(ShardInput::Leave { participant, said: false }).await;

@@ -42,6 +42,7 @@ async fn check_access_token(req: &Request, bearer: Bearer) -> poem::Result<Calle
     if state.revocations.is_revoked(claims.sid) {
         return Err(ApiError::Unauthorized("this session has been signed out".into()).into());
     }
+    crate::ops::traces::record_caller(claims.sub);
     Ok(Caller { user_id: claims.sub, session_id: claims.sid })
 }
 

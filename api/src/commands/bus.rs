@@ -18,6 +18,7 @@ use std::time::Duration;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
 use parley_domain::EventMetadata;
+use tracing::Instrument;
 
 use super::lookups::WriteLookups;
 use super::store::{Commit, CommitError, Conflict, EventRow, EventStore, MessageKey, SnapshotRow};
@@ -124,6 +125,7 @@ impl<A: WriteLookups + Clone> CommandBus<A> {
     }
 
     /// Like `execute`, committing `message_keys` in the same transaction as the events.
+    #[tracing::instrument(name = "command", skip_all, fields(aggregate = A::TYPE))]
     pub async fn execute_with_keys(
         &self,
         aggregate_id: &str,
@@ -161,7 +163,11 @@ impl<A: WriteLookups + Clone> CommandBus<A> {
                 .map_err(CommandError::Refused);
         }
 
-        let metadata_map = metadata.to_map();
+        let mut metadata_map = metadata.to_map();
+        // The relay, the projectors and the frames they send continue this command's trace.
+        if let Some(traceparent) = parley_runtime::traces::traceparent(&tracing::Span::current()) {
+            metadata_map.insert(parley_runtime::traces::TRACEPARENT.to_owned(), traceparent);
+        }
         let metadata_json =
             serde_json::to_string(&metadata_map).map_err(|e| CommandError::Store(CommitError::Json(e)))?;
         let mut rows = Vec::with_capacity(events.len());
@@ -197,8 +203,10 @@ impl<A: WriteLookups + Clone> CommandBus<A> {
             None
         };
         // On any failure the cache stays empty: the next command on this aggregate reloads it.
+        let commit_span = tracing::info_span!("commit", events = rows.len());
         self.store
             .commit(Commit { aggregate_type: A::TYPE, events: rows, snapshot, message_keys, client_messages })
+            .instrument(commit_span)
             .await?;
         *cached = Some(Loaded { state: state.clone(), version: new_version });
         Ok(Committed { state, events: envelopes, version: new_version })

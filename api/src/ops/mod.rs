@@ -1,6 +1,7 @@
-//! Operability: health, metrics, the signing keys' public half.
+//! Operability: health, metrics, request ids and traces, the signing keys' public half.
 
 pub mod metrics;
 pub mod request_id;
 pub mod routes;
 pub mod sampler;
+pub mod traces;

@@ -29,10 +29,16 @@ pub async fn assign<E: Endpoint>(next: E, req: Request) -> poem::Result<Response
         .filter(|offered| accepted(offered))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let span = tracing::info_span!("request", request_id = %id);
-    let mut response = REQUEST_ID
-        .scope(id.clone(), async move { next.call(req).await.map(IntoResponse::into_response) }.instrument(span))
-        .await?;
+    let span = crate::ops::traces::request_span(req.method(), req.uri().path(), &id);
+    let answer = async move {
+        let response = next.call(req).await.map(IntoResponse::into_response);
+        if let Ok(response) = &response {
+            tracing::debug!(status = response.status().as_u16(), "answered");
+        }
+        response
+    };
+    let mut response = REQUEST_ID.scope(id.clone(), answer.instrument(span.clone())).await?;
+    crate::ops::traces::record_response(&span, &response);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }

@@ -25,6 +25,7 @@ use poem::web::{Data, Query};
 use poem::{handler, IntoResponse, Request};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::auth::revocation::SocketWatch;
@@ -268,18 +269,10 @@ impl Session {
                     Some(Ok(_)) => last_heard = Instant::now(),
                 },
                 published = wakeups.next() => match published {
-                    Some(message) => match RealtimeMessage::decode(&message.payload) {
-                        Some(RealtimeMessage::Frame { prev_cursor, cursor, text }) => {
-                            if prev_cursor == self.last_cursor {
-                                sink.send(Message::Text(text.to_owned())).await?;
-                                self.last_cursor = cursor;
-                            } else if cursor > self.last_cursor {
-                                self.deliver(&mut sink).await?;
-                            }
-                        }
-                        Some(RealtimeMessage::Ephemeral(text)) => sink.send(Message::Text(text.to_owned())).await?,
-                        None => tracing::warn!(user_id = %self.user_id, "ignoring an undecodable realtime message"),
-                    },
+                    Some(message) => {
+                        let span = delivery_span(&message);
+                        self.forward(&message, &mut sink).instrument(span).await?;
+                    }
                     None => {
                         tracing::warn!(user_id = %self.user_id, "realtime subscription ended");
                         return Ok(());
@@ -311,6 +304,26 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Sends on what a projector (or another replica) published for this socket.
+    async fn forward<S>(&mut self, message: &async_nats::Message, sink: &mut S) -> anyhow::Result<()>
+    where
+        S: futures::Sink<Message, Error = std::io::Error> + Unpin,
+    {
+        match RealtimeMessage::decode(&message.payload) {
+            Some(RealtimeMessage::Frame { prev_cursor, cursor, text }) => {
+                if prev_cursor == self.last_cursor {
+                    sink.send(Message::Text(text.to_owned())).await?;
+                    self.last_cursor = cursor;
+                } else if cursor > self.last_cursor {
+                    self.deliver(sink).await?;
+                }
+            }
+            Some(RealtimeMessage::Ephemeral(text)) => sink.send(Message::Text(text.to_owned())).await?,
+            None => tracing::warn!(user_id = %self.user_id, "ignoring an undecodable realtime message"),
+        }
+        Ok(())
     }
 
     /// Sends the device's waiting to-device messages (those that arrived while it was away; the
@@ -436,4 +449,15 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// The span of one frame's delivery to a socket, continuing the trace the message carries (none
+/// when it carries none: most frames are not sampled).
+fn delivery_span(message: &async_nats::Message) -> tracing::Span {
+    let Some(traceparent) = message.headers.as_ref().and_then(|h| h.get(parley_runtime::traces::TRACEPARENT)) else {
+        return tracing::Span::none();
+    };
+    let span = tracing::info_span!("ws.deliver", otel.kind = "consumer");
+    parley_runtime::traces::continue_from(&span, traceparent.as_str());
+    span
 }

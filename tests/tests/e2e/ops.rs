@@ -1,8 +1,10 @@
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use parley_tests::{call_everyone, direct, member, run_peer, Stack};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn health_metrics_spec_docs_and_keys_are_served() -> Result<()> {
@@ -277,5 +279,155 @@ async fn a_requests_id_is_answered_and_stored_with_the_events_it_commits() -> Re
     let response = stack.http.get(stack.url("/healthz")).header("x-request-id", "two words").send().await?;
     let assigned = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert!(assigned.len() == 32 && assigned.bytes().all(|b| b.is_ascii_hexdigit()), "{assigned:?}");
+    Ok(())
+}
+
+/// An OTLP/HTTP receiver (JSON encoding): every span posted to `/v1/traces`, flattened to
+/// `{service, trace, span, parent, name, attributes}`.
+struct Collector {
+    endpoint: String,
+    spans: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Collector {
+    async fn start() -> Result<Self> {
+        let port = parley_tests::free_port()?;
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let route =
+            poem::EndpointExt::data(poem::Route::new().at("/v1/traces", poem::post(receive_spans)), Arc::clone(&spans));
+        let listener = poem::listener::TcpListener::bind(format!("127.0.0.1:{port}"));
+        tokio::spawn(poem::Server::new(listener).run(route));
+        Ok(Self { endpoint: format!("http://127.0.0.1:{port}"), spans })
+    }
+
+    fn spans(&self) -> Vec<Value> {
+        self.spans.lock().map(|spans| spans.clone()).unwrap_or_default()
+    }
+}
+
+#[poem::handler]
+fn receive_spans(
+    poem::web::Data(store): poem::web::Data<&Arc<Mutex<Vec<Value>>>>,
+    poem::web::Json(export): poem::web::Json<Value>,
+) -> poem::web::Json<Value> {
+    let attributes = |list: &Value| -> serde_json::Map<String, Value> {
+        let pairs = list.as_array().into_iter().flatten();
+        pairs
+            .filter_map(|kv| {
+                let value = kv["value"].as_object()?.values().next()?.clone();
+                Some((kv["key"].as_str()?.to_owned(), value))
+            })
+            .collect()
+    };
+    let mut received = Vec::new();
+    for resource in export["resourceSpans"].as_array().into_iter().flatten() {
+        let service = attributes(&resource["resource"]["attributes"]).get("service.name").cloned();
+        for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+            for span in scope["spans"].as_array().into_iter().flatten() {
+                received.push(json!({
+                    "service": service,
+                    "trace": span["traceId"],
+                    "span": span["spanId"],
+                    "parent": span["parentSpanId"],
+                    "name": span["name"],
+                    "attributes": attributes(&span["attributes"]),
+                }));
+            }
+        }
+    }
+    if let Ok(mut spans) = store.lock() {
+        spans.extend(received);
+    }
+    poem::web::Json(json!({}))
+}
+
+/// The one span of `trace` named `name` from `service`.
+fn span_named<'a>(spans: &'a [Value], trace: &str, service: &str, name: &str) -> Option<&'a Value> {
+    spans.iter().find(|s| s["trace"] == trace && s["service"] == service && s["name"] == name)
+}
+
+#[tokio::test]
+async fn one_trace_follows_a_message_from_its_request_through_the_relay_and_projector_to_the_frame() -> Result<()> {
+    let collector = Collector::start().await?;
+    let stack = Stack::start_with(
+        parley_tests::StackOptions::default()
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .env("PARLEY_LOG", "info,parley_api::ops=debug"),
+    )
+    .await?;
+    let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
+    let chat = direct(&stack, &ada, &bob).await?;
+    let mut socket = parley_tests::Socket::connect(&stack.base_url, &bob.token, None).await?;
+    let (status, sent) = parley_tests::send(&stack, &chat, &ada, "traced-1", "traced hello").await?;
+    let body = parley_tests::ciphertext("traced hello");
+    ensure!(status == 201, "send: {status} {sent}");
+    socket.expect("message.created", Duration::from_secs(10)).await?;
+
+    let route = "POST /chats/{id}/messages";
+    let mut trace = String::new();
+    let found = stack
+        .eventually(Duration::from_secs(15), "the message's spans from every process", || {
+            let spans = collector.spans();
+            let request = spans.iter().find(|s| {
+                s["name"] == route
+                    && s["service"] == "parley-api"
+                    && s["attributes"]["user.id"] == ada.id.as_str()
+                    && s["attributes"]["http.response.status_code"] == "201"
+            });
+            trace = request.map(|s| s["trace"].as_str().unwrap_or_default().to_owned()).unwrap_or_default();
+            let complete = request.is_some()
+                && span_named(&spans, &trace, "parley-projections", "project").is_some()
+                && span_named(&spans, &trace, "parley-api", "ws.deliver").is_some();
+            async move { Ok(complete) }
+        })
+        .await;
+    if let Err(error) = found {
+        let seen: Vec<String> = collector
+            .spans()
+            .iter()
+            .map(|s| format!("{} {} {} {}", s["service"], s["name"], s["trace"], s["parent"]))
+            .collect();
+        return Err(error.context(format!("spans received: {seen:#?}")));
+    }
+
+    // One chain: request → command → commit, the relay's publish under the command, the
+    // projector's delivery under the publish, the frame's delivery under the projector.
+    let spans = collector.spans();
+    let span = |service: &str, name: &str| {
+        span_named(&spans, &trace, service, name).with_context(|| format!("{service} {name} in {trace}: {spans:#?}"))
+    };
+    let request = span("parley-api", route)?;
+    let command = span("parley-api", "command")?;
+    let commit = span("parley-api", "commit")?;
+    let relay = span("parley-api", "relay.publish")?;
+    let project = span("parley-projections", "project")?;
+    let deliver = span("parley-api", "ws.deliver")?;
+    assert_eq!(command["parent"], request["span"], "{command}");
+    assert_eq!(command["attributes"]["aggregate"], "Chat", "{command}");
+    assert_eq!(commit["parent"], command["span"], "{commit}");
+    assert_eq!(relay["parent"], command["span"], "{relay}");
+    assert_eq!(project["parent"], relay["span"], "{project}");
+    assert_eq!(deliver["parent"], project["span"], "{deliver}");
+    assert_eq!(request["attributes"]["http.route"], "/chats/{id}/messages", "{request}");
+
+    // The event's metadata holds the context the relay continued.
+    let stored: Option<String> = sqlx::query_scalar(
+        "SELECT metadata->>'traceparent' FROM events WHERE aggregate_id = $1 ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(&chat)
+    .fetch_one(&stack.pool)
+    .await?;
+    let command_span = command["span"].as_str().unwrap_or_default();
+    assert_eq!(stored, Some(format!("00-{trace}-{command_span}-01")));
+
+    // The request's log lines carry the trace id, and nothing secret reaches the collector.
+    let api_log = std::fs::read_to_string(stack.data_dir().with_file_name("api.log"))?;
+    assert!(api_log.lines().any(|line| line.contains(&format!(r#""trace_id":"{trace}""#))), "no log line of {trace}");
+    let exported = serde_json::to_string(&spans)?;
+    for secret in [ada.token.as_str(), bob.token.as_str(), body.as_str()] {
+        assert!(!exported.contains(secret), "a span holds a secret");
+    }
     Ok(())
 }

@@ -1,0 +1,265 @@
+//! OpenTelemetry traces: `tracing` spans become OpenTelemetry spans and are exported over OTLP/HTTP
+//! when an endpoint is configured (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`), with no OpenTelemetry layer at all otherwise. Trace context
+//! crosses process boundaries as a W3C `traceparent` string: in event metadata and NATS headers.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::{ConfigError, Env};
+
+/// The W3C trace context header and metadata key.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// Set once an exporter is installed: callers skip building trace context when nobody collects it.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Where and how much to export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSettings {
+    /// The OTLP/HTTP endpoint; `None` turns tracing off.
+    pub endpoint: Option<String>,
+    /// `http/json` when asked for, else `http/protobuf` (the OTLP default).
+    pub json: bool,
+    /// Share of new traces recorded (0 to 1); a trace continued from another process follows the
+    /// decision its parent made, so a trace is either whole or absent.
+    pub sample_ratio: f64,
+}
+
+impl TraceSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let endpoint = match env.optional("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")? {
+            Some(endpoint) => Some(endpoint.to_owned()),
+            None => env
+                .optional("OTEL_EXPORTER_OTLP_ENDPOINT")?
+                .map(|base| format!("{}/v1/traces", base.trim_end_matches('/'))),
+        };
+        let protocol = match env.optional("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")? {
+            Some(protocol) => Some(protocol),
+            None => env.optional("OTEL_EXPORTER_OTLP_PROTOCOL")?,
+        };
+        let json = match protocol {
+            None | Some("http/protobuf") => false,
+            Some("http/json") => true,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "OTEL_EXPORTER_OTLP_PROTOCOL",
+                    message: "expected http/protobuf or http/json".to_owned(),
+                })
+            }
+        };
+        let sample_ratio = env.parse_within("PARLEY_TRACE_SAMPLE_RATIO", 1.0, 0.0..=1.0)?;
+        Ok(Self { endpoint, json, sample_ratio })
+    }
+}
+
+/// The installed exporter; `shutdown` flushes what is still buffered.
+pub struct Traces {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Traces {
+    /// Exports what is still buffered. The SDK blocks while it flushes, and the flush itself runs
+    /// on the runtime, so it waits on a blocking thread.
+    pub async fn shutdown(self) {
+        let Some(provider) = self.provider else { return };
+        match tokio::task::spawn_blocking(move || provider.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not flush the last spans"),
+            Err(error) => tracing::warn!(%error, "could not flush the last spans"),
+        }
+    }
+}
+
+/// `init` with the settings in `env`. When they are invalid, plain logging is installed (so the
+/// caller can log the error) and the error returned.
+pub fn init_from_env(service: &'static str, env: &Env) -> Result<Traces, ConfigError> {
+    match TraceSettings::from_env(env) {
+        Ok(settings) => init(service, &settings),
+        Err(error) => {
+            crate::logging::init();
+            Err(error)
+        }
+    }
+}
+
+/// Installs the process's subscriber: JSON logs (with trace and span ids while a span is
+/// recorded) filtered by `PARLEY_LOG`, and the OpenTelemetry layer when `settings` name an
+/// endpoint. Call from within the Tokio runtime: the exporter sends on it. On an error, plain
+/// logging is installed (so the caller can log it).
+pub fn init(service: &'static str, settings: &TraceSettings) -> Result<Traces, ConfigError> {
+    let Some(endpoint) = &settings.endpoint else {
+        tracing_subscriber::registry().with(crate::logging::filter()).with(crate::logging::json_layer()).init();
+        return Ok(Traces { provider: None });
+    };
+    let invalid = |error: &dyn std::fmt::Display| ConfigError::Invalid {
+        name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        message: error.to_string(),
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(OnTokio::new())
+        .with_protocol(if settings.json { Protocol::HttpJson } else { Protocol::HttpBinary })
+        .with_endpoint(endpoint.clone())
+        .with_timeout(Duration::from_secs(10))
+        .build();
+    let exporter = match exporter {
+        Ok(exporter) => exporter,
+        Err(error) => {
+            crate::logging::init();
+            return Err(invalid(&error));
+        }
+    };
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(BatchSpanProcessor::builder(exporter).build())
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sample_ratio))))
+        .with_resource(Resource::builder().with_service_name(service).build())
+        .build();
+    let tracer = provider.tracer(service);
+    tracing_subscriber::registry()
+        .with(crate::logging::filter())
+        .with(crate::logging::json_layer())
+        .with(tracing_opentelemetry::layer().with_tracer(tracer).with_threads(false).with_location(false))
+        .init();
+    EXPORTING.store(true, Ordering::Relaxed);
+    Ok(Traces { provider: Some(provider) })
+}
+
+/// Whether spans are exported (else there is no context worth passing on).
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
+/// `span`'s context as a `traceparent` value, when it is being recorded.
+pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    if !exporting() {
+        return None;
+    }
+    let context = span.context();
+    if !context.span().span_context().is_valid() {
+        return None;
+    }
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
+    carrier.remove(TRACEPARENT)
+}
+
+/// Makes `span` a child of the remote span `traceparent` names (ignored when malformed).
+pub fn continue_from(span: &tracing::Span, traceparent: &str) {
+    if !exporting() {
+        return;
+    }
+    let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
+    let context = TraceContextPropagator::new().extract(&carrier);
+    if context.span().span_context().is_valid() {
+        // Fails only for a span that already started, which callers never pass.
+        let _ = span.set_parent(context);
+    }
+}
+
+/// Links `span` to the remote span `traceparent` names: for a batch that serves many traces.
+pub fn link_to(span: &tracing::Span, traceparent: &str) {
+    if !exporting() {
+        return;
+    }
+    let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
+    let context = TraceContextPropagator::new().extract(&carrier);
+    let linked = context.span().span_context().clone();
+    if linked.is_valid() {
+        span.add_link(linked);
+    }
+}
+
+/// The trace and span id of the current span, for log lines.
+pub(crate) fn current_ids() -> Option<(String, String)> {
+    if !exporting() {
+        return None;
+    }
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let ids = span.span_context();
+    ids.is_valid().then(|| (ids.trace_id().to_string(), ids.span_id().to_string()))
+}
+
+/// The OTLP exporter's HTTP client: the SDK's batch processor exports from a thread of its own,
+/// outside any Tokio runtime, so each request is spawned onto the runtime `init` ran in.
+#[derive(Debug)]
+struct OnTokio {
+    client: reqwest::Client,
+    runtime: tokio::runtime::Handle,
+}
+
+impl OnTokio {
+    fn new() -> Self {
+        Self { client: reqwest::Client::new(), runtime: tokio::runtime::Handle::current() }
+    }
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for OnTokio {
+    async fn send_bytes(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+        let client = self.client.clone();
+        let sent = self.runtime.spawn(async move {
+            let request = reqwest::Request::try_from(request.map(reqwest::Body::from))?;
+            let response = client.execute(request).await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            let mut answer = http::Response::new(body);
+            *answer.status_mut() = status;
+            *answer.headers_mut() = headers;
+            Ok::<_, reqwest::Error>(answer)
+        });
+        Ok(sent.await??)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TraceSettings;
+    use crate::Env;
+
+    #[test]
+    fn tracing_is_off_unless_an_endpoint_is_named() {
+        let off = TraceSettings::from_env(&Env::from_pairs([])).unwrap();
+        assert_eq!(off.endpoint, None);
+        let on = TraceSettings::from_env(&Env::from_pairs([
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("PARLEY_TRACE_SAMPLE_RATIO", "0.01"),
+        ]))
+        .unwrap();
+        assert_eq!(on.endpoint.as_deref(), Some("http://collector:4318/v1/traces"));
+        assert!(on.json);
+        assert_eq!(on.sample_ratio, 0.01);
+        let own = TraceSettings::from_env(&Env::from_pairs([
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/v1/traces"),
+        ]))
+        .unwrap();
+        assert_eq!(own.endpoint.as_deref(), Some("http://collector:4318/v1/traces"));
+        assert!(!own.json);
+    }
+
+    #[test]
+    fn bad_protocols_and_ratios_are_refused() {
+        for (name, value) in [("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("PARLEY_TRACE_SAMPLE_RATIO", "1.5")] {
+            let error = TraceSettings::from_env(&Env::from_pairs([(name, value)])).unwrap_err();
+            assert!(error.to_string().starts_with(name), "{error}");
+        }
+    }
+}
