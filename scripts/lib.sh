@@ -146,6 +146,19 @@ stop_pidfile() {
   fi
 }
 
+# stop_and_wait FILE: like stop_pidfile, and waits (10 s at most) until the process is gone, so a
+# successor can take its ports.
+stop_and_wait() {
+  local pid
+  [ -f "$1" ] || return 0
+  pid="$(cat "$1")"
+  stop_pidfile "$1"
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+}
+
 stop_nats() { stop_pidfile "$1/nats.pid"; }
 
 # ensure_node: Node.js >= 20 with npm on PATH (Next.js 16 needs it). Debian 12's own nodejs is 18:
