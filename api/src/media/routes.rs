@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use parley_domain::media::{DeleteReason, MediaCommand};
 use parley_domain::EventMetadata;
 use poem::web::Data;
@@ -209,8 +209,9 @@ impl MediaApi {
         let content_type = content_type.0.unwrap_or_else(|| "application/octet-stream".to_owned());
         let media_id = Uuid::now_v7();
         let key = format!("media/{media_id}");
-        let stored =
-            state.storage.put_stream(&key, body.0.into_bytes_stream().boxed(), limit).await.map_err(storage_error)?;
+        let metrics = Arc::clone(&state);
+        let body = body.0.into_bytes_stream().inspect_ok(move |chunk| metrics.metrics.media_bytes(true, chunk.len()));
+        let stored = state.storage.put_stream(&key, body.boxed(), limit).await.map_err(storage_error)?;
         let view = record_stored(&state, caller, media_id, key, stored, content_type).await?;
         Ok(UploadResponse::Created(Json(view)))
     }
@@ -232,6 +233,8 @@ impl MediaApi {
         let wanted = requested_range(range.0.as_deref(), size)?;
         let etag = format!("\"{}\"", media.sha256);
         let stream = state.storage.get_stream(&media.storage_key, wanted.clone()).await.map_err(storage_error)?;
+        let metrics = Arc::clone(&state);
+        let stream = stream.inspect_ok(move |chunk| metrics.metrics.media_bytes(false, chunk.len()));
         let body = Binary(Body::from_bytes_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other))));
         let (content_type, disposition) = served_type(&media.content_type);
         let (disposition, nosniff, csp) = (disposition.to_owned(), "nosniff".to_owned(), MEDIA_CSP.to_owned());

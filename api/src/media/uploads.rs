@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use poem::web::Data;
 use poem::Body;
 use poem_openapi::param::{Header, Path};
@@ -131,7 +131,9 @@ impl UploadsApi {
         // All of it in a task of its own, started before anything is awaited: if the client goes
         // away mid-chunk, the connection's handler is dropped, but what arrived is still kept.
         let (state, upload_id, owner, offset) = (Arc::clone(&state), id.0, auth.0.user_id, offset.0);
-        let stream = body.0.into_bytes_stream().boxed();
+        let metrics = Arc::clone(&state);
+        let stream =
+            body.0.into_bytes_stream().inspect_ok(move |chunk| metrics.metrics.media_bytes(true, chunk.len())).boxed();
         let appended = tokio::spawn(async move {
             session(&state, upload_id, owner).await?;
             let current = state.storage.chunks_size(&chunks_prefix(upload_id)).await.map_err(storage_error)?;

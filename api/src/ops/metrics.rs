@@ -13,6 +13,8 @@ pub struct Metrics {
     http_requests: Counter<u64>,
     http_duration: Histogram<f64>,
     websocket_connections: UpDownCounter<i64>,
+    websocket_frames: Counter<u64>,
+    media_bytes: Counter<u64>,
     /// Sampled from the database by `ops::sampler` (every replica reports the same values).
     pub(crate) outbox_depth: Gauge<i64>,
     pub(crate) projection_lag_events: Gauge<i64>,
@@ -48,6 +50,14 @@ impl Metrics {
                 .i64_up_down_counter("parley_websocket_connections")
                 .with_description("WebSockets open on this replica")
                 .build(),
+            websocket_frames: meter
+                .u64_counter("parley_websocket_frames")
+                .with_description("WebSocket text frames, sent to clients and received from them")
+                .build(),
+            media_bytes: meter
+                .u64_counter("parley_media_bytes")
+                .with_description("media bytes uploaded (in) and downloaded (out)")
+                .build(),
             outbox_depth: meter
                 .i64_gauge("parley_outbox_depth")
                 .with_description("committed events not yet published to NATS")
@@ -82,6 +92,16 @@ impl Metrics {
     pub fn socket_opened(&self) -> OpenSocket {
         self.websocket_connections.add(1, &[]);
         OpenSocket { connections: self.websocket_connections.clone() }
+    }
+
+    /// Counts text frames sent to a client (`sent`) or received from one.
+    pub fn websocket_frame(&self, sent: bool) {
+        self.websocket_frames.add(1, &[KeyValue::new("direction", if sent { "sent" } else { "received" })]);
+    }
+
+    /// Counts media bytes uploaded (`inbound`) or downloaded.
+    pub fn media_bytes(&self, inbound: bool, bytes: usize) {
+        self.media_bytes.add(bytes as u64, &[KeyValue::new("direction", if inbound { "in" } else { "out" })]);
     }
 
     /// The Prometheus text exposition.

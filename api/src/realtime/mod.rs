@@ -236,7 +236,14 @@ impl Session {
     }
 
     async fn run(mut self, stream: WebSocketStream, cursor: i64, presence: &Presence) -> anyhow::Result<()> {
-        let (mut sink, mut incoming) = stream.split();
+        let (sink, mut incoming) = stream.split();
+        let state = Arc::clone(&self.state);
+        let mut sink = sink.with(move |message: Message| {
+            if matches!(message, Message::Text(_)) {
+                state.metrics.websocket_frame(true);
+            }
+            futures::future::ready(Ok::<_, std::io::Error>(message))
+        });
         let subject = parley_eventbus::stream::realtime_subject(&self.state.config.realtime_prefix, self.user_id);
         let device_subject =
             parley_eventbus::stream::device_subject(&self.state.config.realtime_prefix, self.device_id);
@@ -257,6 +264,7 @@ impl Session {
                 message = incoming.next() => match message {
                     Some(Ok(Message::Text(text))) => {
                         last_heard = Instant::now();
+                        self.state.metrics.websocket_frame(false);
                         if !self.on_client_frame(&text, &mut sink).await? {
                             await_close_reply(&mut incoming).await;
                             return Ok(());

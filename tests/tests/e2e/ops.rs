@@ -194,8 +194,16 @@ async fn every_documented_series_is_exported_and_dashboards_and_alerts_use_only_
     .await?;
     let (ada, bob) = (member(&stack, "ada").await?, member(&stack, "bob").await?);
     let chat = direct(&stack, &ada, &bob).await?;
-    let _socket = parley_tests::Socket::connect(&stack.base_url, &ada.token, None).await?;
+    let mut socket = parley_tests::Socket::connect(&stack.base_url, &ada.token, None).await?;
+    socket.send(&json!({"type": "ping"})).await?;
+    socket.expect("pong", Duration::from_secs(5)).await?;
     stack.get("/no-such-route", None).await?;
+    // Media both ways.
+    let uploaded = stack.http.post(stack.url("/media")).bearer_auth(&ada.token).body(vec![7u8; 4096]).send().await?;
+    let (status, media) = parley_tests::read(uploaded).await?;
+    ensure!(status == 201, "upload: {status} {media}");
+    let (status, _) = stack.get(&format!("/media/{}", parley_tests::text(&media["id"])?), Some(&ada.token)).await?;
+    ensure!(status == 200, "download: {status}");
     let access = call_everyone(&stack, &chat, "video", &ada, &[&bob]).await?;
     let (first, second) = tokio::join!(
         run_peer(&access[0].0, &access[0].1, &["--seconds", "5"]),
