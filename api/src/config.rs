@@ -46,6 +46,8 @@ pub struct Config {
     /// Rate-limit buckets kept at most (see `auth::rate_limit`).
     pub rate_limit_max_keys: usize,
     pub captcha: Option<CaptchaConfig>,
+    /// When set, `GET /metrics` wants `Authorization: Bearer <this>` (the api's port is public).
+    pub metrics_token: Option<Secret>,
     /// How many proxies in front of the api append to `X-Forwarded-For`: the client address is
     /// the entry that many places from the right (0: the peer address, the header is ignored).
     pub trusted_proxy_hops: usize,
@@ -161,6 +163,7 @@ impl Config {
                 10..=10_000_000,
             )?,
             captcha,
+            metrics_token: env.optional_secret("PARLEY_METRICS_TOKEN")?,
             trusted_proxy_hops: trusted_proxy_hops(env)?,
             max_json_body_bytes: env.parse_within("PARLEY_MAX_JSON_BODY_BYTES", 1 << 20, 1024..=64 << 20)?,
             read_your_writes_timeout: millis(env.parse_within(
@@ -226,6 +229,7 @@ mod tests {
             ("DATABASE_URL", "postgres://parley:db-hunter2@db/parley"),
             ("PARLEY_CAPTCHA_SECRET", "captcha-hunter2"),
             ("PARLEY_JWT_PRIVATE_KEY", "pem-hunter2"),
+            ("PARLEY_METRICS_TOKEN", "metrics-hunter2"),
         ]);
         let printed = format!("{:?}", Config::from_env(&env).unwrap());
         assert!(!printed.contains("hunter2"), "{printed}");

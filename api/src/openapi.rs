@@ -44,8 +44,11 @@ fn error_statuses(method: &str, operation_id: &str, authenticated: bool) -> Vec<
         // Every request body, declared or not, is limited.
         statuses.push(413);
     }
-    if operation_id == "download_media" {
-        statuses.push(416);
+    match operation_id {
+        "download_media" => statuses.push(416),
+        // The operator's token, when one is configured.
+        "metrics" => statuses.push(401),
+        _ => {}
     }
     statuses.sort_unstable();
     statuses.dedup();

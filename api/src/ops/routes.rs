@@ -1,9 +1,12 @@
 use std::sync::Arc;
 
 use poem::web::Data;
+use poem::Request;
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use sha2::{Digest, Sha256};
 
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::ApiTags;
 
@@ -51,9 +54,21 @@ impl OpsApi {
     }
 
     /// Prometheus metrics
+    ///
+    /// Open unless the server was started with `PARLEY_METRICS_TOKEN`: then only a request with
+    /// `Authorization: Bearer <that token>` is answered, anything else gets 401 (the api's port
+    /// is the public one, behind the ingress).
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
-    async fn metrics(&self, state: Data<&Arc<AppState>>) -> MetricsResponse {
-        MetricsResponse::Ok(PlainText(state.metrics.render()))
+    async fn metrics(&self, state: Data<&Arc<AppState>>, request: &Request) -> Result<MetricsResponse, ApiError> {
+        if let Some(token) = &state.config.metrics_token {
+            let presented = request.header("authorization").and_then(|value| value.strip_prefix("Bearer "));
+            // Digests, so the comparison takes as long whatever the presented token shares.
+            let digest = |text: &str| Sha256::digest(text.as_bytes());
+            if presented.map(digest) != Some(digest(token.expose())) {
+                return Err(ApiError::Unauthorized("metrics want the operator's bearer token".into()));
+            }
+        }
+        Ok(MetricsResponse::Ok(PlainText(state.metrics.render())))
     }
 
     /// The public keys that verify access tokens (JWKS)

@@ -439,3 +439,27 @@ async fn one_trace_follows_a_message_from_its_request_through_the_relay_and_proj
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn metrics_want_the_operators_token_when_one_is_set() -> Result<()> {
+    let stack =
+        Stack::start_with(parley_tests::StackOptions::default().env("PARLEY_METRICS_TOKEN", "scrape-me-7f3a")).await?;
+    let scrape = |authorization: Option<&'static str>| {
+        let mut request = stack.http.get(stack.url("/metrics"));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        async move { parley_tests::read(request.send().await?).await }
+    };
+    for refused in [None, Some("Bearer wrong"), Some("Bearer scrape-me-7f3"), Some("scrape-me-7f3a")] {
+        let (status, body) = scrape(refused).await?;
+        assert_eq!(status, 401, "{refused:?}: {body}");
+        assert_eq!(parley_tests::error_code(&body)?, "unauthorized", "{body}");
+    }
+    let (status, body) = scrape(Some("Bearer scrape-me-7f3a")).await?;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.as_str().unwrap_or_default().contains("http_server_requests_total"), "{body}");
+    // The rest of the api does not care.
+    assert_eq!(stack.get("/healthz", None).await?.0, 200);
+    Ok(())
+}

@@ -24,7 +24,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics */
+        /**
+         * Prometheus metrics
+         * @description Open unless the server was started with `PARLEY_METRICS_TOKEN`: then only a request with
+         *     `Authorization: Bearer <that token>` is answered, anything else gets 401 (the api's port
+         *     is the public one, behind the ingress).
+         */
         get: operations["metrics"];
         put?: never;
         post?: never;
@@ -1459,6 +1464,39 @@ export interface operations {
                 };
                 content: {
                     "text/plain; version=0.0.4": string;
+                };
+            };
+            /** @description Malformed or invalid input */
+            400: {
+                headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, invalid or expired credentials */
+            401: {
+                headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dependency (database, NATS, storage) is unavailable; retry later */
+            503: {
+                headers: {
+                    /** @description This request's id: the client's own X-Request-Id when it is 1-64 of [A-Za-z0-9._-], else a new one. Stored with the events the request commits. */
+                    "X-REQUEST-ID": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json; charset=utf-8": components["schemas"]["ErrorBody"];
                 };
             };
         };
