@@ -131,7 +131,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .connect(config.database_url.expose())
         .await?;
     parley_eventbus::migrate(&pool).await?;
-    let nats = parley_eventbus::stream::connect(&config.nats_url, "parley-api").await?;
+    let nats = config.nats.connect("parley-api").await?;
     let jetstream = async_nats::jetstream::new(nats.clone());
     let revocation_jetstream = jetstream.clone();
 

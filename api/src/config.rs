@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use parley_eventbus::stream::{realtime_prefix_from_env, to_device_ttl_from_env};
+use parley_eventbus::stream::{realtime_prefix_from_env, to_device_ttl_from_env, NatsConnection};
 use parley_eventbus::StreamSettings;
 pub use parley_runtime::{ConfigError, Env, Secret};
 
@@ -32,7 +32,7 @@ pub struct Config {
     pub http_addr: SocketAddr,
     pub database_url: Secret,
     pub database_max_connections: u32,
-    pub nats_url: String,
+    pub nats: NatsConnection,
     pub stream: StreamSettings,
     pub data_dir: PathBuf,
     /// PKCS#8 PEM of the Ed25519 key that signs access tokens.
@@ -140,7 +140,7 @@ impl Config {
             http_addr: env.parse("PARLEY_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             database_url: env.secret("DATABASE_URL", "postgres://parley@127.0.0.1:55432/parley")?,
             database_max_connections: env.parse_within("PARLEY_DATABASE_MAX_CONNECTIONS", 20, 1..=1000)?,
-            nats_url: env.string("NATS_URL", "nats://127.0.0.1:54222")?,
+            nats: NatsConnection::from_env(env)?,
             stream: StreamSettings::from_env(env)?,
             media_storage: media_storage(env, &data_dir)?,
             data_dir,

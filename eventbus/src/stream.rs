@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 
-use parley_runtime::{ConfigError, Env};
+use parley_runtime::{ConfigError, Env, Secret};
 
 use crate::BusError;
 
@@ -109,16 +109,42 @@ pub async fn recent_events(
     consumer.messages().await.map_err(BusError::nats)
 }
 
-/// Connects to NATS, retrying in the background until the server is reachable.
-pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
-    async_nats::ConnectOptions::new()
-        .name(name)
-        .retry_on_initial_connect()
-        .connection_timeout(Duration::from_secs(5))
-        .max_reconnects(None)
-        .connect(url)
-        .await
-        .map_err(BusError::nats)
+/// How a process reaches NATS: `NATS_URL`, as the user `NATS_USER` with `NATS_PASSWORD` when the
+/// server wants one (each service has its own, allowed only the subjects it uses: see
+/// `k8s/base/nats/authorization.conf`).
+#[derive(Debug, Clone)]
+pub struct NatsConnection {
+    pub url: String,
+    pub credentials: Option<(String, Secret)>,
+}
+
+impl NatsConnection {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let credentials = match env.optional("NATS_USER")? {
+            Some(user) => Some((user.to_owned(), Secret::new(env.required("NATS_PASSWORD", "with NATS_USER")?))),
+            None => None,
+        };
+        Ok(Self { url: env.string("NATS_URL", "nats://127.0.0.1:54222")?, credentials })
+    }
+
+    /// Connects as `name`, retrying in the background until the server is reachable. Replies
+    /// (JetStream acknowledgements and deliveries) come to `_INBOX_<name>.*`, so a server can let
+    /// each service read only its own.
+    pub async fn connect(&self, name: &str) -> Result<async_nats::Client, BusError> {
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some((user, password)) = &self.credentials {
+            options = async_nats::ConnectOptions::with_user_and_password(user.clone(), password.expose().to_owned());
+        }
+        options
+            .name(name)
+            .custom_inbox_prefix(format!("_INBOX_{name}"))
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .max_reconnects(None)
+            .connect(&self.url)
+            .await
+            .map_err(BusError::nats)
+    }
 }
 
 /// Core-NATS subjects for realtime delivery (not captured by the event stream): per user,

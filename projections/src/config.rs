@@ -1,13 +1,13 @@
 //! Configuration from the environment (see the README's table).
 
-use parley_eventbus::stream::{realtime_prefix_from_env, to_device_ttl_from_env};
+use parley_eventbus::stream::{realtime_prefix_from_env, to_device_ttl_from_env, NatsConnection};
 use parley_eventbus::StreamSettings;
 use parley_runtime::{ConfigError, Env, Secret};
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
     pub database_url: Secret,
-    pub nats_url: String,
+    pub nats: NatsConnection,
     /// `/metrics` and `/healthz`.
     pub http_addr: std::net::SocketAddr,
     pub stream: StreamSettings,
@@ -22,7 +22,7 @@ impl ProjectorConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             database_url: env.secret("DATABASE_URL", "postgres://parley@127.0.0.1:55432/parley")?,
-            nats_url: env.string("NATS_URL", "nats://127.0.0.1:54222")?,
+            nats: NatsConnection::from_env(env)?,
             http_addr: env.parse("PARLEY_PROJECTIONS_HTTP_ADDR", std::net::SocketAddr::from(([127, 0, 0, 1], 8082)))?,
             stream: StreamSettings::from_env(env)?,
             consumer_prefix: env.string("PARLEY_NATS_CONSUMER_PREFIX", "parley")?,

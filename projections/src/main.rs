@@ -77,7 +77,7 @@ async fn connect(config: &ProjectorConfig) -> Result<sqlx::PgPool, ProjectionErr
 
 async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
     let pool = connect(&config).await?;
-    let client = parley_eventbus::stream::connect(&config.nats_url, "parley-projections").await?;
+    let client = config.nats.connect("parley-projections").await?;
     let jetstream = async_nats::jetstream::new(client.clone());
     let metrics = Arc::new(ProjectionMetrics::new().map_err(|e| ProjectionError::Inconsistent(e.to_string()))?);
     let (shutdown_tx, shutdown) = watch::channel(false);

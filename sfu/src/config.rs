@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use parley_eventbus::stream::NatsConnection;
 use parley_eventbus::StreamSettings;
 use parley_runtime::{ConfigError, Env};
 
@@ -17,7 +18,7 @@ pub(crate) struct SfuConfig {
     /// Where the api publishes the key that signs join tokens.
     pub jwks_url: String,
     pub jwt_issuer: String,
-    pub nats_url: String,
+    pub nats: NatsConnection,
     pub stream: StreamSettings,
     /// Rooms are spread over this many single-threaded shards (default: one per core).
     pub shards: usize,
@@ -55,7 +56,7 @@ impl SfuConfig {
             advertised_ip,
             jwks_url: env.string("PARLEY_SFU_JWKS_URL", "http://127.0.0.1:8080/.well-known/jwks.json")?,
             jwt_issuer: env.string("PARLEY_JWT_ISSUER", "parley")?,
-            nats_url: env.string("NATS_URL", "nats://127.0.0.1:54222")?,
+            nats: NatsConnection::from_env(env)?,
             stream: StreamSettings::from_env(env)?,
             shards: env.parse_within("PARLEY_SFU_SHARDS", cores, 1..=256)?,
             peer_timeout: Duration::from_millis(env.parse_within(

@@ -76,7 +76,7 @@ async fn serve(config: SfuConfig) -> anyhow::Result<()> {
     let advertised = config.advertised_addr();
     tracing::info!(udp = %socket.local_addr()?, %advertised, shards = config.shards, "parley-sfu media socket ready");
 
-    let nats = parley_eventbus::stream::connect(&config.nats_url, "parley-sfu").await?;
+    let nats = config.nats.connect("parley-sfu").await?;
     let (report_tx, report_rx) = mpsc::unbounded_channel();
     tokio::spawn(reports::run(nats.clone(), config.stream.clone(), report_rx));
 

@@ -205,6 +205,8 @@ fn peer_report(output: &std::process::Output, peer: &str) -> Result<Value> {
 #[derive(Debug, Clone, Default)]
 pub struct StackOptions {
     pub env: HashMap<String, String>,
+    /// Variables for one binary only (`parley-api`, ...), over `env`.
+    pub process_env: HashMap<String, HashMap<String, String>>,
     /// Use this NATS server instead of the shared test server.
     pub nats_url: Option<String>,
     /// Also run `parley-sfu`, wired to the api (join tokens, reports).
@@ -214,6 +216,11 @@ pub struct StackOptions {
 impl StackOptions {
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn process_env(mut self, binary: &str, key: &str, value: &str) -> Self {
+        self.process_env.entry(binary.to_owned()).or_default().insert(key.to_owned(), value.to_owned());
         self
     }
 
@@ -233,6 +240,7 @@ pub struct Stack {
     pub http: reqwest::Client,
     pub stream_name: String,
     env: HashMap<String, String>,
+    process_env: HashMap<String, HashMap<String, String>>,
     api: Option<Child>,
     extra_apis: Vec<Child>,
     projector: Option<Child>,
@@ -299,6 +307,7 @@ impl Stack {
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
             stream_name,
             env,
+            process_env: options.process_env,
             api: None,
             extra_apis: Vec::new(),
             projector: None,
@@ -320,6 +329,7 @@ impl Stack {
         let child = Command::new(binary(binary_name)?)
             .args(args)
             .envs(&self.env)
+            .envs(self.process_env.get(binary_name).into_iter().flatten())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -504,24 +514,53 @@ pub struct OwnNats {
     pub url: String,
     port: u16,
     store: PathBuf,
+    config: Option<NatsConfig>,
     child: Option<Child>,
+}
+
+/// A configuration file (`-c`) and the variables it reads, instead of the plain command line.
+struct NatsConfig {
+    path: PathBuf,
+    variables: Vec<(String, String)>,
 }
 
 impl OwnNats {
     pub async fn start() -> Result<Self> {
+        Self::start_with(free_port()?, None).await
+    }
+
+    /// A server that lets in only the users of `k8s/base/nats/authorization.conf`, with these
+    /// passwords (`PARLEY_NATS_API_PASSWORD`, ...).
+    pub async fn start_authorized(passwords: &[(&str, &str)]) -> Result<Self> {
+        let dir = state_dir().join("nats").join(format!("auth-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(repo_root().join("k8s/base/nats/authorization.conf"), dir.join("authorization.conf"))?;
         let port = free_port()?;
+        let conf = format!(
+            "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\ninclude authorization.conf\n",
+            dir.join("store").display()
+        );
+        std::fs::write(dir.join("nats.conf"), conf)?;
+        let variables = passwords.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Self::start_with(port, Some(NatsConfig { path: dir.join("nats.conf"), variables })).await
+    }
+
+    async fn start_with(port: u16, config: Option<NatsConfig>) -> Result<Self> {
         let store = state_dir().join("nats").join(Uuid::new_v4().simple().to_string());
         std::fs::create_dir_all(&store)?;
-        let mut nats = OwnNats { url: format!("nats://127.0.0.1:{port}"), port, store, child: None };
+        let mut nats = OwnNats { url: format!("nats://127.0.0.1:{port}"), port, store, config, child: None };
         nats.resume().await?;
         Ok(nats)
     }
 
     pub async fn resume(&mut self) -> Result<()> {
         let bin = std::env::var("PARLEY_NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into());
-        let child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(&self.store)
+        let mut command = Command::new(bin);
+        match &self.config {
+            Some(config) => command.arg("-c").arg(&config.path).envs(config.variables.iter().cloned()),
+            None => command.args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"]).arg(&self.store),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)

@@ -12,6 +12,7 @@ mod e2e {
     mod keys;
     mod media;
     mod membership;
+    mod nats_auth;
     mod notifications;
     mod ops;
     mod realtime;
