@@ -156,7 +156,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         None => tokens,
     };
     let captcha = config.captcha.clone().map(CaptchaVerifier::new).transpose()?;
-    let event_store = EventStore::start(pool.clone(), local_commits);
+    let metrics = Arc::new(Metrics::new()?);
+    let event_store = EventStore::start(pool.clone(), local_commits, metrics.events_appended.clone());
     let state = Arc::new(AppState {
         users: CommandBus::new(event_store.clone(), ()),
         sessions: CommandBus::new(event_store.clone(), ()),
@@ -173,7 +174,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         limiter: RateLimiter::with_capacity(config.rate_limit_max_keys),
         typing: Default::default(),
         captcha,
-        metrics: Arc::new(Metrics::new()?),
+        metrics,
         page_csp: crate::web::page_csp(crate::web::sfu_origin(&config.sfu_url).as_deref()),
         pool,
         nats,

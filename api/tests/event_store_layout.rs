@@ -16,13 +16,19 @@ use postgres_es::PostgresEventRepository;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
+/// A counter nobody exports (the global meter provider is a no-op here).
+fn appended() -> opentelemetry::metrics::Counter<u64> {
+    opentelemetry::global::meter("test").u64_counter("appended").build()
+}
+
 #[tokio::test]
 async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::Result<()> {
     let url = parley_tests::fresh_database("layout").await?;
     let pool = PgPoolOptions::new().max_connections(4).connect(&url).await?;
     parley_eventbus::migrate(&pool).await?;
 
-    let bus: CommandBus<Chat> = CommandBus::new(EventStore::start(pool.clone(), Arc::new(Default::default())), ());
+    let bus: CommandBus<Chat> =
+        CommandBus::new(EventStore::start(pool.clone(), Arc::new(Default::default()), appended()), ());
     let (chat_id, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     let id = chat_id.to_string();
     let metadata = EventMetadata::new(Some(ada), Utc::now(), None);

@@ -11,6 +11,8 @@
 use std::sync::Arc;
 
 use cqrs_es::Aggregate;
+use opentelemetry::metrics::Counter;
+use opentelemetry::KeyValue;
 use serde::de::DeserializeOwned;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
@@ -128,12 +130,14 @@ pub struct EventStore {
 
 impl EventStore {
     /// Starts the committer tasks; they end when the last `EventStore` clone is dropped.
-    /// `committed` is signalled after each successful commit (it wakes this process's relay).
-    pub fn start(pool: PgPool, committed: Arc<Notify>) -> Self {
+    /// `committed` is signalled after each successful commit (it wakes this process's relay);
+    /// `appended` counts the events committed, by aggregate type.
+    pub fn start(pool: PgPool, committed: Arc<Notify>, appended: Counter<u64>) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         let receiver = Arc::new(Mutex::new(receiver));
+        let signals = Committed { wake: committed, appended };
         for _ in 0..COMMITTERS {
-            tokio::spawn(run_committer(pool.clone(), Arc::clone(&receiver), Arc::clone(&committed)));
+            tokio::spawn(run_committer(pool.clone(), Arc::clone(&receiver), signals.clone()));
         }
         Self { pool, queue }
     }
@@ -180,7 +184,23 @@ fn decode<T: DeserializeOwned>(payload: &str) -> Result<T, CommitError> {
     Ok(serde_json::from_str(payload)?)
 }
 
-async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>>, committed: Arc<Notify>) {
+/// What a committer tells after a commit.
+#[derive(Clone)]
+struct Committed {
+    wake: Arc<Notify>,
+    appended: Counter<u64>,
+}
+
+impl Committed {
+    fn signal(&self, commits: &[&Commit]) {
+        self.wake.notify_one();
+        for commit in commits {
+            self.appended.add(commit.events.len() as u64, &[KeyValue::new("aggregate", commit.aggregate_type)]);
+        }
+    }
+}
+
+async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>>, committed: Committed) {
     loop {
         let mut batch = {
             let mut receiver = receiver.lock().await;
@@ -197,7 +217,7 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
         let commits: Vec<&Commit> = batch.iter().map(|q| &q.commit).collect();
         match write(&pool, &commits).await {
             Ok(()) => {
-                committed.notify_one();
+                committed.signal(&commits);
                 for queued in batch {
                     let _ = queued.done.send(Ok(()));
                 }
@@ -212,7 +232,7 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
                 for queued in batch {
                     let result = write(&pool, &[&queued.commit]).await;
                     if result.is_ok() {
-                        committed.notify_one();
+                        committed.signal(&[&queued.commit]);
                     }
                     let _ = queued.done.send(result);
                 }

@@ -15,8 +15,11 @@ pub struct Metrics {
     websocket_connections: UpDownCounter<i64>,
     websocket_frames: Counter<u64>,
     media_bytes: Counter<u64>,
+    /// Events this replica committed, by aggregate type (counted by the event store).
+    pub(crate) events_appended: Counter<u64>,
     /// Sampled from the database by `ops::sampler` (every replica reports the same values).
     pub(crate) outbox_depth: Gauge<i64>,
+    pub(crate) relay_lag_seconds: Gauge<f64>,
     pub(crate) projection_lag_events: Gauge<i64>,
     pub(crate) projection_lag_seconds: Gauge<f64>,
     pub(crate) devices_low_on_one_time_keys: Gauge<i64>,
@@ -58,9 +61,19 @@ impl Metrics {
                 .u64_counter("parley_media_bytes")
                 .with_description("media bytes uploaded (in) and downloaded (out)")
                 .build(),
+            events_appended: meter
+                .u64_counter("parley_events_appended")
+                .with_description("events committed to the event store by this replica")
+                .build(),
             outbox_depth: meter
                 .i64_gauge("parley_outbox_depth")
                 .with_description("committed events not yet published to NATS")
+                .build(),
+            // Exported as `parley_relay_lag_seconds`.
+            relay_lag_seconds: meter
+                .f64_gauge("parley_relay_lag")
+                .with_unit("s")
+                .with_description("age of the oldest committed event not yet published to NATS (0 when none waits)")
                 .build(),
             projection_lag_events: meter
                 .i64_gauge("parley_projection_lag_events")

@@ -1,5 +1,5 @@
-//! Operational gauges read every few seconds: from the database, the outbox's depth (events the
-//! relay has not published), each projection's lag and the devices running out of one-time keys;
+//! Operational gauges read every few seconds: from the database, the outbox's depth and age (events
+//! the relay has not published), each projection's lag and the devices running out of one-time keys;
 //! from JetStream, what each durable consumer has not been delivered yet. The alerts in
 //! `k8s/components/monitoring` are built on them.
 
@@ -37,6 +37,13 @@ async fn sample(state: &AppState) -> Result<(), sqlx::Error> {
     let metrics = &state.metrics;
     let depth = sqlx::query_scalar!(r#"SELECT count(*) AS "depth!" FROM outbox"#).fetch_one(&state.pool).await?;
     metrics.outbox_depth.record(depth, &[]);
+    let oldest = sqlx::query_scalar!(
+        r#"SELECT EXTRACT(EPOCH FROM now() - (e.metadata->>'occurred_at')::timestamptz)::float8 AS "age!"
+           FROM outbox o JOIN events e ON e.position = o.position ORDER BY o.position LIMIT 1"#
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    metrics.relay_lag_seconds.record(oldest.unwrap_or(0.0).max(0.0), &[]);
     let lags = sqlx::query!(
         r#"SELECT c.projection,
                   GREATEST((SELECT COALESCE(max(position), 0) FROM events) - c.event_position, 0) AS "events!",
