@@ -16,6 +16,7 @@ use opentelemetry_sdk::Resource;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 use crate::{ConfigError, Env};
 
@@ -127,10 +128,15 @@ pub fn init(service: &'static str, settings: &TraceSettings) -> Result<Traces, C
         .with_resource(Resource::builder().with_service_name(service).build())
         .build();
     let tracer = provider.tracer(service);
+    // `PARLEY_LOG` filters the logs only: spans are recorded whatever it says (a quiet log does
+    // not mean no traces); of events, warnings and errors become span events.
+    let recorded = tracing_subscriber::filter::filter_fn(|metadata| {
+        *metadata.level() <= if metadata.is_span() { tracing::Level::INFO } else { tracing::Level::WARN }
+    });
+    let spans = tracing_opentelemetry::layer().with_tracer(tracer).with_threads(false).with_location(false);
     tracing_subscriber::registry()
-        .with(crate::logging::filter())
-        .with(crate::logging::json_layer())
-        .with(tracing_opentelemetry::layer().with_tracer(tracer).with_threads(false).with_location(false))
+        .with(crate::logging::json_layer().with_filter(crate::logging::filter()))
+        .with(spans.with_filter(recorded))
         .init();
     EXPORTING.store(true, Ordering::Relaxed);
     Ok(Traces { provider: Some(provider) })
