@@ -159,7 +159,8 @@ impl Relay {
 
 /// The trace context its command stored with the event, while traces are exported.
 fn committed_trace(event: &EventEnvelope) -> Option<String> {
-    if !parley_runtime::traces::exporting() {
+    // Most events carry no trace (they were not sampled): a look at the text spares parsing.
+    if !parley_runtime::traces::exporting() || !event.metadata.get().contains(parley_runtime::traces::TRACEPARENT) {
         return None;
     }
     let mut metadata: std::collections::HashMap<String, String> = serde_json::from_str(event.metadata.get()).ok()?;

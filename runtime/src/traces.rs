@@ -133,7 +133,12 @@ pub fn init(service: &'static str, settings: &TraceSettings) -> Result<Traces, C
     let recorded = tracing_subscriber::filter::filter_fn(|metadata| {
         *metadata.level() <= if metadata.is_span() { tracing::Level::INFO } else { tracing::Level::WARN }
     });
-    let spans = tracing_opentelemetry::layer().with_tracer(tracer).with_threads(false).with_location(false);
+    // No busy/idle accounting: an instrumented future enters and leaves its span on every poll.
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_threads(false)
+        .with_location(false)
+        .with_tracked_inactivity(false);
     tracing_subscriber::registry()
         .with(crate::logging::json_layer().with_filter(crate::logging::filter()))
         .with(spans.with_filter(recorded))
@@ -147,13 +152,15 @@ pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
 }
 
-/// `span`'s context as a `traceparent` value, when it is being recorded.
+/// `span`'s context as a `traceparent` value, when it is sampled: an unsampled trace is not
+/// passed on (the next process would only record nothing at the cost of carrying it).
 pub fn traceparent(span: &tracing::Span) -> Option<String> {
     if !exporting() {
         return None;
     }
     let context = span.context();
-    if !context.span().span_context().is_valid() {
+    let ids = context.span().span_context().clone();
+    if !ids.is_valid() || !ids.is_sampled() {
         return None;
     }
     let mut carrier = HashMap::new();
