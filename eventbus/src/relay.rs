@@ -147,13 +147,17 @@ impl Relay {
         let Some(traceparent) = committed_trace(event) else {
             return self.jetstream.send_publish(subject, message).await.map_err(BusError::nats);
         };
-        // The publish continues the committing command's trace, and the message carries it on.
-        let span = tracing::info_span!("relay.publish", otel.kind = "producer", event = %event.event_id);
-        parley_runtime::traces::continue_from(&span, &traceparent);
-        if let Some(context) = parley_runtime::traces::traceparent(&span) {
-            message = message.header(parley_runtime::traces::TRACEPARENT, context.as_str());
-        }
-        self.jetstream.send_publish(subject, message).instrument(span).await.map_err(BusError::nats)
+        // The publish continues the committing command's (sampled) trace, and the message carries
+        // it on.
+        let traced = async {
+            let span = tracing::info_span!("relay.publish", otel.kind = "producer", event = %event.event_id);
+            parley_runtime::traces::continue_from(&span, &traceparent);
+            if let Some(context) = parley_runtime::traces::traceparent(&span) {
+                message = message.header(parley_runtime::traces::TRACEPARENT, context.as_str());
+            }
+            self.jetstream.send_publish(subject, message).instrument(span).await.map_err(BusError::nats)
+        };
+        parley_runtime::traces::recorded(true, traced).await
     }
 }
 

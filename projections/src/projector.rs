@@ -353,15 +353,21 @@ async fn consume(
         // `instrument`, never `span.enter()` across awaits: a guard held over an await is left
         // on whichever worker thread the task moved from, and the subscriber later panicked
         // ("tried to clone a span that already closed"), which had stopped a projector.
-        let span = tracing::info_span!(
-            "project",
-            otel.kind = "consumer",
-            consumer = consumer_name,
-            events = events.len(),
-            stream_sequence
-        );
-        follow_traces(&span, &messages);
-        async {
+        // Recorded when it continues a sampled trace, else as often as a new trace is sampled.
+        let recording = traced(&messages).next().is_some() || parley_runtime::traces::sample();
+        let span = parley_runtime::traces::recorded(recording, async {
+            let span = tracing::info_span!(
+                "project",
+                otel.kind = "consumer",
+                consumer = consumer_name,
+                events = events.len(),
+                stream_sequence
+            );
+            follow_traces(&span, &messages);
+            span
+        })
+        .await;
+        let delivery = async {
             for projection in group {
                 projection.begin_delivery();
             }
@@ -384,9 +390,8 @@ async fn consume(
                 }
             }
             Ok::<(), ProjectionError>(())
-        }
-        .instrument(span)
-        .await?;
+        };
+        parley_runtime::traces::recorded(recording, delivery.instrument(span)).await?;
     }
     Ok(())
 }
@@ -394,19 +399,18 @@ async fn consume(
 /// A delivery serves the traces of all its events: the span continues the first one's (so a
 /// quiet system shows request → relay → projector → frame as one trace) and links the others.
 fn follow_traces(span: &tracing::Span, messages: &[jetstream::Message]) {
-    if !parley_runtime::traces::exporting() {
-        return;
-    }
-    let mut traces = messages
-        .iter()
-        .filter_map(|m| m.headers.as_ref()?.get(parley_runtime::traces::TRACEPARENT))
-        .map(|value| value.as_str());
+    let mut traces = traced(messages);
     if let Some(first) = traces.next() {
         parley_runtime::traces::continue_from(span, first);
     }
     for other in traces {
         parley_runtime::traces::link_to(span, other);
     }
+}
+
+/// The trace contexts the messages carry (only sampled traces are passed on).
+fn traced(messages: &[jetstream::Message]) -> impl Iterator<Item = &str> {
+    messages.iter().filter_map(|m| m.headers.as_ref()?.get(parley_runtime::traces::TRACEPARENT)).map(|v| v.as_str())
 }
 
 /// Rebuilds a projection from the event store alone, in one transaction: empties it, then applies

@@ -4,7 +4,8 @@
 //! crosses process boundaries as a W3C `traceparent` string: in event metadata and NATS headers.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use opentelemetry::propagation::TextMapPropagator;
@@ -25,6 +26,14 @@ pub const TRACEPARENT: &str = "traceparent";
 
 /// Set once an exporter is installed: callers skip building trace context when nobody collects it.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
+/// `PARLEY_TRACE_SAMPLE_RATIO`, as `f64` bits.
+static SAMPLE_RATIO: AtomicU64 = AtomicU64::new(0);
+
+tokio::task_local! {
+    /// Whether the spans this task creates are recorded: decided once where a trace starts (or
+    /// continues), so an unsampled request costs the OpenTelemetry layer nothing at all.
+    static RECORDING: bool;
+}
 
 /// Where and how much to export.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +43,7 @@ pub struct TraceSettings {
     /// `http/json` when asked for, else `http/protobuf` (the OTLP default).
     pub json: bool,
     /// Share of new traces recorded (0 to 1); a trace continued from another process follows the
-    /// decision its parent made, so a trace is either whole or absent.
+    /// decision its parent made (only sampled traces are passed on), so a trace is whole or absent.
     pub sample_ratio: f64,
 }
 
@@ -124,14 +133,16 @@ pub fn init(service: &'static str, settings: &TraceSettings) -> Result<Traces, C
     };
     let provider = SdkTracerProvider::builder()
         .with_span_processor(BatchSpanProcessor::builder(exporter).build())
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sample_ratio))))
+        // Sampling is decided before spans exist (`sample`, `recorded`): what reaches the SDK is kept.
+        .with_sampler(Sampler::AlwaysOn)
         .with_resource(Resource::builder().with_service_name(service).build())
         .build();
     let tracer = provider.tracer(service);
     // `PARLEY_LOG` filters the logs only: spans are recorded whatever it says (a quiet log does
     // not mean no traces); of events, warnings and errors become span events.
     let recorded = tracing_subscriber::filter::filter_fn(|metadata| {
-        *metadata.level() <= if metadata.is_span() { tracing::Level::INFO } else { tracing::Level::WARN }
+        let level = if metadata.is_span() { tracing::Level::INFO } else { tracing::Level::WARN };
+        *metadata.level() <= level && RECORDING.try_with(|recording| *recording).unwrap_or(false)
     });
     // No busy/idle accounting: an instrumented future enters and leaves its span on every poll.
     let spans = tracing_opentelemetry::layer()
@@ -143,6 +154,7 @@ pub fn init(service: &'static str, settings: &TraceSettings) -> Result<Traces, C
         .with(crate::logging::json_layer().with_filter(crate::logging::filter()))
         .with(spans.with_filter(recorded))
         .init();
+    SAMPLE_RATIO.store(settings.sample_ratio.to_bits(), Ordering::Relaxed);
     EXPORTING.store(true, Ordering::Relaxed);
     Ok(Traces { provider: Some(provider) })
 }
@@ -150,6 +162,18 @@ pub fn init(service: &'static str, settings: &TraceSettings) -> Result<Traces, C
 /// Whether spans are exported (else there is no context worth passing on).
 pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
+}
+
+/// Whether a new trace is recorded: `PARLEY_TRACE_SAMPLE_RATIO` of them, none when not exporting.
+pub fn sample() -> bool {
+    exporting() && rand::random::<f64>() < f64::from_bits(SAMPLE_RATIO.load(Ordering::Relaxed))
+}
+
+/// Runs `future` with the spans it creates recorded or not. Where a trace starts, pass `sample()`;
+/// where a sampled one continues (a `traceparent` came along), `true`. Outside any such scope no
+/// span is recorded.
+pub async fn recorded<F: Future>(recording: bool, future: F) -> F::Output {
+    RECORDING.scope(recording, future).await
 }
 
 /// `span`'s context as a `traceparent` value, when it is sampled: an unsampled trace is not

@@ -131,8 +131,6 @@ async fn session(mut stream: WebSocketStream, claims: JoinClaims, signaling: Arc
         Ok(None) => return,
         Err(_) => return refuse(stream, CLOSE_BAD_REQUEST, "bad_request", "no offer within 10 s").await,
     };
-    // From the offer to the answer (or refusal); the media that follows is not part of it.
-    let join_span = tracing::info_span!("sfu.join", call_id = %claims.call, user.id = %claims.sub, outcome = Empty);
     let Some(shard) = shard_for(&signaling.shards, claims.call) else { return };
     let participant = signaling.next_participant.fetch_add(1, Ordering::Relaxed);
     let (signal, mut signals) = mpsc::unbounded_channel();
@@ -157,9 +155,15 @@ async fn session(mut stream: WebSocketStream, claims: JoinClaims, signaling: Arc
         let _ = shard.send(ShardInput::Leave { participant, said: true }).await;
         return refuse(stream, CLOSE_REMOVED, "removed", &refusal.to_string()).await;
     }
-    let answered = answer.instrument(join_span.clone()).await;
-    join_span.record("outcome", if matches!(answered, Ok(Ok(_))) { "answered" } else { "refused" });
-    drop(join_span);
+    // The shard's work from the offer to the answer (or refusal); the media that follows is not
+    // part of it.
+    let joining = async {
+        let span = tracing::info_span!("sfu.join", call_id = %claims.call, user.id = %claims.sub, outcome = Empty);
+        let answered = answer.instrument(span.clone()).await;
+        span.record("outcome", if matches!(answered, Ok(Ok(_))) { "answered" } else { "refused" });
+        answered
+    };
+    let answered = parley_runtime::traces::recorded(parley_runtime::traces::sample(), joining).await;
     match answered {
         Ok(Ok(sdp)) => {
             if stream.send(Message::Text(json!({"type": "answer", "sdp": sdp}).to_string())).await.is_err() {

@@ -29,16 +29,24 @@ pub async fn assign<E: Endpoint>(next: E, req: Request) -> poem::Result<Response
         .filter(|offered| accepted(offered))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let span = crate::ops::traces::request_span(req.method(), req.uri().path(), &id);
-    let answer = async move {
-        let response = next.call(req).await.map(IntoResponse::into_response);
+    let request_id = id.clone();
+    // The span is made inside the recording scope: whether it is recorded is decided there.
+    let traced = async move {
+        let span = crate::ops::traces::request_span(req.method(), req.uri().path(), &request_id);
+        let answer = async move {
+            let response = next.call(req).await.map(IntoResponse::into_response);
+            if let Ok(response) = &response {
+                tracing::debug!(status = response.status().as_u16(), "answered");
+            }
+            response
+        };
+        let response = REQUEST_ID.scope(request_id, answer.instrument(span.clone())).await;
         if let Ok(response) = &response {
-            tracing::debug!(status = response.status().as_u16(), "answered");
+            crate::ops::traces::record_response(&span, response);
         }
         response
     };
-    let mut response = REQUEST_ID.scope(id.clone(), answer.instrument(span.clone())).await?;
-    crate::ops::traces::record_response(&span, &response);
+    let mut response = parley_runtime::traces::recorded(parley_runtime::traces::sample(), traced).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }

@@ -277,10 +277,18 @@ impl Session {
                     Some(Ok(_)) => last_heard = Instant::now(),
                 },
                 published = wakeups.next() => match published {
-                    Some(message) => {
-                        let span = delivery_span(&message);
-                        self.forward(&message, &mut sink).instrument(span).await?;
-                    }
+                    Some(message) => match traceparent(&message) {
+                        // A frame of a sampled trace: its delivery joins it.
+                        Some(traceparent) => {
+                            let delivery = async {
+                                let span = tracing::info_span!("ws.deliver", otel.kind = "consumer");
+                                parley_runtime::traces::continue_from(&span, traceparent);
+                                self.forward(&message, &mut sink).instrument(span).await
+                            };
+                            parley_runtime::traces::recorded(true, delivery).await?;
+                        }
+                        None => self.forward(&message, &mut sink).await?,
+                    },
                     None => {
                         tracing::warn!(user_id = %self.user_id, "realtime subscription ended");
                         return Ok(());
@@ -459,13 +467,7 @@ impl Session {
     }
 }
 
-/// The span of one frame's delivery to a socket, continuing the trace the message carries (none
-/// when it carries none: most frames are not sampled).
-fn delivery_span(message: &async_nats::Message) -> tracing::Span {
-    let Some(traceparent) = message.headers.as_ref().and_then(|h| h.get(parley_runtime::traces::TRACEPARENT)) else {
-        return tracing::Span::none();
-    };
-    let span = tracing::info_span!("ws.deliver", otel.kind = "consumer");
-    parley_runtime::traces::continue_from(&span, traceparent.as_str());
-    span
+/// The trace a realtime message carries, if any (most frames are not sampled).
+fn traceparent(message: &async_nats::Message) -> Option<&str> {
+    message.headers.as_ref()?.get(parley_runtime::traces::TRACEPARENT).map(|value| value.as_str())
 }
