@@ -140,10 +140,7 @@ pub fn init(service: &'static str, settings: &TraceSettings) -> Result<Traces, C
     let tracer = provider.tracer(service);
     // `PARLEY_LOG` filters the logs only: spans are recorded whatever it says (a quiet log does
     // not mean no traces); of events, warnings and errors become span events.
-    let recorded = tracing_subscriber::filter::filter_fn(|metadata| {
-        let level = if metadata.is_span() { tracing::Level::INFO } else { tracing::Level::WARN };
-        *metadata.level() <= level && RECORDING.try_with(|recording| *recording).unwrap_or(false)
-    });
+    let recorded = recording_filter();
     // No busy/idle accounting: an instrumented future enters and leaves its span on every poll.
     let spans = tracing_opentelemetry::layer()
         .with_tracer(tracer)
@@ -162,6 +159,16 @@ pub fn init(service: &'static str, settings: &TraceSettings) -> Result<Traces, C
 /// Whether spans are exported (else there is no context worth passing on).
 pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
+}
+
+/// What reaches the OpenTelemetry layer: spans (info and up) and warnings created inside a
+/// recording scope. Asked for every span, never cached per callsite: the answer depends on the
+/// task, not on the callsite.
+fn recording_filter<S>() -> impl tracing_subscriber::layer::Filter<S> {
+    tracing_subscriber::filter::dynamic_filter_fn(|metadata, _| {
+        let level = if metadata.is_span() { tracing::Level::INFO } else { tracing::Level::WARN };
+        *metadata.level() <= level && RECORDING.try_with(|recording| *recording).unwrap_or(false)
+    })
 }
 
 /// Whether a new trace is recorded: `PARLEY_TRACE_SAMPLE_RATIO` of them, none when not exporting.
@@ -290,6 +297,38 @@ mod tests {
         .unwrap();
         assert_eq!(own.endpoint.as_deref(), Some("http://collector:4318/v1/traces"));
         assert!(!own.json);
+    }
+
+    /// Counts the spans that pass the recording filter.
+    struct Seen(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
+        fn on_new_span(
+            &self,
+            _: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test]
+    async fn only_spans_made_in_a_recording_scope_are_recorded_whatever_came_first() {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::Layer;
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry().with(Seen(seen.clone()).with_filter(super::recording_filter()));
+        let _default = tracing::subscriber::set_default(subscriber);
+        // The same callsite, first outside a recording scope (a filter cached per callsite would
+        // then never record it), then in and out of scopes.
+        let make = || drop(tracing::info_span!("request"));
+        make();
+        for recording in [false, true, false, true, true] {
+            super::recorded(recording, async { make() }).await;
+        }
+        super::recorded(true, async { drop(tracing::debug_span!("too fine")) }).await;
+        assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 3);
     }
 
     #[test]
