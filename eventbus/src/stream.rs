@@ -158,17 +158,18 @@ pub fn realtime_subject(prefix: &str, user_id: impl std::fmt::Display) -> String
     format!("{prefix}.user.{user_id}")
 }
 
-/// Publishes a realtime message on core NATS; while traces are exported it carries the current
-/// span's context, so the api's delivery of the frame joins the trace that caused it.
+/// Publishes a realtime message on core NATS, with `traceparent` (a sampled trace the frame
+/// belongs to) as a header, so the api's delivery of the frame joins that trace.
 pub async fn publish_realtime(
     nats: &async_nats::Client,
     subject: String,
     payload: bytes::Bytes,
+    traceparent: Option<&str>,
 ) -> Result<(), async_nats::PublishError> {
-    match parley_runtime::traces::traceparent(&tracing::Span::current()) {
+    match traceparent {
         Some(traceparent) => {
             let mut headers = async_nats::HeaderMap::new();
-            headers.insert(parley_runtime::traces::TRACEPARENT, traceparent.as_str());
+            headers.insert(parley_runtime::traces::TRACEPARENT, traceparent);
             nats.publish_with_headers(subject, headers, payload).await
         }
         None => nats.publish(subject, payload).await,

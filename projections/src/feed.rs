@@ -52,6 +52,8 @@ struct Outgoing {
     prev_cursor: i64,
     cursor: i64,
     text: String,
+    /// The sampled trace the frame belongs to: its delivery joins it.
+    traceparent: Option<String>,
 }
 
 /// Frames to store in one statement: each payload once, and who receives which.
@@ -60,6 +62,8 @@ struct Frames {
     kinds: Vec<&'static str>,
     data: Vec<Value>,
     message_ids: Vec<Option<Uuid>>,
+    /// Per payload, the sampled trace it continues (message frames only).
+    traces: Vec<Option<String>>,
     recipients: Vec<Uuid>,
     /// For each recipient, its payload's 1-based index.
     payload_of: Vec<i64>,
@@ -67,12 +71,24 @@ struct Frames {
 
 impl Frames {
     fn add(&mut self, kind: &'static str, data: Value, message_id: Option<Uuid>, users: &[Uuid]) {
+        self.add_traced(kind, data, message_id, users, None);
+    }
+
+    fn add_traced(
+        &mut self,
+        kind: &'static str,
+        data: Value,
+        message_id: Option<Uuid>,
+        users: &[Uuid],
+        traceparent: Option<String>,
+    ) {
         if users.is_empty() {
             return;
         }
         self.kinds.push(kind);
         self.data.push(data);
         self.message_ids.push(message_id);
+        self.traces.push(traceparent);
         let payload = self.kinds.len() as i64;
         self.recipients.extend_from_slice(users);
         self.payload_of.extend(users.iter().map(|_| payload));
@@ -139,7 +155,8 @@ impl FeedProjection {
             };
             let prev_cursor = last_cursor.insert(user_id, cursor).unwrap_or(stored_before);
             let text = feed_frame_text(frames.kinds[index], &data[index], cursor);
-            outgoing.push(Outgoing { user_id, prev_cursor, cursor, text });
+            let traceparent = frames.traces.get(index).cloned().flatten();
+            outgoing.push(Outgoing { user_id, prev_cursor, cursor, text, traceparent });
         }
         self.outgoing.lock().unwrap_or_else(|p| p.into_inner()).extend(outgoing);
         Ok(())
@@ -237,7 +254,7 @@ impl FeedProjection {
                 "created_at": message.sent_at.to_rfc3339(),
                 "deleted": deleted,
             });
-            frames.add("message.created", data, Some(message.message_id), in_chat);
+            frames.add_traced("message.created", data, Some(message.message_id), in_chat, message.traceparent.clone());
         }
         self.notify(conn, notices, &mut frames).await?;
         self.store(conn, frames).await
@@ -464,8 +481,15 @@ impl Projection for FeedProjection {
             let subject = parley_eventbus::stream::realtime_subject(&self.realtime_prefix, frame.user_id);
             let message =
                 RealtimeMessage::Frame { prev_cursor: frame.prev_cursor, cursor: frame.cursor, text: &frame.text };
-            if let Err(error) = parley_eventbus::stream::publish_realtime(nats, subject, message.encode().into()).await
-            {
+            // A sampled message's frame: the delivery continues this batch's span when the batch
+            // continues the message's trace, else the message's own.
+            let traceparent = frame
+                .traceparent
+                .as_deref()
+                .map(|own| parley_runtime::traces::traceparent_within(&tracing::Span::current(), own));
+            let payload = message.encode().into();
+            let published = parley_eventbus::stream::publish_realtime(nats, subject, payload, traceparent.as_deref());
+            if let Err(error) = published.await {
                 // The socket's periodic poll reads the stored frame anyway.
                 tracing::debug!(%error, "could not publish a realtime frame");
             }

@@ -227,7 +227,7 @@ impl Projection for KeysProjection {
         let outgoing = std::mem::take(&mut *self.outgoing.lock().unwrap_or_else(|p| p.into_inner()));
         for (subject, frame) in outgoing {
             let message = RealtimeMessage::Ephemeral(&frame).encode().into();
-            if let Err(error) = parley_eventbus::stream::publish_realtime(nats, subject, message).await {
+            if let Err(error) = parley_eventbus::stream::publish_realtime(nats, subject, message, None).await {
                 // The queue keeps the message: the device reads it on its next connect or drain.
                 tracing::debug!(%error, "could not publish a key directory frame");
             }

@@ -199,6 +199,16 @@ pub fn traceparent(span: &tracing::Span) -> Option<String> {
     carrier.remove(TRACEPARENT)
 }
 
+/// The context to pass on for work of the trace `own` done under `span`: `span`'s own when it is
+/// recorded in that same trace (so the next span nests under it), else `own` unchanged.
+pub fn traceparent_within(span: &tracing::Span, own: &str) -> String {
+    match traceparent(span) {
+        // `00-<trace id>-<span id>-<flags>`: the same trace when the first 35 characters agree.
+        Some(current) if current.get(..35) == own.get(..35) => current,
+        _ => own.to_owned(),
+    }
+}
+
 /// Makes `span` a child of the remote span `traceparent` names (ignored when malformed).
 pub fn continue_from(span: &tracing::Span, traceparent: &str) {
     if !exporting() {
