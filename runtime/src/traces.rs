@@ -165,9 +165,22 @@ pub fn exporting() -> bool {
 /// recording scope. Asked for every span, never cached per callsite: the answer depends on the
 /// task, not on the callsite.
 fn recording_filter<S>() -> impl tracing_subscriber::layer::Filter<S> {
+    fn fine_enough(metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= if metadata.is_span() { tracing::Level::INFO } else { tracing::Level::WARN }
+    }
+    // Callsites too fine to ever record are ruled out once (and the level hint lets `debug!` and
+    // `trace!` everywhere, libraries included, stop at the static level check), so only the
+    // callsites that could be recorded ask each time.
     tracing_subscriber::filter::dynamic_filter_fn(|metadata, _| {
-        let level = if metadata.is_span() { tracing::Level::INFO } else { tracing::Level::WARN };
-        *metadata.level() <= level && RECORDING.try_with(|recording| *recording).unwrap_or(false)
+        fine_enough(metadata) && RECORDING.try_with(|recording| *recording).unwrap_or(false)
+    })
+    .with_max_level_hint(tracing::level_filters::LevelFilter::INFO)
+    .with_callsite_filter(|metadata| {
+        if fine_enough(metadata) {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
     })
 }
 
