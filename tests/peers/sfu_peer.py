@@ -141,17 +141,25 @@ async def main():
 
         consumers.append(asyncio.ensure_future(consume()))
 
+    def closed_by(closed):
+        summary["closed_at_unix"] = time.time()
+        summary["close"] = {"code": closed.rcvd.code if closed.rcvd else None,
+                            "reason": closed.rcvd.reason if closed.rcvd else None}
+
     async with websockets.connect(url) as ws:
         try:
             await converse(ws, pc, args, started, summary)
         except websockets.ConnectionClosed as closed:
-            summary["closed_at_unix"] = time.time()
-            summary["close"] = {"code": closed.rcvd.code if closed.rcvd else None,
-                                "reason": closed.rcvd.reason if closed.rcvd else None}
+            closed_by(closed)
         if summary["close"] is None and ws.close_code is not None:
             summary["close"] = {"code": ws.close_code, "reason": ws.close_reason}
         if summary["close"] is None and not args.no_leave:
-            await ws.send(json.dumps({"type": "leave"}))
+            try:
+                await ws.send(json.dumps({"type": "leave"}))
+            except websockets.ConnectionClosed as closed:
+                # The SFU closed the socket (say, the call ended as the other side left) just as
+                # our time was up: reported like any other close.
+                closed_by(closed)
     for consumer in consumers:
         consumer.cancel()
     await pc.close()
