@@ -163,10 +163,5 @@ impl Relay {
 
 /// The trace context its command stored with the event, while traces are exported.
 fn committed_trace(event: &EventEnvelope) -> Option<String> {
-    // Most events carry no trace (they were not sampled): a look at the text spares parsing.
-    if !parley_runtime::traces::exporting() || !event.metadata.get().contains(parley_runtime::traces::TRACEPARENT) {
-        return None;
-    }
-    let mut metadata: std::collections::HashMap<String, String> = serde_json::from_str(event.metadata.get()).ok()?;
-    metadata.remove(parley_runtime::traces::TRACEPARENT)
+    parley_runtime::traces::exporting().then(|| parley_runtime::traces::stored_in(event.metadata.get())).flatten()
 }

@@ -90,18 +90,8 @@ pub fn sent_message(event: &EventEnvelope) -> Result<SentMessage, ProjectionErro
             media_ids,
             reply_to,
             sent_at,
-            traceparent: event_trace(event),
+            traceparent: parley_runtime::traces::stored_in(event.metadata.get()),
         }),
         _ => Err(decode_error(event, "not a MessageSent event")),
     }
-}
-
-/// The trace context an event's command stored with it (only sampled traces store one).
-pub fn event_trace(event: &EventEnvelope) -> Option<String> {
-    let metadata = event.metadata.get();
-    if !metadata.contains(parley_runtime::traces::TRACEPARENT) {
-        return None;
-    }
-    let mut metadata: std::collections::HashMap<String, String> = serde_json::from_str(metadata).ok()?;
-    metadata.remove(parley_runtime::traces::TRACEPARENT)
 }

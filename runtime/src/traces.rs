@@ -222,14 +222,27 @@ pub fn traceparent_within(span: &tracing::Span, own: &str) -> String {
     }
 }
 
-/// Makes `span` a child of the remote span `traceparent` names (ignored when malformed).
-pub fn continue_from(span: &tracing::Span, traceparent: &str) {
-    if !exporting() {
-        return;
+/// The trace context an event's command stored in its metadata (a JSON string map), if any: only
+/// sampled traces store one.
+pub fn stored_in(metadata: &str) -> Option<String> {
+    // Most events carry none: a look at the text spares parsing.
+    if !metadata.contains(TRACEPARENT) {
+        return None;
     }
+    let mut metadata: HashMap<String, String> = serde_json::from_str(metadata).ok()?;
+    metadata.remove(TRACEPARENT)
+}
+
+/// The remote span `traceparent` names, when it names one.
+fn remote(traceparent: &str) -> Option<opentelemetry::Context> {
     let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
     let context = TraceContextPropagator::new().extract(&carrier);
-    if context.span().span_context().is_valid() {
+    context.span().span_context().is_valid().then_some(context)
+}
+
+/// Makes `span` a child of the remote span `traceparent` names (ignored when malformed).
+pub fn continue_from(span: &tracing::Span, traceparent: &str) {
+    if let Some(context) = exporting().then(|| remote(traceparent)).flatten() {
         // Fails only for a span that already started, which callers never pass.
         let _ = span.set_parent(context);
     }
@@ -237,14 +250,8 @@ pub fn continue_from(span: &tracing::Span, traceparent: &str) {
 
 /// Links `span` to the remote span `traceparent` names: for a batch that serves many traces.
 pub fn link_to(span: &tracing::Span, traceparent: &str) {
-    if !exporting() {
-        return;
-    }
-    let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.to_owned())]);
-    let context = TraceContextPropagator::new().extract(&carrier);
-    let linked = context.span().span_context().clone();
-    if linked.is_valid() {
-        span.add_link(linked);
+    if let Some(context) = exporting().then(|| remote(traceparent)).flatten() {
+        span.add_link(context.span().span_context().clone());
     }
 }
 
