@@ -3,7 +3,7 @@
 use opentelemetry::metrics::{Counter, UpDownCounter};
 use parley_runtime::metrics::Prometheus;
 
-pub(crate) struct SfuMetrics {
+pub struct SfuMetrics {
     prometheus: Prometheus,
     pub rooms: UpDownCounter<i64>,
     pub participants: UpDownCounter<i64>,
@@ -18,7 +18,7 @@ pub(crate) struct SfuMetrics {
 }
 
 impl SfuMetrics {
-    pub(crate) fn new() -> anyhow::Result<Self> {
+    pub fn new() -> anyhow::Result<Self> {
         let prometheus = Prometheus::new()?;
         let meter = prometheus.meter("parley-sfu");
         let counter = |name: &'static str, description: &'static str| {

@@ -43,7 +43,7 @@ const CAUGHT_UP_QUIET: Duration = Duration::from_millis(500);
 
 /// One right that ended, as the shards apply it to their peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Revocation {
+pub enum Revocation {
     /// Nobody may be in the call any more.
     CallEnded { call_id: Uuid },
     /// `user_id` left the call (hung up, declined, removed from the chat) at `at_ms`: their join

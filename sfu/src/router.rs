@@ -18,7 +18,7 @@ use crate::stun;
 /// Largest datagram we read (WebRTC keeps them under the path MTU).
 const MAX_DATAGRAM: usize = 2048;
 
-pub(crate) enum RouteUpdate {
+pub enum RouteUpdate {
     /// Binding requests for this ufrag go to this shard.
     Ufrag(String, usize),
     ForgetUfrag(String),

@@ -28,7 +28,7 @@ use crate::rights::Revocation;
 use crate::router::RouteUpdate;
 use crate::stun;
 
-pub(crate) type ParticipantId = u64;
+pub type ParticipantId = u64;
 
 /// How often a participant's upstream is asked for a keyframe at most (gaps, new subscribers).
 const KEYFRAME_REQUEST_GAP: Duration = Duration::from_millis(500);
@@ -37,7 +37,7 @@ const LIVENESS_TICK: Duration = Duration::from_millis(250);
 /// A timeout str0m reports far in the future is capped, so the timer set stays meaningful.
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
-pub(crate) enum ShardInput {
+pub enum ShardInput {
     Join(JoinRequest),
     Answer {
         participant: ParticipantId,
@@ -79,7 +79,7 @@ enum LeaveReport {
     Never,
 }
 
-pub(crate) struct JoinRequest {
+pub struct JoinRequest {
     pub participant: ParticipantId,
     pub call_id: Uuid,
     pub user_id: Uuid,
@@ -95,7 +95,7 @@ pub(crate) struct JoinRequest {
 
 /// What the shard tells a participant's signaling socket.
 #[derive(Debug)]
-pub(crate) enum Signal {
+pub enum Signal {
     Offer(String),
     Participants(Value),
     /// The SFU removed the participant (ICE timeout, joined again elsewhere, ...).
@@ -103,7 +103,7 @@ pub(crate) enum Signal {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-pub(crate) enum JoinError {
+pub enum JoinError {
     #[error("malformed SDP offer: {0}")]
     Sdp(String),
     #[error("the SFU cannot take this participant: {0}")]
@@ -240,7 +240,7 @@ struct Participant {
     nacks_seen: HashMap<Mid, u64>,
 }
 
-pub(crate) struct Shard {
+pub struct Shard {
     drop_every_nth_rtp: u64,
     rtp_sent: u64,
     socket: Arc<UdpSocket>,
@@ -267,7 +267,7 @@ enum Work {
     Event(ParticipantId, Event),
 }
 
-pub(crate) struct ShardSettings {
+pub struct ShardSettings {
     pub drop_every_nth_rtp: u64,
     pub socket: Arc<UdpSocket>,
     pub advertised: SocketAddr,
@@ -280,7 +280,7 @@ pub(crate) struct ShardSettings {
 }
 
 impl Shard {
-    pub(crate) fn new(settings: ShardSettings) -> Self {
+    pub fn new(settings: ShardSettings) -> Self {
         let ShardSettings {
             drop_every_nth_rtp,
             socket,
@@ -340,7 +340,9 @@ impl Shard {
         }
     }
 
-    fn handle(&mut self, input: ShardInput) {
+    /// One input, as `run` applies it (public for the fuzz targets, which drive a shard without
+    /// its task).
+    pub fn handle(&mut self, input: ShardInput) {
         match input {
             ShardInput::Join(request) => self.join(request),
             ShardInput::Answer { participant, sdp } => self.answer(participant, &sdp),

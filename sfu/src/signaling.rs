@@ -60,9 +60,10 @@ pub(crate) struct RtcParams {
     call_id: Option<Uuid>,
 }
 
+/// What a client may send on the socket.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum ClientFrame {
+pub enum ClientFrame {
     Offer {
         sdp: String,
     },
@@ -231,10 +232,15 @@ async fn next_frame(stream: &mut WebSocketStream) -> Option<Result<ClientFrame, 
     loop {
         match stream.next().await? {
             Ok(Message::Text(text)) => {
-                return Some(serde_json::from_str(&text).map_err(|e| format!("unreadable frame: {e}")));
+                return Some(parse_client_frame(&text));
             }
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => continue,
         }
     }
+}
+
+/// A client's text frame, or why it is garbage (the reason goes back in an `error` frame).
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame, String> {
+    serde_json::from_str(text).map_err(|e| format!("unreadable frame: {e}"))
 }

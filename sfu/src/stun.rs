@@ -7,12 +7,12 @@ const ATTR_USERNAME: u16 = 0x0006;
 const HEADER_LEN: usize = 20;
 
 /// Whether the datagram looks like STUN (RFC 7983 demultiplexing: first byte 0..=3).
-pub(crate) fn is_stun(datagram: &[u8]) -> bool {
+pub fn is_stun(datagram: &[u8]) -> bool {
     datagram.len() >= HEADER_LEN && datagram[0] < 4 && datagram[4..8] == MAGIC_COOKIE
 }
 
 /// Our ufrag from a binding request's `USERNAME` (`<our ufrag>:<their ufrag>`).
-pub(crate) fn local_ufrag(datagram: &[u8]) -> Option<&str> {
+pub fn local_ufrag(datagram: &[u8]) -> Option<&str> {
     if !is_stun(datagram) {
         return None;
     }
