@@ -76,7 +76,7 @@ impl Revocation {
     }
 
     /// The revocation an event of the stream carries, with when it happened.
-    fn from_envelope(envelope: &EventEnvelope) -> Option<(Revocation, DateTime<Utc>)> {
+    pub fn from_envelope(envelope: &EventEnvelope) -> Option<(Revocation, DateTime<Utc>)> {
         let id: Uuid = envelope.aggregate_id.parse().ok()?;
         match envelope.aggregate_type.as_str() {
             "Call" => match envelope.decode::<CallEvent>().ok()? {

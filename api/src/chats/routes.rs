@@ -211,7 +211,8 @@ async fn ensure_users_exist(state: &AppState, ids: &BTreeSet<Uuid>) -> Result<()
     Ok(())
 }
 
-fn decode_ciphertext(ciphertext: &str) -> Result<Vec<u8>, ApiError> {
+/// A message's base64 ciphertext as sent, checked (public for the fuzz targets, fuzz/).
+pub fn decode_ciphertext(ciphertext: &str) -> Result<Vec<u8>, ApiError> {
     if ciphertext.len() > MAX_CIPHERTEXT_BYTES / 3 * 4 + 4 {
         return Err(ApiError::invalid(
             "ciphertext_too_large",

@@ -43,9 +43,10 @@ pub struct WsParams {
     cursor: Option<String>,
 }
 
+/// What a client may send on the socket (public for the fuzz targets, fuzz/).
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum ClientFrame {
+pub enum ClientFrame {
     Ping,
     Typing {
         chat_id: Uuid,
