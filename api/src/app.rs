@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+use poem::error::ReadBodyError;
 use poem::http::{header, Method};
-use poem::listener::TcpListener;
+use poem::listener::{Listener, TcpListener};
 use poem::middleware::CatchPanic;
 use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server};
 use poem_openapi::OpenApiService;
@@ -15,7 +17,9 @@ use crate::auth::captcha::CaptchaVerifier;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::revocation::{self, Revocations};
 use crate::auth::routes::AuthApi;
+use crate::auth::shared_limits::SharedRateLimiter;
 use crate::auth::tokens::TokenKeys;
+use crate::calls::placement::SfuNodes;
 use crate::calls::routes::CallsApi;
 use crate::chats::routes::ChatsApi;
 use crate::commands::{CommandBus, EventStore, ProjectionProgress};
@@ -25,6 +29,7 @@ use crate::keys::routes::{KeysApi, ToDeviceApi};
 use crate::media::routes::MediaApi;
 use crate::media::uploads::UploadsApi;
 use crate::notifications::routes::NotificationsApi;
+use crate::ops::framing::JsonFramingErrors;
 use crate::ops::metrics::{self, Metrics};
 use crate::ops::routes::OpsApi;
 use crate::state::AppState;
@@ -56,12 +61,13 @@ pub fn openapi_json() -> String {
 pub fn endpoint(state: Arc<AppState>) -> impl Endpoint {
     let api = api_service();
     let max_body = state.config.max_json_body_bytes;
+    let body_stall = state.config.body_stall_timeout;
     Route::new()
         .at("/openapi.json", poem::get(serve_spec))
         .at("/ws", poem::get(crate::realtime::connect))
         .nest("/docs", api.swagger_ui())
         .nest("/", api)
-        .around(move |next, req| limit_body(next, req, max_body))
+        .around(move |next, req| limit_body(next, req, max_body, body_stall))
         .around(serve_web_app)
         .around(metrics::observe)
         .around(crate::ops::request_id::assign)
@@ -94,8 +100,10 @@ async fn serve_web_app<E: Endpoint>(next: E, req: Request) -> poem::Result<Respo
 pub const TO_DEVICE_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Refuses bodies over `max` bytes (declared or streamed) with 413, and lets a body-less POST
-/// through as JSON `null` so that optional bodies (e.g. logout's) may be omitted.
-async fn limit_body<E: Endpoint>(next: E, mut req: Request, max: usize) -> poem::Result<Response> {
+/// through as JSON `null` so that optional bodies (e.g. logout's) may be omitted. A body that
+/// stalls for `stall` (shorter than its `Content-Length`, or a client gone quiet) ends in 400
+/// instead of holding the request, and its connection, open.
+async fn limit_body<E: Endpoint>(next: E, mut req: Request, max: usize, stall: Duration) -> poem::Result<Response> {
     // Media uploads stream to storage under their own limit; they are never buffered here.
     let path = req.uri().path();
     if path == "/media" || path == "/media/" || (path.starts_with("/media/uploads/") && req.method() == Method::PATCH) {
@@ -104,6 +112,8 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request, max: usize) -> poem:
             req.headers_mut()
                 .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/octet-stream"));
         }
+        let body = stall_limited(req.take_body(), stall);
+        req.set_body(body);
         return Ok(next.call(req).await?.into_response());
     }
     // A room key for a 1,000-device group travels in one to-device batch.
@@ -113,14 +123,33 @@ async fn limit_body<E: Endpoint>(next: E, mut req: Request, max: usize) -> poem:
         return Err(ApiError::PayloadTooLarge { limit: max }.into());
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        let body = req.take_body();
-        let bytes = body.into_bytes_limit(max).await.map_err(|_| ApiError::PayloadTooLarge { limit: max })?;
+        let body = stall_limited(req.take_body(), stall);
+        let bytes = body.into_bytes_limit(max).await.map_err(|error| match error {
+            ReadBodyError::PayloadTooLarge => ApiError::PayloadTooLarge { limit: max },
+            other => ApiError::invalid("body_incomplete", format!("the request body could not be read: {other}")),
+        })?;
         if bytes.is_empty() && req.header(header::CONTENT_TYPE).is_none() {
             req.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
         }
         req.set_body(Body::from_bytes(bytes));
     }
     Ok(next.call(req).await?.into_response())
+}
+
+/// `body`, failing with `TimedOut` once no byte of it has arrived for `stall`.
+fn stall_limited(body: Body, stall: Duration) -> Body {
+    let chunks = Some(body.into_bytes_stream().boxed());
+    Body::from_bytes_stream(futures::stream::unfold(chunks, move |chunks| async move {
+        let mut chunks = chunks?;
+        match tokio::time::timeout(stall, chunks.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(chunks))),
+            Ok(None) => None,
+            Err(_) => {
+                let message = format!("no byte of the body arrived for {} s", stall.as_secs());
+                Some((Err(std::io::Error::new(std::io::ErrorKind::TimedOut, message)), None))
+            }
+        }
+    }))
 }
 
 /// Connects everything, runs migrations, starts the outbox relay and serves until SIGINT/SIGTERM.
@@ -134,6 +163,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let nats = config.nats.connect("parley-api").await?;
     let jetstream = async_nats::jetstream::new(nats.clone());
     let revocation_jetstream = jetstream.clone();
+    let limits_jetstream = jetstream.clone();
 
     let (shutdown_tx, shutdown) = watch::channel(false);
     let local_commits = Arc::new(tokio::sync::Notify::new());
@@ -157,6 +187,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let captcha = config.captcha.clone().map(CaptchaVerifier::new).transpose()?;
     let metrics = Arc::new(Metrics::new()?);
+    let limiter = SharedRateLimiter::open(
+        &limits_jetstream,
+        &config.rate_limit_bucket,
+        config.rate_limits.longest_window(),
+        RateLimiter::with_capacity(config.rate_limit_max_keys),
+    )
+    .await;
     let event_store = EventStore::start(pool.clone(), local_commits, metrics.events_appended.clone());
     let state = Arc::new(AppState {
         users: CommandBus::new(event_store.clone(), ()),
@@ -171,9 +208,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         progress: ProjectionProgress::start(pool.clone()).await?,
         revocations: Arc::new(Revocations::new(config.access_token_ttl)),
         tokens,
-        limiter: RateLimiter::with_capacity(config.rate_limit_max_keys),
+        limiter,
         typing: Default::default(),
         captcha,
+        sfu_nodes: SfuNodes::new(config.sfu_node_deadline),
         metrics,
         page_csp: crate::web::page_csp(crate::web::sfu_origin(&config.sfu_url).as_deref()),
         pool,
@@ -198,13 +236,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let state = Arc::clone(&state);
         move |shutdown| crate::calls::sfu_reports::run(Arc::clone(&state), shutdown)
     });
+    let sfu_nodes_task = supervise("SFU directory", shutdown_tx.subscribe(), {
+        let state = Arc::clone(&state);
+        move |shutdown| crate::calls::placement::run(Arc::clone(&state), shutdown)
+    });
     let sampler_task = supervise("operational gauges", shutdown_tx.subscribe(), {
         let state = Arc::clone(&state);
         move |shutdown| crate::ops::sampler::run(Arc::clone(&state), shutdown)
     });
     let addr = state.config.http_addr;
     tracing::info!(%addr, "parley-api listening");
-    Server::new(TcpListener::bind(addr))
+    let acceptor = JsonFramingErrors(TcpListener::bind(addr).into_acceptor().await?);
+    Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(endpoint(state), parley_runtime::shutdown::signal(), Some(Duration::from_secs(10)))
         .await?;
     let _ = shutdown_tx.send(true);
@@ -214,6 +257,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = reaper_task.await;
     let _ = revocations_task.await;
     let _ = sampler_task.await;
+    let _ = sfu_nodes_task.await;
     Ok(())
 }
 

@@ -21,6 +21,17 @@ pub struct RateLimits {
     pub refresh_per_session: Quota,
 }
 
+impl RateLimits {
+    /// After this long untouched, every bucket is full again.
+    pub fn longest_window(&self) -> Duration {
+        [self.register_per_ip, self.login_per_ip, self.login_per_account, self.refresh_per_ip, self.refresh_per_session]
+            .iter()
+            .map(|quota| quota.window)
+            .max()
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CaptchaConfig {
     pub secret: Secret,
@@ -45,6 +56,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// Rate-limit buckets kept at most (see `auth::rate_limit`).
     pub rate_limit_max_keys: usize,
+    /// The NATS KV bucket every replica keeps its rate-limit buckets in (`auth::shared_limits`).
+    pub rate_limit_bucket: String,
     pub captcha: Option<CaptchaConfig>,
     /// When set, `GET /metrics` wants `Authorization: Bearer <this>` (the api's port is public).
     pub metrics_token: Option<Secret>,
@@ -52,6 +65,8 @@ pub struct Config {
     /// the entry that many places from the right (0: the peer address, the header is ignored).
     pub trusted_proxy_hops: usize,
     pub max_json_body_bytes: usize,
+    /// A request body that sends nothing for this long is refused (400) and its request ended.
+    pub body_stall_timeout: Duration,
     /// How long a command waits for its read model before answering anyway.
     pub read_your_writes_timeout: Duration,
     /// Core-NATS subject prefix for realtime wake-ups and ephemeral frames.
@@ -61,7 +76,12 @@ pub struct Config {
     /// A call nobody answered within this long is missed.
     pub call_ring_timeout: Duration,
     /// The SFU's signaling WebSocket, handed to call participants.
+    /// Where clients reach the SFU when no node is in the directory (a single-node setup).
     pub sfu_url: String,
+    /// The NATS KV bucket SFU nodes report themselves to (`calls::placement`).
+    pub sfu_nodes_bucket: String,
+    /// An SFU node not heard from for this long is dead: its calls move to another node.
+    pub sfu_node_deadline: Duration,
     /// How long a join token admits its holder to the SFU.
     pub sfu_token_ttl: Duration,
     pub media_storage: crate::media::storage::StorageConfig,
@@ -162,10 +182,12 @@ impl Config {
                 crate::auth::rate_limit::MAX_BUCKETS,
                 10..=10_000_000,
             )?,
+            rate_limit_bucket: env.string("PARLEY_NATS_RATE_LIMIT_BUCKET", "parley_rate_limits")?,
             captcha,
             metrics_token: env.optional_secret("PARLEY_METRICS_TOKEN")?,
             trusted_proxy_hops: trusted_proxy_hops(env)?,
             max_json_body_bytes: env.parse_within("PARLEY_MAX_JSON_BODY_BYTES", 1 << 20, 1024..=64 << 20)?,
+            body_stall_timeout: secs(env.parse_within("PARLEY_BODY_STALL_TIMEOUT_SECS", 30, 1..=600)?),
             read_your_writes_timeout: millis(env.parse_within(
                 "PARLEY_READ_YOUR_WRITES_TIMEOUT_MS",
                 5000,
@@ -175,6 +197,8 @@ impl Config {
             ws_idle_timeout: secs(env.parse_within("PARLEY_WS_IDLE_TIMEOUT_SECS", 60, 3..=3600)?),
             call_ring_timeout: secs(env.parse_within("PARLEY_CALL_RING_TIMEOUT_SECS", 45, 1..=600)?),
             sfu_url: env.string("PARLEY_SFU_URL", "ws://127.0.0.1:8081/rtc")?,
+            sfu_nodes_bucket: env.string("PARLEY_NATS_SFU_NODES_BUCKET", "parley_sfu_nodes")?,
+            sfu_node_deadline: millis(env.parse_within("PARLEY_SFU_NODE_DEADLINE_MS", 3000, 1500..=60_000)?),
             sfu_token_ttl: secs(env.parse_within("PARLEY_SFU_TOKEN_TTL_SECS", 60, 5..=600)?),
             media_prefix: env.optional("PARLEY_MEDIA_PREFIX")?.map(str::to_owned),
             media_max_bytes: env.parse_within("PARLEY_MEDIA_MAX_BYTES", 100 << 20, 1..=1 << 40)?,

@@ -14,9 +14,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::auth::captcha::CaptchaVerifier;
-use crate::auth::rate_limit::RateLimiter;
 use crate::auth::revocation::Revocations;
+use crate::auth::shared_limits::SharedRateLimiter;
 use crate::auth::tokens::TokenKeys;
+use crate::calls::placement::SfuNodes;
 use crate::commands::{CommandBus, ProjectionProgress};
 use crate::config::Config;
 use crate::ops::metrics::Metrics;
@@ -37,9 +38,10 @@ pub struct AppState {
     pub progress: ProjectionProgress,
     pub tokens: TokenKeys,
     pub revocations: Arc<Revocations>,
-    pub limiter: RateLimiter,
+    pub limiter: SharedRateLimiter,
     pub typing: crate::realtime::TypingGate,
     pub captcha: Option<CaptchaVerifier>,
+    pub sfu_nodes: SfuNodes,
     pub metrics: Arc<Metrics>,
     /// The web app's Content-Security-Policy (it names the SFU's origin from the config).
     pub page_csp: String,

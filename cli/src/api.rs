@@ -300,22 +300,15 @@ impl Api {
 
     // ----- Media -----
 
-    /// Uploads `length` bytes from `body` (a stream of chunks) as `application/octet-stream` or the given
-    /// type; returns the media id.
-    pub(crate) async fn upload_media<S>(&self, body: S, length: u64, content_type: &str) -> Result<Uuid>
+    /// Uploads `body` (a stream of chunks) as `application/octet-stream` or the given type; returns the
+    /// media id.
+    pub(crate) async fn upload_media<S>(&self, body: S, content_type: &str) -> Result<Uuid>
     where
         S: Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static,
     {
         let body = reqwest::Body::wrap_stream(body);
-        let answer = self
-            .client
-            .upload_media()
-            .content_type(content_type)
-            .content_length(length)
-            .body(body)
-            .send()
-            .await
-            .map_err(sdk_error)?;
+        let answer =
+            self.client.upload_media().content_type(content_type).body(body).send().await.map_err(sdk_error)?;
         Ok(answer.into_inner().id)
     }
 

@@ -110,7 +110,7 @@ pub(crate) async fn upload_encrypted(api: &Api, path: &Path, content_type: &str)
         }
         Ok((encryptor.finish(), sent))
     });
-    let uploaded = api.upload_media(ChunkStream(receiver), size, "application/octet-stream").await;
+    let uploaded = api.upload_media(ChunkStream(receiver), "application/octet-stream").await;
     let encrypted = reader.await.map_err(|error| CliError::Transport(format!("file reader: {error}")))?;
     let media_id = uploaded?;
     let (keys, sent) = encrypted?;
@@ -123,7 +123,6 @@ pub(crate) async fn upload_encrypted(api: &Api, path: &Path, content_type: &str)
 /// Uploads a file as it is (avatars: public profile data, not encrypted); returns the media id.
 pub(crate) async fn upload_plain(api: &Api, path: &Path, content_type: &str) -> Result<Uuid> {
     let mut file = tokio::fs::File::open(path).await.map_err(CliError::io("open", path))?;
-    let size = file.metadata().await.map_err(CliError::io("inspect", path))?.len();
     let (sender, receiver) = mpsc::channel(IN_FLIGHT);
     let reader = tokio::spawn(async move {
         loop {
@@ -143,7 +142,7 @@ pub(crate) async fn upload_plain(api: &Api, path: &Path, content_type: &str) -> 
             }
         }
     });
-    let uploaded = api.upload_media(ChunkStream(receiver), size, content_type).await;
+    let uploaded = api.upload_media(ChunkStream(receiver), content_type).await;
     reader.await.map_err(|error| CliError::Transport(format!("file reader: {error}")))?;
     uploaded
 }

@@ -73,6 +73,15 @@ pub enum CallCommand {
         invitee_ids: Vec<Uuid>,
         /// A 1:1 call ends when either side hangs up; a group call when its last one leaves.
         direct: bool,
+        /// The SFU node the call's media goes through (`None`: no node was registered).
+        sfu_node: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// The call's media moves to the SFU node `to`, if it is still on `from` (the node died or
+    /// was never there); its participants join again there.
+    MoveMedia {
+        from: Option<String>,
+        to: String,
         at: DateTime<Utc>,
     },
     /// Answer, or join a group call already under way (the api checked chat membership).
@@ -123,6 +132,14 @@ pub enum CallEvent {
         invitee_ids: Vec<Uuid>,
         direct: bool,
         started_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sfu_node: Option<String>,
+    },
+    /// The call's media is on another SFU node now: its participants must join there.
+    CallMediaMoved {
+        from: Option<String>,
+        to: String,
+        at: DateTime<Utc>,
     },
     CallAccepted {
         user_id: Uuid,
@@ -153,6 +170,7 @@ impl DomainEvent for CallEvent {
     fn event_type(&self) -> String {
         match self {
             CallEvent::CallStarted { .. } => "CallStarted",
+            CallEvent::CallMediaMoved { .. } => "CallMediaMoved",
             CallEvent::CallAccepted { .. } => "CallAccepted",
             CallEvent::CallRejected { .. } => "CallRejected",
             CallEvent::ParticipantConnected { .. } => "ParticipantConnected",
@@ -200,6 +218,9 @@ pub struct Call {
     /// When the call last changed.
     #[serde(default)]
     pub last_activity: Option<DateTime<Utc>>,
+    /// The SFU node the call is pinned to for its life (until that node dies).
+    #[serde(default)]
+    pub sfu_node: Option<String>,
 }
 
 impl Call {
@@ -239,7 +260,7 @@ impl Call {
 
     fn decide(&self, command: CallCommand) -> Result<Vec<CallEvent>, CallError> {
         Ok(match command {
-            CallCommand::Start { call_id, chat_id, kind, initiator_id, invitee_ids, direct, at } => {
+            CallCommand::Start { call_id, chat_id, kind, initiator_id, invitee_ids, direct, sfu_node, at } => {
                 if self.status.is_some() {
                     return Err(CallError::AlreadyExists);
                 }
@@ -257,7 +278,16 @@ impl Call {
                     invitee_ids,
                     direct,
                     started_at: at,
+                    sfu_node,
                 }]
+            }
+            CallCommand::MoveMedia { from, to, at } => {
+                self.live_status()?;
+                // Another api replica moved it first (to wherever): nothing more to do.
+                if self.sfu_node != from || from.as_deref() == Some(to.as_str()) {
+                    return Ok(vec![]);
+                }
+                vec![CallEvent::CallMediaMoved { from, to, at }]
             }
             CallCommand::Accept { user_id, at } => {
                 self.live_status()?;
@@ -372,14 +402,25 @@ impl Aggregate for Call {
         self.last_activity = Some(match &event {
             CallEvent::CallStarted { started_at, .. } => *started_at,
             CallEvent::CallAccepted { at, .. }
+            | CallEvent::CallMediaMoved { at, .. }
             | CallEvent::CallRejected { at, .. }
             | CallEvent::ParticipantConnected { at, .. }
             | CallEvent::ParticipantLeft { at, .. }
             | CallEvent::CallEnded { at, .. } => *at,
         });
         match event {
-            CallEvent::CallStarted { call_id, chat_id, kind, initiator_id, invitee_ids, direct, started_at } => {
+            CallEvent::CallStarted {
+                call_id,
+                chat_id,
+                kind,
+                initiator_id,
+                invitee_ids,
+                direct,
+                started_at,
+                sfu_node,
+            } => {
                 self.id = Some(call_id);
+                self.sfu_node = sfu_node;
                 self.chat_id = Some(chat_id);
                 self.kind = Some(kind);
                 self.initiator_id = Some(initiator_id);
@@ -388,6 +429,12 @@ impl Aggregate for Call {
                 self.started_at = Some(started_at);
                 self.participants = invitee_ids.into_iter().map(|id| (id, ParticipantState::Ringing)).collect();
                 self.participants.insert(initiator_id, ParticipantState::Joined);
+            }
+            CallEvent::CallMediaMoved { to, .. } => {
+                self.sfu_node = Some(to);
+                // Nobody's media is anywhere until they join the new node: a call nobody joins
+                // there again expires like one whose participants all vanished.
+                self.connected.clear();
             }
             CallEvent::CallAccepted { user_id, .. } => {
                 self.participants.insert(user_id, ParticipantState::Joined);
@@ -440,6 +487,19 @@ impl SfuReport {
     }
 }
 
+/// What each SFU node writes about itself every second (a NATS KV entry keyed by its node id):
+/// where clients reach it and how loaded it is. The api places calls by it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SfuNode {
+    pub node_id: String,
+    /// The node's signaling WebSocket (what `sfu.url` names).
+    pub url: String,
+    pub rooms: u64,
+    pub participants: u64,
+    pub packets_per_second: u64,
+    pub at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,6 +528,7 @@ mod tests {
             invitee_ids: invitees.iter().copied().map(user).collect(),
             direct,
             started_at: at(),
+            sfu_node: Some("node-a".into()),
         }
     }
     fn accepted(n: u128) -> CallEvent {
@@ -488,6 +549,7 @@ mod tests {
                 initiator_id: user(1),
                 invitee_ids: vec![user(3), user(1), user(2), user(3)],
                 direct: false,
+                sfu_node: Some("node-a".into()),
                 at: at(),
             })
             .then_expect_events(vec![started(false, &[2, 3])]);
@@ -500,6 +562,7 @@ mod tests {
                 initiator_id: user(1),
                 invitee_ids: vec![user(1)],
                 direct: false,
+                sfu_node: Some("node-a".into()),
                 at: at(),
             })
             .then_expect_error(CallError::NobodyToCall);
@@ -727,5 +790,32 @@ mod tests {
             .given(vec![started(true, &[2]), accepted(2), ended(CallStatus::Ended)])
             .when(CallCommand::RecordMediaDisconnected { user_id: user(2), at: at() })
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn media_moves_once_off_a_dead_node_and_its_participants_must_connect_again() {
+        let moved = CallEvent::CallMediaMoved { from: Some("node-a".into()), to: "node-b".into(), at: later(5) };
+        let connected = CallEvent::ParticipantConnected { user_id: user(1), at: at() };
+        CallTest::with(())
+            .given(vec![started(false, &[2]), accepted(2), connected.clone()])
+            .when(CallCommand::MoveMedia { from: Some("node-a".into()), to: "node-b".into(), at: later(5) })
+            .then_expect_events(vec![moved.clone()]);
+        // A second replica that saw the same death finds it moved already.
+        CallTest::with(())
+            .given(vec![started(false, &[2]), accepted(2), moved.clone()])
+            .when(CallCommand::MoveMedia { from: Some("node-a".into()), to: "node-c".into(), at: later(6) })
+            .then_expect_events(vec![]);
+        // Nobody's media is on the new node until they join it, so a call nobody rejoins expires.
+        let mut call = Call::default();
+        for event in [started(false, &[2]), accepted(2), connected, moved] {
+            call.apply(event);
+        }
+        assert_eq!(call.sfu_node.as_deref(), Some("node-b"));
+        assert!(call.connected.is_empty());
+        // Over is over.
+        CallTest::with(())
+            .given(vec![started(false, &[2]), ended(CallStatus::Missed)])
+            .when(CallCommand::MoveMedia { from: Some("node-a".into()), to: "node-b".into(), at: later(5) })
+            .then_expect_error(CallError::CallOver);
     }
 }

@@ -44,16 +44,19 @@ impl Projection for CallsProjection {
                    connected = call_participants.connected AND EXCLUDED.state = 'joined', updated_at = EXCLUDED.updated_at", call_id, user_id, enum_text(&state), at)
         };
         match decoded {
-            CallEvent::CallStarted { chat_id, kind, initiator_id, invitee_ids, direct, started_at, .. } => {
+            CallEvent::CallStarted {
+                chat_id, kind, initiator_id, invitee_ids, direct, started_at, sfu_node, ..
+            } => {
                 sqlx::query!(
-                    "INSERT INTO calls (id, chat_id, kind, initiator_id, direct, status, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'ringing', $6)",
+                    "INSERT INTO calls (id, chat_id, kind, initiator_id, direct, status, created_at, sfu_node) \
+                     VALUES ($1, $2, $3, $4, $5, 'ringing', $6, $7)",
                     call_id,
                     chat_id,
                     enum_text(&kind),
                     initiator_id,
                     direct,
-                    started_at
+                    started_at,
+                    sfu_node
                 )
                 .execute(&mut *conn)
                 .await?;
@@ -74,6 +77,16 @@ impl Projection for CallsProjection {
                 sqlx::query!("UPDATE calls SET status = 'active' WHERE id = $1 AND status = 'ringing'", call_id)
                     .execute(conn)
                     .await?;
+            }
+            CallEvent::CallMediaMoved { to, at, .. } => {
+                sqlx::query!("UPDATE calls SET sfu_node = $2 WHERE id = $1", call_id, to).execute(&mut *conn).await?;
+                sqlx::query!(
+                    "UPDATE call_participants SET connected = false, updated_at = $2 WHERE call_id = $1 AND connected",
+                    call_id,
+                    at
+                )
+                .execute(conn)
+                .await?;
             }
             CallEvent::CallRejected { user_id, at } => {
                 participant(user_id, ParticipantState::Rejected, at).execute(conn).await?;

@@ -337,6 +337,8 @@ impl FeedProjection {
         let data = match &event {
             CallEvent::CallAccepted { user_id, .. } => json!({"change": "accepted", "user_id": user_id}),
             CallEvent::CallRejected { user_id, .. } => json!({"change": "rejected", "user_id": user_id}),
+            // The node the call's media went through is gone: join again (`POST /calls/{id}/accept`).
+            CallEvent::CallMediaMoved { .. } => json!({"change": "media_moved"}),
             CallEvent::ParticipantConnected { user_id, .. } => json!({"change": "connected", "user_id": user_id}),
             CallEvent::ParticipantLeft { user_id, reason, .. } => {
                 json!({"change": "left", "user_id": user_id, "reason": reason})

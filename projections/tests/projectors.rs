@@ -316,6 +316,7 @@ async fn calls_follow_ringing_answer_connection_and_end() -> Result<()> {
         invitee_ids: vec![bob],
         direct: true,
         started_at: at(0),
+        sfu_node: Some("node-a".into()),
     };
     let events = vec![given.event("Call", call, started)?];
     given.apply(&CallsProjection, &events).await?;
@@ -348,6 +349,21 @@ async fn calls_follow_ringing_answer_connection_and_end() -> Result<()> {
     assert_eq!(status(given.pool.clone()).await?.0, "active");
     let bobs = participants(given.pool.clone()).await?.into_iter().find(|(id, ..)| *id == bob);
     assert_eq!(bobs, Some((bob, "joined".to_owned(), true)));
+
+    // Its node died: the call is on another now, and nobody's media is connected until they
+    // join there.
+    let node = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, Option<String>>("SELECT sfu_node FROM calls WHERE id = $1")
+            .bind(call)
+            .fetch_one(&pool)
+            .await
+    };
+    assert_eq!(node(given.pool.clone()).await?.as_deref(), Some("node-a"));
+    let moved = CallEvent::CallMediaMoved { from: Some("node-a".into()), to: "node-b".into(), at: at(10) };
+    let moved = given.event("Call", call, moved)?;
+    given.apply(&CallsProjection, &[moved]).await?;
+    assert_eq!(node(given.pool.clone()).await?.as_deref(), Some("node-b"));
+    assert!(participants(given.pool.clone()).await?.iter().all(|(_, _, connected)| !connected));
 
     let ended =
         given.event("Call", call, CallEvent::CallEnded { chat_id: chat, status: CallStatus::Ended, at: at(60) })?;

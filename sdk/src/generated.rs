@@ -8718,7 +8718,6 @@ Sends a `POST` request to `/media`
 
 ```ignore
 let response = client.upload_media()
-    .content_length(content_length)
     .content_type(content_type)
     .body(body)
     .send()
@@ -12765,7 +12764,6 @@ pub mod builder {
     #[derive(Debug)]
     pub struct UploadMedia<'a> {
         client: &'a super::Client,
-        content_length: Result<Option<u64>, String>,
         content_type: Result<Option<::std::string::String>, String>,
         body: Result<reqwest::Body, String>,
     }
@@ -12773,22 +12771,9 @@ pub mod builder {
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
-                content_length: Ok(None),
                 content_type: Ok(None),
                 body: Err("body was not initialized".to_string()),
             }
-        }
-        pub fn content_length<V>(mut self, value: V) -> Self
-        where
-            V: std::convert::TryInto<u64>,
-        {
-            self.content_length = value
-                .try_into()
-                .map(Some)
-                .map_err(|_| {
-                    "conversion to `u64` for content_length failed".to_string()
-                });
-            self
         }
         pub fn content_type<V>(mut self, value: V) -> Self
         where
@@ -12818,12 +12803,11 @@ pub mod builder {
         pub async fn send(
             self,
         ) -> Result<ResponseValue<types::MediaView>, Error<types::ErrorBody>> {
-            let Self { client, content_length, content_type, body } = self;
-            let content_length = content_length.map_err(Error::InvalidRequest)?;
+            let Self { client, content_type, body } = self;
             let content_type = content_type.map_err(Error::InvalidRequest)?;
             let body = body.map_err(Error::InvalidRequest)?;
             let url = format!("{}/media", client.baseurl,);
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
             header_map
                 .append(
                     ::reqwest::header::HeaderName::from_static("api-version"),
@@ -12831,9 +12815,6 @@ pub mod builder {
                         super::Client::api_version(),
                     ),
                 );
-            if let Some(value) = content_length {
-                header_map.append("Content-Length", value.to_string().try_into()?);
-            }
             if let Some(value) = content_type {
                 header_map.append("Content-Type", value.to_string().try_into()?);
             }

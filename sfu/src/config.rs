@@ -7,6 +7,8 @@ use parley_eventbus::stream::NatsConnection;
 use parley_eventbus::StreamSettings;
 use parley_runtime::{ConfigError, Env};
 
+use crate::registry::NodeIdentity;
+
 #[derive(Debug, Clone)]
 pub(crate) struct SfuConfig {
     /// Signaling WebSocket (`/rtc`), `/metrics` and `/healthz`.
@@ -20,6 +22,8 @@ pub(crate) struct SfuConfig {
     pub jwt_issuer: String,
     pub nats: NatsConnection,
     pub stream: StreamSettings,
+    /// This node in the SFU directory the api places calls by.
+    pub identity: NodeIdentity,
     /// Rooms are spread over this many single-threaded shards (default: one per core).
     pub shards: usize,
     /// A participant we have heard nothing from (no STUN, no RTP/RTCP) for this long is removed.
@@ -50,8 +54,10 @@ impl SfuConfig {
             }
             None => udp_addr.ip(),
         };
+        let http_addr = env.parse("PARLEY_SFU_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8081)))?;
         Ok(Self {
-            http_addr: env.parse("PARLEY_SFU_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8081)))?,
+            identity: identity_from_env(env, http_addr)?,
+            http_addr,
             udp_addr,
             advertised_ip,
             jwks_url: env.string("PARLEY_SFU_JWKS_URL", "http://127.0.0.1:8080/.well-known/jwks.json")?,
@@ -76,6 +82,26 @@ impl SfuConfig {
     }
 }
 
+/// The node's id (default: the host name, a pod's name in Kubernetes), the URL clients reach its
+/// signaling at, and the directory's KV bucket.
+fn identity_from_env(env: &Env, http_addr: SocketAddr) -> Result<NodeIdentity, ConfigError> {
+    let default_id = match env.optional("HOSTNAME")? {
+        Some(host) if !host.is_empty() => host.to_owned(),
+        _ => format!("sfu-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+    };
+    let node_id = env.string("PARLEY_SFU_NODE_ID", &default_id)?;
+    // A KV key, and a name operators read in logs.
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if node_id.is_empty() || node_id.len() > 128 || !node_id.chars().all(valid) {
+        return Err(ConfigError::Invalid { name: "PARLEY_SFU_NODE_ID", message: "1-128 of [A-Za-z0-9._-]".into() });
+    }
+    Ok(NodeIdentity {
+        node_id,
+        url: env.string("PARLEY_SFU_PUBLIC_URL", &format!("ws://{http_addr}/rtc"))?,
+        bucket: env.string("PARLEY_NATS_SFU_NODES_BUCKET", "parley_sfu_nodes")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use parley_runtime::Env;
@@ -97,6 +123,8 @@ mod tests {
             ("PARLEY_SFU_TEST_FAULTS", "2", "PARLEY_SFU_TEST_FAULTS"),
             ("PARLEY_SFU_ADVERTISED_IP", "not-an-ip", "PARLEY_SFU_ADVERTISED_IP"),
             ("PARLEY_SFU_UDP_ADDR", "0.0.0.0:50000", "PARLEY_SFU_ADVERTISED_IP"),
+            ("PARLEY_SFU_NODE_ID", "no spaces", "PARLEY_SFU_NODE_ID"),
+            ("PARLEY_SFU_NODE_ID", "a>b", "PARLEY_SFU_NODE_ID"),
         ] {
             let error = SfuConfig::from_env(&Env::from_pairs([(name, value)])).unwrap_err().to_string();
             assert!(error.starts_with(refused), "{name}={value}: {error}");

@@ -13,6 +13,7 @@
 mod config;
 mod faults;
 pub mod metrics;
+pub mod registry;
 mod reports;
 pub mod rights;
 pub mod router;
@@ -107,9 +108,12 @@ async fn serve(config: SfuConfig) -> anyhow::Result<()> {
     }
     tokio::spawn(router::run(Arc::clone(&socket), shard_senders.clone(), route_rx, Arc::clone(&metrics)));
     let rights = Arc::new(Rights::default());
-    tokio::spawn(rights::run(nats, config.stream.clone(), Arc::clone(&rights), shard_senders.clone()));
+    tokio::spawn(rights::run(nats.clone(), config.stream.clone(), Arc::clone(&rights), shard_senders.clone()));
 
-    let tokens = TokenVerifier::new(config.jwks_url.clone(), &config.jwt_issuer);
+    let identity = config.identity.clone();
+    tracing::info!(node = identity.node_id, url = identity.url, "reporting to the SFU directory");
+    tokio::spawn(registry::run(nats.clone(), identity.clone(), Arc::clone(&metrics)));
+    let tokens = TokenVerifier::new(config.jwks_url.clone(), &config.jwt_issuer).for_node(&identity.node_id);
     // The api may start after us: keep trying in the background; tokens are refused meanwhile.
     let signaling = Arc::new(Signaling { tokens, rights, shards: shard_senders, next_participant: AtomicU64::new(1) });
     let fetcher = Arc::clone(&signaling);
@@ -140,5 +144,6 @@ async fn serve(config: SfuConfig) -> anyhow::Result<()> {
     Server::new(TcpListener::bind(config.http_addr))
         .run_with_graceful_shutdown(app, parley_runtime::shutdown::signal(), Some(Duration::from_secs(5)))
         .await?;
+    registry::withdraw(&nats, &identity).await;
     Ok(())
 }

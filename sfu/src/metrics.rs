@@ -1,12 +1,19 @@
 //! Prometheus metrics (OpenTelemetry instruments, Prometheus exposition at `/metrics`).
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
 use opentelemetry::metrics::{Counter, UpDownCounter};
 use parley_runtime::metrics::Prometheus;
 
 pub struct SfuMetrics {
     prometheus: Prometheus,
-    pub rooms: UpDownCounter<i64>,
-    pub participants: UpDownCounter<i64>,
+    rooms: UpDownCounter<i64>,
+    participants: UpDownCounter<i64>,
+    /// The same as `rooms` and `participants`, and every datagram in or out: this node's load as
+    /// it reports it to the SFU directory (`registry`).
+    rooms_now: AtomicI64,
+    participants_now: AtomicI64,
+    packets: AtomicU64,
     forwarded_frames: Counter<u64>,
     forwarded_bytes: Counter<u64>,
     udp_packets_out: Counter<u64>,
@@ -36,6 +43,9 @@ impl SfuMetrics {
             udp_bytes_out: counter("sfu_udp_bytes_sent", "UDP bytes sent"),
             udp_packets_in: counter("sfu_udp_packets_received", "UDP datagrams received"),
             udp_bytes_in: counter("sfu_udp_bytes_received", "UDP bytes received"),
+            rooms_now: AtomicI64::new(0),
+            participants_now: AtomicI64::new(0),
+            packets: AtomicU64::new(0),
             keyframe_requests: counter("sfu_keyframe_requests", "keyframe requests (PLI/FIR) sent to publishers"),
             nacks: counter("sfu_nacks", "NACKs received from subscribers (answered by retransmission)"),
             prometheus,
@@ -47,12 +57,35 @@ impl SfuMetrics {
         self.forwarded_bytes.add(bytes as u64, &[]);
     }
 
+    pub(crate) fn rooms_changed(&self, by: i64) {
+        self.rooms.add(by, &[]);
+        self.rooms_now.fetch_add(by, Ordering::Relaxed);
+    }
+
+    pub(crate) fn participants_changed(&self, by: i64) {
+        self.participants.add(by, &[]);
+        self.participants_now.fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// (rooms, participants) now.
+    pub(crate) fn load(&self) -> (u64, u64) {
+        let now = |gauge: &AtomicI64| u64::try_from(gauge.load(Ordering::Relaxed)).unwrap_or(0);
+        (now(&self.rooms_now), now(&self.participants_now))
+    }
+
+    /// Datagrams in and out since the start.
+    pub(crate) fn packets(&self) -> u64 {
+        self.packets.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn udp_out(&self, bytes: usize) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
         self.udp_packets_out.add(1, &[]);
         self.udp_bytes_out.add(bytes as u64, &[]);
     }
 
     pub(crate) fn udp_in(&self, bytes: usize) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
         self.udp_packets_in.add(1, &[]);
         self.udp_bytes_in.add(bytes as u64, &[]);
     }

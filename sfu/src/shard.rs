@@ -442,10 +442,10 @@ impl Shard {
         }
         let room = self.rooms.entry(call_id).or_default();
         if room.is_empty() {
-            self.metrics.rooms.add(1, &[]);
+            self.metrics.rooms_changed(1);
         }
         room.push(id);
-        self.metrics.participants.add(1, &[]);
+        self.metrics.participants_changed(1);
         self.participants.insert(id, participant);
         tracing::info!(%call_id, %user_id, participant = id, shard = self.index, "participant joined");
         let mut work = VecDeque::new();
@@ -934,7 +934,7 @@ impl Shard {
         if let Some(reason) = reason {
             let _ = p.signal.send(Signal::Removed(reason.to_owned()));
         }
-        self.metrics.participants.add(-1, &[]);
+        self.metrics.participants_changed(-1);
         match report {
             LeaveReport::Now => {
                 self.pending_leaves.remove(&(p.call_id, p.user_id));
@@ -958,7 +958,7 @@ impl Shard {
         };
         if others.is_empty() {
             if self.rooms.remove(&p.call_id).is_some() {
-                self.metrics.rooms.add(-1, &[]);
+                self.metrics.rooms_changed(-1);
             }
             return;
         }

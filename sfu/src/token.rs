@@ -26,6 +26,9 @@ pub struct JoinClaims {
     /// When it was issued, in milliseconds (compared with when a participant's right ended).
     pub iat_ms: i64,
     pub exp: i64,
+    /// The SFU node the api placed the call on: another node refuses the token.
+    #[serde(default)]
+    pub node: Option<String>,
     typ: String,
 }
 
@@ -45,6 +48,7 @@ impl JoinClaims {
             jti: Uuid::from_u128(jti),
             iat_ms,
             exp: i64::MAX / 1000,
+            node: None,
             typ: JOIN_TOKEN_TYPE.into(),
         }
     }
@@ -61,6 +65,9 @@ pub enum TokenError {
     Invalid,
     #[error("join token is for another call")]
     WrongCall,
+    /// The api placed the call on another node (this one was dead to it, or never had it).
+    #[error("join token is for another SFU node")]
+    WrongNode,
     #[error("the key that signs join tokens is not available yet")]
     NoKey,
     #[error("join token already used")]
@@ -78,6 +85,8 @@ pub struct TokenVerifier {
     validation: Validation,
     keys: RwLock<Vec<(Option<String>, DecodingKey)>>,
     http: reqwest::Client,
+    /// This node's id, when it is in the SFU directory.
+    node: Option<String>,
 }
 
 impl TokenVerifier {
@@ -88,7 +97,13 @@ impl TokenVerifier {
         validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
         validation.leeway = 0;
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Self { jwks_url, validation, keys: RwLock::new(Vec::new()), http }
+        Self { jwks_url, validation, keys: RwLock::new(Vec::new()), http, node: None }
+    }
+
+    /// Refuses tokens naming another node.
+    pub fn for_node(mut self, node_id: &str) -> Self {
+        self.node = Some(node_id.to_owned());
+        self
     }
 
     /// Fetches the api's key set (retried by callers until the api is up).
@@ -141,6 +156,9 @@ impl TokenVerifier {
         };
         if call.is_some_and(|c| c != claims.call) {
             return Err(TokenError::WrongCall);
+        }
+        if claims.node.is_some() && self.node.is_some() && claims.node != self.node {
+            return Err(TokenError::WrongNode);
         }
         Ok(claims)
     }

@@ -119,7 +119,7 @@ async def main():
     @pc.on("track")
     def on_track(track):
         mid = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), None)
-        entry = {"kind": track.kind, "frames": 0, "first_at": None, "mid": mid}
+        entry = {"kind": track.kind, "frames": 0, "first_at": None, "mid": mid, "largest_gap": 0.0}
         key = f"{track.kind}:{id(track)}"
         summary["received"][key] = entry
 
@@ -131,8 +131,13 @@ async def main():
                     return
                 if entry["mid"] is None:
                     entry["mid"] = next((t.mid for t in pc.getTransceivers() if t.receiver.track is track), None)
+                now = time.time() - started
+                if entry["first_at"] is not None:
+                    # The longest the track went without a frame: a stall shows here.
+                    entry["largest_gap"] = max(entry["largest_gap"], round(now - entry["last_at"], 3))
+                entry["last_at"] = now
                 if entry["first_at"] is None:
-                    entry["first_at"] = round(time.time() - started, 3)
+                    entry["first_at"] = round(now, 3)
                     if track.kind == "video":
                         entry["size"] = [frame.width, frame.height]
                 if track.kind == "video":

@@ -15,6 +15,7 @@ pub fn text(value: &Value) -> Result<String> {
 }
 
 /// A registered user and their access token.
+#[derive(Debug, Clone)]
 pub struct Member {
     pub id: String,
     pub token: String,

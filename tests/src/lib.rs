@@ -34,10 +34,15 @@ pub fn nats_url() -> String {
 /// needs PostgreSQL gets a database of its own, so tests run in parallel without seeing each
 /// other's rows. They are left for inspection; `scripts/test` starts from an empty server.
 pub async fn create_database(name: &str) -> Result<String> {
-    let admin = PgPoolOptions::new().max_connections(1).connect(&admin_database_url()).await?;
+    create_database_on(&admin_database_url(), name).await
+}
+
+/// `create_database` on the server of `admin_url`.
+pub async fn create_database_on(admin_url: &str, name: &str) -> Result<String> {
+    let admin = PgPoolOptions::new().max_connections(1).connect(admin_url).await?;
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await?;
     admin.close().await;
-    match admin_database_url().rsplit_once('/') {
+    match admin_url.rsplit_once('/') {
         Some((server, _)) => Ok(format!("{server}/{name}")),
         None => bail!("bad PARLEY_TEST_DATABASE_URL"),
     }
@@ -209,8 +214,10 @@ pub struct StackOptions {
     pub process_env: HashMap<String, HashMap<String, String>>,
     /// Use this NATS server instead of the shared test server.
     pub nats_url: Option<String>,
-    /// Also run `parley-sfu`, wired to the api (join tokens, reports).
-    pub sfu: bool,
+    /// Create the stack's database on this server (its admin URL) instead of the shared one.
+    pub database_admin_url: Option<String>,
+    /// Run this many `parley-sfu` nodes, wired to the api (directory, join tokens, reports).
+    pub sfu_nodes: usize,
 }
 
 impl StackOptions {
@@ -224,10 +231,24 @@ impl StackOptions {
         self
     }
 
-    pub fn with_sfu(mut self) -> Self {
-        self.sfu = true;
+    pub fn with_sfu(self) -> Self {
+        self.with_sfus(1)
+    }
+
+    pub fn with_sfus(mut self, nodes: usize) -> Self {
+        self.sfu_nodes = nodes;
         self
     }
+}
+
+/// One `parley-sfu` process of a stack.
+struct SfuNodeProcess {
+    child: Option<Child>,
+    node_id: String,
+    url: String,
+    base: String,
+    /// Its own addresses.
+    env: Vec<(String, String)>,
 }
 
 pub struct Stack {
@@ -242,10 +263,11 @@ pub struct Stack {
     env: HashMap<String, String>,
     process_env: HashMap<String, HashMap<String, String>>,
     api: Option<Child>,
-    extra_apis: Vec<Child>,
+    /// Replicas beside `api`, with their ports.
+    extra_apis: Vec<(Child, u16)>,
     projector: Option<Child>,
-    sfu: Option<Child>,
-    /// The SFU's HTTP base (`/metrics`, `/healthz`) when the stack runs one.
+    sfus: Vec<SfuNodeProcess>,
+    /// The (first) SFU's HTTP base (`/metrics`, `/healthz`) when the stack runs one.
     pub sfu_base: Option<String>,
     log_dir: PathBuf,
 }
@@ -257,7 +279,8 @@ impl Stack {
 
     pub async fn start_with(options: StackOptions) -> Result<Self> {
         let id = Uuid::new_v4().simple().to_string()[..12].to_owned();
-        let database_url = create_database(&format!("parley_{id}")).await?;
+        let admin_url = options.database_admin_url.clone().unwrap_or_else(admin_database_url);
+        let database_url = create_database_on(&admin_url, &format!("parley_{id}")).await?;
         let port = free_port()?;
         let projections_port = free_port()?;
         let log_dir = state_dir().join("stacks").join(&id);
@@ -270,6 +293,7 @@ impl Stack {
             ("PARLEY_NATS_SUBJECT_PREFIX", format!("t{id}.events")),
             ("PARLEY_NATS_CONSUMER_PREFIX", format!("t{id}")),
             ("PARLEY_NATS_REALTIME_PREFIX", format!("t{id}.rt")),
+            ("PARLEY_NATS_RATE_LIMIT_BUCKET", format!("t{id}_limits")),
             ("PARLEY_HTTP_ADDR", format!("127.0.0.1:{port}")),
             ("PARLEY_PROJECTIONS_HTTP_ADDR", format!("127.0.0.1:{projections_port}")),
             ("PARLEY_DATA_DIR", log_dir.join("data").display().to_string()),
@@ -286,16 +310,28 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let sfu_base = if options.sfu {
+        let mut sfus = Vec::new();
+        for index in 0..options.sfu_nodes {
             let (http, udp) = (free_port()?, free_udp_port()?);
-            env.insert("PARLEY_SFU_URL".into(), format!("ws://127.0.0.1:{http}/rtc"));
-            env.insert("PARLEY_SFU_HTTP_ADDR".into(), format!("127.0.0.1:{http}"));
-            env.insert("PARLEY_SFU_UDP_ADDR".into(), format!("127.0.0.1:{udp}"));
+            let node = SfuNodeProcess {
+                child: None,
+                node_id: format!("t{id}-sfu{index}"),
+                url: format!("ws://127.0.0.1:{http}/rtc"),
+                base: format!("http://127.0.0.1:{http}"),
+                env: vec![
+                    ("PARLEY_SFU_HTTP_ADDR".into(), format!("127.0.0.1:{http}")),
+                    ("PARLEY_SFU_UDP_ADDR".into(), format!("127.0.0.1:{udp}")),
+                ],
+            };
+            sfus.push(node);
+        }
+        env.insert("PARLEY_NATS_SFU_NODES_BUCKET".into(), format!("t{id}_sfu_nodes"));
+        if let Some(first) = sfus.first() {
+            // Where the api sends clients while no node is in the directory.
+            env.insert("PARLEY_SFU_URL".into(), first.url.clone());
             env.insert("PARLEY_SFU_JWKS_URL".into(), format!("http://127.0.0.1:{port}/.well-known/jwks.json"));
-            Some(format!("http://127.0.0.1:{http}"))
-        } else {
-            None
-        };
+        }
+        let sfu_base = sfus.first().map(|node| node.base.clone());
         env.extend(options.env);
         let pool = PgPoolOptions::new().max_connections(4).connect(&database_url).await?;
         let mut stack = Stack {
@@ -311,25 +347,91 @@ impl Stack {
             api: None,
             extra_apis: Vec::new(),
             projector: None,
-            sfu: None,
+            sfus,
             sfu_base,
             log_dir,
         };
         stack.start_api().await?;
         stack.start_projector()?;
-        if let Some(base) = stack.sfu_base.clone() {
-            stack.sfu = Some(stack.spawn("parley-sfu", &[], "sfu.log")?);
-            stack.wait_healthy("parley-sfu", &base, "sfu.log").await?;
+        for index in 0..stack.sfus.len() {
+            stack.start_sfu(index, &format!("sfu{index}.log")).await?;
         }
         Ok(stack)
     }
 
+    /// Starts SFU node `index`; returns once it is ready and in the directory.
+    async fn start_sfu(&mut self, index: usize, log: &str) -> Result<()> {
+        let node = self.sfus.get(index).context("no such SFU node")?;
+        let (base, node_id) = (node.base.clone(), node.node_id.clone());
+        let mut env = node.env.clone();
+        env.push(("PARLEY_SFU_NODE_ID".into(), node.node_id.clone()));
+        env.push(("PARLEY_SFU_PUBLIC_URL".into(), node.url.clone()));
+        let child = self.spawn_with("parley-sfu", &[], log, &env)?;
+        if let Some(node) = self.sfus.get_mut(index) {
+            node.child = Some(child);
+        }
+        self.wait_healthy("parley-sfu", &base, log).await?;
+        // In the directory, so the next call is placed on it.
+        let bucket = self.env.get("PARLEY_NATS_SFU_NODES_BUCKET").cloned().unwrap_or_default();
+        let nats_url = self.env.get("NATS_URL").cloned().unwrap_or_else(nats_url);
+        let credentials = self
+            .process_env
+            .get("parley-api")
+            .and_then(|env| Some((env.get("NATS_USER")?.clone(), env.get("NATS_PASSWORD")?.clone())));
+        let options = match credentials {
+            Some((user, password)) => async_nats::ConnectOptions::with_user_and_password(user, password)
+                .custom_inbox_prefix("_INBOX_parley-api"),
+            None => async_nats::ConnectOptions::new(),
+        };
+        let nats = options.connect(&nats_url).await?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let jetstream = async_nats::jetstream::new(nats.clone());
+            if let Ok(store) = jetstream.get_key_value(&bucket).await {
+                if matches!(store.get(&node_id).await, Ok(Some(_))) {
+                    // The api's watch hears of it within moments.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("SFU node {node_id} is not in the directory; see {}", self.log_dir.join(log).display());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The SFU nodes: (node id, signaling URL) each.
+    pub fn sfu_nodes(&self) -> Vec<(String, String)> {
+        self.sfus.iter().map(|node| (node.node_id.clone(), node.url.clone())).collect()
+    }
+
+    /// SIGKILL for SFU node `index`: its sockets drop, its directory entry goes stale.
+    pub async fn kill_sfu(&mut self, index: usize) -> Result<()> {
+        if let Some(mut child) = self.sfus.get_mut(index).and_then(|node| node.child.take()) {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
     fn spawn(&self, binary_name: &str, args: &[&str], log_name: &str) -> Result<Child> {
+        self.spawn_with(binary_name, args, log_name, &[])
+    }
+
+    /// `spawn` with `extra` variables over everything else.
+    fn spawn_with(
+        &self,
+        binary_name: &str,
+        args: &[&str],
+        log_name: &str,
+        extra: &[(String, String)],
+    ) -> Result<Child> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_dir.join(log_name))?;
         let child = Command::new(binary(binary_name)?)
             .args(args)
             .envs(&self.env)
             .envs(self.process_env.get(binary_name).into_iter().flatten())
+            .envs(extra.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -356,16 +458,43 @@ impl Stack {
 
     pub async fn start_extra_api(&mut self) -> Result<String> {
         let port = free_port()?;
+        self.spawn_extra_api(port).await
+    }
+
+    async fn spawn_extra_api(&mut self, port: u16) -> Result<String> {
         let log = format!("api-{port}.log");
-        let previous = self.env.insert("PARLEY_HTTP_ADDR".into(), format!("127.0.0.1:{port}"));
-        let child = self.spawn("parley-api", &["serve"], &log);
-        if let Some(previous) = previous {
-            self.env.insert("PARLEY_HTTP_ADDR".into(), previous);
-        }
-        self.extra_apis.push(child?);
+        let address = [("PARLEY_HTTP_ADDR".to_owned(), format!("127.0.0.1:{port}"))];
+        let child = self.spawn_with("parley-api", &["serve"], &log, &address)?;
+        self.extra_apis.push((child, port));
         let base = format!("http://127.0.0.1:{port}");
         self.wait_healthy("parley-api", &base, &log).await?;
         Ok(base)
+    }
+
+    /// The api replicas' process ids: the first is `base_url`'s, then the extra ones in the order
+    /// they started.
+    pub fn api_pids(&self) -> Vec<Option<u32>> {
+        std::iter::once(self.api.as_ref().and_then(Child::id))
+            .chain(self.extra_apis.iter().map(|(child, _)| child.id()))
+            .collect()
+    }
+
+    /// SIGKILLs api replica `index` (as in `api_pids`) and starts it again on the same port.
+    pub async fn kill_and_restart_api(&mut self, index: usize) -> Result<()> {
+        if index == 0 {
+            if let Some(mut child) = self.api.take() {
+                child.kill().await?;
+            }
+            return self.start_api().await;
+        }
+        let (mut child, port) = self.extra_apis.remove(index - 1);
+        child.kill().await?;
+        self.spawn_extra_api(port).await?;
+        // Keep the order `api_pids` promises.
+        if let Some(restarted) = self.extra_apis.pop() {
+            self.extra_apis.insert(index - 1, restarted);
+        }
+        Ok(())
     }
 
     /// Waits until `process`, serving at `base`, answers `/healthz` (its log: `log`).
@@ -392,12 +521,8 @@ impl Stack {
     /// SIGKILL: no chance to finish what it was doing.
     /// Stops the SFU and starts it again; returns once it says it is ready.
     pub async fn restart_sfu(&mut self) -> Result<()> {
-        let base = self.sfu_base.clone().context("this stack runs no SFU")?;
-        if let Some(mut child) = self.sfu.take() {
-            child.kill().await?;
-        }
-        self.sfu = Some(self.spawn("parley-sfu", &[], "sfu-restarted.log")?);
-        self.wait_healthy("parley-sfu", &base, "sfu-restarted.log").await
+        self.kill_sfu(0).await?;
+        self.start_sfu(0, "sfu0-restarted.log").await
     }
 
     pub async fn kill_projector(&mut self) -> Result<()> {
@@ -582,6 +707,58 @@ impl OwnNats {
             child.kill().await?;
         }
         Ok(())
+    }
+}
+
+/// A PostgreSQL server of the test's own (so it can be restarted), started and stopped with the
+/// scripts' own functions (`scripts/lib.sh`).
+pub struct OwnPostgres {
+    pub admin_url: String,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl OwnPostgres {
+    pub async fn start() -> Result<Self> {
+        let port = free_port()?;
+        let dir = state_dir().join("postgres").join(Uuid::new_v4().simple().to_string());
+        let postgres = OwnPostgres { admin_url: format!("postgres://parley@127.0.0.1:{port}/postgres"), port, dir };
+        postgres.run("start_postgres").await?;
+        Ok(postgres)
+    }
+
+    /// A fast shutdown (every connection dropped) and a start, as an operator's restart does.
+    pub async fn restart(&self) -> Result<()> {
+        self.run("stop_postgres").await?;
+        self.run("start_postgres").await
+    }
+
+    async fn run(&self, function: &str) -> Result<()> {
+        let lib = repo_root().join("scripts/lib.sh");
+        let status = Command::new("bash")
+            .arg("-c")
+            .arg(format!("source \"$0\" && PARLEY_PG_FSYNC=off {function} \"$1\" \"$2\""))
+            .arg(&lib)
+            .arg(&self.dir)
+            .arg(self.port.to_string())
+            .stdin(Stdio::null())
+            .status()
+            .await?;
+        anyhow::ensure!(status.success(), "{function} failed for {}", self.dir.display());
+        Ok(())
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let lib = repo_root().join("scripts/lib.sh");
+        let _ = std::process::Command::new("bash")
+            .arg("-c")
+            .arg("source \"$0\" && stop_postgres \"$1\"")
+            .arg(&lib)
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .status();
     }
 }
 

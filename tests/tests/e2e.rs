@@ -8,6 +8,7 @@ mod e2e {
     mod chats;
     mod e2ee;
     mod e2ee_cli;
+    mod fault_ledger;
     mod faults;
     mod keys;
     mod media;
@@ -18,7 +19,9 @@ mod e2e {
     mod realtime;
     mod security;
     mod sfu;
+    mod sfu_nodes;
     mod sfu_rights;
+    mod spec_conformance;
     mod users;
     mod web;
 }

@@ -7,6 +7,7 @@ pub mod password;
 pub mod rate_limit;
 pub mod revocation;
 pub mod routes;
+pub mod shared_limits;
 pub mod tokens;
 
 use std::net::IpAddr;

@@ -1,7 +1,7 @@
 //! Token-bucket rate limits for the abuse-prone endpoints (register, login, refresh).
 //!
-//! Buckets live in this process: with N replicas behind a load balancer a client gets at most N
-//! times the quota (shared limits are planned with the scale-out work).
+//! `RateLimiter` keeps buckets in this process; `auth::shared_limits` keeps them in NATS so every
+//! replica draws from the same bucket, and falls back to this one when NATS cannot answer.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -100,16 +100,26 @@ impl RateLimiter {
         }
         let bucket =
             buckets.by_key.entry(key.to_owned()).or_insert(Bucket { tokens: capacity, updated: now, full_at: now });
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
+        bucket.tokens = refilled(bucket.tokens, now.saturating_duration_since(bucket.updated), quota);
         bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            bucket.full_at = now + Duration::from_secs_f64((capacity - bucket.tokens) / per_second);
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
-        }
+        bucket.tokens = take_one(bucket.tokens, quota)?;
+        bucket.full_at = now + Duration::from_secs_f64((capacity - bucket.tokens) / per_second);
+        Ok(())
+    }
+}
+
+/// What a bucket that held `tokens` holds `elapsed` later.
+pub fn refilled(tokens: f64, elapsed: Duration, quota: Quota) -> f64 {
+    let capacity = f64::from(quota.limit);
+    (tokens + elapsed.as_secs_f64() * capacity / quota.window.as_secs_f64()).min(capacity)
+}
+
+/// The tokens left after taking one from `held`, or how long until there is one to take.
+pub fn take_one(held: f64, quota: Quota) -> Result<f64, Duration> {
+    if held >= 1.0 {
+        Ok(held - 1.0)
+    } else {
+        Err(Duration::from_secs_f64((1.0 - held) * quota.window.as_secs_f64() / f64::from(quota.limit)))
     }
 }
 

@@ -171,8 +171,8 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn rate_limit(state: &AppState, key: String, quota: super::rate_limit::Quota) -> Result<(), ApiError> {
-    state.limiter.check(&key, quota).map_err(|retry_after| ApiError::RateLimited { retry_after })
+async fn rate_limit(state: &AppState, key: String, quota: super::rate_limit::Quota) -> Result<(), ApiError> {
+    state.limiter.check(&key, quota).await.map_err(|retry_after| ApiError::RateLimited { retry_after })
 }
 
 async fn user_id_for_email(state: &AppState, email: &str) -> Result<Option<Uuid>, ApiError> {
@@ -214,13 +214,14 @@ fn token_pair(state: &AppState, user_id: Uuid, session_id: Uuid, refresh: Refres
 
 async fn refresh(state: &AppState, req: &Request, presented: RefreshToken) -> Result<TokenPair, ApiError> {
     if let Some(ip) = client_ip(req, state.config.trusted_proxy_hops) {
-        rate_limit(state, format!("refresh:ip:{ip}"), state.config.rate_limits.refresh_per_ip)?;
+        rate_limit(state, format!("refresh:ip:{ip}"), state.config.rate_limits.refresh_per_ip).await?;
     }
     rate_limit(
         state,
         format!("refresh:session:{}", presented.session_id),
         state.config.rate_limits.refresh_per_session,
-    )?;
+    )
+    .await?;
     let session_id = presented.session_id;
     let next = RefreshToken::generate(session_id);
     let now = Utc::now();
@@ -296,7 +297,7 @@ impl AuthApi {
     ) -> Result<RegisterResponse, ApiError> {
         let ip = client_ip(req, state.config.trusted_proxy_hops);
         if let Some(ip) = ip {
-            rate_limit(&state, format!("register:ip:{ip}"), state.config.rate_limits.register_per_ip)?;
+            rate_limit(&state, format!("register:ip:{ip}"), state.config.rate_limits.register_per_ip).await?;
         }
         let RegisterRequest { name, email, password, avatar_media_id, captcha_token } = body.0;
         let (name, email, password) = (name.into_inner(), email.into_inner(), password.into_inner());
@@ -350,13 +351,13 @@ impl AuthApi {
     ) -> Result<LoginResponse, ApiError> {
         let limits = &state.config.rate_limits;
         if let Some(ip) = client_ip(req, state.config.trusted_proxy_hops) {
-            rate_limit(&state, format!("login:ip:{ip}"), limits.login_per_ip)?;
+            rate_limit(&state, format!("login:ip:{ip}"), limits.login_per_ip).await?;
         }
         let LoginRequest { email, password } = body.0;
         let password = password.into_inner();
         // Validated (at most 254 bytes) before it becomes a rate-limit key.
         let email = normalize_email(&email).map_err(user_error)?;
-        rate_limit(&state, format!("login:account:{email}"), limits.login_per_account)?;
+        rate_limit(&state, format!("login:account:{email}"), limits.login_per_account).await?;
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(ApiError::InvalidCredentials);
         }

@@ -47,6 +47,14 @@ pub struct AccessClaims {
     pub typ: String,
 }
 
+/// Which room a join token opens: the call, what it carries, and the SFU node it is on.
+#[derive(Debug, Clone, Copy)]
+pub struct SfuRoom<'a> {
+    pub call_id: Uuid,
+    pub kind: &'a str,
+    pub node: Option<&'a str>,
+}
+
 /// The claims of an SFU join token: who may join which call's room, until when. The SFU checks
 /// them with the public key from `/.well-known/jwks.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +76,10 @@ pub struct SfuJoinClaims {
     /// the same second as when it began again.
     pub iat_ms: i64,
     pub exp: i64,
+    /// The SFU node the call is placed on (the SFU refuses tokens for other nodes); absent when
+    /// no node was in the directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     pub typ: String,
 }
 
@@ -214,15 +226,15 @@ impl TokenKeys {
         &self,
         user_id: Uuid,
         session_id: Uuid,
-        call_id: Uuid,
-        kind: &str,
+        room: SfuRoom<'_>,
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let claims = SfuJoinClaims {
             sub: user_id,
-            call: call_id,
-            kind: kind.to_owned(),
+            call: room.call_id,
+            kind: room.kind.to_owned(),
+            node: room.node.map(str::to_owned),
             sid: session_id,
             jti: Uuid::new_v4(),
             iss: self.issuer.clone(),
@@ -359,8 +371,9 @@ mod tests {
         let keys = keys(Duration::from_secs(900));
         let (user, call) = (Uuid::from_u128(1), Uuid::from_u128(3));
         let (session, now) = (Uuid::from_u128(2), Utc::now());
-        let token = keys.issue_sfu_join(user, session, call, "video", Duration::from_secs(60), now).unwrap_or_default();
-        let again = keys.issue_sfu_join(user, session, call, "video", Duration::from_secs(60), now).unwrap_or_default();
+        let room = SfuRoom { call_id: call, kind: "video", node: Some("node-a") };
+        let token = keys.issue_sfu_join(user, session, room, Duration::from_secs(60), now).unwrap_or_default();
+        let again = keys.issue_sfu_join(user, session, room, Duration::from_secs(60), now).unwrap_or_default();
         assert!(keys.verify_access(&token).is_none(), "a join token must not open the API");
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[SFU_AUDIENCE]);
@@ -370,6 +383,7 @@ mod tests {
         assert_eq!((claims.sub, claims.call, claims.kind.as_str()), (user, call, "video"));
         assert_eq!(claims.exp - claims.iat, 60);
         assert_eq!((claims.sid, claims.iat_ms), (session, now.timestamp_millis()));
+        assert_eq!(claims.node.as_deref(), Some("node-a"));
         let other = jsonwebtoken::decode::<SfuJoinClaims>(&again, &keys.decoding, &validation).map(|d| d.claims.jti);
         assert_ne!(other.ok(), Some(claims.jti), "each join token has its own id");
     }

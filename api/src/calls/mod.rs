@@ -1,6 +1,7 @@
 //! Voice and video calls: the call lifecycle on the `Call` aggregate (ring, accept, reject, hang
 //! up, ringing timeout), join tokens for the SFU, and the SFU's reports of who is connected.
 
+pub mod placement;
 pub mod queries;
 pub mod removal;
 pub mod routes;

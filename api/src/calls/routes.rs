@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use parley_domain::call::{Call, CallCommand, CallKind};
+use parley_domain::call::{Call, CallCommand, CallKind, SfuNode};
 use parley_domain::chat::{Chat, ChatKind};
 use parley_domain::EventMetadata;
 use poem::web::Data;
@@ -13,7 +13,9 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use uuid::Uuid;
 
 use super::call_error;
+use super::placement;
 use super::queries::{self, CallView};
+use crate::auth::tokens::SfuRoom;
 use crate::auth::{AccessToken, Caller};
 use crate::chats::chat_error;
 use crate::commands::{CommandError, Committed, Conflict};
@@ -170,11 +172,24 @@ async fn sfu_access(state: &AppState, call: &CallView, caller: Caller) -> Result
         }
         Err(error) => return Err(error),
     }
+    let node = call_node(state, call.id).await?;
+    let room = SfuRoom { call_id: call.id, kind: &call.kind, node: node.as_ref().map(|n| n.node_id.as_str()) };
     let token = state
         .tokens
-        .issue_sfu_join(caller.user_id, caller.session_id, call.id, &call.kind, state.config.sfu_token_ttl, Utc::now())
+        .issue_sfu_join(caller.user_id, caller.session_id, room, state.config.sfu_token_ttl, Utc::now())
         .map_err(ApiError::internal)?;
-    Ok(SfuAccess { url: state.config.sfu_url.clone(), token })
+    let url = node.map_or_else(|| state.config.sfu_url.clone(), |node| node.url);
+    Ok(SfuAccess { url, token })
+}
+
+/// The live SFU node the call is on; a call on a node that is gone moves to a live one first.
+/// `None` when no node is live (the configured `PARLEY_SFU_URL` is all there is).
+async fn call_node(state: &AppState, call_id: Uuid) -> Result<Option<SfuNode>, ApiError> {
+    let pinned = state.calls.load(&call_id.to_string()).await.map_err(|e| command_error(e, call_error))?.sfu_node;
+    if let Some(node) = pinned.as_deref().and_then(|node| state.sfu_nodes.live(node)) {
+        return Ok(Some(node));
+    }
+    placement::move_media(state, call_id, pinned).await.map_err(|e| command_error(e, call_error))
 }
 
 /// Joins the chat's live call `call_id` (answering it if it rings for you).
@@ -215,6 +230,7 @@ impl CallsApi {
             initiator_id: caller.user_id,
             invitee_ids: chat.members.keys().copied().collect(),
             direct: chat.kind == Some(ChatKind::Direct),
+            sfu_node: state.sfu_nodes.place().map(|node| node.node_id),
             at: now(),
         };
         match state.calls.execute(&call_id.to_string(), command, &metadata(caller)).await {

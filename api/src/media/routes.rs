@@ -7,8 +7,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 use futures::{StreamExt, TryStreamExt};
 use parley_domain::media::{DeleteReason, MediaCommand};
 use parley_domain::EventMetadata;
+use poem::http::header;
 use poem::web::Data;
-use poem::Body;
+use poem::{Body, Request};
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::{Binary, Json, Response};
 use poem_openapi::{ApiResponse, OpenApi};
@@ -198,12 +199,14 @@ impl MediaApi {
         state: Data<&Arc<AppState>>,
         auth: AccessToken,
         #[oai(name = "Content-Type")] content_type: Header<Option<String>>,
-        #[oai(name = "Content-Length")] declared_length: Header<Option<u64>>,
         body: Binary<Body>,
+        req: &Request,
     ) -> Result<UploadResponse, ApiError> {
         let caller = auth.0;
         let limit = state.config.media_max_bytes;
-        if declared_length.0.is_some_and(|len| len > limit) {
+        // Framing, not a parameter of ours: hyper has already refused a malformed one.
+        let declared_length = req.header(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+        if declared_length.is_some_and(|len| len > limit) {
             return Err(ApiError::PayloadTooLarge { limit: limit as usize });
         }
         let content_type = content_type.0.unwrap_or_else(|| "application/octet-stream".to_owned());

@@ -1,5 +1,5 @@
 use anyhow::Result;
-use parley_tests::{error_code, text, unique_email, Stack, PASSWORD};
+use parley_tests::{error_code, text, unique_email, Stack, StackOptions, PASSWORD};
 use serde_json::json;
 
 /// Sends raw bodies and checks every answer is a 4xx with the JSON error body.
@@ -96,5 +96,83 @@ async fn bad_input_gets_a_4xx_with_a_json_error_body() -> Result<()> {
         .fetch_one(&stack.pool)
         .await?;
     assert_eq!(accounts, 1);
+    Ok(())
+}
+
+/// Writes `request` to the api over a bare connection and reads until it answers and closes,
+/// or `wait` passes: (status line, whole answer).
+async fn raw_exchange(stack: &Stack, request: &str, wait: std::time::Duration) -> Result<(String, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = stack.base_url.trim_start_matches("http://");
+    let mut connection = tokio::net::TcpStream::connect(address).await?;
+    connection.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(wait, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = connection.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<(), std::io::Error>(());
+            }
+            answer.extend_from_slice(&buf[..n]);
+            // One answer is all we wait for: headers and a complete body.
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()));
+                if length.and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| body.len() >= l) {
+                    return Ok(());
+                }
+            }
+        }
+    })
+    .await;
+    anyhow::ensure!(read.is_ok(), "no answer within {wait:?}; got {:?}", String::from_utf8_lossy(&answer));
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.lines().next().unwrap_or_default().to_owned();
+    Ok((status, answer))
+}
+
+/// The JSON error code of a raw answer.
+fn raw_error_code(answer: &str) -> Result<String> {
+    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
+    error_code(&serde_json::from_str(body).map_err(|e| anyhow::anyhow!("not JSON ({e}): {answer:?}"))?)
+}
+
+#[tokio::test]
+async fn bodies_that_stall_or_declare_no_length_end_in_a_json_400() -> Result<()> {
+    let stack = Stack::start_with(StackOptions::default().env("PARLEY_BODY_STALL_TIMEOUT_SECS", "2")).await?;
+    let user = stack.register("Valid", &unique_email("valid")).await?;
+    let token = text(&user["access_token"])?;
+    let wait = std::time::Duration::from_secs(10);
+
+    // Shorter than its Content-Length: answered once the body stalls, not held open.
+    let started = std::time::Instant::now();
+    let short_json = "POST /auth/login HTTP/1.1\r\nHost: parley\r\nContent-Type: application/json\r\n\
+                      Content-Length: 100\r\n\r\n{\"email\": ";
+    let (status, answer) = raw_exchange(&stack, short_json, wait).await?;
+    assert!(status.contains(" 400 "), "{answer}");
+    assert_eq!(raw_error_code(&answer)?, "body_incomplete");
+    assert!(started.elapsed() < std::time::Duration::from_secs(6), "took {:?}", started.elapsed());
+
+    let short_upload = format!(
+        "POST /media HTTP/1.1\r\nHost: parley\r\nAuthorization: Bearer {token}\r\nContent-Type: image/png\r\n\
+         Content-Length: 5000\r\n\r\nonly a few bytes"
+    );
+    let (status, answer) = raw_exchange(&stack, &short_upload, wait).await?;
+    assert!(status.contains(" 400 "), "{answer}");
+    assert_eq!(raw_error_code(&answer)?, "upload_interrupted");
+
+    // An empty Content-Length on an upload.
+    let empty_length = format!(
+        "POST /media HTTP/1.1\r\nHost: parley\r\nAuthorization: Bearer {token}\r\nContent-Type: image/png\r\n\
+         Content-Length: \r\n\r\n"
+    );
+    let (status, answer) = raw_exchange(&stack, &empty_length, wait).await?;
+    assert!(status.contains(" 400 "), "{answer}");
+    raw_error_code(&answer)?;
+    let (status, _) = stack.get("/healthz", None).await?;
+    assert_eq!(status, 200);
     Ok(())
 }

@@ -82,6 +82,8 @@ async fn every_service_gets_only_its_subjects_and_nobody_gets_in_without_a_passw
         ("PARLEY_NATS_SUBJECT_PREFIX", "parley.events"),
         ("PARLEY_NATS_REALTIME_PREFIX", "parley.rt"),
         ("PARLEY_NATS_CONSUMER_PREFIX", "parley"),
+        ("PARLEY_NATS_RATE_LIMIT_BUCKET", "parley_rate_limits"),
+        ("PARLEY_NATS_SFU_NODES_BUCKET", "parley_sfu_nodes"),
     ] {
         options = options.env(key, value);
     }
@@ -99,6 +101,8 @@ async fn every_service_gets_only_its_subjects_and_nobody_gets_in_without_a_passw
     ensure!(status == 201, "send: {status} {sent}");
     socket.expect("message.created", Duration::from_secs(10)).await?;
     let access = call_everyone(&stack, &chat, "audio", &ada, &[&bob]).await?;
+    // The SFU reported itself to the directory under its user: the call was placed on it.
+    ensure!(parley_tests::jwt_claims(&access[0].1)?["node"].is_string(), "the call was placed on no SFU node");
     let (first, second) = tokio::join!(
         run_peer(&access[0].0, &access[0].1, &["--seconds", "3"]),
         run_peer(&access[1].0, &access[1].1, &["--seconds", "3"]),
@@ -129,6 +133,8 @@ async fn every_service_gets_only_its_subjects_and_nobody_gets_in_without_a_passw
     refused(sfu.refusals(|c| publish(c, "$JS.API.STREAM.DELETE.PARLEY_EVENTS")).await?, "the SFU deleting the stream");
     refused(projections.refusals(|c| publish(c, "parley.events.Chat.forged")).await?, "the projector committing");
     refused(projections.refusals(|c| subscribe(c, "parley.rt.>")).await?, "the projector reading frames");
+    refused(sfu.refusals(|c| publish(c, "$KV.parley_rate_limits.x")).await?, "the SFU refilling a rate limit");
+    refused(projections.refusals(|c| publish(c, "$KV.parley_rate_limits.x")).await?, "the projector refilling a limit");
     // What a service does use raises nothing (so the checks above can tell).
     assert_eq!(sfu.refusals(|c| subscribe(c, "_INBOX_parley-sfu.probe")).await?, Vec::<String>::new());
     assert_eq!(api.refusals(|c| subscribe(c, "parley.rt.>")).await?, Vec::<String>::new());

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use parley_tests::{error_code, text, unique_email, Socket, Stack, StackOptions, PASSWORD};
+use parley_tests::{error_code, text, unique_email, OwnNats, Socket, Stack, StackOptions, PASSWORD};
 use serde_json::{json, Value};
 
 use parley_tests::{group, member, send, Member};
@@ -198,6 +198,48 @@ async fn a_flood_of_made_up_emails_does_not_reset_an_accounts_login_limit() -> R
     }
     assert!(flood.contains(&429), "the full table refuses new keys rather than forgetting old ones");
     assert_eq!(guess(victim.clone()).await?, 429, "the victim's limit survived the flood");
+    Ok(())
+}
+
+/// A wrong-password login for `email` at the replica `base_url`: its status.
+async fn guess_at(stack: &Stack, base_url: &str, email: &str) -> Result<u16> {
+    let request = stack.http.post(format!("{base_url}/auth/login")).json(&json!({"email": email, "password": "guess"}));
+    Ok(request.send().await?.status().as_u16())
+}
+
+#[tokio::test]
+async fn login_limits_hold_across_replicas_and_per_replica_while_nats_is_down() -> Result<()> {
+    let mut nats = OwnNats::start().await?;
+    let mut options = StackOptions::default().env("PARLEY_RATE_LOGIN_PER_ACCOUNT", "4/600");
+    options.nats_url = Some(nats.url.clone());
+    let mut stack = Stack::start_with(options).await?;
+    let second = stack.start_extra_api().await?;
+    let (victim, other) = (unique_email("victim"), unique_email("other"));
+    stack.register("Victim", &victim).await?;
+    stack.register("Other", &other).await?;
+
+    // Guesses spread over both replicas draw from one quota of 4, not 4 per replica.
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let replica = if n % 2 == 0 { stack.base_url.clone() } else { second.clone() };
+        statuses.push(guess_at(&stack, &replica, &victim).await?);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 429, 429, 429, 429], "one quota across replicas");
+    // A replica started afterwards knows the account's quota is spent.
+    let third = stack.start_extra_api().await?;
+    assert_eq!(guess_at(&stack, &third, &victim).await?, 429, "a new replica reads the shared bucket");
+
+    // Without NATS every replica answers at once from its own limiter: still limited, never a
+    // hang or an error.
+    nats.stop().await?;
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(guess_at(&stack, &second, &other).await?);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 429], "limited per replica while NATS is down");
+    assert!(started.elapsed() < Duration::from_secs(10), "guesses took {:?} without NATS", started.elapsed());
+    nats.resume().await?;
     Ok(())
 }
 

@@ -4106,7 +4106,6 @@ export interface operations {
             query?: never;
             header?: {
                 "Content-Type"?: string;
-                "Content-Length"?: number;
             };
             path?: never;
             cookie?: never;

@@ -1,0 +1,125 @@
+//! Several SFU nodes: each reports itself to the directory, the api spreads calls over the live
+//! ones and pins each call to its node; when a node dies its participants are told to join
+//! again, land on a live node and their media flows again, while calls elsewhere never stall.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use parley_tests::{
+    access, call_everyone, decoded, direct, jwt_claims, member, run_peer, text, Member, Socket, Stack, StackOptions,
+};
+use serde_json::{json, Value};
+
+/// One direct call: its two members and their (url, token) each.
+struct PlacedCall {
+    id: String,
+    members: [Member; 2],
+    access: Vec<(String, String)>,
+}
+
+impl PlacedCall {
+    fn url(&self) -> &str {
+        &self.access[0].0
+    }
+}
+
+async fn start_call(stack: &Stack, n: usize) -> Result<PlacedCall> {
+    let (a, b) = (member(stack, &format!("a{n}")).await?, member(stack, &format!("b{n}")).await?);
+    let chat = direct(stack, &a, &b).await?;
+    let access = call_everyone(stack, &chat, "audio", &a, &[&b]).await?;
+    let id = text(&jwt_claims(&access[0].1)?["call"])?;
+    Ok(PlacedCall { id, members: [a, b], access })
+}
+
+fn audio_of(summary: &Value) -> Result<Value> {
+    decoded(summary, "audio", 1).into_iter().next().with_context(|| format!("no audio: {summary}"))
+}
+
+#[tokio::test]
+async fn calls_spread_over_sfu_nodes_and_a_dead_nodes_calls_rejoin_elsewhere() -> Result<()> {
+    let mut stack = Stack::start_with(StackOptions::default().with_sfus(2)).await?;
+    let nodes = stack.sfu_nodes();
+
+    // Four calls on two idle nodes: two each, every call's participants on one node, which the
+    // token names.
+    let mut calls = Vec::new();
+    for n in 0..4 {
+        calls.push(start_call(&stack, n).await?);
+    }
+    for call in &calls {
+        ensure!(call.access.iter().all(|(url, _)| url == call.url()), "a call split over nodes");
+        let (node_id, _) = nodes.iter().find(|(_, url)| url == call.url()).context("an unknown node URL")?;
+        for (_, token) in &call.access {
+            ensure!(jwt_claims(token)?["node"] == json!(node_id), "the token names another node");
+        }
+    }
+    let used: BTreeSet<&str> = calls.iter().map(PlacedCall::url).collect();
+    ensure!(used.len() == 2, "calls did not spread over both nodes: {used:?}");
+    let doomed_url = nodes[0].1.clone();
+    let doomed = calls.iter().find(|c| c.url() == doomed_url).context("no call on node 0")?;
+    let survivor = calls.iter().find(|c| c.url() != doomed_url).context("no call on node 1")?;
+
+    // A join token is for its node only.
+    let elsewhere = run_peer(&nodes[1].1, &doomed.access[1].1, &["--seconds", "1"]).await?;
+    ensure!(elsewhere["close"]["code"] == 4001, "another node admitted the token: {elsewhere}");
+    ensure!(elsewhere["close"]["reason"].as_str().is_some_and(|r| r.contains("another SFU node")), "{elsewhere}");
+
+    // Both calls run; node 0 dies under one of them.
+    let mut listening = Socket::connect(&stack.base_url, &doomed.members[1].token, None).await?;
+    let survivor_peers = tokio::spawn({
+        let access = survivor.access.clone();
+        async move {
+            let runs = access.iter().map(|(url, token)| run_peer(url, token, &["--seconds", "14", "--audio-only"]));
+            futures::future::join_all(runs).await
+        }
+    });
+    let doomed_peers = futures::future::join_all(
+        doomed.access.iter().map(|(url, token)| run_peer(url, token, &["--seconds", "14", "--audio-only"])),
+    );
+    let killer = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        stack.kill_sfu(0).await
+    };
+    let (doomed_summaries, killed) = tokio::join!(doomed_peers, killer);
+    killed?;
+    for summary in doomed_summaries {
+        let summary = summary?;
+        audio_of(&summary)?;
+        ensure!(!summary["close"].is_null(), "the dead node's peer was not dropped: {summary}");
+    }
+
+    // Its participants hear where to go: the call moved, it did not end.
+    let moved = loop {
+        let frame = listening.expect("call.updated", Duration::from_secs(15)).await?;
+        if frame["data"]["call_id"] == json!(doomed.id) && frame["data"]["change"] == "media_moved" {
+            break frame;
+        }
+        ensure!(frame["data"]["change"] != "ended", "the call ended instead of moving: {frame}");
+    };
+    eprintln!("moved: {moved}");
+    let mut rejoined = Vec::new();
+    for member in &doomed.members {
+        let (status, body) =
+            stack.post(&format!("/calls/{}/accept", doomed.id), Some(&member.token), &json!(null)).await?;
+        ensure!(status == 200, "rejoin: {status} {body}");
+        ensure!(body["call"]["status"] == "active", "{body}");
+        rejoined.push(access(&body["sfu"])?);
+    }
+    ensure!(rejoined.iter().all(|(url, _)| *url == nodes[1].1), "not rejoined on the live node: {rejoined:?}");
+    let runs = rejoined.iter().map(|(url, token)| run_peer(url, token, &["--seconds", "4", "--audio-only"]));
+    for summary in futures::future::join_all(runs).await {
+        let summary = summary?;
+        ensure!(!decoded(&summary, "audio", 50).is_empty(), "no media after rejoining: {summary}");
+    }
+
+    // The other node's call went on throughout, without a stall.
+    for summary in survivor_peers.await? {
+        let summary = summary?;
+        let audio = audio_of(&summary)?;
+        ensure!(audio["frames"].as_u64().unwrap_or(0) >= 400, "too little audio: {summary}");
+        let gap = audio["largest_gap"].as_f64().unwrap_or(f64::INFINITY);
+        ensure!(gap < 1.0, "the other node's call stalled for {gap} s: {summary}");
+    }
+    Ok(())
+}
