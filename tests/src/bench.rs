@@ -1,7 +1,17 @@
 //! Helpers shared by the benchmark binaries in `src/bin`: knobs from the environment, percentiles,
-//! and the CPU time of the processes under load (read from `/proc`).
+//! the CPU time of the processes under load (read from `/proc`), and the load users' actions.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use base64::Engine;
+use futures::future::join_all;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use crate::{read, unique_email, Socket, PASSWORD};
 
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -61,4 +71,149 @@ pub fn cpu_rows(before: &[(String, u64)], after: &[(String, u64)], messages: usi
         .into_iter()
         .map(|(name, seconds)| format!("{name} {seconds:.1} s = {:.0} µs/msg", seconds * 1e6 / messages as f64))
         .collect()
+}
+
+/// A registered load user.
+#[derive(Clone)]
+pub struct User {
+    pub id: String,
+    pub token: String,
+}
+
+/// Registers `n` users, `concurrency` at a time.
+pub async fn register_many(http: &reqwest::Client, base: &str, n: usize, concurrency: usize) -> Result<Vec<User>> {
+    let mut users = Vec::with_capacity(n);
+    let indices: Vec<usize> = (0..n).collect();
+    for chunk in indices.chunks(concurrency) {
+        let batch = chunk.iter().map(|i| async move {
+            let body = json!({"name": format!("Load {i}"), "email": unique_email("load"), "password": PASSWORD});
+            let (status, user) = read(http.post(format!("{base}/auth/register")).json(&body).send().await?).await?;
+            ensure!(status == 201, "register: {status} {user}");
+            Ok(User {
+                id: user["user"]["id"].as_str().unwrap_or_default().to_owned(),
+                token: user["access_token"].as_str().unwrap_or_default().to_owned(),
+            })
+        });
+        for user in join_all(batch).await {
+            users.push(user?);
+        }
+    }
+    Ok(users)
+}
+
+/// A group of `admin` and `members` (added 200 at a time); its id.
+pub async fn create_group(http: &reqwest::Client, base: &str, admin: &User, members: &[&User]) -> Result<String> {
+    let first: Vec<&str> = members.iter().take(200).map(|u| u.id.as_str()).collect();
+    let (status, chat) = read(
+        http.post(format!("{base}/chats"))
+            .bearer_auth(&admin.token)
+            .json(&json!({"type": "group", "name": "Load", "member_ids": first}))
+            .send()
+            .await?,
+    )
+    .await?;
+    ensure!(status == 201, "create group: {status} {chat}");
+    let chat_id = chat["id"].as_str().unwrap_or_default().to_owned();
+    for rest in members.iter().skip(200).collect::<Vec<_>>().chunks(200) {
+        let ids: Vec<&str> = rest.iter().map(|u| u.id.as_str()).collect();
+        let response = http
+            .post(format!("{base}/chats/{chat_id}/members"))
+            .bearer_auth(&admin.token)
+            .json(&json!({"user_ids": ids}))
+            .send()
+            .await?;
+        ensure!(response.status().as_u16() == 200, "add members: {}", response.status());
+    }
+    Ok(chat_id)
+}
+
+/// What the load generator reads of a send's answer and of a frame: parsing only that (not a
+/// whole `serde_json::Value`) keeps its own CPU, which shares the cores with the stack, down.
+#[derive(serde::Deserialize)]
+struct Sent {
+    id: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Frame {
+    #[serde(rename = "type")]
+    kind: String,
+    data: Option<FrameData>,
+}
+
+#[derive(serde::Deserialize)]
+struct FrameData {
+    id: Option<String>,
+}
+
+/// Sends message number `n` to `chat` as `from`; the message's id.
+pub async fn post(http: &reqwest::Client, base: &str, chat: &str, from: &User, n: usize) -> Result<String> {
+    let ciphertext = base64::engine::general_purpose::STANDARD
+        .encode(format!("payload {n} ........................................"));
+    let body =
+        format!(r#"{{"client_msg_id":"load-{n}","ciphertext":"{ciphertext}","algorithm":"m.megolm.v1.aes-sha2"}}"#);
+    let response = http
+        .post(format!("{base}/chats/{chat}/messages"))
+        .bearer_auth(&from.token)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    ensure!(status == 201, "send: {status} {text}");
+    Ok(serde_json::from_str::<Sent>(&text)?.id)
+}
+
+/// Reads `message.created` frames and records when each message id reached this listener
+/// (keyed `<listener>/<message id>`).
+/// (Or, without `arrivals`, only reads them, as a client keeps up with its socket.)
+pub fn listen(
+    listener: usize,
+    mut socket: Socket,
+    arrivals: Option<Arc<Mutex<HashMap<String, Instant>>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok(Some(text)) = socket.next_text(Duration::from_secs(30)).await {
+            let Some(arrivals) = &arrivals else { continue };
+            let Ok(frame) = serde_json::from_str::<Frame>(&text) else { continue };
+            if frame.kind == "message.created" {
+                if let Some(id) = frame.data.and_then(|d| d.id) {
+                    arrivals.lock().await.entry(format!("{listener}/{id}")).or_insert_with(Instant::now);
+                }
+            }
+        }
+    })
+}
+
+/// A chat and who sends to it.
+pub struct Room<'a> {
+    pub chat: String,
+    pub sender: &'a User,
+}
+
+/// Sends `total` messages as fast as `concurrency` senders can; returns the elapsed time.
+pub async fn saturate(
+    http: &reqwest::Client,
+    base: &str,
+    rooms: &[Room<'_>],
+    concurrency: usize,
+    total: usize,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = (0..concurrency).map(|_| async {
+        loop {
+            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if n >= total {
+                return Ok::<_, anyhow::Error>(());
+            }
+            let room = &rooms[n % rooms.len()];
+            post(http, base, &room.chat, room.sender, n).await?;
+        }
+    });
+    for result in join_all(workers).await {
+        result?;
+    }
+    Ok(started.elapsed())
 }

@@ -13,123 +13,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use base64::Engine;
 use futures::future::join_all;
-use parley_tests::bench::{cpu_rows, cpu_ticks, env_usize, percentile};
-use parley_tests::{read, unique_email, Socket, PASSWORD};
-use serde_json::json;
+use parley_tests::bench::{
+    cpu_rows, cpu_ticks, create_group, env_usize, listen, percentile, post, register_many, saturate, Room, User,
+};
+use parley_tests::Socket;
 use tokio::sync::Mutex;
 
 // The load generator shares the two cores with the stack it measures, so its own CPU per message
 // is overhead in every number it prints; the same allocator as the services keeps it lower.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-struct User {
-    id: String,
-    token: String,
-}
-
-async fn register_many(http: &reqwest::Client, base: &str, n: usize, concurrency: usize) -> Result<Vec<User>> {
-    let mut users = Vec::with_capacity(n);
-    let indices: Vec<usize> = (0..n).collect();
-    for chunk in indices.chunks(concurrency) {
-        let batch = chunk.iter().map(|i| async move {
-            let body = json!({"name": format!("Load {i}"), "email": unique_email("load"), "password": PASSWORD});
-            let (status, user) = read(http.post(format!("{base}/auth/register")).json(&body).send().await?).await?;
-            ensure!(status == 201, "register: {status} {user}");
-            Ok(User {
-                id: user["user"]["id"].as_str().unwrap_or_default().to_owned(),
-                token: user["access_token"].as_str().unwrap_or_default().to_owned(),
-            })
-        });
-        for user in join_all(batch).await {
-            users.push(user?);
-        }
-    }
-    Ok(users)
-}
-
-async fn create_group(http: &reqwest::Client, base: &str, admin: &User, members: &[&User]) -> Result<String> {
-    let first: Vec<&str> = members.iter().take(200).map(|u| u.id.as_str()).collect();
-    let (status, chat) = read(
-        http.post(format!("{base}/chats"))
-            .bearer_auth(&admin.token)
-            .json(&json!({"type": "group", "name": "Load", "member_ids": first}))
-            .send()
-            .await?,
-    )
-    .await?;
-    ensure!(status == 201, "create group: {status} {chat}");
-    let chat_id = chat["id"].as_str().unwrap_or_default().to_owned();
-    for rest in members.iter().skip(200).collect::<Vec<_>>().chunks(200) {
-        let ids: Vec<&str> = rest.iter().map(|u| u.id.as_str()).collect();
-        let response = http
-            .post(format!("{base}/chats/{chat_id}/members"))
-            .bearer_auth(&admin.token)
-            .json(&json!({"user_ids": ids}))
-            .send()
-            .await?;
-        ensure!(response.status().as_u16() == 200, "add members: {}", response.status());
-    }
-    Ok(chat_id)
-}
-
-/// What the load generator reads of a send's answer and of a frame: parsing only that (not a
-/// whole `serde_json::Value`) keeps its own CPU, which shares the cores with the stack, down.
-#[derive(serde::Deserialize)]
-struct Sent {
-    id: String,
-}
-
-#[derive(serde::Deserialize)]
-struct Frame {
-    #[serde(rename = "type")]
-    kind: String,
-    data: Option<FrameData>,
-}
-
-#[derive(serde::Deserialize)]
-struct FrameData {
-    id: Option<String>,
-}
-
-async fn post(http: &reqwest::Client, base: &str, chat: &str, from: &User, n: usize) -> Result<String> {
-    let ciphertext = base64::engine::general_purpose::STANDARD
-        .encode(format!("payload {n} ........................................"));
-    let body =
-        format!(r#"{{"client_msg_id":"load-{n}","ciphertext":"{ciphertext}","algorithm":"m.megolm.v1.aes-sha2"}}"#);
-    let response = http
-        .post(format!("{base}/chats/{chat}/messages"))
-        .bearer_auth(&from.token)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    let text = response.text().await?;
-    ensure!(status == 201, "send: {status} {text}");
-    Ok(serde_json::from_str::<Sent>(&text)?.id)
-}
-
-/// Reads `message.created` frames and records when each message id reached this listener
-/// (keyed `<listener>/<message id>`).
-fn listen(
-    listener: usize,
-    mut socket: Socket,
-    arrivals: Arc<Mutex<HashMap<String, Instant>>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Ok(Some(text)) = socket.next_text(Duration::from_secs(30)).await {
-            let Ok(frame) = serde_json::from_str::<Frame>(&text) else { continue };
-            if frame.kind == "message.created" {
-                if let Some(id) = frame.data.and_then(|d| d.id) {
-                    arrivals.lock().await.entry(format!("{listener}/{id}")).or_insert_with(Instant::now);
-                }
-            }
-        }
-    })
-}
 
 async fn raw_insert_rate(database_url: &str, concurrency: usize, total: usize) -> Result<f64> {
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(concurrency as u32).connect(database_url).await?;
@@ -206,37 +100,6 @@ async fn wait_for_read_side(database_url: &str) -> Result<Duration> {
     }
 }
 
-struct Room<'a> {
-    chat: String,
-    sender: &'a User,
-}
-
-/// Sends `total` messages as fast as `concurrency` senders can; returns the elapsed time.
-async fn saturate(
-    http: &reqwest::Client,
-    base: &str,
-    rooms: &[Room<'_>],
-    concurrency: usize,
-    total: usize,
-) -> Result<Duration> {
-    let started = Instant::now();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let workers = (0..concurrency).map(|_| async {
-        loop {
-            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if n >= total {
-                return Ok::<_, anyhow::Error>(());
-            }
-            let room = &rooms[n % rooms.len()];
-            post(http, base, &room.chat, room.sender, n).await?;
-        }
-    });
-    for result in join_all(workers).await {
-        result?;
-    }
-    Ok(started.elapsed())
-}
-
 /// Sends `total` messages at `rate` per second whatever the answers' pace, and returns each
 /// message's POST start by id.
 async fn steady(
@@ -300,7 +163,7 @@ async fn main() -> Result<()> {
     let mut listeners = Vec::new();
     for pair in users.chunks(2) {
         let chat = create_group(&http, &base, &pair[0], &[&pair[1]]).await?;
-        listeners.push(listen(0, Socket::connect(&base, &pair[1].token, None).await?, Arc::clone(&arrivals)));
+        listeners.push(listen(0, Socket::connect(&base, &pair[1].token, None).await?, Some(Arc::clone(&arrivals))));
         rooms.push(Room { chat, sender: &pair[0] });
     }
 
@@ -346,7 +209,11 @@ async fn main() -> Result<()> {
     let fan_arrivals = Arc::new(Mutex::new(HashMap::new()));
     let mut fan_listeners = Vec::new();
     for (i, member) in members.iter().enumerate() {
-        fan_listeners.push(listen(i, Socket::connect(&base, &member.token, None).await?, Arc::clone(&fan_arrivals)));
+        fan_listeners.push(listen(
+            i,
+            Socket::connect(&base, &member.token, None).await?,
+            Some(Arc::clone(&fan_arrivals)),
+        ));
     }
     let mut fan_rounds = Vec::new();
     for round in 0..fanout_rounds {

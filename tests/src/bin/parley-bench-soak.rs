@@ -1,0 +1,272 @@
+//! `parley-bench-soak [BASE_URL]`: a long steady load, to see what grows. `BENCH_SOAK_SOCKETS`
+//! users (1,000) each hold a WebSocket, in groups of ten; the maximum accepted message rate is
+//! measured first (a closed-loop burst), then messages go out at half of it (or `BENCH_SOAK_RATE`)
+//! for `BENCH_SOAK_SECS` (600). With `BENCH_PEER_PYTHON` and `BENCH_PEER_SCRIPT` set, two aiortc
+//! peers hold an audio call through the SFU all along. It prints, per minute, the POST → frame
+//! latency and each watched process's (`BENCH_WATCH`, `name:pid,...`) resident memory and open
+//! file descriptors, then each one's memory slope (least squares after the first minute) and its
+//! change in descriptors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use parley_tests::bench::{create_group, env_usize, listen, percentile, post, register_many, saturate, Room, User};
+use parley_tests::Socket;
+use serde_json::json;
+use tokio::sync::Mutex;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// One reading of a watched process.
+struct Sample {
+    at: Duration,
+    name: String,
+    rss_kib: u64,
+    fds: usize,
+}
+
+fn watched() -> Vec<(String, String)> {
+    std::env::var("BENCH_WATCH")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|entry| entry.split_once(':'))
+        .filter(|(_, pid)| !pid.is_empty())
+        .map(|(name, pid)| (name.to_owned(), pid.to_owned()))
+        .collect()
+}
+
+fn read_process(pid: &str) -> Option<(u64, usize)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some((rss, fds))
+}
+
+/// Least-squares slope of `points` (x minutes, y MiB), in MiB per minute.
+fn slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    let (mean_x, mean_y) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+    let covariance: f64 = points.iter().map(|(x, y)| (x - mean_x) * (y - mean_y)).sum();
+    let variance: f64 = points.iter().map(|(x, _)| (x - mean_x).powi(2)).sum();
+    covariance / variance
+}
+
+/// Two peers in an audio call through the SFU for `seconds`, when the peer script is given.
+async fn call_through_the_sfu(
+    http: &reqwest::Client,
+    base: &str,
+    a: &User,
+    b: &User,
+    seconds: u64,
+) -> Result<Vec<tokio::process::Child>> {
+    let (Ok(python), Ok(script)) = (std::env::var("BENCH_PEER_PYTHON"), std::env::var("BENCH_PEER_SCRIPT")) else {
+        return Ok(Vec::new());
+    };
+    let (status, chat) = parley_tests::read(
+        http.post(format!("{base}/chats"))
+            .bearer_auth(&a.token)
+            .json(&json!({"type": "direct", "member_ids": [b.id]}))
+            .send()
+            .await?,
+    )
+    .await?;
+    ensure!(status == 201, "direct chat: {status} {chat}");
+    let (status, started) = parley_tests::read(
+        http.post(format!("{base}/calls"))
+            .bearer_auth(&a.token)
+            .json(&json!({"chat_id": chat["id"], "kind": "audio"}))
+            .send()
+            .await?,
+    )
+    .await?;
+    ensure!(status == 201, "call: {status} {started}");
+    let call = started["id"].as_str().context("call id")?.to_owned();
+    let (status, accepted) =
+        parley_tests::read(http.post(format!("{base}/calls/{call}/accept")).bearer_auth(&b.token).send().await?)
+            .await?;
+    ensure!(status == 200, "accept: {status} {accepted}");
+    let mut peers = Vec::new();
+    for sfu in [&started["sfu"], &accepted["sfu"]] {
+        let child = tokio::process::Command::new(&python)
+            .arg(&script)
+            .arg(sfu["url"].as_str().unwrap_or_default())
+            .arg(sfu["token"].as_str().unwrap_or_default())
+            .args(["--seconds", &seconds.to_string(), "--audio-only"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        peers.push(child);
+    }
+    Ok(peers)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let base = std::env::args().nth(1).unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let sockets = env_usize("BENCH_SOAK_SOCKETS", 1000).max(20);
+    let seconds = env_usize("BENCH_SOAK_SECS", 600) as u64;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
+    println!("parley-bench-soak against {base}: {sockets} sockets, {seconds} s");
+
+    let users = register_many(&http, &base, sockets, 16).await?;
+    let arrivals = Arc::new(Mutex::new(HashMap::new()));
+    let mut rooms = Vec::new();
+    let mut listeners = Vec::new();
+    for group in users.chunks(10) {
+        let members: Vec<&User> = group.iter().skip(1).collect();
+        let chat = create_group(&http, &base, &group[0], &members).await?;
+        rooms.push(Room { chat, sender: &group[0] });
+        for (i, user) in group.iter().enumerate() {
+            let socket = Socket::connect(&base, &user.token, None).await?;
+            // The second member's socket times each room's messages; the rest just read theirs.
+            let record = if i == 1 { Some(Arc::clone(&arrivals)) } else { None };
+            listeners.push(listen(0, socket, record));
+        }
+    }
+    // Long enough to span the probe and the soak; it is awaited at the end.
+    let peers = call_through_the_sfu(&http, &base, &users[0], &users[1], seconds + 40).await?;
+
+    let probe = env_usize("BENCH_SOAK_PROBE_MESSAGES", 4000);
+    let rate = match std::env::var("BENCH_SOAK_RATE").ok().and_then(|r| r.parse::<f64>().ok()) {
+        Some(rate) => rate,
+        None => {
+            let elapsed = saturate(&http, &base, &rooms, 32, probe).await?;
+            let max = probe as f64 / elapsed.as_secs_f64();
+            println!("maximum accepted rate (32 senders, {probe} messages): {max:.0} msg/s");
+            max / 2.0
+        }
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    println!("soak: {rate:.0} msg/s for {seconds} s");
+
+    let processes = watched();
+    let started = Instant::now();
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sampler = tokio::spawn({
+        let (samples, processes) = (Arc::clone(&samples), processes.clone());
+        async move {
+            let mut ticks = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                ticks.tick().await;
+                for (name, pid) in &processes {
+                    if let Some((rss_kib, fds)) = read_process(pid) {
+                        let sample = Sample { at: started.elapsed(), name: name.clone(), rss_kib, fds };
+                        samples.lock().map(|mut s| s.push(sample)).unwrap_or_default();
+                    }
+                }
+            }
+        }
+    });
+
+    let total = (rate * seconds as f64) as usize;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut in_flight = Vec::with_capacity(total);
+    for n in 0..total {
+        ticker.tick().await;
+        let room = &rooms[n % rooms.len()];
+        let (http, base, chat, sender) = (http.clone(), base.clone(), room.chat.clone(), room.sender.clone());
+        in_flight.push(tokio::spawn(async move {
+            let posted = Instant::now();
+            post(&http, &base, &chat, &sender, 5_000_000 + n).await.map(|id| (id, posted))
+        }));
+    }
+    let mut sent = Vec::with_capacity(total);
+    for task in in_flight {
+        sent.push(task.await??);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sampler.abort();
+    for listener in listeners {
+        listener.abort();
+    }
+    // The call's two peers: how much audio each decoded, and whether anything closed them early.
+    for peer in peers {
+        let output = tokio::time::timeout(Duration::from_secs(90), peer.wait_with_output()).await??;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let summary: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap_or_default();
+        let audio: Vec<String> = summary["received"]
+            .as_object()
+            .into_iter()
+            .flat_map(|tracks| tracks.values())
+            .map(|track| format!("{} frames, largest gap {} s", track["frames"], track["largest_gap"]))
+            .collect();
+        println!(
+            "call peer: answered {}, close {}, audio received: {}",
+            summary["answered"],
+            summary["close"],
+            audio.join("; ")
+        );
+    }
+
+    // Per minute: latency of the messages posted in it, and the watched processes.
+    let arrivals = arrivals.lock().await;
+    let minutes = seconds.div_ceil(60) as usize;
+    let mut by_minute: Vec<Vec<Duration>> = vec![Vec::new(); minutes];
+    let mut missing = 0usize;
+    for (id, posted) in &sent {
+        let minute = (posted.duration_since(started).as_secs() / 60) as usize;
+        match arrivals.get(&format!("0/{id}")) {
+            Some(arrived) => by_minute[minute.min(minutes - 1)].push(arrived.duration_since(*posted)),
+            None => missing += 1,
+        }
+    }
+    let samples = samples
+        .lock()
+        .map(|s| s.iter().map(|s| (s.at, s.name.clone(), s.rss_kib, s.fds)).collect::<Vec<_>>())
+        .unwrap_or_default();
+    println!();
+    let names: Vec<&str> = processes.iter().map(|(name, _)| name.as_str()).collect();
+    println!(
+        "| minute | messages | p50 | p99 | {} |",
+        names.iter().map(|n| format!("{n} RSS, fds")).collect::<Vec<_>>().join(" | ")
+    );
+    println!("|---|---|---|---|{}", "---|".repeat(names.len()));
+    for (minute, latencies) in by_minute.iter_mut().enumerate() {
+        latencies.sort();
+        let cells: Vec<String> = names
+            .iter()
+            .map(|name| {
+                let last = samples.iter().rfind(|(at, n, ..)| n == name && at.as_secs() / 60 == minute as u64);
+                last.map_or("-".into(), |(_, _, rss, fds)| format!("{:.1} MiB, {fds}", *rss as f64 / 1024.0))
+            })
+            .collect();
+        println!(
+            "| {} | {} | {:.1} ms | {:.1} ms | {} |",
+            minute + 1,
+            latencies.len(),
+            percentile(latencies, 0.5),
+            percentile(latencies, 0.99),
+            cells.join(" | ")
+        );
+    }
+    println!();
+    println!("messages sent: {}; not seen by their timing socket: {missing}", sent.len());
+    for name in &names {
+        let mine: Vec<&(Duration, String, u64, usize)> = samples.iter().filter(|(_, n, ..)| n == name).collect();
+        let settled: Vec<(f64, f64)> = mine
+            .iter()
+            .filter(|(at, ..)| at.as_secs() >= 60)
+            .map(|(at, _, rss, _)| (at.as_secs_f64() / 60.0, *rss as f64 / 1024.0))
+            .collect();
+        let (first, last) = (mine.first(), mine.last());
+        println!(
+            "{name}: memory slope after the first minute {:+.3} MiB/min ({} samples, {:.1} → {:.1} MiB); file descriptors {} → {}",
+            slope(&settled),
+            settled.len(),
+            first.map_or(0.0, |s| s.2 as f64 / 1024.0),
+            last.map_or(0.0, |s| s.2 as f64 / 1024.0),
+            first.map_or(0, |s| s.3),
+            last.map_or(0, |s| s.3),
+        );
+    }
+    Ok(())
+}
