@@ -40,9 +40,17 @@ pub(crate) fn parse_curve25519(what: &'static str, text: &str) -> Result<Curve25
     Ok(key)
 }
 
+/// An Ed25519 key from base64 of exactly 32 bytes. Not vodozemac's `Ed25519PublicKey::from_base64`: it takes
+/// any 44 characters as the padded form and panics when they decode to 33 bytes (vodozemac 0.11.1), and these
+/// keys come from the server.
+fn ed25519_from_base64(what: &'static str, text: &str) -> Result<Ed25519PublicKey> {
+    let bytes = b64_decode_array::<{ Ed25519PublicKey::LENGTH }>(what, text)?;
+    Ed25519PublicKey::from_slice(&bytes).map_err(|error| CoreError::malformed(what, error))
+}
+
 /// Parses an Ed25519 key and insists on the canonical unpadded form, because signatures cover the text.
 pub(crate) fn parse_ed25519(what: &'static str, text: &str) -> Result<Ed25519PublicKey> {
-    let key = Ed25519PublicKey::from_base64(text).map_err(|error| CoreError::malformed(what, error))?;
+    let key = ed25519_from_base64(what, text)?;
     if key.to_base64() != text {
         return Err(CoreError::malformed(what, "not in canonical unpadded base64"));
     }
@@ -84,6 +92,33 @@ pub(crate) mod serde_ed25519 {
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Ed25519PublicKey, D::Error> {
         let text = String::deserialize(deserializer)?;
-        Ed25519PublicKey::from_base64(&text).map_err(serde::de::Error::custom)
+        super::ed25519_from_base64("Ed25519 key", &text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 44 characters of base64 without padding are 33 bytes: vodozemac's own parser panicked on them (found
+    /// by the `e2ee_keys` fuzz target, in a device listing).
+    const ED25519_OF_33_BYTES: &str = "Ow9lo4gEFLTkdZGForbdqmM829H2fE9p2A/6Nju4/xlM";
+
+    #[test]
+    fn an_ed25519_key_of_33_bytes_is_refused_without_a_panic() {
+        assert!(matches!(parse_ed25519("ed25519 key", ED25519_OF_33_BYTES), Err(CoreError::Malformed { .. })));
+        let json = format!("\"{ED25519_OF_33_BYTES}\"");
+        let read = serde_ed25519::deserialize(&mut serde_json::Deserializer::from_str(&json));
+        assert!(read.is_err(), "a 33-byte Ed25519 key was read from saved state");
+    }
+
+    #[test]
+    fn ed25519_keys_still_parse_in_their_canonical_form_only() {
+        let key = vodozemac::olm::Account::new().ed25519_key();
+        let text = key.to_base64();
+        assert_eq!(parse_ed25519("ed25519 key", &text).ok(), Some(key));
+        assert!(parse_ed25519("ed25519 key", &format!("{text}=")).is_err(), "padded");
+        let read = serde_ed25519::deserialize(&mut serde_json::Deserializer::from_str(&format!("\"{text}\"")));
+        assert_eq!(read.ok(), Some(key));
     }
 }

@@ -182,3 +182,31 @@ impl TrustStore {
 fn user_range(user_id: Uuid) -> std::ops::RangeInclusive<DeviceAddress> {
     DeviceAddress::new(user_id, Uuid::nil())..=DeviceAddress::new(user_id, Uuid::max())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{PublishedDevice, SignedIdentityKeys};
+
+    /// The input the `e2ee_keys` fuzz target found, reduced: a server listing a device whose Ed25519 key is
+    /// 44 characters of base64 without padding (33 bytes) made the client panic (in vodozemac's key parser).
+    #[test]
+    fn a_listed_device_with_a_33_byte_ed25519_key_is_rejected_without_a_panic() {
+        let listing = UserDevices {
+            user_id: Uuid::from_u128(0x5E),
+            devices: vec![PublishedDevice {
+                device_id: Uuid::from_u128(0x51),
+                display_name: Some("e".into()),
+                identity_keys: SignedIdentityKeys {
+                    curve25519: "xAC+dO2d1/R3FjDR7o34H4fmVpN7j4avpjt0Uk5hr3E".into(),
+                    ed25519: "Ow9lo4gEFLTkdZGForbdqmM829H2fE9p2A/6Nju4/xlM".into(),
+                    signature: "Fgu3Fw".into(),
+                },
+            }],
+        };
+        let report = TrustStore::new().observe_user_devices(&listing);
+        assert!(report.new_devices.is_empty());
+        assert_eq!(report.rejected_devices.len(), 1, "{report:?}");
+        assert_eq!(report.rejected_devices[0].device, DeviceAddress::new(Uuid::from_u128(0x5E), Uuid::from_u128(0x51)));
+    }
+}
