@@ -191,6 +191,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         &limits_jetstream,
         &config.rate_limit_bucket,
         config.rate_limits.longest_window(),
+        config.rate_limit_max_keys,
         RateLimiter::with_capacity(config.rate_limit_max_keys),
     )
     .await;
@@ -210,6 +211,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokens,
         limiter,
         typing: Default::default(),
+        realtime_hub: Default::default(),
         captcha,
         sfu_nodes: SfuNodes::new(config.sfu_node_deadline),
         metrics,
@@ -236,6 +238,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let state = Arc::clone(&state);
         move |shutdown| crate::calls::sfu_reports::run(Arc::clone(&state), shutdown)
     });
+    let hub_task = supervise("realtime hub", shutdown_tx.subscribe(), {
+        let state = Arc::clone(&state);
+        move |shutdown| crate::realtime::hub::run(Arc::clone(&state), shutdown)
+    });
     let sfu_nodes_task = supervise("SFU directory", shutdown_tx.subscribe(), {
         let state = Arc::clone(&state);
         move |shutdown| crate::calls::placement::run(Arc::clone(&state), shutdown)
@@ -258,6 +264,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = revocations_task.await;
     let _ = sampler_task.await;
     let _ = sfu_nodes_task.await;
+    let _ = hub_task.await;
     Ok(())
 }
 

@@ -73,6 +73,9 @@ pub struct Config {
     pub realtime_prefix: String,
     /// A WebSocket that sends nothing (not even a pong) for this long is closed.
     pub ws_idle_timeout: Duration,
+    /// How often each socket reads its feed whatever it heard (the last resort against a lost
+    /// realtime message; the hub catches every socket up after the losses it can see).
+    pub ws_poll: Duration,
     /// A call nobody answered within this long is missed.
     pub call_ring_timeout: Duration,
     /// The SFU's signaling WebSocket, handed to call participants.
@@ -195,6 +198,7 @@ impl Config {
             )?),
             realtime_prefix: realtime_prefix_from_env(env)?,
             ws_idle_timeout: secs(env.parse_within("PARLEY_WS_IDLE_TIMEOUT_SECS", 60, 3..=3600)?),
+            ws_poll: secs(env.parse_within("PARLEY_WS_POLL_SECS", 120, 1..=3600)?),
             call_ring_timeout: secs(env.parse_within("PARLEY_CALL_RING_TIMEOUT_SECS", 45, 1..=600)?),
             sfu_url: env.string("PARLEY_SFU_URL", "ws://127.0.0.1:8081/rtc")?,
             sfu_nodes_bucket: env.string("PARLEY_NATS_SFU_NODES_BUCKET", "parley_sfu_nodes")?,

@@ -40,6 +40,8 @@ pub struct AppState {
     pub revocations: Arc<Revocations>,
     pub limiter: SharedRateLimiter,
     pub typing: crate::realtime::TypingGate,
+    /// Every socket of this replica, behind one subscription.
+    pub realtime_hub: Arc<crate::realtime::hub::Hub>,
     pub captcha: Option<CaptchaVerifier>,
     pub sfu_nodes: SfuNodes,
     pub metrics: Arc<Metrics>,

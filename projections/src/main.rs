@@ -78,6 +78,12 @@ async fn connect(config: &ProjectorConfig) -> Result<sqlx::PgPool, ProjectionErr
 async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
     let pool = connect(&config).await?;
     let client = config.nats.connect("parley-projections").await?;
+    // A projector that died between a feed commit and its publish left frames unannounced: every
+    // api replica's sockets read their feeds once.
+    let resync = format!("{}.resync", config.realtime_prefix);
+    if let Err(error) = client.publish(resync, Default::default()).await {
+        tracing::warn!(%error, "could not ask the api replicas to resync their sockets");
+    }
     let jetstream = async_nats::jetstream::new(client.clone());
     let metrics = Arc::new(ProjectionMetrics::new().map_err(|e| ProjectionError::Inconsistent(e.to_string()))?);
     let (shutdown_tx, shutdown) = watch::channel(false);

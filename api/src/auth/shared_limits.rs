@@ -20,9 +20,11 @@ use super::rate_limit::{refilled, take_one, Quota, RateLimiter};
 const MAX_ATTEMPTS: usize = 8;
 /// How long one check may wait for NATS before falling back.
 const NATS_TIMEOUT: Duration = Duration::from_millis(500);
-/// The KV bucket's size cap: a flood of distinct keys fills it and is then limited per replica
-/// (writes are refused, not older keys evicted, so no flood frees a drained bucket).
-const MAX_BUCKET_BYTES: i64 = 256 << 20;
+/// What one bucket may take of the KV bucket's size cap (a 64-character key, a short value and
+/// JetStream's own bytes, with room to spare).
+const BYTES_PER_KEY: i64 = 256;
+/// How long a key the full table cannot take waits (as the local table's refusal).
+const FULL_RETRY: Duration = Duration::from_secs(1);
 
 pub struct SharedRateLimiter {
     store: Option<Store>,
@@ -31,6 +33,8 @@ pub struct SharedRateLimiter {
 
 #[derive(Debug, thiserror::Error)]
 enum SharedError {
+    #[error("the shared table is full")]
+    Full,
     #[error("NATS: {0}")]
     Nats(String),
     #[error("taken from by other replicas {MAX_ATTEMPTS} times in a row")]
@@ -38,12 +42,15 @@ enum SharedError {
 }
 
 impl SharedRateLimiter {
-    /// Opens (creating if needed) the KV bucket `bucket`; `longest_window` is the longest quota
-    /// window in use. Without NATS KV the limits stay per process (logged once here).
+    /// Opens (creating if needed) the KV bucket `bucket`, sized for `max_keys` buckets;
+    /// `longest_window` is the longest quota window in use. Without NATS KV the limits stay per
+    /// process (logged once here). A full KV bucket refuses new writes rather than evicting: a
+    /// flood of made-up keys then gets 429 and frees no drained bucket.
     pub async fn open(
         jetstream: &async_nats::jetstream::Context,
         bucket: &str,
         longest_window: Duration,
+        max_keys: usize,
         local: RateLimiter,
     ) -> Self {
         let store = match jetstream.get_key_value(bucket).await {
@@ -54,7 +61,7 @@ impl SharedRateLimiter {
                     description: "Parley's rate-limit buckets, shared by every api replica".into(),
                     history: 1,
                     max_age: longest_window,
-                    max_bytes: MAX_BUCKET_BYTES,
+                    max_bytes: i64::try_from(max_keys).unwrap_or(i64::MAX / BYTES_PER_KEY) * BYTES_PER_KEY,
                     storage: async_nats::jetstream::stream::StorageType::Memory,
                     ..Default::default()
                 })
@@ -76,6 +83,7 @@ impl SharedRateLimiter {
         let kv_key = kv_key(key);
         match tokio::time::timeout(NATS_TIMEOUT, take_shared(store, &kv_key, quota)).await {
             Ok(Ok(taken)) => taken,
+            Ok(Err(SharedError::Full)) => Err(FULL_RETRY),
             Ok(Err(error)) => {
                 tracing::warn!(%error, "shared rate limit unavailable; using this replica's");
                 self.local.check(key, quota)
@@ -121,6 +129,8 @@ async fn take_shared(store: &Store, kv_key: &str, quota: Quota) -> Result<Result
             Ok(()) => return Ok(Ok(())),
             // Another replica took from the bucket meanwhile: read it again.
             Err((true, _)) => continue,
+            // JetStream's refusal once the bucket holds its maximum bytes.
+            Err((false, error)) if error.contains("maximum bytes") => return Err(SharedError::Full),
             Err((false, error)) => return Err(SharedError::Nats(error)),
         }
     }

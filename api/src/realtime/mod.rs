@@ -2,16 +2,18 @@
 //!
 //! Frames come from the user's feed (`user_feed`, written by the `feed` projection) in cursor
 //! order. The projection publishes each new frame on core NATS (`<prefix>.user.<id>`), which
-//! reaches whichever api replica holds the socket, with the user's cursor before it: when that is
-//! the last cursor this socket sent, the frame goes straight out; otherwise (a gap, a duplicate
-//! from another projector replica) the socket reads its feed from the database, and a slow poll
-//! covers anything lost. A reconnect with `?cursor=` replays exactly the frames after that
+//! reaches every api replica's hub (`hub`), which hands it to that user's sockets there, with the
+//! user's cursor before it: when that is the last cursor this socket sent, the frame goes straight
+//! out; otherwise (a gap, a duplicate from another projector replica, a socket that fell behind)
+//! the socket reads its feed from the database, and a slow poll (`PARLEY_WS_POLL_SECS`) covers
+//! anything lost. A reconnect with `?cursor=` replays exactly the frames after that
 //! cursor. Typing indicators are ephemeral: sent straight to the other members, never stored.
 //!
 //! A socket lives only as long as its right to: it is closed (4001) when its session is revoked
 //! (logout, refresh-token reuse; see `auth::revocation`) and when its access token expires, unless
 //! the client sent a fresh token first (`{"type": "auth", "token"}`, answered `auth.ok`).
 
+pub mod hub;
 mod typing;
 
 pub use typing::TypingGate;
@@ -35,7 +37,6 @@ use crate::state::AppState;
 use parley_eventbus::stream::{feed_frame_text, RealtimeMessage};
 
 const FEED_BATCH: i64 = 500;
-const POLL_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Deserialize)]
 pub struct WsParams {
@@ -136,7 +137,7 @@ pub(crate) async fn connect(
         if let Err(error) = presence.mark().await {
             tracing::warn!(%user_id, %error, "could not record presence");
         }
-        if let Err(error) = Session::new(state, &claims).run(stream, cursor, &presence).await {
+        if let Err(error) = Session::new(state, &claims).run(stream, cursor, connection_id).await {
             tracing::debug!(%user_id, %error, "websocket ended with an error");
         }
         if let Err(error) = presence.clear().await {
@@ -150,7 +151,7 @@ fn frame(kind: &str, data: Value, cursor: Option<i64>) -> Message {
 }
 
 /// This connection's row in `presence`, which tells the feed projection who is online (offline
-/// members get notifications). Refreshed by the heartbeat; a crashed replica's rows go stale.
+/// members get notifications). Refreshed by the hub; a crashed replica's rows go stale.
 struct Presence {
     pool: sqlx::PgPool,
     connection_id: Uuid,
@@ -236,7 +237,7 @@ impl Session {
         }
     }
 
-    async fn run(mut self, stream: WebSocketStream, cursor: i64, presence: &Presence) -> anyhow::Result<()> {
+    async fn run(mut self, stream: WebSocketStream, cursor: i64, connection_id: Uuid) -> anyhow::Result<()> {
         let (sink, mut incoming) = stream.split();
         let state = Arc::clone(&self.state);
         let mut sink = sink.with(move |message: Message| {
@@ -245,20 +246,18 @@ impl Session {
             }
             futures::future::ready(Ok::<_, std::io::Error>(message))
         });
-        let subject = parley_eventbus::stream::realtime_subject(&self.state.config.realtime_prefix, self.user_id);
-        let device_subject =
-            parley_eventbus::stream::device_subject(&self.state.config.realtime_prefix, self.device_id);
-        // Subscribe before reading the feed and the queue, so nothing committed in between is missed.
-        let user_wakeups = self.state.nats.subscribe(subject).await?;
-        let device_wakeups = self.state.nats.subscribe(device_subject).await?;
-        let mut wakeups = futures::stream::select(user_wakeups, device_wakeups);
+        // Registered before reading the feed and the queue, so nothing committed in between is missed.
+        let (registration, mut wakes) = self.state.realtime_hub.register(self.user_id, self.device_id, connection_id);
         self.last_cursor = cursor;
         tracing::debug!(user_id = %self.user_id, cursor, "websocket session started");
         self.deliver(&mut sink).await?;
         self.deliver_to_device_queue(&mut sink).await?;
         let idle_timeout = self.state.config.ws_idle_timeout;
         let mut heartbeat = tokio::time::interval(idle_timeout / 3);
-        let mut poll = tokio::time::interval(POLL_EVERY);
+        // Sockets opened together do not poll together.
+        let poll_every = self.state.config.ws_poll;
+        let first_poll = poll_every.mul_f64(0.5 + rand::random::<f64>());
+        let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + first_poll, poll_every);
         let mut last_heard = Instant::now();
         loop {
             tokio::select! {
@@ -277,24 +276,28 @@ impl Session {
                     }
                     Some(Ok(_)) => last_heard = Instant::now(),
                 },
-                published = wakeups.next() => match published {
-                    Some(message) => match traceparent(&message) {
-                        // A frame of a sampled trace: its delivery joins it.
-                        Some(traceparent) => {
-                            let delivery = async {
-                                let span = tracing::info_span!("ws.deliver", otel.kind = "consumer");
-                                parley_runtime::traces::continue_from(&span, traceparent);
-                                self.forward(&message, &mut sink).instrument(span).await
-                            };
-                            parley_runtime::traces::recorded(true, delivery).await?;
-                        }
-                        None => self.forward(&message, &mut sink).await?,
-                    },
-                    None => {
-                        tracing::warn!(user_id = %self.user_id, "realtime subscription ended");
-                        return Ok(());
+                wake = wakes.recv() => {
+                    match wake {
+                        Some(hub::Wake::Published(message)) => match traceparent(&message) {
+                            // A frame of a sampled trace: its delivery joins it.
+                            Some(traceparent) => {
+                                let delivery = async {
+                                    let span = tracing::info_span!("ws.deliver", otel.kind = "consumer");
+                                    parley_runtime::traces::continue_from(&span, traceparent);
+                                    self.forward(&message, &mut sink).instrument(span).await
+                                };
+                                parley_runtime::traces::recorded(true, delivery).await?;
+                            }
+                            None => self.forward(&message, &mut sink).await?,
+                        },
+                        Some(hub::Wake::CatchUp) => {}
+                        None => return Ok(()),
                     }
-                },
+                    // Something meant for this socket could not be queued: the feed has it.
+                    if registration.behind.swap(false, std::sync::atomic::Ordering::AcqRel) {
+                        self.deliver(&mut sink).await?;
+                    }
+                }
                 _ = poll.tick() => self.deliver(&mut sink).await?,
                 _ = self.revocation.revoked() => {
                     tracing::debug!(user_id = %self.user_id, "websocket closed: session revoked");
@@ -317,7 +320,6 @@ impl Session {
                         return Ok(());
                     }
                     sink.send(Message::Ping(Vec::new())).await?;
-                    presence.mark().await?;
                 }
             }
         }
