@@ -174,7 +174,13 @@ pub fn listen(
     arrivals: Option<Arc<Mutex<HashMap<String, Instant>>>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        while let Ok(Some(text)) = socket.next_text(Duration::from_secs(30)).await {
+        // Until the socket closes: reading also answers the api's pings.
+        loop {
+            let text = match socket.next_text(Duration::from_secs(30)).await {
+                Ok(Some(text)) => text,
+                Ok(None) => continue,
+                Err(_) => return,
+            };
             let Some(arrivals) = &arrivals else { continue };
             let Ok(frame) = serde_json::from_str::<Frame>(&text) else { continue };
             if frame.kind == "message.created" {
