@@ -204,7 +204,9 @@ impl FeedProjection {
         // Members and who of them has no live WebSocket (presence refreshed within 90 s), at once.
         let rows = sqlx::query!(
             r#"SELECT m.chat_id, m.user_id, NOT EXISTS (SELECT 1 FROM presence p
-                 WHERE p.user_id = m.user_id AND p.last_seen > now() - interval '90 seconds') AS "offline!"
+                 LEFT JOIN presence_replicas r ON r.replica_id = p.replica_id
+                 WHERE p.user_id = m.user_id AND COALESCE(r.last_seen, p.last_seen) > now() - interval '90 seconds')
+                 AS "offline!"
                FROM feed_members m WHERE m.chat_id = ANY($1)"#,
             &chat_ids
         )
@@ -315,7 +317,8 @@ impl FeedProjection {
             });
             let offline: Vec<Uuid> = sqlx::query_scalar!(
                 r#"SELECT u AS "u!" FROM unnest($1::uuid[]) AS u WHERE NOT EXISTS (SELECT 1 FROM presence p
-                   WHERE p.user_id = u AND p.last_seen > now() - interval '90 seconds')"#,
+                   LEFT JOIN presence_replicas r ON r.replica_id = p.replica_id
+                   WHERE p.user_id = u AND COALESCE(r.last_seen, p.last_seen) > now() - interval '90 seconds')"#,
                 invitee_ids
             )
             .fetch_all(&mut *conn)

@@ -5,7 +5,7 @@
 //! (nothing is lost: the feed holds every frame). When messages may have been lost on the way
 //! (this replica's NATS connection dropped, or a projector came back and announced it on
 //! `<prefix>.resync`), every socket here catches up from the database; the hub also keeps the
-//! sockets' presence rows fresh, in batches.
+//! sockets present, with one row for the whole replica.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,8 +20,6 @@ use crate::state::AppState;
 
 /// Messages queued per socket before it is marked behind.
 const SOCKET_QUEUE: usize = 32;
-/// Presence rows refreshed per statement.
-const PRESENCE_BATCH: usize = 5000;
 
 /// What wakes a socket.
 pub enum Wake {
@@ -34,7 +32,6 @@ pub enum Wake {
 
 struct Route {
     id: u64,
-    connection_id: Uuid,
     wakes: mpsc::Sender<Wake>,
     behind: Arc<AtomicBool>,
 }
@@ -53,10 +50,17 @@ struct Routes {
     devices: HashMap<Uuid, Vec<Route>>,
 }
 
-#[derive(Default)]
 pub struct Hub {
     routes: Mutex<Routes>,
     next_id: AtomicU64,
+    /// This replica in `presence_replicas`: its sockets are present while its row is fresh.
+    pub replica_id: Uuid,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self { routes: Mutex::default(), next_id: AtomicU64::new(0), replica_id: Uuid::new_v4() }
+    }
 }
 
 /// A socket's place in the hub, until dropped.
@@ -90,19 +94,14 @@ impl Hub {
     }
 
     /// Routes `user_id`'s and `device_id`'s messages to the returned receiver.
-    pub fn register(
-        self: &Arc<Self>,
-        user_id: Uuid,
-        device_id: Uuid,
-        connection_id: Uuid,
-    ) -> (Registration, mpsc::Receiver<Wake>) {
+    pub fn register(self: &Arc<Self>, user_id: Uuid, device_id: Uuid) -> (Registration, mpsc::Receiver<Wake>) {
         let (wakes, receiver) = mpsc::channel(SOCKET_QUEUE);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let behind = Arc::new(AtomicBool::new(false));
         let mut guard = self.routes();
         let routes = &mut *guard;
         for (map, key) in [(&mut routes.users, user_id), (&mut routes.devices, device_id)] {
-            let route = Route { id, connection_id, wakes: wakes.clone(), behind: Arc::clone(&behind) };
+            let route = Route { id, wakes: wakes.clone(), behind: Arc::clone(&behind) };
             map.entry(key).or_default().push(route);
         }
         drop(guard);
@@ -129,10 +128,6 @@ impl Hub {
             route.behind.store(true, Ordering::Release);
             route.wake(Wake::CatchUp);
         }
-    }
-
-    fn connection_ids(&self) -> Vec<Uuid> {
-        self.routes().users.values().flatten().map(|route| route.connection_id).collect()
     }
 
     pub fn sockets(&self) -> usize {
@@ -213,19 +208,21 @@ async fn catch_up_after_reconnects(state: Arc<AppState>) {
     }
 }
 
-/// Marks this replica's sockets present, a batch per statement, every third of the idle timeout.
+/// Keeps this replica's row in `presence_replicas` fresh, every third of the idle timeout: every
+/// socket here is present while it is.
 async fn refresh_presence(state: Arc<AppState>) {
     let mut ticks = tokio::time::interval(state.config.ws_idle_timeout / 3);
     loop {
         ticks.tick().await;
-        for batch in state.realtime_hub.connection_ids().chunks(PRESENCE_BATCH) {
-            let refreshed = sqlx::query!("UPDATE presence SET last_seen = now() WHERE connection_id = ANY($1)", batch)
-                .execute(&state.pool)
-                .await;
-            if let Err(error) = refreshed {
-                tracing::warn!(%error, "could not refresh presence");
-                break;
-            }
+        let refreshed = sqlx::query!(
+            "INSERT INTO presence_replicas (replica_id) VALUES ($1) \
+             ON CONFLICT (replica_id) DO UPDATE SET last_seen = now()",
+            state.realtime_hub.replica_id
+        )
+        .execute(&state.pool)
+        .await;
+        if let Err(error) = refreshed {
+            tracing::warn!(%error, "could not refresh this replica's presence");
         }
     }
 }
@@ -250,8 +247,8 @@ mod tests {
     fn messages_reach_only_their_sockets_and_a_full_queue_marks_a_socket_behind() {
         let hub = Arc::new(Hub::default());
         let (ada, ada_device, bob) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
-        let (ada_socket, mut ada_wakes) = hub.register(ada, ada_device, Uuid::from_u128(10));
-        let (bob_socket, mut bob_wakes) = hub.register(bob, Uuid::from_u128(4), Uuid::from_u128(11));
+        let (ada_socket, mut ada_wakes) = hub.register(ada, ada_device);
+        let (bob_socket, mut bob_wakes) = hub.register(bob, Uuid::from_u128(4));
         assert_eq!(hub.sockets(), 2);
 
         hub.route("rt", published(&format!("rt.user.{ada}")));
@@ -275,6 +272,5 @@ mod tests {
 
         drop(ada_socket);
         assert_eq!(hub.sockets(), 1);
-        assert_eq!(hub.connection_ids(), [Uuid::from_u128(11)]);
     }
 }

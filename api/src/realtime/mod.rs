@@ -133,11 +133,12 @@ pub(crate) async fn connect(
         tracing::debug!(%user_id, "websocket connected");
         let _open = state.metrics.socket_opened();
         let connection_id = Uuid::new_v4();
-        let presence = Presence { pool: state.pool.clone(), connection_id, user_id };
+        let presence =
+            Presence { pool: state.pool.clone(), connection_id, user_id, replica_id: state.realtime_hub.replica_id };
         if let Err(error) = presence.mark().await {
             tracing::warn!(%user_id, %error, "could not record presence");
         }
-        if let Err(error) = Session::new(state, &claims).run(stream, cursor, connection_id).await {
+        if let Err(error) = Session::new(state, &claims).run(stream, cursor).await {
             tracing::debug!(%user_id, %error, "websocket ended with an error");
         }
         if let Err(error) = presence.clear().await {
@@ -156,15 +157,18 @@ struct Presence {
     pool: sqlx::PgPool,
     connection_id: Uuid,
     user_id: Uuid,
+    /// The replica holding it: its row in `presence_replicas` is what the hub keeps fresh.
+    replica_id: Uuid,
 }
 
 impl Presence {
     async fn mark(&self) -> Result<(), sqlx::Error> {
         sqlx::query!(
-            "INSERT INTO presence (connection_id, user_id) VALUES ($1, $2) \
+            "INSERT INTO presence (connection_id, user_id, replica_id) VALUES ($1, $2, $3) \
              ON CONFLICT (connection_id) DO UPDATE SET last_seen = now()",
             self.connection_id,
-            self.user_id
+            self.user_id,
+            self.replica_id
         )
         .execute(&self.pool)
         .await
@@ -237,7 +241,7 @@ impl Session {
         }
     }
 
-    async fn run(mut self, stream: WebSocketStream, cursor: i64, connection_id: Uuid) -> anyhow::Result<()> {
+    async fn run(mut self, stream: WebSocketStream, cursor: i64) -> anyhow::Result<()> {
         let (sink, mut incoming) = stream.split();
         let state = Arc::clone(&self.state);
         let mut sink = sink.with(move |message: Message| {
@@ -247,7 +251,7 @@ impl Session {
             futures::future::ready(Ok::<_, std::io::Error>(message))
         });
         // Registered before reading the feed and the queue, so nothing committed in between is missed.
-        let (registration, mut wakes) = self.state.realtime_hub.register(self.user_id, self.device_id, connection_id);
+        let (registration, mut wakes) = self.state.realtime_hub.register(self.user_id, self.device_id);
         self.last_cursor = cursor;
         tracing::debug!(user_id = %self.user_id, cursor, "websocket session started");
         self.deliver(&mut sink).await?;
