@@ -118,8 +118,12 @@ async fn main() -> Result<()> {
         .split(',')
         .map(|u| u.trim_start_matches("http://").to_owned())
         .collect();
-    let api_pids: Vec<String> =
-        std::env::var("BENCH_API_PIDS").unwrap_or_default().split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect();
+    let api_pids: Vec<String> = std::env::var("BENCH_API_PIDS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
     let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
     let workers = sockets.div_ceil(per_worker);
     println!(
@@ -209,8 +213,10 @@ async fn main() -> Result<()> {
     let (rss_loaded, fds_loaded) = processes(&api_pids);
     let (still_open, _) = totals();
     let arrivals = arrivals.lock().await;
-    let mut latencies: Vec<Duration> =
-        sent.iter().filter_map(|(id, posted)| arrivals.get(&format!("0/{id}")).map(|t| t.duration_since(*posted))).collect();
+    let mut latencies: Vec<Duration> = sent
+        .iter()
+        .filter_map(|(id, posted)| arrivals.get(&format!("0/{id}")).map(|t| t.duration_since(*posted)))
+        .collect();
     latencies.sort();
     let _ = std::fs::remove_file(&tokens);
 
