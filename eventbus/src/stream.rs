@@ -237,6 +237,28 @@ impl RealtimeMessage<'_> {
     }
 }
 
+/// How long the SFU directory keeps a node that stopped writing (dead to the api long before).
+const SFU_NODES_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The SFU directory's KV bucket `name` (each node's load under its node id; see
+/// `parley_domain::call::SfuNode`), created if it does not exist yet. The SFU nodes write it; the
+/// api follows it.
+pub async fn sfu_nodes_bucket(js: &jetstream::Context, name: &str) -> Result<jetstream::kv::Store, BusError> {
+    if let Ok(store) = js.get_key_value(name).await {
+        return Ok(store);
+    }
+    js.create_key_value(jetstream::kv::Config {
+        bucket: name.to_owned(),
+        description: "Parley's SFU nodes: where each is reached and its load".into(),
+        history: 1,
+        max_age: SFU_NODES_MAX_AGE,
+        storage: stream::StorageType::Memory,
+        ..Default::default()
+    })
+    .await
+    .map_err(BusError::nats)
+}
+
 #[cfg(test)]
 mod tests {
     use super::RealtimeMessage;

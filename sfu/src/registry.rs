@@ -14,8 +14,6 @@ use crate::metrics::SfuMetrics;
 
 /// How often the node reports itself (the api's deadline is a few of these).
 const HEARTBEAT: Duration = Duration::from_secs(1);
-/// How long the bucket keeps an entry nobody rewrites (it is long dead to the api by then).
-const BUCKET_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Who this node is in the directory.
 #[derive(Debug, Clone)]
@@ -28,19 +26,7 @@ pub struct NodeIdentity {
 
 async fn store(nats: &async_nats::Client, bucket: &str) -> anyhow::Result<kv::Store> {
     let jetstream = async_nats::jetstream::new(nats.clone());
-    if let Ok(store) = jetstream.get_key_value(bucket).await {
-        return Ok(store);
-    }
-    Ok(jetstream
-        .create_key_value(kv::Config {
-            bucket: bucket.to_owned(),
-            description: "Parley's SFU nodes: where each is reached and its load".into(),
-            history: 1,
-            max_age: BUCKET_MAX_AGE,
-            storage: async_nats::jetstream::stream::StorageType::Memory,
-            ..Default::default()
-        })
-        .await?)
+    Ok(parley_eventbus::stream::sfu_nodes_bucket(&jetstream, bucket).await?)
 }
 
 /// Reports this node every second, for the life of the process.

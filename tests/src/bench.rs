@@ -223,3 +223,32 @@ pub async fn saturate(
     }
     Ok(started.elapsed())
 }
+
+/// Sends `total` messages at `rate` per second whatever the answers' pace (numbered from
+/// `first`); each message's id and when its POST started.
+pub async fn steady(
+    http: &reqwest::Client,
+    base: &str,
+    rooms: &[Room<'_>],
+    rate: f64,
+    total: usize,
+    first: usize,
+) -> Result<Vec<(String, Instant)>> {
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut in_flight = Vec::with_capacity(total);
+    for n in 0..total {
+        ticker.tick().await;
+        let room = &rooms[n % rooms.len()];
+        let (http, base, chat, sender) = (http.clone(), base.to_owned(), room.chat.clone(), room.sender.clone());
+        in_flight.push(tokio::spawn(async move {
+            let posted = Instant::now();
+            post(&http, &base, &chat, &sender, first + n).await.map(|id| (id, posted))
+        }));
+    }
+    let mut sent = Vec::with_capacity(total);
+    for task in in_flight {
+        sent.push(task.await??);
+    }
+    Ok(sent)
+}

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::kv::{self, Operation};
+use async_nats::jetstream::kv::Operation;
 use chrono::Utc;
 use futures::StreamExt;
 use parley_domain::call::{CallCommand, CallError, SfuNode};
@@ -20,8 +20,6 @@ use uuid::Uuid;
 use crate::commands::CommandError;
 use crate::state::AppState;
 
-/// How long the KV bucket keeps a node that stopped writing (it is dead long before).
-const BUCKET_MAX_AGE: Duration = Duration::from_secs(60);
 /// How often this replica looks for calls on dead nodes.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -97,23 +95,6 @@ impl SfuNodes {
     }
 }
 
-/// The bucket the SFU nodes write to, created if it does not exist yet.
-pub async fn bucket(jetstream: &async_nats::jetstream::Context, name: &str) -> anyhow::Result<kv::Store> {
-    if let Ok(store) = jetstream.get_key_value(name).await {
-        return Ok(store);
-    }
-    Ok(jetstream
-        .create_key_value(kv::Config {
-            bucket: name.to_owned(),
-            description: "Parley's SFU nodes: where each is reached and its load".into(),
-            history: 1,
-            max_age: BUCKET_MAX_AGE,
-            storage: async_nats::jetstream::stream::StorageType::Memory,
-            ..Default::default()
-        })
-        .await?)
-}
-
 /// Follows the node bucket into `state.sfu_nodes`, and moves calls off nodes that died, until
 /// shutdown.
 pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
@@ -136,7 +117,7 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
 }
 
 async fn follow(jetstream: &async_nats::jetstream::Context, state: &AppState) -> anyhow::Result<()> {
-    let store = bucket(jetstream, &state.config.sfu_nodes_bucket).await?;
+    let store = parley_eventbus::stream::sfu_nodes_bucket(jetstream, &state.config.sfu_nodes_bucket).await?;
     let mut entries = store.watch_all().await?;
     let mut empty = store.keys().await?.next().await.is_none();
     if empty {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use futures::future::join_all;
 use parley_tests::bench::{
-    cpu_rows, cpu_ticks, create_group, env_usize, listen, percentile, post, register_many, saturate, Room, User,
+    cpu_rows, cpu_ticks, create_group, env_usize, listen, percentile, post, register_many, saturate, steady, Room, User,
 };
 use parley_tests::Socket;
 use tokio::sync::Mutex;
@@ -100,36 +100,6 @@ async fn wait_for_read_side(database_url: &str) -> Result<Duration> {
     }
 }
 
-/// Sends `total` messages at `rate` per second whatever the answers' pace, and returns each
-/// message's POST start by id.
-async fn steady(
-    http: &reqwest::Client,
-    base: &str,
-    rooms: &[Room<'_>],
-    rate: usize,
-    total: usize,
-) -> Result<HashMap<String, Instant>> {
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut in_flight = Vec::with_capacity(total);
-    for n in 0..total {
-        ticker.tick().await;
-        let room = &rooms[n % rooms.len()];
-        let (http, base, chat, sender) = (http.clone(), base.to_owned(), room.chat.clone(), room.sender.token.clone());
-        in_flight.push(tokio::spawn(async move {
-            let posted = Instant::now();
-            let user = User { id: String::new(), token: sender };
-            post(&http, &base, &chat, &user, 2_000_000 + n).await.map(|id| (id, posted))
-        }));
-    }
-    let mut sent_at = HashMap::with_capacity(total);
-    for task in in_flight {
-        let (id, posted) = task.await??;
-        sent_at.insert(id, posted);
-    }
-    Ok(sent_at)
-}
-
 fn latency_row(label: &str, sorted: &[Duration]) -> String {
     format!(
         "| {label} | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms |",
@@ -182,7 +152,8 @@ async fn main() -> Result<()> {
 
     let stop_sampling = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = database_url.clone().map(|url| tokio::spawn(sample_lag(url, Arc::clone(&stop_sampling))));
-    let sent_at = steady(&http, &base, &rooms, rate, steady_total).await?;
+    let sent_at: HashMap<String, Instant> =
+        steady(&http, &base, &rooms, rate as f64, steady_total, 2_000_000).await?.into_iter().collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop_sampling.store(true, std::sync::atomic::Ordering::Relaxed);
     let lag = match sampler {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use parley_tests::bench::{create_group, env_usize, listen, percentile, post, register_many, saturate, Room, User};
+use parley_tests::bench::{create_group, env_usize, listen, percentile, register_many, saturate, steady, Room, User};
 use parley_tests::Socket;
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -166,22 +166,7 @@ async fn main() -> Result<()> {
     });
 
     let total = (rate * seconds as f64) as usize;
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut in_flight = Vec::with_capacity(total);
-    for n in 0..total {
-        ticker.tick().await;
-        let room = &rooms[n % rooms.len()];
-        let (http, base, chat, sender) = (http.clone(), base.clone(), room.chat.clone(), room.sender.clone());
-        in_flight.push(tokio::spawn(async move {
-            let posted = Instant::now();
-            post(&http, &base, &chat, &sender, 5_000_000 + n).await.map(|id| (id, posted))
-        }));
-    }
-    let mut sent = Vec::with_capacity(total);
-    for task in in_flight {
-        sent.push(task.await??);
-    }
+    let sent = steady(&http, &base, &rooms, rate, total, 5_000_000).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     sampler.abort();
     for listener in listeners {

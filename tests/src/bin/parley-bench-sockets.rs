@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
-use parley_tests::bench::{create_group, env_usize, listen, percentile, post, register_many, Room};
+use parley_tests::bench::{create_group, env_usize, listen, percentile, register_many, steady, Room};
 use parley_tests::Socket;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::Mutex;
@@ -193,22 +193,7 @@ async fn main() -> Result<()> {
     let (held, failed) = totals();
 
     let total = rate * seconds;
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut in_flight = Vec::with_capacity(total);
-    for n in 0..total {
-        ticker.tick().await;
-        let room = &rooms[n % rooms.len()];
-        let (http, base, chat, sender) = (http.clone(), base.clone(), room.chat.clone(), room.sender.clone());
-        in_flight.push(tokio::spawn(async move {
-            let posted = Instant::now();
-            post(&http, &base, &chat, &sender, 7_000_000 + n).await.map(|id| (id, posted))
-        }));
-    }
-    let mut sent = Vec::with_capacity(total);
-    for task in in_flight {
-        sent.push(task.await??);
-    }
+    let sent = steady(&http, &base, &rooms, rate as f64, total, 7_000_000).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (rss_loaded, fds_loaded) = processes(&api_pids);
     let (still_open, _) = totals();
