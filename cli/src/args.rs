@@ -69,7 +69,12 @@ pub(crate) enum Command {
         action: ChatAction,
     },
     /// Send an encrypted text message.
-    Send { chat: String, text: String },
+    Send {
+        chat: String,
+        /// Free text: may start with `-` ("-1", "--- notes ---").
+        #[arg(allow_hyphen_values = true)]
+        text: String,
+    },
     /// Encrypt a file while uploading it, and send it.
     SendFile {
         chat: String,
@@ -127,7 +132,10 @@ pub(crate) enum DevicesAction {
 #[derive(Debug, Subcommand)]
 pub(crate) enum UsersAction {
     /// Users whose name or status contains TEXT.
-    Search { text: String },
+    Search {
+        #[arg(allow_hyphen_values = true)]
+        text: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,7 +155,11 @@ pub(crate) enum ChatAction {
     /// Make an invite code for a group (admin).
     Invite { chat: String },
     /// Join a group with an invite code.
-    Join { code: String },
+    Join {
+        /// Codes are base64url, so one in 64 starts with `-`.
+        #[arg(allow_hyphen_values = true)]
+        code: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -248,6 +260,22 @@ mod tests {
         assert!(parse(&["chat", "add", "C"]).is_err(), "chat add needs users");
         let cli = parse(&["chat", "add", "C", "u1", "u2"]).expect("chat add");
         assert!(matches!(cli.command, Command::Chat { action: ChatAction::Add { ref users, .. } } if users.len() == 2));
+    }
+
+    #[test]
+    fn free_text_and_invite_codes_may_start_with_a_hyphen() {
+        let cli = parse(&["chat", "join", "-aRXujjTB4bmfPOKRRjusQ"]).expect("join");
+        assert!(
+            matches!(cli.command, Command::Chat { action: ChatAction::Join { ref code } } if code == "-aRXujjTB4bmfPOKRRjusQ")
+        );
+        let cli = parse(&["send", "CHAT", "-1", "--json"]).expect("send");
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Send { ref text, .. } if text == "-1"));
+        let cli = parse(&["users", "search", "--x"]).expect("search");
+        assert!(matches!(cli.command, Command::Users { action: UsersAction::Search { ref text } } if text == "--x"));
+        // Options before the value still count as options.
+        let cli = parse(&["send", "--json", "CHAT", "hi"]).expect("option first");
+        assert!(cli.json);
     }
 
     #[test]
