@@ -176,6 +176,12 @@ pub async fn publish_realtime(
     }
 }
 
+/// The subject that makes every api replica's sockets read their feeds once (`<prefix>.resync`):
+/// published when frames may have been committed without being announced.
+pub fn resync_subject(prefix: &str) -> String {
+    format!("{prefix}.resync")
+}
+
 /// The subject a device's own realtime messages travel on (to-device messages, key stock):
 /// `<prefix>.device.<device id>`, heard by the sockets of that device's session only.
 pub fn device_subject(prefix: &str, device_id: impl std::fmt::Display) -> String {

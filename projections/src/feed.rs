@@ -44,6 +44,10 @@ pub struct FeedProjection {
     outgoing: Mutex<Vec<Outgoing>>,
     /// Whether this transaction holds the feed lock (taken at its first event).
     locked: AtomicBool,
+    /// A delivery failed with frames queued: its commit may have gone through (a connection lost
+    /// during COMMIT), and then its redelivery is skipped as applied and publishes nothing, so
+    /// every socket must read its feed once.
+    resync_owed: AtomicBool,
 }
 
 /// A frame as stored, with the recipient's frame before it.
@@ -105,7 +109,12 @@ struct Notice {
 
 impl FeedProjection {
     pub fn new(realtime_prefix: String) -> Self {
-        Self { realtime_prefix, outgoing: Mutex::new(Vec::new()), locked: AtomicBool::new(false) }
+        Self {
+            realtime_prefix,
+            outgoing: Mutex::new(Vec::new()),
+            locked: AtomicBool::new(false),
+            resync_owed: AtomicBool::new(false),
+        }
     }
 
     /// Stores `frames` (for any number of users, several per user allowed) in one statement and
@@ -476,7 +485,11 @@ impl Projection for FeedProjection {
     }
 
     fn begin_delivery(&self) {
-        self.outgoing.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut outgoing = self.outgoing.lock().unwrap_or_else(|p| p.into_inner());
+        if !outgoing.is_empty() {
+            self.resync_owed.store(true, Ordering::Relaxed);
+        }
+        outgoing.clear();
         self.locked.store(false, Ordering::Relaxed);
     }
 
@@ -497,6 +510,13 @@ impl Projection for FeedProjection {
             if let Err(error) = published.await {
                 // The socket's periodic poll reads the stored frame anyway.
                 tracing::debug!(%error, "could not publish a realtime frame");
+            }
+        }
+        if self.resync_owed.load(Ordering::Relaxed) {
+            let subject = parley_eventbus::stream::resync_subject(&self.realtime_prefix);
+            match nats.publish(subject, Default::default()).await {
+                Ok(()) => self.resync_owed.store(false, Ordering::Relaxed),
+                Err(error) => tracing::warn!(%error, "could not ask the api replicas to resync their sockets"),
             }
         }
     }

@@ -80,7 +80,7 @@ async fn run(config: ProjectorConfig) -> Result<(), ProjectionError> {
     let client = config.nats.connect("parley-projections").await?;
     // A projector that died between a feed commit and its publish left frames unannounced: every
     // api replica's sockets read their feeds once.
-    let resync = format!("{}.resync", config.realtime_prefix);
+    let resync = parley_eventbus::stream::resync_subject(&config.realtime_prefix);
     if let Err(error) = client.publish(resync, Default::default()).await {
         tracing::warn!(%error, "could not ask the api replicas to resync their sockets");
     }

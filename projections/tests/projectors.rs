@@ -304,6 +304,54 @@ async fn the_feed_reaches_members_only_while_they_are_members() -> Result<()> {
     Ok(())
 }
 
+/// The subjects `subscriber` hears until a second passes without one.
+async fn heard(subscriber: &mut async_nats::Subscriber) -> Vec<String> {
+    use futures::StreamExt;
+    let mut subjects = Vec::new();
+    while let Ok(Some(message)) = tokio::time::timeout(std::time::Duration::from_secs(1), subscriber.next()).await {
+        subjects.push(message.subject.to_string());
+    }
+    subjects
+}
+
+#[tokio::test]
+async fn frames_of_a_delivery_that_failed_after_commit_are_announced_by_a_resync() -> Result<()> {
+    let mut given = Given::database().await?;
+    let nats = async_nats::connect(parley_tests::nats_url()).await?;
+    let prefix = format!("t.rt.{}", Uuid::now_v7().simple());
+    let mut subscriber = nats.subscribe(format!("{prefix}.>")).await?;
+    nats.flush().await?;
+    let feed = FeedProjection::new(prefix.clone());
+    let (chat, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (key, [first, second]) = given.keyed_messages().await?;
+
+    // A delivery that commits and publishes: its frames, no resync.
+    feed.begin_delivery();
+    let created = given.event("Chat", chat, group_created(chat, ada, &[bob]))?;
+    given.apply(&feed, &[created]).await?;
+    feed.after_commit(&nats).await;
+    let subjects = heard(&mut subscriber).await;
+    assert!(!subjects.is_empty() && subjects.iter().all(|s| s.contains(".user.")), "{subjects:?}");
+
+    // Committed, but the projector saw an error (say, the connection died during COMMIT) and
+    // never published; the redelivery finds it applied and queues no frame.
+    feed.begin_delivery();
+    let lost = given.event("Chat", chat, message(first, ada, 1, &key, "lost"))?;
+    given.apply(&feed, &[lost]).await?;
+    feed.begin_delivery();
+    feed.after_commit(&nats).await;
+    assert_eq!(heard(&mut subscriber).await, [format!("{prefix}.resync")]);
+
+    // Owed once: the next delivery publishes its frames only.
+    feed.begin_delivery();
+    let next = given.event("Chat", chat, message(second, ada, 2, &key, "next"))?;
+    given.apply(&feed, &[next]).await?;
+    feed.after_commit(&nats).await;
+    let subjects = heard(&mut subscriber).await;
+    assert!(!subjects.is_empty() && subjects.iter().all(|s| s.contains(".user.")), "{subjects:?}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn calls_follow_ringing_answer_connection_and_end() -> Result<()> {
     let mut given = Given::database().await?;

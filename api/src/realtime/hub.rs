@@ -155,7 +155,7 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
         let subscribed = async {
             let users = state.nats.subscribe(format!("{prefix}.user.*")).await?;
             let devices = state.nats.subscribe(format!("{prefix}.device.*")).await?;
-            let resync = state.nats.subscribe(format!("{prefix}.resync")).await?;
+            let resync = state.nats.subscribe(parley_eventbus::stream::resync_subject(&prefix)).await?;
             anyhow::Ok((users, devices, resync))
         };
         let (users, devices, resync) = match subscribed.await {
@@ -193,18 +193,31 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// Core NATS drops what is published while a connection is down: after this replica's
-/// connection comes back, every socket reads its feed.
+/// connection comes back (however briefly it was gone: the client counts its connects), every
+/// socket reads its feed, once the server has our subscriptions again (the client sends them
+/// first on a reconnect, so a flush's round trip confirms them) so nothing falls between the
+/// read and the first message heard.
 async fn catch_up_after_reconnects(state: Arc<AppState>) {
-    let mut was_connected = true;
+    let statistics = state.nats.statistics();
+    let mut connects = statistics.connects.load(Ordering::Relaxed);
     let mut ticks = tokio::time::interval(Duration::from_millis(500));
     loop {
         ticks.tick().await;
-        let connected = state.nats.connection_state() == async_nats::connection::State::Connected;
-        if connected && !was_connected {
-            tracing::info!("NATS connection back: every socket catches up from its feed");
-            state.realtime_hub.catch_up_all();
+        let now = statistics.connects.load(Ordering::Relaxed);
+        if now == connects {
+            continue;
         }
-        was_connected = connected;
+        match tokio::time::timeout(Duration::from_secs(5), state.nats.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "NATS reconnected but not yet flushed; trying again");
+                continue;
+            }
+            Err(_) => continue,
+        }
+        tracing::info!("NATS connection back: every socket catches up from its feed");
+        state.realtime_hub.catch_up_all();
+        connects = now;
     }
 }
 
