@@ -5,7 +5,8 @@
 //! peers hold an audio call through the SFU all along. It prints, per minute, the POST → frame
 //! latency and each watched process's (`BENCH_WATCH`, `name:pid,...`) resident memory and open
 //! file descriptors, then each one's memory slope (least squares after the first minute) and its
-//! change in descriptors.
+//! change in descriptors. With `DATABASE_URL`, also PostgreSQL's WAL written and checkpoints
+//! begun per minute, since checkpoints are what latency spikes line up with.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +44,17 @@ fn read_process(pid: &str) -> Option<(u64, usize)> {
     let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
     Some((rss, fds))
+}
+
+/// PostgreSQL's WAL position (bytes) and checkpoints begun so far.
+async fn read_database(pool: &sqlx::PgPool) -> Option<(i64, i64)> {
+    sqlx::query_as(
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, \
+                (checkpoints_timed + checkpoints_req)::bigint FROM pg_stat_bgwriter",
+    )
+    .fetch_one(pool)
+    .await
+    .ok()
 }
 
 /// Least-squares slope of `points` (x minutes, y MiB), in MiB per minute.
@@ -147,10 +159,16 @@ async fn main() -> Result<()> {
     println!("soak: {rate:.0} msg/s for {seconds} s");
 
     let processes = watched();
+    let database = match std::env::var("DATABASE_URL") {
+        Ok(url) => Some(sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&url).await?),
+        Err(_) => None,
+    };
     let started = Instant::now();
     let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let database_samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sampler = tokio::spawn({
         let (samples, processes) = (Arc::clone(&samples), processes.clone());
+        let database_samples = Arc::clone(&database_samples);
         async move {
             let mut ticks = tokio::time::interval(Duration::from_secs(10));
             loop {
@@ -160,6 +178,12 @@ async fn main() -> Result<()> {
                         let sample = Sample { at: started.elapsed(), name: name.clone(), rss_kib, fds };
                         samples.lock().map(|mut s| s.push(sample)).unwrap_or_default();
                     }
+                }
+                if let Some(reading) = match &database {
+                    Some(pool) => read_database(pool).await,
+                    None => None,
+                } {
+                    database_samples.lock().map(|mut s| s.push((started.elapsed(), reading))).unwrap_or_default();
                 }
             }
         }
@@ -196,14 +220,40 @@ async fn main() -> Result<()> {
     let arrivals = arrivals.lock().await;
     let minutes = seconds.div_ceil(60) as usize;
     let mut by_minute: Vec<Vec<Duration>> = vec![Vec::new(); minutes];
+    let mut by_ten_seconds: Vec<Vec<Duration>> = vec![Vec::new(); minutes * 6];
     let mut missing = 0usize;
     for (id, posted) in &sent {
-        let minute = (posted.duration_since(started).as_secs() / 60) as usize;
+        let second = posted.duration_since(started).as_secs() as usize;
         match arrivals.get(&format!("0/{id}")) {
-            Some(arrived) => by_minute[minute.min(minutes - 1)].push(arrived.duration_since(*posted)),
+            Some(arrived) => {
+                let latency = arrived.duration_since(*posted);
+                by_minute[(second / 60).min(minutes - 1)].push(latency);
+                by_ten_seconds[(second / 10).min(minutes * 6 - 1)].push(latency);
+            }
             None => missing += 1,
         }
     }
+    // Each minute's worst ten seconds: a spike shows here even when the minute's p99 hides it.
+    let worst_ten_seconds: Vec<f64> = by_ten_seconds
+        .chunks_mut(6)
+        .map(|windows| {
+            windows.iter_mut().filter(|w| !w.is_empty()).fold(0.0, |worst, w| {
+                w.sort();
+                f64::max(worst, percentile(w, 0.99))
+            })
+        })
+        .collect();
+    let database_samples = database_samples.lock().map(|s| s.clone()).unwrap_or_default();
+    // WAL MiB and checkpoints begun in each minute (from the last reading before it to its last).
+    let database_by_minute: Vec<Option<(f64, i64)>> = (0..minutes as u64)
+        .map(|minute| {
+            let before =
+                database_samples.iter().rfind(|(at, _)| at.as_secs() / 60 < minute).or(database_samples.first());
+            let last = database_samples.iter().rfind(|(at, _)| at.as_secs() / 60 == minute);
+            let ((_, (wal_before, checkpoints_before)), (_, (wal, checkpoints))) = (before?, last?);
+            Some(((wal - wal_before) as f64 / (1024.0 * 1024.0), checkpoints - checkpoints_before))
+        })
+        .collect();
     let samples = samples
         .lock()
         .map(|s| s.iter().map(|s| (s.at, s.name.clone(), s.rss_kib, s.fds)).collect::<Vec<_>>())
@@ -211,10 +261,10 @@ async fn main() -> Result<()> {
     println!();
     let names: Vec<&str> = processes.iter().map(|(name, _)| name.as_str()).collect();
     println!(
-        "| minute | messages | p50 | p99 | {} |",
+        "| minute | messages | p50 | p99 | worst 10 s p99 | WAL, checkpoints begun | {} |",
         names.iter().map(|n| format!("{n} RSS, fds")).collect::<Vec<_>>().join(" | ")
     );
-    println!("|---|---|---|---|{}", "---|".repeat(names.len()));
+    println!("|---|---|---|---|---|---|{}", "---|".repeat(names.len()));
     for (minute, latencies) in by_minute.iter_mut().enumerate() {
         latencies.sort();
         let cells: Vec<String> = names
@@ -224,17 +274,24 @@ async fn main() -> Result<()> {
                 last.map_or("-".into(), |(_, _, rss, fds)| format!("{:.1} MiB, {fds}", *rss as f64 / 1024.0))
             })
             .collect();
+        let database =
+            database_by_minute[minute].map_or("-".into(), |(wal, checkpoints)| format!("{wal:.0} MiB, {checkpoints}"));
         println!(
-            "| {} | {} | {:.1} ms | {:.1} ms | {} |",
+            "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {database} | {} |",
             minute + 1,
             latencies.len(),
             percentile(latencies, 0.5),
             percentile(latencies, 0.99),
+            worst_ten_seconds[minute],
             cells.join(" | ")
         );
     }
     println!();
     println!("messages sent: {}; not seen by their timing socket: {missing}", sent.len());
+    if let (Some((_, (first, _))), Some((_, (last, _)))) = (database_samples.first(), database_samples.last()) {
+        let per_message = (last - first) as f64 / sent.len().max(1) as f64 / 1024.0;
+        println!("PostgreSQL WAL per message: {per_message:.1} KiB (all writes over the soak, per message sent)");
+    }
     for name in &names {
         let mine: Vec<&(Duration, String, u64, usize)> = samples.iter().filter(|(_, n, ..)| n == name).collect();
         let settled: Vec<(f64, f64)> = mine
