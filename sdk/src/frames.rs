@@ -283,6 +283,9 @@ pub enum CallChange {
     Left,
     /// The call is over (`status` says how).
     Ended,
+    /// The call's SFU node died and the api placed it on another: join again
+    /// (`POST /calls/{id}/accept` gives a token for the new node).
+    MediaMoved,
     #[serde(other)]
     Other,
 }
@@ -414,6 +417,13 @@ mod tests {
         assert!(message.ciphertext.starts_with(r#"{"algorithm":"parley.olm.v1""#));
         let frame = ServerFrame::from_json(r#"{"type":"pong","data":null,"cursor":null}"#).unwrap();
         assert_eq!(frame, ServerFrame { event: ServerEvent::Pong, cursor: None });
+    }
+
+    #[test]
+    fn a_call_moved_to_another_sfu_node_is_read_as_such() {
+        let moved = r#"{"type":"call.updated","data":{"change":"media_moved","call_id":"0190a3a0-0000-7000-8000-000000000005","chat_id":"0190a3a0-0000-7000-8000-000000000002"},"cursor":"54"}"#;
+        let frame = ServerFrame::from_json(moved).expect("parses");
+        assert!(matches!(frame.event, ServerEvent::CallUpdated(CallUpdated { change: CallChange::MediaMoved, .. })));
     }
 
     #[test]

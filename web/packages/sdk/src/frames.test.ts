@@ -91,6 +91,10 @@ describe('parseServerFrame', () => {
       '{"type":"call.updated","data":{"call_id":"0190a3a0-0000-7000-8000-000000000005","chat_id":"0190a3a0-0000-7000-8000-000000000002","change":"transferred"},"cursor":"3"}',
     );
     expect(frame.event.type === 'call.updated' && frame.event.data.change).toBe('other');
+    const moved = parseServerFrame(
+      '{"type":"call.updated","data":{"call_id":"0190a3a0-0000-7000-8000-000000000005","chat_id":"0190a3a0-0000-7000-8000-000000000002","change":"media_moved"},"cursor":"4"}',
+    );
+    expect(moved.event.type === 'call.updated' && moved.event.data.change).toBe('media_moved');
   });
 });
 

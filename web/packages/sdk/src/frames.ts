@@ -64,7 +64,15 @@ export interface CallRinging {
 }
 
 /** What changed in a call (`other` for values this SDK does not know). */
-export type CallChange = 'accepted' | 'rejected' | 'connected' | 'left' | 'ended' | 'other';
+export type CallChange =
+  | 'accepted'
+  | 'rejected'
+  | 'connected'
+  | 'left'
+  | 'ended'
+  /** The call's SFU node died and the api placed it on another: join again (`POST /calls/{id}/accept`). */
+  | 'media_moved'
+  | 'other';
 
 export interface CallUpdated {
   call_id: string;
@@ -322,7 +330,9 @@ function checkData(type: KnownFrameType, data: unknown): unknown {
   }
   if (
     type === 'call.updated' &&
-    !['accepted', 'rejected', 'connected', 'left', 'ended'].includes(record.change as string)
+    !['accepted', 'rejected', 'connected', 'left', 'ended', 'media_moved'].includes(
+      record.change as string,
+    )
   ) {
     return { ...record, change: 'other' };
   }

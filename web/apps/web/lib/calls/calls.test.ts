@@ -140,6 +140,38 @@ describe('calls', () => {
     expect(current()).toBeNull();
   });
 
+  it('joins again at once when the api moves the call to another SFU node', async () => {
+    const { calls, api, current, store, timers } = setup();
+    await calls.accept({ callId: CALL, chatId: CHAT, kind: 'video', initiatorId: BOB });
+    await flush();
+    const old = FakeSocket.last();
+    old.open();
+    const frame = (callId: string) =>
+      store.dispatch({
+        type: 'frame',
+        me: store.getState().auth.userId ?? '',
+        now: 0,
+        event: {
+          type: 'call.updated',
+          data: { call_id: callId, chat_id: CHAT, change: 'media_moved' },
+        },
+      });
+    // Another call's move is not this one's.
+    frame(NEXT_CALL);
+    await flush();
+    expect(api.callsTo('POST', `/calls/${CALL}/accept`)).toHaveLength(1);
+
+    frame(CALL);
+    // No back-off: the new node is known now.
+    timers.advance(0);
+    await flush();
+    expect(api.callsTo('POST', `/calls/${CALL}/accept`)).toHaveLength(2);
+    expect(old.closedWith).not.toBeNull();
+    expect(FakeSocket.last()).not.toBe(old);
+    expect(FakeSocket.last().url).toContain('token=token-2');
+    expect(current()?.phase).not.toBe('ended');
+  });
+
   it('hangs up: leave to the SFU, end to the api', async () => {
     const { calls, api, current } = setup();
     await calls.start(CHAT, 'video');

@@ -5,7 +5,9 @@
  * {@link CallConnection}. When the network drops, this joins the same call again with a fresh
  * token (`POST /calls/{id}/accept` is a no-op for someone already in it) until the api says the
  * call is over; the SFU waits a grace period before it tells the api someone vanished, so a
- * 1:1 call survives a few seconds without network.
+ * 1:1 call survives a few seconds without network. When the call's SFU node dies, the api moves
+ * the call to another node and says so (`media_moved`): this joins again at once, on the node the
+ * new token names.
  */
 import type { ParleyClient } from '@parley/sdk';
 import type { Store } from '../createStore';
@@ -69,6 +71,7 @@ export class Calls {
       previous = current;
       if (current?.phase === 'ended' && before?.phase !== 'ended') this.finish();
       if (!current && before) this.teardown();
+      if (current && before && current.mediaMoves > before.mediaMoves) this.moveMedia();
     });
   }
 
@@ -323,6 +326,19 @@ export class Calls {
     this.dispatch({ type: 'calls/peers', peers });
     if (this.state.calls.current?.phase === 'reconnecting')
       this.dispatch({ type: 'calls/phase', phase: 'connecting' });
+  }
+
+  /** The call now lives on another SFU node: leave the old one's connection and join again. */
+  private moveMedia() {
+    const current = this.state.calls.current;
+    if (!current || current.phase === 'ended') return;
+    if (this.rejoinTimer !== null) this.options.timers.clearTimeout(this.rejoinTimer);
+    this.rejoinTimer = null;
+    this.pendingRejoin = null;
+    const connection = this.connection;
+    this.connection = null;
+    connection?.close();
+    this.rejoin(this.generation, this.options.now());
   }
 
   /** Joins the same call again with a fresh token, backing off, until it works or is refused. */

@@ -54,6 +54,8 @@ export interface CurrentCall {
   connectedAt: number | null;
   /** Bumped whenever a remote stream is added or removed (tiles re-read them). */
   streams: number;
+  /** Bumped when the api moved the call's media to another SFU node (`media_moved`): join again. */
+  mediaMoves: number;
 }
 
 export interface CallsState {
@@ -154,6 +156,7 @@ export function reduceCalls(state: CallsState, action: Action, me: string): Call
           speaking: false,
           connectedAt: null,
           streams: 0,
+          mediaMoves: 0,
         },
       };
     case 'calls/joined': {
@@ -241,6 +244,9 @@ export function reduceCalls(state: CallsState, action: Action, me: string): Call
           }
           return next;
         }
+        // The call's SFU node died: the api placed its media on another one.
+        if (change === 'media_moved' && state.current?.callId === callId)
+          return updateCurrent(state, { mediaMoves: state.current.mediaMoves + 1 });
         // Answered or declined on another of your devices: it stops ringing here.
         if ((change === 'accepted' || change === 'rejected') && userId === me)
           return withoutIncoming(state, callId);
