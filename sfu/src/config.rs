@@ -32,6 +32,13 @@ pub(crate) struct SfuConfig {
     /// has this long to join again before the api hears it left: a phone changing networks
     /// must not end a 1:1 call.
     pub rejoin_grace: Duration,
+    /// A node that could not report to the directory for this long is dead to the api, which
+    /// moves its calls elsewhere; the node drops its participants then too, since it no longer
+    /// hears whose right to be in a call ended (the api's `PARLEY_SFU_NODE_DEADLINE_MS`).
+    pub node_deadline: Duration,
+    /// The api's `/healthz` (default: beside `PARLEY_SFU_JWKS_URL`): asked, when this node
+    /// cannot report, whether the api is on NATS and so moving this node's calls.
+    pub api_health_url: String,
     /// Test-only fault injection: `POST /test/blackhole` cuts one user's UDP for a while.
     pub test_faults: bool,
     /// Fault injection for tests: drop every Nth RTP datagram over 200 bytes (video, in
@@ -55,12 +62,18 @@ impl SfuConfig {
             None => udp_addr.ip(),
         };
         let http_addr = env.parse("PARLEY_SFU_HTTP_ADDR", SocketAddr::from(([127, 0, 0, 1], 8081)))?;
+        let jwks_url = env.string("PARLEY_SFU_JWKS_URL", "http://127.0.0.1:8080/.well-known/jwks.json")?;
+        let beside_jwks = match jwks_url.strip_suffix("/.well-known/jwks.json") {
+            Some(origin) => format!("{origin}/healthz"),
+            None => "http://127.0.0.1:8080/healthz".to_owned(),
+        };
         Ok(Self {
+            api_health_url: env.string("PARLEY_SFU_API_HEALTH_URL", &beside_jwks)?,
             identity: identity_from_env(env, http_addr)?,
             http_addr,
             udp_addr,
             advertised_ip,
-            jwks_url: env.string("PARLEY_SFU_JWKS_URL", "http://127.0.0.1:8080/.well-known/jwks.json")?,
+            jwks_url,
             jwt_issuer: env.string("PARLEY_JWT_ISSUER", "parley")?,
             nats: NatsConnection::from_env(env)?,
             stream: StreamSettings::from_env(env)?,
@@ -71,6 +84,11 @@ impl SfuConfig {
                 500..=600_000,
             )?),
             rejoin_grace: Duration::from_millis(env.parse_within("PARLEY_SFU_REJOIN_GRACE_MS", 10_000, 0..=600_000)?),
+            node_deadline: Duration::from_millis(env.parse_within(
+                "PARLEY_SFU_NODE_DEADLINE_MS",
+                3000,
+                1500..=60_000,
+            )?),
             test_faults: env.parse_within::<u8>("PARLEY_SFU_TEST_FAULTS", 0, 0..=1)? == 1,
             drop_every_nth_rtp: env.parse("PARLEY_SFU_TEST_DROP_EVERY_NTH_RTP", 0)?,
         })
@@ -113,6 +131,9 @@ mod tests {
         let config = SfuConfig::from_env(&Env::default()).unwrap();
         assert_eq!(config.advertised_addr().to_string(), "127.0.0.1:50000");
         assert!(config.shards >= 1);
+        assert_eq!(config.api_health_url, "http://127.0.0.1:8080/healthz");
+        let beside = Env::from_pairs([("PARLEY_SFU_JWKS_URL", "https://api.example/.well-known/jwks.json")]);
+        assert_eq!(SfuConfig::from_env(&beside).unwrap().api_health_url, "https://api.example/healthz");
     }
 
     #[test]
@@ -125,6 +146,7 @@ mod tests {
             ("PARLEY_SFU_UDP_ADDR", "0.0.0.0:50000", "PARLEY_SFU_ADVERTISED_IP"),
             ("PARLEY_SFU_NODE_ID", "no spaces", "PARLEY_SFU_NODE_ID"),
             ("PARLEY_SFU_NODE_ID", "a>b", "PARLEY_SFU_NODE_ID"),
+            ("PARLEY_SFU_NODE_DEADLINE_MS", "100", "PARLEY_SFU_NODE_DEADLINE_MS"),
         ] {
             let error = SfuConfig::from_env(&Env::from_pairs([(name, value)])).unwrap_err().to_string();
             assert!(error.starts_with(refused), "{name}={value}: {error}");

@@ -112,7 +112,13 @@ async fn serve(config: SfuConfig) -> anyhow::Result<()> {
 
     let identity = config.identity.clone();
     tracing::info!(node = identity.node_id, url = identity.url, "reporting to the SFU directory");
-    tokio::spawn(registry::run(nats.clone(), identity.clone(), Arc::clone(&metrics)));
+    let stakes = registry::Stakes {
+        rights: Arc::clone(&rights),
+        shards: shard_senders.clone(),
+        deadline: config.node_deadline,
+        api_health_url: config.api_health_url.clone(),
+    };
+    tokio::spawn(registry::run(nats.clone(), identity.clone(), Arc::clone(&metrics), stakes));
     let tokens = TokenVerifier::new(config.jwks_url.clone(), &config.jwt_issuer).for_node(&identity.node_id);
     // The api may start after us: keep trying in the background; tokens are refused meanwhile.
     let signaling = Arc::new(Signaling { tokens, rights, shards: shard_senders, next_participant: AtomicU64::new(1) });

@@ -51,6 +51,9 @@ pub enum Revocation {
     Participant { call_id: Uuid, user_id: Uuid, at_ms: i64, removed: bool },
     /// The session was revoked (logout, refresh token reuse): every join token issued to it.
     Session { session_id: Uuid },
+    /// The api moved the call to another node at `at_ms`: the tokens issued until then named
+    /// the node it left, whose room must not go on beside the new one.
+    MediaMoved { call_id: Uuid, at_ms: i64 },
 }
 
 impl Revocation {
@@ -62,6 +65,7 @@ impl Revocation {
                 *call == call_id && *user == user_id && issued_ms <= *at_ms
             }
             Revocation::Session { session_id: revoked } => *revoked == session_id,
+            Revocation::MediaMoved { call_id: call, at_ms } => *call == call_id && issued_ms <= *at_ms,
         }
     }
 
@@ -72,6 +76,7 @@ impl Revocation {
             Revocation::Participant { removed: true, .. } => "you are no longer a member of this chat",
             Revocation::Participant { removed: false, .. } => "you left this call",
             Revocation::Session { .. } => "your session has ended",
+            Revocation::MediaMoved { .. } => "the call moved to another SFU node; join again",
         }
     }
 
@@ -90,6 +95,9 @@ impl Revocation {
                     };
                     let at_ms = at.timestamp_millis();
                     Some((Revocation::Participant { call_id: id, user_id, at_ms, removed }, at))
+                }
+                CallEvent::CallMediaMoved { at, .. } => {
+                    Some((Revocation::MediaMoved { call_id: id, at_ms: at.timestamp_millis() }, at))
                 }
                 CallEvent::CallRejected { user_id, at } => {
                     let at_ms = at.timestamp_millis();
@@ -116,6 +124,8 @@ struct Register {
     left: HashMap<(Uuid, Uuid), i64>,
     /// Session → when it was revoked (ms).
     revoked_sessions: HashMap<Uuid, i64>,
+    /// Call → the latest time it moved to another node (ms).
+    moved_calls: HashMap<Uuid, i64>,
     /// Join tokens already admitted (`jti`) → their expiry (s): each is admitted once.
     used_tokens: HashMap<Uuid, i64>,
     last_pruned_ms: i64,
@@ -127,6 +137,8 @@ impl Register {
             Revocation::CallEnded { call_id: claims.call }
         } else if self.revoked_sessions.contains_key(&claims.sid) {
             Revocation::Session { session_id: claims.sid }
+        } else if let Some(at_ms) = self.moved_calls.get(&claims.call).filter(|at| claims.iat_ms <= **at) {
+            Revocation::MediaMoved { call_id: claims.call, at_ms: *at_ms }
         } else {
             self.left.get(&(claims.call, claims.sub)).filter(|at| claims.iat_ms <= **at)?;
             return Some(TokenError::Revoked("your place in this call ended after this token was issued"));
@@ -146,6 +158,10 @@ impl Register {
             Revocation::Session { session_id } => {
                 self.revoked_sessions.insert(*session_id, at_ms);
             }
+            Revocation::MediaMoved { call_id, at_ms } => {
+                let latest = self.moved_calls.entry(*call_id).or_insert(*at_ms);
+                *latest = (*latest).max(*at_ms);
+            }
         }
     }
 
@@ -160,6 +176,7 @@ impl Register {
         self.ended_calls.retain(|_, at| *at >= horizon);
         self.left.retain(|_, at| *at >= horizon);
         self.revoked_sessions.retain(|_, at| *at >= horizon);
+        self.moved_calls.retain(|_, at| *at >= horizon);
         self.used_tokens.retain(|_, exp| *exp * 1000 >= now_ms);
     }
 }
@@ -171,6 +188,8 @@ pub(crate) struct Rights {
     /// Set once the window's backlog has been read after start: until then nobody is admitted
     /// (a token whose right ended before the start must not slip in) and `/healthz` says 503.
     caught_up: AtomicBool,
+    /// Set while this node cannot report to the directory (see `registry`): it admits nobody.
+    cut_off: AtomicBool,
 }
 
 impl Rights {
@@ -189,10 +208,19 @@ impl Rights {
         }
     }
 
+    /// Marks this node cut off from the directory (or back); true when that changed.
+    pub(crate) fn set_cut_off(&self, cut_off: bool) -> bool {
+        self.cut_off.swap(cut_off, Ordering::AcqRel) != cut_off
+    }
+
     /// Admits a verified token once: refused when its right ended or it was admitted before.
     pub(crate) fn admit(&self, claims: &JoinClaims) -> Result<(), TokenError> {
         if !self.is_caught_up() {
             return Err(TokenError::NotReady);
+        }
+        // Cut off, this node would not hear the end of the right it is asked to admit.
+        if self.cut_off.load(Ordering::Acquire) {
+            return Err(TokenError::CutOff);
         }
         let mut register = self.register();
         register.prune(Utc::now().timestamp_millis());
@@ -270,7 +298,9 @@ async fn follow(
         // its `Join` queued on the shard ahead of the drop.
         rights.record(&revocation, at);
         match revocation {
-            Revocation::CallEnded { call_id } | Revocation::Participant { call_id, .. } => {
+            Revocation::CallEnded { call_id }
+            | Revocation::Participant { call_id, .. }
+            | Revocation::MediaMoved { call_id, .. } => {
                 if let Some(shard) = shard_for(shards, call_id) {
                     let _ = shard.send(ShardInput::Revoke(revocation)).await;
                 }
@@ -343,6 +373,23 @@ mod tests {
         assert!(matches!(rights.admit(&claims(1, 2, 5, i64::MAX, 1)), Err(TokenError::Revoked(_))));
         assert!(matches!(rights.admit(&claims(7, 2, 3, i64::MAX, 2)), Err(TokenError::Revoked(_))));
         assert_eq!(rights.admit(&claims(7, 2, 5, 0, 3)), Ok(()));
+    }
+
+    #[test]
+    fn tokens_issued_before_a_move_are_refused_and_a_cut_off_node_admits_nobody() {
+        let rights = caught_up();
+        let moved = Revocation::MediaMoved { call_id: Uuid::from_u128(1), at_ms: 5_000 };
+        rights.record(&moved, Utc::now());
+        assert!(matches!(rights.admit(&claims(1, 2, 3, 5_000, 1)), Err(TokenError::Revoked(_))));
+        assert_eq!(rights.admit(&claims(1, 2, 3, 5_001, 2)), Ok(()), "issued for the new node");
+        assert_eq!(rights.admit(&claims(7, 2, 3, 1_000, 3)), Ok(()), "another call");
+        assert!(moved.covers(Uuid::from_u128(1), Uuid::from_u128(9), Uuid::from_u128(8), 4_000));
+
+        assert!(rights.set_cut_off(true));
+        assert!(!rights.set_cut_off(true), "no change");
+        assert_eq!(rights.admit(&claims(7, 2, 3, 9_000, 4)), Err(TokenError::CutOff));
+        assert!(rights.set_cut_off(false));
+        assert_eq!(rights.admit(&claims(7, 2, 3, 9_000, 4)), Ok(()), "a token refused while cut off is not used up");
     }
 
     #[test]

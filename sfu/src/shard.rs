@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::token::TokenError;
 use chrono::Utc;
 use parley_domain::call::SfuReport;
 use serde_json::{json, Value};
@@ -61,6 +62,8 @@ pub enum ShardInput {
     },
     /// A right ended: drop the peers it covers.
     Revoke(Revocation),
+    /// This node lost the directory and the api moves its calls: drop every participant.
+    Evacuate,
     /// Test-only fault: no datagram to or from `user_id`'s peers until `until`.
     Blackhole {
         user_id: Uuid,
@@ -100,6 +103,8 @@ pub enum Signal {
     Participants(Value),
     /// The SFU removed the participant (ICE timeout, joined again elsewhere, ...).
     Removed(String),
+    /// This node gave up its calls (it lost the directory): join again through the api.
+    Unavailable(String),
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -351,6 +356,7 @@ impl Shard {
             ShardInput::Layer { participant, mid, rid } => self.choose_layer(participant, &mid, &rid),
             ShardInput::Packet { source, contents, at } => self.packet(source, &contents, at),
             ShardInput::Revoke(revocation) => self.revoke(&revocation),
+            ShardInput::Evacuate => self.evacuate(),
             ShardInput::Blackhole { user_id, until } => {
                 self.blackholes.insert(user_id, until);
             }
@@ -907,6 +913,18 @@ impl Shard {
         for id in covered {
             tracing::info!(participant = id, ?revocation, "dropping a participant whose right ended");
             self.remove(id, Some(revocation.reason()));
+        }
+    }
+
+    /// Drops every participant, telling each to join again. No leave is reported: the api moves
+    /// the call to another node, where the same people carry on.
+    fn evacuate(&mut self) {
+        let everyone: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        for id in everyone {
+            if let Some(p) = self.participants.get(&id) {
+                let _ = p.signal.send(Signal::Unavailable(TokenError::CutOff.to_string()));
+            }
+            self.depart(id, None, LeaveReport::Never);
         }
     }
 

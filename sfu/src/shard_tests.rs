@@ -33,6 +33,8 @@ struct Client {
     /// The latest `participants` announcement.
     announced: Option<Value>,
     removed: Vec<String>,
+    /// What it was told when the node gave its calls up.
+    unavailable: Vec<String>,
 }
 
 struct Harness {
@@ -140,7 +142,7 @@ impl Harness {
     ) -> (ParticipantId, Option<Result<String, JoinError>>) {
         let (request, signals, mut answer) = self.join_request(call_id, user_id, video, offer_sdp);
         let id = request.participant;
-        self.clients.insert(id, Client { rtc, signals, announced: None, removed: Vec::new() });
+        self.clients.insert(id, Client { rtc, signals, announced: None, removed: Vec::new(), unavailable: Vec::new() });
         self.shard.handle(ShardInput::Join(request));
         (id, answer.try_recv().ok())
     }
@@ -186,6 +188,7 @@ impl Harness {
                         }
                         Signal::Participants(value) => client.announced = Some(value),
                         Signal::Removed(reason) => client.removed.push(reason),
+                        Signal::Unavailable(reason) => client.unavailable.push(reason),
                     }
                 }
             }
@@ -577,6 +580,25 @@ async fn a_revoked_right_drops_only_the_peers_it_covers_and_reports_at_once() {
     assert_eq!(h.room(other_call), Some(vec![c]), "alice's place in another call is untouched");
     assert_eq!(h.clients[&a].removed, vec!["you left this call".to_owned()]);
     h.only_report_is_a_leave(call, alice);
+}
+
+#[tokio::test]
+async fn evacuating_drops_everyone_tells_each_to_join_again_and_reports_no_leave() {
+    let (mut h, call, [(alice, a), (_, b)]) = Harness::with_audio_users().await;
+    let other_call = Uuid::new_v4();
+    let c = h.join_audio(other_call, alice);
+
+    h.shard.handle(ShardInput::Evacuate);
+    h.pump();
+
+    assert_eq!((h.room(call), h.room(other_call)), (None, None));
+    for id in [a, b, c] {
+        assert_eq!(h.clients[&id].unavailable.len(), 1, "participant {id}");
+        assert!(h.clients[&id].removed.is_empty(), "an evacuation is not a removal");
+    }
+    // The call carries on on another node: nobody left it.
+    assert!(h.reports().is_empty());
+    assert!(h.shard.pending_leaves.is_empty());
 }
 
 #[tokio::test]

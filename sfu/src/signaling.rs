@@ -94,7 +94,7 @@ pub(crate) async fn rtc(
     socket.config(socket_config()).on_upgrade(move |stream| async move {
         match verdict {
             Ok(claims) => session(stream, claims, signaling).await,
-            Err(error @ TokenError::NotReady) => {
+            Err(error @ (TokenError::NotReady | TokenError::CutOff)) => {
                 refuse(stream, CLOSE_UNAVAILABLE, "unavailable", &error.to_string()).await
             }
             Err(error) => refuse(stream, CLOSE_UNAUTHORIZED, "unauthorized", &error.to_string()).await,
@@ -218,6 +218,9 @@ async fn session(mut stream: WebSocketStream, claims: JoinClaims, signaling: Arc
                 }
                 Some(Signal::Removed(reason)) => {
                     return refuse(stream, CLOSE_REMOVED, "removed", &reason).await;
+                }
+                Some(Signal::Unavailable(reason)) => {
+                    return refuse(stream, CLOSE_UNAVAILABLE, "unavailable", &reason).await;
                 }
                 None => break,
             },

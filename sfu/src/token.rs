@@ -78,6 +78,9 @@ pub enum TokenError {
     /// Just started: still reading whose rights ended before (a moment).
     #[error("the SFU is starting; try again in a moment")]
     NotReady,
+    /// This node cannot reach the directory: the api is moving its calls to another node.
+    #[error("this SFU node lost contact with Parley; join again to be sent to another")]
+    CutOff,
 }
 
 pub struct TokenVerifier {

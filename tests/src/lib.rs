@@ -19,6 +19,7 @@ use uuid::Uuid;
 pub mod bench;
 pub mod devices;
 pub mod fixtures;
+pub mod proxy;
 
 pub use fixtures::{access, call_everyone, ciphertext, decoded, direct, group, member, send, sfu_stack, text, Member};
 
@@ -218,6 +219,8 @@ pub struct StackOptions {
     pub database_admin_url: Option<String>,
     /// Run this many `parley-sfu` nodes, wired to the api (directory, join tokens, reports).
     pub sfu_nodes: usize,
+    /// Variables for one SFU node only (by index), over everything else.
+    pub sfu_node_env: HashMap<usize, Vec<(String, String)>>,
 }
 
 impl StackOptions {
@@ -237,6 +240,11 @@ impl StackOptions {
 
     pub fn with_sfus(mut self, nodes: usize) -> Self {
         self.sfu_nodes = nodes;
+        self
+    }
+
+    pub fn sfu_node_env(mut self, index: usize, key: &str, value: &str) -> Self {
+        self.sfu_node_env.entry(index).or_default().push((key.to_owned(), value.to_owned()));
         self
     }
 }
@@ -318,10 +326,13 @@ impl Stack {
                 node_id: format!("t{id}-sfu{index}"),
                 url: format!("ws://127.0.0.1:{http}/rtc"),
                 base: format!("http://127.0.0.1:{http}"),
-                env: vec![
-                    ("PARLEY_SFU_HTTP_ADDR".into(), format!("127.0.0.1:{http}")),
-                    ("PARLEY_SFU_UDP_ADDR".into(), format!("127.0.0.1:{udp}")),
-                ],
+                env: [
+                    ("PARLEY_SFU_HTTP_ADDR".to_owned(), format!("127.0.0.1:{http}")),
+                    ("PARLEY_SFU_UDP_ADDR".to_owned(), format!("127.0.0.1:{udp}")),
+                ]
+                .into_iter()
+                .chain(options.sfu_node_env.get(&index).cloned().unwrap_or_default())
+                .collect(),
             };
             sfus.push(node);
         }

@@ -1,11 +1,13 @@
 //! Several SFU nodes: each reports itself to the directory, the api spreads calls over the live
 //! ones and pins each call to its node; when a node dies its participants are told to join
-//! again, land on a live node and their media flows again, while calls elsewhere never stall.
+//! again, land on a live node and their media flows again, while calls elsewhere never stall. A
+//! node cut off from NATS gives its calls up the same way.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use parley_tests::proxy::CuttableProxy;
 use parley_tests::{
     access, call_everyone, decoded, direct, jwt_claims, member, run_peer, text, Member, Socket, Stack, StackOptions,
 };
@@ -120,6 +122,97 @@ async fn calls_spread_over_sfu_nodes_and_a_dead_nodes_calls_rejoin_elsewhere() -
         ensure!(audio["frames"].as_u64().unwrap_or(0) >= 400, "too little audio: {summary}");
         let gap = audio["largest_gap"].as_f64().unwrap_or(f64::INFINITY);
         ensure!(gap < 1.0, "the other node's call stalled for {gap} s: {summary}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_node_cut_off_from_nats_drops_its_calls_and_admits_nobody_until_it_is_back() -> Result<()> {
+    // Node 0 reaches NATS through a proxy the test can cut; everything else reaches it directly.
+    let nats = parley_tests::nats_url();
+    let proxy = CuttableProxy::start(nats.trim_start_matches("nats://")).await?;
+    let options = StackOptions::default().with_sfus(2).sfu_node_env(0, "NATS_URL", &format!("nats://{}", proxy.addr));
+    let stack = Stack::start_with(options).await?;
+    let nodes = stack.sfu_nodes();
+    let mut calls = Vec::new();
+    for n in 0..2 {
+        calls.push(start_call(&stack, n).await?);
+    }
+    let cut = calls.iter().find(|c| c.url() == nodes[0].1).context("no call on node 0")?;
+    // A token for node 0 that nobody has used yet (accepting again is allowed in a call).
+    let (status, body) =
+        stack.post(&format!("/calls/{}/accept", cut.id), Some(&cut.members[0].token), &json!(null)).await?;
+    ensure!(status == 200, "accept again: {status} {body}");
+    let (spare_url, spare_token) = access(&body["sfu"])?;
+    ensure!(spare_url == nodes[0].1, "the call is pinned to node 0");
+    let mut listening = Socket::connect(&stack.base_url, &cut.members[1].token, None).await?;
+
+    // The call runs on node 0; four seconds in, node 0 loses NATS.
+    let peers = futures::future::join_all(
+        cut.access.iter().map(|(url, token)| run_peer(url, token, &["--seconds", "20", "--audio-only"])),
+    );
+    let cutter = async {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        proxy.cut();
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64())
+    };
+    let (summaries, cut_at) = tokio::join!(peers, cutter);
+    let cut_at = cut_at?;
+    for summary in summaries {
+        let summary = summary?;
+        audio_of(&summary)?;
+        // It no longer hears whose right ended, so nobody stays: within its deadline (3 s) and a
+        // heartbeat or two.
+        ensure!(summary["close"]["code"] == 4503, "the cut-off node kept its peer: {summary}");
+        let after = summary["closed_at_unix"].as_f64().unwrap_or(f64::INFINITY) - cut_at;
+        ensure!(after < 6.0, "dropped {after:.1} s after the cut: {summary}");
+    }
+    // Nobody joins it while cut off.
+    let refused = run_peer(&spare_url, &spare_token, &["--seconds", "1"]).await?;
+    ensure!(refused["close"]["code"] == 4503, "a cut-off node admitted a peer: {refused}");
+    ensure!(refused["close"]["reason"].as_str().is_some_and(|r| r.contains("lost contact")), "{refused}");
+
+    // The api moved the call; its members carry on on node 1.
+    loop {
+        let frame = listening.expect("call.updated", Duration::from_secs(15)).await?;
+        if frame["data"]["call_id"] == json!(cut.id) && frame["data"]["change"] == "media_moved" {
+            break;
+        }
+        ensure!(frame["data"]["change"] != "ended", "the call ended instead of moving: {frame}");
+    }
+    let mut rejoined = Vec::new();
+    for member in &cut.members {
+        let (status, body) =
+            stack.post(&format!("/calls/{}/accept", cut.id), Some(&member.token), &json!(null)).await?;
+        ensure!(status == 200, "rejoin: {status} {body}");
+        rejoined.push(access(&body["sfu"])?);
+    }
+    ensure!(rejoined.iter().all(|(url, _)| *url == nodes[1].1), "not moved to node 1: {rejoined:?}");
+    let runs = rejoined.iter().map(|(url, token)| run_peer(url, token, &["--seconds", "4", "--audio-only"]));
+    for summary in futures::future::join_all(runs).await {
+        let summary = summary?;
+        ensure!(!decoded(&summary, "audio", 50).is_empty(), "no media after moving: {summary}");
+    }
+
+    // Back on NATS, node 0 admits again, but not a token from before the move: the call lives on
+    // node 1 now and must not have a second room.
+    proxy.restore();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        let refused = run_peer(&spare_url, &spare_token, &["--seconds", "1"]).await?;
+        if refused["close"]["code"] != 4503 || tokio::time::Instant::now() > deadline {
+            break refused;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    ensure!(refused["close"]["code"] == 4001, "an old token joined the moved call's old node: {refused}");
+    ensure!(refused["close"]["reason"].as_str().is_some_and(|r| r.contains("moved")), "{refused}");
+    let next = start_call(&stack, 2).await?;
+    ensure!(next.url() == nodes[0].1, "the idle node that came back got no call");
+    let runs = next.access.iter().map(|(url, token)| run_peer(url, token, &["--seconds", "3", "--audio-only"]));
+    for summary in futures::future::join_all(runs).await {
+        let summary = summary?;
+        ensure!(!decoded(&summary, "audio", 30).is_empty(), "no media on the node that came back: {summary}");
     }
     Ok(())
 }
