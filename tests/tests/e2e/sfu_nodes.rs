@@ -172,26 +172,13 @@ async fn a_node_cut_off_from_nats_drops_its_calls_and_admits_nobody_until_it_is_
     ensure!(refused["close"]["code"] == 4503, "a cut-off node admitted a peer: {refused}");
     ensure!(refused["close"]["reason"].as_str().is_some_and(|r| r.contains("lost contact")), "{refused}");
 
-    // The api moved the call; its members carry on on node 1.
+    // The api moved the call.
     loop {
         let frame = listening.expect("call.updated", Duration::from_secs(15)).await?;
         if frame["data"]["call_id"] == json!(cut.id) && frame["data"]["change"] == "media_moved" {
             break;
         }
         ensure!(frame["data"]["change"] != "ended", "the call ended instead of moving: {frame}");
-    }
-    let mut rejoined = Vec::new();
-    for member in &cut.members {
-        let (status, body) =
-            stack.post(&format!("/calls/{}/accept", cut.id), Some(&member.token), &json!(null)).await?;
-        ensure!(status == 200, "rejoin: {status} {body}");
-        rejoined.push(access(&body["sfu"])?);
-    }
-    ensure!(rejoined.iter().all(|(url, _)| *url == nodes[1].1), "not moved to node 1: {rejoined:?}");
-    let runs = rejoined.iter().map(|(url, token)| run_peer(url, token, &["--seconds", "4", "--audio-only"]));
-    for summary in futures::future::join_all(runs).await {
-        let summary = summary?;
-        ensure!(!decoded(&summary, "audio", 50).is_empty(), "no media after moving: {summary}");
     }
 
     // Back on NATS, node 0 admits again, but not a token from before the move: the call lives on
@@ -207,6 +194,23 @@ async fn a_node_cut_off_from_nats_drops_its_calls_and_admits_nobody_until_it_is_
     };
     ensure!(refused["close"]["code"] == 4001, "an old token joined the moved call's old node: {refused}");
     ensure!(refused["close"]["reason"].as_str().is_some_and(|r| r.contains("moved")), "{refused}");
+
+    // Its members carry on on node 1.
+    let mut rejoined = Vec::new();
+    for member in &cut.members {
+        let (status, body) =
+            stack.post(&format!("/calls/{}/accept", cut.id), Some(&member.token), &json!(null)).await?;
+        ensure!(status == 200, "rejoin: {status} {body}");
+        rejoined.push(access(&body["sfu"])?);
+    }
+    ensure!(rejoined.iter().all(|(url, _)| *url == nodes[1].1), "not moved to node 1: {rejoined:?}");
+    let runs = rejoined.iter().map(|(url, token)| run_peer(url, token, &["--seconds", "4", "--audio-only"]));
+    for summary in futures::future::join_all(runs).await {
+        let summary = summary?;
+        ensure!(!decoded(&summary, "audio", 50).is_empty(), "no media after moving: {summary}");
+    }
+
+    // And the node that came back takes the next call (it is the least loaded).
     let next = start_call(&stack, 2).await?;
     ensure!(next.url() == nodes[0].1, "the idle node that came back got no call");
     let runs = next.access.iter().map(|(url, token)| run_peer(url, token, &["--seconds", "3", "--audio-only"]));
