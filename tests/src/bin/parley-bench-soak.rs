@@ -6,7 +6,8 @@
 //! latency and each watched process's (`BENCH_WATCH`, `name:pid,...`) resident memory and open
 //! file descriptors, then each one's memory slope (least squares after the first minute) and its
 //! change in descriptors. With `DATABASE_URL`, also PostgreSQL's WAL written and checkpoints
-//! begun per minute, since checkpoints are what latency spikes line up with.
+//! begun per minute, since checkpoints are what latency spikes line up with; and how busy the
+//! machine's cores were, and how much of that was this load generator.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,6 +45,20 @@ fn read_process(pid: &str) -> Option<(u64, usize)> {
     let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
     Some((rss, fds))
+}
+
+/// Jiffies the machine's cores spent busy and in all (`/proc/stat`), and this process's own.
+fn read_cpu() -> Option<(u64, u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let times: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let total: u64 = times.iter().sum();
+    // idle and iowait
+    let idle = times.get(3)? + times.get(4).copied().unwrap_or(0);
+    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    let fields: Vec<u64> =
+        own.rsplit_once(')')?.1.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
+    Some((total - idle, total, fields.iter().sum::<u64>()))
 }
 
 /// PostgreSQL's WAL position (bytes) and checkpoints begun so far.
@@ -166,9 +181,10 @@ async fn main() -> Result<()> {
     let started = Instant::now();
     let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let database_samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let cpu_samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sampler = tokio::spawn({
         let (samples, processes) = (Arc::clone(&samples), processes.clone());
-        let database_samples = Arc::clone(&database_samples);
+        let (database_samples, cpu_samples) = (Arc::clone(&database_samples), Arc::clone(&cpu_samples));
         async move {
             let mut ticks = tokio::time::interval(Duration::from_secs(10));
             loop {
@@ -178,6 +194,9 @@ async fn main() -> Result<()> {
                         let sample = Sample { at: started.elapsed(), name: name.clone(), rss_kib, fds };
                         samples.lock().map(|mut s| s.push(sample)).unwrap_or_default();
                     }
+                }
+                if let Some(reading) = read_cpu() {
+                    cpu_samples.lock().map(|mut s| s.push((started.elapsed(), reading))).unwrap_or_default();
                 }
                 if let Some(reading) = match &database {
                     Some(pool) => read_database(pool).await,
@@ -244,6 +263,17 @@ async fn main() -> Result<()> {
         })
         .collect();
     let database_samples = database_samples.lock().map(|s| s.clone()).unwrap_or_default();
+    let cpu_samples = cpu_samples.lock().map(|s| s.clone()).unwrap_or_default();
+    // The machine's busy share and the load generator's share of all its cores, per minute.
+    let cpu_by_minute: Vec<Option<(f64, f64)>> = (0..minutes as u64)
+        .map(|minute| {
+            let before = cpu_samples.iter().rfind(|(at, _)| at.as_secs() / 60 < minute).or(cpu_samples.first());
+            let last = cpu_samples.iter().rfind(|(at, _)| at.as_secs() / 60 == minute);
+            let ((_, (busy_before, total_before, own_before)), (_, (busy, total, own))) = (before?, last?);
+            let elapsed = total.checked_sub(*total_before).filter(|t| *t > 0)? as f64;
+            Some(((busy - busy_before) as f64 / elapsed * 100.0, (own - own_before) as f64 / elapsed * 100.0))
+        })
+        .collect();
     // WAL MiB and checkpoints begun in each minute (from the last reading before it to its last).
     let database_by_minute: Vec<Option<(f64, i64)>> = (0..minutes as u64)
         .map(|minute| {
@@ -261,10 +291,10 @@ async fn main() -> Result<()> {
     println!();
     let names: Vec<&str> = processes.iter().map(|(name, _)| name.as_str()).collect();
     println!(
-        "| minute | messages | p50 | p99 | worst 10 s p99 | WAL, checkpoints begun | {} |",
+        "| minute | messages | p50 | p99 | worst 10 s p99 | cores busy (load generator) | WAL, checkpoints begun | {} |",
         names.iter().map(|n| format!("{n} RSS, fds")).collect::<Vec<_>>().join(" | ")
     );
-    println!("|---|---|---|---|---|---|{}", "---|".repeat(names.len()));
+    println!("|---|---|---|---|---|---|---|{}", "---|".repeat(names.len()));
     for (minute, latencies) in by_minute.iter_mut().enumerate() {
         latencies.sort();
         let cells: Vec<String> = names
@@ -276,8 +306,9 @@ async fn main() -> Result<()> {
             .collect();
         let database =
             database_by_minute[minute].map_or("-".into(), |(wal, checkpoints)| format!("{wal:.0} MiB, {checkpoints}"));
+        let cpu = cpu_by_minute[minute].map_or("-".into(), |(busy, own)| format!("{busy:.0} % ({own:.0} %)"));
         println!(
-            "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {database} | {} |",
+            "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {cpu} | {database} | {} |",
             minute + 1,
             latencies.len(),
             percentile(latencies, 0.5),
