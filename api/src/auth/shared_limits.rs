@@ -6,7 +6,10 @@
 //! the limiter key, so no email or address is readable in NATS. The KV bucket forgets a key once
 //! it has been untouched for the longest window (it is full again by then). When NATS cannot
 //! answer in time, or a key is fought over past `MAX_ATTEMPTS`, the check falls back to this
-//! process's own limiter: limits then hold per replica, as they did before.
+//! process's own limiter: limits then hold per replica, as they did before. Within a replica the
+//! checks of one key take turns, so only other replicas contend for its revision: a burst of
+//! concurrent requests for one key cannot push it past `MAX_ATTEMPTS` into the per-replica
+//! fallback (which would give the burst the quota once per replica).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,10 +28,14 @@ const NATS_TIMEOUT: Duration = Duration::from_millis(500);
 const BYTES_PER_KEY: i64 = 256;
 /// How long a key the full table cannot take waits (as the local table's refusal).
 const FULL_RETRY: Duration = Duration::from_secs(1);
+/// Keys share this many turn locks (by hash): enough that unrelated keys rarely wait on each other.
+const TURN_STRIPES: usize = 64;
 
 pub struct SharedRateLimiter {
     store: Option<Store>,
     local: RateLimiter,
+    /// One key's checks in this replica go one at a time (see the module's comment).
+    turns: Box<[tokio::sync::Mutex<()>]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +75,12 @@ impl SharedRateLimiter {
                 .await
                 .map_err(|error| error.to_string()),
         };
+        let turns = (0..TURN_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
         match store {
-            Ok(store) => Self { store: Some(store), local },
+            Ok(store) => Self { store: Some(store), local, turns },
             Err(error) => {
                 tracing::warn!(bucket, %error, "rate limits stay per replica: the NATS KV bucket is unavailable");
-                Self { store: None, local }
+                Self { store: None, local, turns }
             }
         }
     }
@@ -81,7 +89,13 @@ impl SharedRateLimiter {
     pub async fn check(&self, key: &str, quota: Quota) -> Result<(), Duration> {
         let Some(store) = &self.store else { return self.local.check(key, quota) };
         let kv_key = kv_key(key);
-        match tokio::time::timeout(NATS_TIMEOUT, take_shared(store, &kv_key, quota)).await {
+        let stripe = kv_key.get(..4).and_then(|hex| usize::from_str_radix(hex, 16).ok()).unwrap_or(0);
+        let turn = &self.turns[stripe % self.turns.len()];
+        let taken = async {
+            let _turn = turn.lock().await;
+            take_shared(store, &kv_key, quota).await
+        };
+        match tokio::time::timeout(NATS_TIMEOUT, taken).await {
             Ok(Ok(taken)) => taken,
             Ok(Err(SharedError::Full)) => Err(FULL_RETRY),
             Ok(Err(error)) => {

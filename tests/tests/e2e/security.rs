@@ -229,6 +229,19 @@ async fn login_limits_hold_across_replicas_and_per_replica_while_nats_is_down() 
     let third = stack.start_extra_api().await?;
     assert_eq!(guess_at(&stack, &third, &victim).await?, 429, "a new replica reads the shared bucket");
 
+    // A burst of concurrent guesses gets the quota once too: no replica gives up on the shared
+    // bucket under its own requests' contention and falls back to a quota of its own.
+    let burst = unique_email("burst");
+    stack.register("Burst", &burst).await?;
+    let guesses = (0..24).map(|n| {
+        let replica = if n % 2 == 0 { stack.base_url.clone() } else { second.clone() };
+        let (stack, burst) = (&stack, &burst);
+        async move { guess_at(stack, &replica, burst).await }
+    });
+    let statuses = futures::future::try_join_all(guesses).await?;
+    let allowed = statuses.iter().filter(|status| **status != 429).count();
+    assert_eq!(allowed, 4, "a burst of 24 guesses over two replicas: {statuses:?}");
+
     // Without NATS every replica answers at once from its own limiter: still limited, never a
     // hang or an error.
     nats.stop().await?;
