@@ -207,21 +207,50 @@ pub async fn saturate(
     total: usize,
 ) -> Result<Duration> {
     let started = Instant::now();
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    closed_loop(http, base, rooms, concurrency, 0..total, None).await?;
+    Ok(started.elapsed())
+}
+
+/// As many messages as `concurrency` closed-loop senders post in `duration` (numbered from
+/// `first`); how many were sent.
+pub async fn saturate_for(
+    http: &reqwest::Client,
+    base: &str,
+    rooms: &[Room<'_>],
+    concurrency: usize,
+    first: usize,
+    duration: Duration,
+) -> Result<usize> {
+    closed_loop(http, base, rooms, concurrency, first..usize::MAX, Some(Instant::now() + duration)).await
+}
+
+/// `concurrency` senders post the messages numbered `numbers`, each as soon as its previous one
+/// was answered, until `until` if given; how many were sent.
+async fn closed_loop(
+    http: &reqwest::Client,
+    base: &str,
+    rooms: &[Room<'_>],
+    concurrency: usize,
+    numbers: std::ops::Range<usize>,
+    until: Option<Instant>,
+) -> Result<usize> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (next, sent) = (AtomicUsize::new(numbers.start), AtomicUsize::new(0));
     let workers = (0..concurrency).map(|_| async {
         loop {
-            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if n >= total {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            if n >= numbers.end || until.is_some_and(|until| Instant::now() >= until) {
                 return Ok::<_, anyhow::Error>(());
             }
             let room = &rooms[n % rooms.len()];
             post(http, base, &room.chat, room.sender, n).await?;
+            sent.fetch_add(1, Ordering::Relaxed);
         }
     });
     for result in join_all(workers).await {
         result?;
     }
-    Ok(started.elapsed())
+    Ok(sent.load(Ordering::Relaxed))
 }
 
 /// Sends `total` messages at `rate` per second whatever the answers' pace (numbered from
