@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { fitWithin, THUMBNAIL_MAX_BYTES, thumbnailBytes, toBase64 } from './thumbnails';
+import { fitWithin, looksBlank, THUMBNAIL_MAX_BYTES, thumbnailBytes, toBase64 } from './thumbnails';
 
 describe('thumbnails', () => {
+  it('tells a frame not decoded yet (transparent or black) from a picture', () => {
+    expect(looksBlank(new Uint8ClampedArray([0, 0, 0, 0, 0, 0, 0, 0]))).toBe(true);
+    expect(looksBlank(new Uint8ClampedArray([3, 5, 2, 255, 0, 0, 0, 255]))).toBe(true);
+    expect(looksBlank(new Uint8ClampedArray([0, 0, 0, 255, 208, 0, 0, 255]))).toBe(false);
+    // A coloured pixel that is fully transparent is still nothing drawn.
+    expect(looksBlank(new Uint8ClampedArray([208, 0, 0, 0]))).toBe(true);
+  });
+
   it('scales the longer side down to the limit, never up, keeping the aspect', () => {
     expect(fitWithin(4000, 3000, 320)).toEqual({ width: 320, height: 240 });
     expect(fitWithin(1080, 1920, 320)).toEqual({ width: 180, height: 320 });

@@ -18,6 +18,19 @@ export const THUMBNAIL_SIDE = 320;
 const QUALITIES = [0.7, 0.5, 0.35];
 /** A video that shows no frame within this long gets no thumbnail. */
 const VIDEO_FRAME_TIMEOUT_MS = 4000;
+/** A video frame drawn blank is drawn again this often, this many times (the decoder may not
+ * have handed the frame over yet, on a busy machine). */
+const BLANK_FRAME_RETRY_MS = 100;
+const BLANK_FRAME_RETRIES = 10;
+
+/** Whether RGBA pixels are all transparent or near black: a frame not decoded yet. */
+export function looksBlank(pixels: Uint8ClampedArray): boolean {
+  for (let i = 0; i + 3 < pixels.length; i += 4) {
+    const [r = 0, g = 0, b = 0, a = 0] = pixels.subarray(i, i + 4);
+    if (a > 0 && (r > 16 || g > 16 || b > 16)) return false;
+  }
+  return true;
+}
 
 /** Makes a file's thumbnail, or `null` (not a photo or video, or it cannot be decoded). */
 export type ThumbnailMaker = (file: Blob, contentType: string) => Promise<Thumbnail | null>;
@@ -145,6 +158,11 @@ export const browserThumbnail: ThumbnailMaker = async (file, contentType) => {
     const context = canvas.getContext('2d');
     if (!context) return null;
     context.drawImage(source, 0, 0, size.width, size.height);
+    for (let retry = 0; kind === 'video' && retry < BLANK_FRAME_RETRIES; retry += 1) {
+      if (!looksBlank(context.getImageData(0, 0, size.width, size.height).data)) break;
+      await new Promise((resolve) => setTimeout(resolve, BLANK_FRAME_RETRY_MS));
+      context.drawImage(source, 0, 0, size.width, size.height);
+    }
     for (const quality of QUALITIES) {
       const blob = await canvasBlob(canvas, quality);
       if (blob && blob.size <= THUMBNAIL_MAX_BYTES) {
