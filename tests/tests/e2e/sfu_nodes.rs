@@ -38,6 +38,36 @@ fn audio_of(summary: &Value) -> Result<Value> {
     decoded(summary, "audio", 1).into_iter().next().with_context(|| format!("no audio: {summary}"))
 }
 
+/// Waits on `socket` for `call_id`'s `media_moved` (failing if the call ends instead).
+async fn moved(socket: &mut Socket, call_id: &str) -> Result<Value> {
+    loop {
+        let frame = socket.expect("call.updated", Duration::from_secs(15)).await?;
+        if frame["data"]["call_id"] == json!(call_id) && frame["data"]["change"] == "media_moved" {
+            return Ok(frame);
+        }
+        ensure!(frame["data"]["change"] != "ended", "the call ended instead of moving: {frame}");
+    }
+}
+
+/// Both members of a moved call join it again: on `node_url`, where their audio flows.
+async fn rejoin_on(stack: &Stack, call: &PlacedCall, node_url: &str) -> Result<()> {
+    let mut rejoined = Vec::new();
+    for member in &call.members {
+        let (status, body) =
+            stack.post(&format!("/calls/{}/accept", call.id), Some(&member.token), &json!(null)).await?;
+        ensure!(status == 200, "rejoin: {status} {body}");
+        ensure!(body["call"]["status"] == "active", "{body}");
+        rejoined.push(access(&body["sfu"])?);
+    }
+    ensure!(rejoined.iter().all(|(url, _)| url == node_url), "not rejoined on {node_url}: {rejoined:?}");
+    let runs = rejoined.iter().map(|(url, token)| run_peer(url, token, &["--seconds", "4", "--audio-only"]));
+    for summary in futures::future::join_all(runs).await {
+        let summary = summary?;
+        ensure!(!decoded(&summary, "audio", 50).is_empty(), "no media after rejoining: {summary}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn calls_spread_over_sfu_nodes_and_a_dead_nodes_calls_rejoin_elsewhere() -> Result<()> {
     let mut stack = Stack::start_with(StackOptions::default().with_sfus(2)).await?;
@@ -92,28 +122,9 @@ async fn calls_spread_over_sfu_nodes_and_a_dead_nodes_calls_rejoin_elsewhere() -
     }
 
     // Its participants hear where to go: the call moved, it did not end.
-    let moved = loop {
-        let frame = listening.expect("call.updated", Duration::from_secs(15)).await?;
-        if frame["data"]["call_id"] == json!(doomed.id) && frame["data"]["change"] == "media_moved" {
-            break frame;
-        }
-        ensure!(frame["data"]["change"] != "ended", "the call ended instead of moving: {frame}");
-    };
-    eprintln!("moved: {moved}");
-    let mut rejoined = Vec::new();
-    for member in &doomed.members {
-        let (status, body) =
-            stack.post(&format!("/calls/{}/accept", doomed.id), Some(&member.token), &json!(null)).await?;
-        ensure!(status == 200, "rejoin: {status} {body}");
-        ensure!(body["call"]["status"] == "active", "{body}");
-        rejoined.push(access(&body["sfu"])?);
-    }
-    ensure!(rejoined.iter().all(|(url, _)| *url == nodes[1].1), "not rejoined on the live node: {rejoined:?}");
-    let runs = rejoined.iter().map(|(url, token)| run_peer(url, token, &["--seconds", "4", "--audio-only"]));
-    for summary in futures::future::join_all(runs).await {
-        let summary = summary?;
-        ensure!(!decoded(&summary, "audio", 50).is_empty(), "no media after rejoining: {summary}");
-    }
+    let frame = moved(&mut listening, &doomed.id).await?;
+    eprintln!("moved: {frame}");
+    rejoin_on(&stack, doomed, &nodes[1].1).await?;
 
     // The other node's call went on throughout, without a stall.
     for summary in survivor_peers.await? {
@@ -173,13 +184,7 @@ async fn a_node_cut_off_from_nats_drops_its_calls_and_admits_nobody_until_it_is_
     ensure!(refused["close"]["reason"].as_str().is_some_and(|r| r.contains("lost contact")), "{refused}");
 
     // The api moved the call.
-    loop {
-        let frame = listening.expect("call.updated", Duration::from_secs(15)).await?;
-        if frame["data"]["call_id"] == json!(cut.id) && frame["data"]["change"] == "media_moved" {
-            break;
-        }
-        ensure!(frame["data"]["change"] != "ended", "the call ended instead of moving: {frame}");
-    }
+    moved(&mut listening, &cut.id).await?;
 
     // Back on NATS, node 0 admits again, but not a token from before the move: the call lives on
     // node 1 now and must not have a second room.
@@ -196,19 +201,7 @@ async fn a_node_cut_off_from_nats_drops_its_calls_and_admits_nobody_until_it_is_
     ensure!(refused["close"]["reason"].as_str().is_some_and(|r| r.contains("moved")), "{refused}");
 
     // Its members carry on on node 1.
-    let mut rejoined = Vec::new();
-    for member in &cut.members {
-        let (status, body) =
-            stack.post(&format!("/calls/{}/accept", cut.id), Some(&member.token), &json!(null)).await?;
-        ensure!(status == 200, "rejoin: {status} {body}");
-        rejoined.push(access(&body["sfu"])?);
-    }
-    ensure!(rejoined.iter().all(|(url, _)| *url == nodes[1].1), "not moved to node 1: {rejoined:?}");
-    let runs = rejoined.iter().map(|(url, token)| run_peer(url, token, &["--seconds", "4", "--audio-only"]));
-    for summary in futures::future::join_all(runs).await {
-        let summary = summary?;
-        ensure!(!decoded(&summary, "audio", 50).is_empty(), "no media after moving: {summary}");
-    }
+    rejoin_on(&stack, cut, &nodes[1].1).await?;
 
     // And the node that came back takes the next call (it is the least loaded).
     let next = start_call(&stack, 2).await?;
