@@ -1,11 +1,13 @@
 //! `feed`: each user's realtime frames (`user_feed`), in cursor order, for the WebSocket and its
 //! replay on reconnect. Frames hold their data in full (a `message.created` frame is the message
-//! as its recipients see it), so sockets need no query per frame. After each commit every new
+//! as its recipients see it, stored once in `feed_messages` for all of them), so sockets need no
+//! query per frame. After each commit every new
 //! frame is published on core NATS (`<realtime prefix>.user.<id>`) together with the user's
 //! previous cursor, which reaches whichever api replica holds the socket.
 //!
-//! Deleting a message for everyone turns its stored frames into tombstones; hiding it for one
-//! member removes that member's frame, so a replay shows what a history query shows.
+//! Deleting a message for everyone turns its stored frame into a tombstone; hiding it for one
+//! member leaves it out of that member's replays (`feed_hidden`), so a replay shows what a
+//! history query shows.
 //!
 //! A member gets frames about a chat's messages only from their joining on (`feed_members`
 //! `visible_from_seq`, from the membership event): no `message.created`, `message.deleted` or
@@ -123,6 +125,9 @@ impl FeedProjection {
         if frames.recipients.is_empty() {
             return Ok(());
         }
+        // A message's frame is stored once, in `feed_messages`, and its recipients' rows point at
+        // it: ten copies of it (and their index entries) had been most of the database's work
+        // per message to a group of ten.
         // Cursors are drawn in recipient order before the insert, so the answer maps each back
         // to its payload without reading the stored data out again. The sequence is named, not
         // looked up with `pg_get_serial_sequence`: that lookup ran once per row (5 µs each).
@@ -138,9 +143,14 @@ impl FeedProjection {
              previous AS MATERIALIZED ( \
                SELECT u AS user_id, (SELECT max(f.cursor) FROM user_feed f WHERE f.user_id = u) AS cursor \
                FROM (SELECT DISTINCT user_id AS u FROM numbered) d), \
+             shared AS ( \
+               INSERT INTO feed_messages (message_id, chat_id, data) \
+               SELECT message_id, (data ->> 'chat_id')::uuid, data FROM payloads WHERE message_id IS NOT NULL \
+               ON CONFLICT DO NOTHING), \
              framed AS ( \
                INSERT INTO user_feed (user_id, cursor, kind, data, message_id) \
-               SELECT nb.user_id, nb.cursor, p.kind, p.data, p.message_id FROM numbered nb JOIN payloads p USING (p)) \
+               SELECT nb.user_id, nb.cursor, p.kind, CASE WHEN p.message_id IS NULL THEN p.data END, p.message_id \
+               FROM numbered nb JOIN payloads p USING (p)) \
              SELECT nb.p AS \"payload!\", nb.user_id AS \"user_id!\", nb.cursor AS \"cursor!\", \
                COALESCE(pr.cursor, 0) AS \"stored_before!\" \
              FROM numbered nb JOIN previous pr USING (user_id) ORDER BY nb.cursor",
@@ -480,7 +490,9 @@ impl Projection for FeedProjection {
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         // Rebuilt frames get new, higher cursors (the sequence is not reset), so a client that
         // reconnects with an old cursor is replayed the whole rebuilt feed rather than missing any.
-        sqlx::query!("TRUNCATE user_feed, feed_members, feed_calls, notifications").execute(conn).await?;
+        sqlx::query!("TRUNCATE user_feed, feed_messages, feed_hidden, feed_members, feed_calls, notifications")
+            .execute(conn)
+            .await?;
         Ok(())
     }
 
@@ -587,7 +599,14 @@ impl Projection for FeedProjection {
                 sqlx::query!("DELETE FROM feed_members WHERE chat_id = $1 AND user_id = $2", chat_id, user_id)
                     .execute(&mut *conn)
                     .await?;
-                sqlx::query!("DELETE FROM user_feed WHERE user_id = $2 AND kind = 'message.created' AND data ->> 'chat_id' = $1::text", chat_id.to_string(), user_id)
+                // Shared frames name their chat in `feed_messages`; frames stored before, in their copy.
+                sqlx::query!(
+                    "DELETE FROM user_feed f WHERE f.user_id = $2 AND f.kind = 'message.created' \
+                     AND COALESCE((f.data ->> 'chat_id')::uuid, \
+                                  (SELECT m.chat_id FROM feed_messages m WHERE m.message_id = f.message_id)) = $1",
+                    chat_id,
+                    user_id
+                )
                 .execute(&mut *conn)
                 .await?;
                 (
@@ -609,8 +628,19 @@ impl Projection for FeedProjection {
                 json!({"chat_id": chat_id, "user_id": user_id, "up_to_seq": seq}),
             ),
             ChatEvent::MessageDeleted { message_id, seq, .. } => {
-                sqlx::query!("UPDATE user_feed SET data = data || '{\"ciphertext\": null, \"media_ids\": [], \"deleted\": true}' \
-                     WHERE message_id = $1 AND kind = 'message.created'", message_id)
+                sqlx::query!(
+                    "UPDATE feed_messages SET data = data || '{\"ciphertext\": null, \"media_ids\": [], \"deleted\": true}' \
+                     WHERE message_id = $1",
+                    message_id
+                )
+                .execute(&mut *conn)
+                .await?;
+                // Frames stored before frames were shared hold a copy each.
+                sqlx::query!(
+                    "UPDATE user_feed SET data = data || '{\"ciphertext\": null, \"media_ids\": [], \"deleted\": true}' \
+                     WHERE message_id = $1 AND data IS NOT NULL AND kind = 'message.created'",
+                    message_id
+                )
                 .execute(&mut *conn)
                 .await?;
                 (
@@ -620,8 +650,9 @@ impl Projection for FeedProjection {
                 )
             }
             ChatEvent::MessageHidden { message_id, seq, user_id, .. } => {
+                // Replays leave it out; its frame stays, shared with the other members.
                 sqlx::query!(
-                    "DELETE FROM user_feed WHERE user_id = $1 AND message_id = $2 AND kind = 'message.created'",
+                    "INSERT INTO feed_hidden (user_id, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
                     user_id,
                     message_id
                 )

@@ -253,9 +253,12 @@ async fn chats_hold_members_history_read_marks_and_tombstones() -> Result<()> {
     Ok(())
 }
 
-/// `(kind, data)` of `user`'s feed frames, oldest first.
+/// `(kind, data)` of `user`'s feed frames, oldest first, as the api's replay reads them.
 async fn feed_of(pool: &PgPool, user: Uuid) -> Result<Vec<(String, serde_json::Value)>> {
-    Ok(sqlx::query_as("SELECT kind, data FROM user_feed WHERE user_id = $1 ORDER BY cursor")
+    Ok(sqlx::query_as("SELECT f.kind, COALESCE(f.data, m.data) FROM user_feed f \
+         LEFT JOIN feed_messages m ON f.data IS NULL AND m.message_id = f.message_id \
+         WHERE f.user_id = $1 AND NOT EXISTS (SELECT 1 FROM feed_hidden h WHERE h.user_id = $1 AND h.message_id = f.message_id) \
+         ORDER BY f.cursor")
         .bind(user)
         .fetch_all(pool)
         .await?)
@@ -301,6 +304,78 @@ async fn the_feed_reaches_members_only_while_they_are_members() -> Result<()> {
     assert_eq!(kinds(&adas), ["chat.member_added", "message.created", "chat.member_removed", "message.created"]);
     assert_eq!(adas[3].1["ciphertext"], STANDARD.encode("after"));
     assert_eq!(notified(given.pool.clone()).await?, expected, "no notice of a message sent after the removal");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_message_frame_is_stored_once_and_deletions_reach_it_and_copies_stored_before() -> Result<()> {
+    let mut given = Given::database().await?;
+    let feed = FeedProjection::new("t.rt".into());
+    let (chat, ada, bob, cy) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let (key, [copied, shared, hidden]) = given.keyed_messages().await?;
+    let events = vec![
+        given.event("Chat", chat, group_created(chat, ada, &[bob, cy]))?,
+        given.event("Chat", chat, message(copied, ada, 1, &key, "copied"))?,
+        given.event("Chat", chat, message(shared, ada, 2, &key, "shared"))?,
+        given.event("Chat", chat, message(hidden, ada, 3, &key, "hidden"))?,
+    ];
+    given.apply(&feed, &events).await?;
+    let count = |sql: &'static str| {
+        let pool = given.pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await }
+    };
+    // Three messages to three members: three stored frames, nine rows that point at them.
+    assert_eq!(count("SELECT count(*) FROM feed_messages").await?, 3);
+    assert_eq!(count("SELECT count(*) FROM user_feed WHERE kind = 'message.created' AND data IS NULL").await?, 9);
+    assert_eq!(count("SELECT count(*) FROM user_feed WHERE kind = 'message.created'").await?, 9);
+    // `copied` as frames were stored before they were shared: a copy in each member's row.
+    sqlx::query(
+        "UPDATE user_feed f SET data = m.data FROM feed_messages m WHERE m.message_id = f.message_id AND f.message_id = $1",
+    )
+    .bind(copied)
+    .execute(&given.pool)
+    .await?;
+    sqlx::query("DELETE FROM feed_messages WHERE message_id = $1").bind(copied).execute(&given.pool).await?;
+
+    let events = vec![
+        given.event(
+            "Chat",
+            chat,
+            ChatEvent::MessageDeleted { message_id: copied, seq: 1, deleted_by: ada, at: at(40) },
+        )?,
+        given.event(
+            "Chat",
+            chat,
+            ChatEvent::MessageDeleted { message_id: shared, seq: 2, deleted_by: ada, at: at(41) },
+        )?,
+        given.event("Chat", chat, ChatEvent::MessageHidden { message_id: hidden, seq: 3, user_id: bob, at: at(42) })?,
+    ];
+    given.apply(&feed, &events).await?;
+    let messages = |frames: Vec<(String, serde_json::Value)>| -> Vec<(i64, bool, serde_json::Value)> {
+        frames
+            .into_iter()
+            .filter(|(kind, _)| kind == "message.created")
+            .map(|(_, data)| (data["seq"].as_i64().unwrap_or(-1), data["deleted"] == true, data["ciphertext"].clone()))
+            .collect()
+    };
+    let tombstone = |seq| (seq, true, serde_json::Value::Null);
+    let kept = (3, false, serde_json::Value::from(STANDARD.encode("hidden")));
+    // Deleted for everyone: tombstones in the copies and in the shared frame alike.
+    assert_eq!(messages(feed_of(&given.pool, ada).await?), [tombstone(1), tombstone(2), kept.clone()]);
+    // Hidden by Bob: gone from his replay only, and told to his other sessions.
+    let bobs = feed_of(&given.pool, bob).await?;
+    assert_eq!(
+        bobs.last().map(|(kind, data)| (kind.as_str(), data["for"].clone())),
+        Some(("message.deleted", "me".into()))
+    );
+    assert_eq!(messages(bobs), [tombstone(1), tombstone(2)]);
+    assert_eq!(messages(feed_of(&given.pool, cy).await?), [tombstone(1), tombstone(2), kept]);
+
+    // A removed member keeps no message frame of the chat, copied or shared.
+    let removed = given.event("Chat", chat, ChatEvent::MemberRemoved { user_id: cy, removed_by: ada, at: at(50) })?;
+    given.apply(&feed, &[removed]).await?;
+    assert_eq!(messages(feed_of(&given.pool, cy).await?), []);
+    assert_eq!(messages(feed_of(&given.pool, ada).await?).len(), 3, "the others keep theirs");
     Ok(())
 }
 

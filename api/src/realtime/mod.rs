@@ -386,8 +386,13 @@ impl Session {
     {
         loop {
             let rows = sqlx::query!(
-                r#"SELECT cursor, kind, data::text AS "data!" FROM user_feed
-                   WHERE user_id = $1 AND cursor > $2 ORDER BY cursor LIMIT $3"#,
+                // A message's frame is shared by its recipients (`feed_messages`); one they hid
+                // for themselves is left out.
+                r#"SELECT f.cursor, f.kind, COALESCE(f.data, m.data)::text AS "data!" FROM user_feed f
+                   LEFT JOIN feed_messages m ON f.data IS NULL AND m.message_id = f.message_id
+                   WHERE f.user_id = $1 AND f.cursor > $2
+                     AND NOT EXISTS (SELECT 1 FROM feed_hidden h WHERE h.user_id = $1 AND h.message_id = f.message_id)
+                   ORDER BY f.cursor LIMIT $3"#,
                 self.user_id,
                 self.last_cursor,
                 FEED_BATCH

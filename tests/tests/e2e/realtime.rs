@@ -68,13 +68,21 @@ async fn a_reconnect_with_a_cursor_replays_exactly_what_was_missed() -> Result<(
     let cursor = text(&first["cursor"])?;
     drop(bobs);
 
-    send(&stack, &chat, &ada, "m2", "two").await?;
+    let (_, second) = send(&stack, &chat, &ada, "m2", "two").await?;
     send(&stack, &chat, &ada, "m3", "three").await?;
     let (_, third) = send(&stack, &chat, &ada, "m4", "deleted before delivery").await?;
     let response = stack
         .http
         .delete(stack.url(&format!("/chats/{chat}/messages/{}?for=everyone", text(&third["id"])?)))
         .bearer_auth(&ada.token)
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 204);
+    // Bob deletes one for himself from another device.
+    let response = stack
+        .http
+        .delete(stack.url(&format!("/chats/{chat}/messages/{}?for=me", text(&second["id"])?)))
+        .bearer_auth(&bob.token)
         .send()
         .await?;
     assert_eq!(response.status().as_u16(), 204);
@@ -97,15 +105,17 @@ async fn a_reconnect_with_a_cursor_replays_exactly_what_was_missed() -> Result<(
     assert_eq!(
         kinds,
         vec![
-            ("message.created".to_owned(), Some(2)),
             ("message.created".to_owned(), Some(3)),
             ("message.created".to_owned(), Some(4)),
             ("message.deleted".to_owned(), Some(4)),
-        ]
+            ("message.deleted".to_owned(), Some(2)),
+        ],
+        "the message Bob deleted for himself is not replayed to him"
     );
     // The replayed deleted message is a tombstone, not its old body.
-    assert_eq!(replayed[2]["data"]["deleted"], true);
-    assert!(replayed[2]["data"]["ciphertext"].is_null());
+    assert_eq!(replayed[1]["data"]["deleted"], true);
+    assert!(replayed[1]["data"]["ciphertext"].is_null());
+    assert_eq!(replayed[3]["data"]["for"], "me");
 
     // Bad credentials and cursors are refused before the upgrade.
     assert!(Socket::connect(&stack.base_url, "not-a-token", None).await.is_err());
