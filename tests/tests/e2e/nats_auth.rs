@@ -129,6 +129,9 @@ async fn every_service_gets_only_its_subjects_and_nobody_gets_in_without_a_passw
     };
     refused(sfu.refusals(|c| subscribe(c, "parley.rt.>")).await?, "the SFU reading frames");
     refused(sfu.refusals(|c| publish(c, "parley.events.Chat.forged")).await?, "the SFU committing an event");
+    refused(sfu.refusals(|c| publish(c, "parley.rt.user.forged")).await?, "the SFU forging a frame");
+    // A resync makes every socket on every replica read its feed: the SFU may not ask for one.
+    refused(sfu.refusals(|c| publish(c, "parley.rt.resync")).await?, "the SFU asking every socket to resync");
     refused(sfu.refusals(|c| subscribe(c, "_INBOX_parley-api.>")).await?, "the SFU reading the api's deliveries");
     refused(sfu.refusals(|c| publish(c, "$JS.API.STREAM.DELETE.PARLEY_EVENTS")).await?, "the SFU deleting the stream");
     refused(projections.refusals(|c| publish(c, "parley.events.Chat.forged")).await?, "the projector committing");
