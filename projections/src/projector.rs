@@ -24,6 +24,11 @@ const STORE_VERSIONS: &str = "UPDATE projection_versions p SET version = u.v \
 
 /// Deliveries applied in one transaction at most.
 const BATCH: usize = 256;
+/// How long a delivery that found events already waiting (a busy stream) waits for more before
+/// it is applied: each delivery has a fixed cost (a transaction, the version rows, the
+/// checkpoint, a commit), and a busy stream's events otherwise went in small deliveries. A
+/// quiet stream's lone event is applied at once.
+const BUSY_LINGER: Duration = Duration::from_millis(2);
 
 /// The per-aggregate versions a projection has applied, read once per transaction (and locked,
 /// which serialises projector replicas working on the same aggregates) and written back once.
@@ -320,13 +325,23 @@ async fn consume(
     }
     let mut messages = consumer.messages().await.map_err(|e| nats(&e))?;
     // Whatever has arrived is applied together (up to BATCH): one transaction and one progress
-    // notification for many events when busy, a batch of one when idle.
+    // notification for many events when busy (and a little more time to gather them), a batch
+    // of one when idle.
     while let Some(first) = messages.next().await {
         let mut delivered = vec![first.map_err(|e| nats(&e))?];
         while delivered.len() < BATCH {
             match messages.next().now_or_never() {
                 Some(Some(message)) => delivered.push(message.map_err(|e| nats(&e))?),
                 _ => break,
+            }
+        }
+        if delivered.len() > 1 {
+            let until = tokio::time::Instant::now() + BUSY_LINGER;
+            while delivered.len() < BATCH {
+                match tokio::time::timeout_at(until, messages.next()).await {
+                    Ok(Some(message)) => delivered.push(message.map_err(|e| nats(&e))?),
+                    _ => break,
+                }
             }
         }
         let (mut messages, mut events) = (Vec::with_capacity(delivered.len()), Vec::with_capacity(delivered.len()));
