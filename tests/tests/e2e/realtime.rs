@@ -71,21 +71,13 @@ async fn a_reconnect_with_a_cursor_replays_exactly_what_was_missed() -> Result<(
     let (_, second) = send(&stack, &chat, &ada, "m2", "two").await?;
     send(&stack, &chat, &ada, "m3", "three").await?;
     let (_, third) = send(&stack, &chat, &ada, "m4", "deleted before delivery").await?;
-    let response = stack
-        .http
-        .delete(stack.url(&format!("/chats/{chat}/messages/{}?for=everyone", text(&third["id"])?)))
-        .bearer_auth(&ada.token)
-        .send()
-        .await?;
-    assert_eq!(response.status().as_u16(), 204);
+    let delete = |token: &str, message: &serde_json::Value, scope: &str| {
+        let path = format!("/chats/{chat}/messages/{}?for={scope}", message["id"].as_str().unwrap_or_default());
+        stack.http.delete(stack.url(&path)).bearer_auth(token.to_owned()).send()
+    };
+    assert_eq!(delete(&ada.token, &third, "everyone").await?.status().as_u16(), 204);
     // Bob deletes one for himself from another device.
-    let response = stack
-        .http
-        .delete(stack.url(&format!("/chats/{chat}/messages/{}?for=me", text(&second["id"])?)))
-        .bearer_auth(&bob.token)
-        .send()
-        .await?;
-    assert_eq!(response.status().as_u16(), 204);
+    assert_eq!(delete(&bob.token, &second, "me").await?.status().as_u16(), 204);
 
     let mut again = Socket::connect(&stack.base_url, &bob.token, Some(&cursor)).await?;
     let mut replayed = Vec::new();
