@@ -20,10 +20,20 @@ pub fn probe(url: &str, timeout: Duration) -> Result<(), String> {
     let mut stream = TcpStream::connect_timeout(&address, timeout).map_err(|e| format!("{address}: {e}"))?;
     stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
     stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").map_err(|e| e.to_string())?;
+    // One write: `write!` on a socket may send the request in pieces, and a server that answers
+    // after the first piece and closes makes the next piece fail with a broken pipe.
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    // The status line may arrive in pieces: read until its end (or the server closes).
     let mut head = [0u8; 64];
-    let read = stream.read(&mut head).map_err(|e| e.to_string())?;
-    let status_line = String::from_utf8_lossy(&head[..read]);
+    let mut filled = 0;
+    while filled < head.len() && !head[..filled].contains(&b'\n') {
+        match stream.read(&mut head[filled..]).map_err(|e| e.to_string())? {
+            0 => break,
+            read => filled += read,
+        }
+    }
+    let status_line = String::from_utf8_lossy(&head[..filled]);
     match status_line.split_whitespace().nth(1) {
         Some("200") => Ok(()),
         Some(status) => Err(format!("{url} answered {status}")),
@@ -39,15 +49,26 @@ mod tests {
 
     use super::probe;
 
-    /// A server that answers one request with `status`.
+    /// A server that answers one request with `status`, its status line split over two writes.
     fn answering(status: &'static str) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/healthz", listener.local_addr().unwrap());
         std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
-            let mut request = [0u8; 256];
-            let _ = stream.read(&mut request);
-            let _ = write!(stream, "HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+            // Answers only once the whole request head is in, as a real server does.
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 256];
+            while !request.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(read) => request.extend_from_slice(&chunk[..read]),
+                }
+            }
+            // The status line in two pieces, as a busy server may send it.
+            let _ = stream.write_all(b"HTTP/1.1 ");
+            let _ = stream.flush();
+            std::thread::sleep(Duration::from_millis(20));
+            let _ = write!(stream, "{status}\r\ncontent-length: 0\r\n\r\n");
         });
         url
     }
