@@ -241,12 +241,15 @@ async fn every_accepted_message_arrives_exactly_once_through_kills_and_outages()
     let chat = group(&stack, &members[0], &[&members[1], &members[2]]).await?;
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The sockets listen on after the senders stop, until the check below is done: frames of the
+    // last sends are still on their way when the senders stop.
+    let (stop_listening, listening) = watch::channel(false);
     let mut seen = Vec::new();
     let mut tasks = Vec::new();
     for member in &members {
         let delivered = Arc::new(Mutex::new(Vec::new()));
         seen.push(Arc::clone(&delivered));
-        tasks.push(tokio::spawn(listener(apis.clone(), member.token.clone(), delivered, stop_rx.clone())));
+        tasks.push(tokio::spawn(listener(apis.clone(), member.token.clone(), delivered, listening.clone())));
     }
     // The sockets are subscribed before the first message.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -285,6 +288,7 @@ async fn every_accepted_message_arrives_exactly_once_through_kills_and_outages()
     for task in senders {
         task.await??;
     }
+    let seen_when_sending_stopped: Vec<usize> = seen.iter().map(|s| s.lock().map(|s| s.len()).unwrap_or(0)).collect();
 
     let (accepted, rejected, retried) = {
         let ledger = ledger.lock().map_err(|_| anyhow::anyhow!("ledger poisoned"))?;
@@ -329,10 +333,16 @@ async fn every_accepted_message_arrives_exactly_once_through_kills_and_outages()
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop_tx.send(true)?;
+    stop_listening.send(true)?;
     for task in tasks {
         task.await??;
     }
+    let arrived_later: Vec<usize> = seen
+        .iter()
+        .zip(&seen_when_sending_stopped)
+        .map(|(s, before)| s.lock().map(|s| s.len().saturating_sub(*before)).unwrap_or(0))
+        .collect();
+    eprintln!("frames that reached each socket after the senders stopped: {arrived_later:?}");
     for (member, delivered) in members.iter().zip(&seen) {
         let delivered = delivered.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
         let mut counts: BTreeMap<&String, usize> = BTreeMap::new();
