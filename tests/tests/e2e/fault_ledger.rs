@@ -284,11 +284,11 @@ async fn every_accepted_message_arrives_exactly_once_through_kills_and_outages()
     postgres.restart().await?;
     pause().await;
     tokio::time::sleep(extra_load()).await;
+    let seen_when_told_to_stop: Vec<usize> = seen.iter().map(|s| s.lock().map(|s| s.len()).unwrap_or(0)).collect();
     stop_tx.send(true)?;
     for task in senders {
         task.await??;
     }
-    let seen_when_sending_stopped: Vec<usize> = seen.iter().map(|s| s.lock().map(|s| s.len()).unwrap_or(0)).collect();
 
     let (accepted, rejected, retried) = {
         let ledger = ledger.lock().map_err(|_| anyhow::anyhow!("ledger poisoned"))?;
@@ -339,10 +339,10 @@ async fn every_accepted_message_arrives_exactly_once_through_kills_and_outages()
     }
     let arrived_later: Vec<usize> = seen
         .iter()
-        .zip(&seen_when_sending_stopped)
+        .zip(&seen_when_told_to_stop)
         .map(|(s, before)| s.lock().map(|s| s.len().saturating_sub(*before)).unwrap_or(0))
         .collect();
-    eprintln!("frames that reached each socket after the senders stopped: {arrived_later:?}");
+    eprintln!("frames that reached each socket after the senders were told to stop: {arrived_later:?}");
     for (member, delivered) in members.iter().zip(&seen) {
         let delivered = delivered.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
         let mut counts: BTreeMap<&String, usize> = BTreeMap::new();
