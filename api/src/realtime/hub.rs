@@ -5,7 +5,8 @@
 //! (nothing is lost: the feed holds every frame). When messages may have been lost on the way
 //! (this replica's NATS connection dropped, or a projector came back and announced it on
 //! `<prefix>.resync`), every socket here catches up from the database; the hub also keeps the
-//! sockets present, with one row for the whole replica.
+//! sockets present, with one row for the whole replica, and deletes the rows that replicas gone
+//! for good left behind.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -237,8 +238,28 @@ async fn refresh_presence(state: Arc<AppState>) {
         if let Err(error) = refreshed {
             tracing::warn!(%error, "could not refresh this replica's presence");
         }
+        // A replica that was killed (or stopped before its sockets' tasks ended) leaves its
+        // sockets' rows, which count as offline but were never deleted: the table grew by a
+        // replica's sockets on every crash or deploy. A replica unseen this long has no live
+        // socket left: each socket reads the database at least every `PARLEY_WS_POLL_SECS` and
+        // closes when it cannot, and its client reconnects (and marks itself) elsewhere.
+        let swept = sqlx::query!(
+            "WITH gone AS (DELETE FROM presence_replicas WHERE last_seen < now() - make_interval(secs => $1) \
+               RETURNING replica_id) \
+             DELETE FROM presence p USING gone WHERE p.replica_id = gone.replica_id",
+            PRESENCE_SWEEP_AFTER.as_secs_f64().max(state.config.ws_poll.as_secs_f64() * 2.0)
+        )
+        .execute(&state.pool)
+        .await;
+        if let Err(error) = swept {
+            tracing::warn!(%error, "could not sweep the presence of replicas that are gone");
+        }
     }
 }
+
+/// How long a replica's row must be stale before its sockets' presence rows are deleted (at
+/// least twice the sockets' poll interval).
+const PRESENCE_SWEEP_AFTER: Duration = Duration::from_secs(600);
 
 #[cfg(test)]
 mod tests {

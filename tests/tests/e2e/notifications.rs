@@ -83,3 +83,64 @@ async fn being_added_to_a_group_arrives_as_a_notification_frame() -> Result<()> 
     assert_eq!(frame["data"]["data"]["chat_id"].as_str(), Some(chat.as_str()));
     Ok(())
 }
+
+/// Presence rows left by an api replica that is gone (killed, so its sockets never deleted them)
+/// are swept by a live replica, with the gone replica's own row; live sockets' rows stay.
+#[tokio::test]
+async fn presence_left_by_a_replica_that_is_gone_is_swept() -> Result<()> {
+    let stack = Stack::start().await?;
+    let ada = member(&stack, "ada").await?;
+    let mut adas = Socket::connect(&stack.base_url, &ada.token, None).await?;
+    adas.send(&json!({"type": "ping"})).await?;
+    adas.expect("pong", WAIT).await?;
+    let ada_id: uuid::Uuid = ada.id.parse()?;
+    let (gone, recent) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    sqlx::query(
+        "INSERT INTO presence_replicas (replica_id, last_seen) \
+         VALUES ($1, now() - interval '1 hour'), ($2, now() - interval '2 minutes')",
+    )
+    .bind(gone)
+    .bind(recent)
+    .execute(&stack.pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO presence (connection_id, user_id, replica_id) \
+         SELECT gen_random_uuid(), $1, r FROM unnest(ARRAY[$2, $2, $3]::uuid[]) AS r",
+    )
+    .bind(ada_id)
+    .bind(gone)
+    .bind(recent)
+    .execute(&stack.pool)
+    .await?;
+    let rows_of = |replica: uuid::Uuid| {
+        let pool = stack.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM presence WHERE replica_id = $1")
+                .bind(replica)
+                .fetch_one(&pool)
+                .await
+        }
+    };
+    // The hub refreshes (and sweeps) every third of the idle timeout: 20 s here.
+    stack
+        .eventually(Duration::from_secs(45), "the gone replica's presence swept", || async {
+            Ok(rows_of(gone).await? == 0)
+        })
+        .await?;
+    let replicas: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT replica_id FROM presence_replicas").fetch_all(&stack.pool).await?;
+    assert!(!replicas.contains(&gone), "the gone replica's row stayed");
+    // A replica unseen for two minutes may be cut off for a moment: its rows stay.
+    assert!(replicas.contains(&recent));
+    assert_eq!(rows_of(recent).await?, 1);
+    // Ada's live socket is still present, and still counts as online.
+    let live: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM presence p JOIN presence_replicas r USING (replica_id) \
+         WHERE p.user_id = $1 AND r.last_seen > now() - interval '90 seconds'",
+    )
+    .bind(ada_id)
+    .fetch_one(&stack.pool)
+    .await?;
+    assert_eq!(live, 1);
+    Ok(())
+}
