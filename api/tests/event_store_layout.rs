@@ -14,6 +14,7 @@ use parley_domain::sealed;
 use parley_domain::EventMetadata;
 use postgres_es::PostgresEventRepository;
 use sqlx::postgres::PgPoolOptions;
+use sqlx::Connection as _;
 use uuid::Uuid;
 
 /// A counter nobody exports (the global meter provider is a no-op here).
@@ -108,5 +109,74 @@ async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::
     .fetch_optional(&pool)
     .await?;
     assert_eq!(derived, Some(121));
+    Ok(())
+}
+
+/// The committer keeps its connection between commits. When PostgreSQL closes it (a restart, an
+/// idle timeout, an operator's `pg_terminate_backend`), the next commit still goes through, once,
+/// on a fresh connection.
+#[tokio::test]
+async fn a_commit_after_the_database_closed_the_committers_connection_goes_through() -> anyhow::Result<()> {
+    let url = parley_tests::fresh_database("held").await?;
+    let pool = PgPoolOptions::new().max_connections(4).connect(&url).await?;
+    parley_eventbus::migrate(&pool).await?;
+    let bus: CommandBus<Chat> =
+        CommandBus::new(EventStore::start(pool.clone(), Arc::new(Default::default()), appended()), ());
+    let (chat_id, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let id = chat_id.to_string();
+    let metadata = EventMetadata::new(Some(ada), Utc::now(), None);
+    let create = ChatCommand::Create {
+        chat_id,
+        kind: ChatKind::Group,
+        creator_id: ada,
+        name: Some("Held".into()),
+        member_ids: vec![bob],
+        at: Utc::now(),
+    };
+    bus.execute(&id, create, &metadata).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // Every other session of this database: the committer's among them.
+    let mut admin = sqlx::PgConnection::connect(&url).await?;
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await?;
+    assert!(!terminated.is_empty(), "the committer's connection was not found");
+    // The terminated sessions have closed their sockets once they are gone from the view.
+    for _ in 0..100 {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut admin)
+        .await?;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let message_id = Uuid::now_v7();
+    let key = [9u8; sealed::KEY_BYTES];
+    let send = ChatCommand::SendMessage {
+        message_id,
+        sender_id: ada,
+        sender_device_id: None,
+        client_msg_id: "after-terminate".into(),
+        body: sealed::seal(&key, &[0u8; sealed::NONCE_BYTES], b"ciphertext"),
+        algorithm: "x".into(),
+        media_ids: Vec::new(),
+        reply_to: None,
+        at: Utc::now(),
+    };
+    let keys = vec![MessageKey { message_id, key: key.to_vec() }];
+    let sent = bus.execute_with_keys(&id, send, &metadata, keys).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(sent.version, 2);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
+        .bind(&id)
+        .fetch_one(&mut admin)
+        .await?;
+    assert_eq!(stored, 2, "the message is stored once");
     Ok(())
 }

@@ -6,6 +6,8 @@ pub mod error;
 #[cfg(feature = "store")]
 pub mod event_store;
 #[cfg(feature = "store")]
+pub mod held;
+#[cfg(feature = "store")]
 pub mod relay;
 pub mod stream;
 

@@ -20,11 +20,12 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage};
 use parley_domain::EventEnvelope;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Executor, PgPool};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
 use crate::event_store::take_outbox;
+use crate::held::HeldConnection;
 use crate::stream::ensure_stream;
 use crate::{BusError, StreamSettings};
 
@@ -79,12 +80,13 @@ impl Relay {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
         let mut stream_ready = false;
+        let mut connection = HeldConnection::new(self.pool.clone());
         loop {
             if *shutdown.borrow() {
                 return;
             }
             let result = match stream_ready {
-                true => self.publish_batch().await,
+                true => self.publish_batch(&mut connection).await,
                 false => ensure_stream(&self.jetstream, &self.settings).await.map(|_| {
                     stream_ready = true;
                     0
@@ -115,9 +117,20 @@ impl Relay {
     }
 
     /// Publishes up to one batch, after any other relay's turn; returns how many events were
-    /// published.
-    pub async fn publish_batch(&self) -> Result<usize, BusError> {
-        let mut tx = self.pool.begin().await?;
+    /// published. After a failure the connection goes back to the pool (see `HeldConnection`).
+    async fn publish_batch(&self, connection: &mut HeldConnection) -> Result<usize, BusError> {
+        let result = match connection.get().await {
+            Ok(conn) => self.publish_batch_on(conn).await,
+            Err(error) => Err(error.into()),
+        };
+        if result.is_err() {
+            connection.release();
+        }
+        result
+    }
+
+    async fn publish_batch_on(&self, conn: &mut PgConnection) -> Result<usize, BusError> {
+        let mut tx = conn.begin().await?;
         // The lock first, in a statement of its own, so that the next one's snapshot includes
         // everything the previous holder left.
         sqlx::query!("SELECT pg_advisory_xact_lock($1)", RELAY_LOCK_KEY).execute(&mut *tx).await?;

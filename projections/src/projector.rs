@@ -7,8 +7,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, AckKind};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use parley_domain::EventEnvelope;
+use parley_eventbus::held::HeldConnection;
 use parley_eventbus::{event_store, StreamSettings};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -172,13 +173,13 @@ async fn record_progress(
 /// Applies delivered events to every projection of a group, with their checkpoints, in a single
 /// transaction. Each projection sees only the events of its aggregate types, in delivery order.
 async fn apply_batch(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     group: &[Arc<dyn Projection>],
     events: Vec<EventEnvelope>,
     stream_sequence: u64,
 ) -> Result<Vec<(&'static str, usize)>, ProjectionError> {
     let mut applied = Vec::with_capacity(group.len());
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let mut batch = Some(events);
     for (index, projection) in group.iter().enumerate() {
         // The last projection takes the batch itself; the others take copies of their events.
@@ -324,6 +325,7 @@ async fn consume(
         consumer = stream.update_consumer(config).await.map_err(|e| nats(&e))?;
     }
     let mut messages = consumer.messages().await.map_err(|e| nats(&e))?;
+    let mut connection = HeldConnection::new(pool.clone());
     // Whatever has arrived is applied together (up to BATCH): one transaction and one progress
     // notification for many events when busy (and a little more time to gather them), a batch
     // of one when idle.
@@ -387,7 +389,14 @@ async fn consume(
                 projection.begin_delivery();
             }
             let started = std::time::Instant::now();
-            match apply_batch(pool, group, events, stream_sequence).await {
+            let result = match connection.get().await {
+                Ok(conn) => apply_batch(conn, group, events, stream_sequence).await,
+                Err(error) => Err(error.into()),
+            };
+            if result.is_err() {
+                connection.release();
+            }
+            match result {
                 Ok(applied) => {
                     metrics.batch_applied(consumer_name, started.elapsed(), &applied);
                     for projection in group {

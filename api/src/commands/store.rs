@@ -13,8 +13,9 @@ use std::sync::Arc;
 use cqrs_es::Aggregate;
 use opentelemetry::metrics::Counter;
 use opentelemetry::KeyValue;
+use parley_eventbus::held::HeldConnection;
 use serde::de::DeserializeOwned;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use uuid::Uuid;
 
@@ -201,6 +202,7 @@ impl Committed {
 }
 
 async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>>, committed: Committed) {
+    let mut connection = HeldConnection::new(pool);
     loop {
         let mut batch = {
             let mut receiver = receiver.lock().await;
@@ -215,14 +217,18 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
             batch
         };
         let commits: Vec<&Commit> = batch.iter().map(|q| &q.commit).collect();
-        match write(&pool, &commits).await {
+        match write(&mut connection, &commits).await {
             Ok(()) => {
                 committed.signal(&commits);
                 for queued in batch {
                     let _ = queued.done.send(Ok(()));
                 }
             }
-            Err(error) if batch.len() == 1 => {
+            // A lone commit that the database refused fails. One that failed on the connection
+            // (say, the held one, closed by a restart of PostgreSQL while idle) is tried once
+            // more below, on a fresh connection: if the first try did commit after all, the
+            // events' primary key refuses the second and the command runs again on fresh state.
+            Err(error) if batch.len() == 1 && !lost_connection(&error) => {
                 if let Some(queued) = batch.pop() {
                     let _ = queued.done.send(Err(error));
                 }
@@ -230,7 +236,7 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
             Err(error) => {
                 tracing::debug!(%error, size = batch.len(), "group commit failed; committing one by one");
                 for queued in batch {
-                    let result = write(&pool, &[&queued.commit]).await;
+                    let result = write(&mut connection, &[&queued.commit]).await;
                     if result.is_ok() {
                         committed.signal(&[&queued.commit]);
                     }
@@ -241,11 +247,30 @@ async fn run_committer(pool: PgPool, receiver: Arc<Mutex<mpsc::Receiver<Queued>>
     }
 }
 
+fn lost_connection(error: &CommitError) -> bool {
+    matches!(error, CommitError::Database(e) if HeldConnection::is_connection_error(e))
+}
+
+/// Writes `commits` (see `insert`) on the held connection, and hands the connection back to the
+/// pool after any failure but the database refusing the statement.
+async fn write(connection: &mut HeldConnection, commits: &[&Commit]) -> Result<(), CommitError> {
+    let result = match connection.get().await {
+        Ok(conn) => insert(conn, commits).await,
+        Err(error) => Err(error),
+    };
+    result.map_err(|error| {
+        if HeldConnection::is_connection_error(&error) {
+            connection.release();
+        }
+        classify(error)
+    })
+}
+
 /// All of `commits` in one statement, so one round trip and atomic without BEGIN and COMMIT:
 /// message keys, idempotency rows, events (their trigger writes the outbox and the other lookup
 /// rows) and any snapshots. The setting `parley.commit_lookups` tells the trigger (which runs
 /// after this statement's main query) that the idempotency rows are done (see migration 12).
-async fn write(pool: &PgPool, commits: &[&Commit]) -> Result<(), CommitError> {
+async fn insert(conn: &mut PgConnection, commits: &[&Commit]) -> Result<(), sqlx::Error> {
     let (message_ids, keys): (Vec<Uuid>, Vec<&[u8]>) =
         commits.iter().flat_map(|c| &c.message_keys).map(|k| (k.message_id, k.key.as_slice())).unzip();
     let mut columns = EventColumns::default();
@@ -303,9 +328,8 @@ async fn write(pool: &PgPool, commits: &[&Commit]) -> Result<(), CommitError> {
         &sent.message_ids,
         &sent.seqs
     )
-    .fetch_optional(pool)
-    .await
-    .map_err(classify)?;
+    .fetch_optional(conn)
+    .await?;
     Ok(())
 }
 
