@@ -1,7 +1,8 @@
 //! A pool connection kept from one use to the next by a task that runs statements back to back
-//! (a committer, the relay). A sqlx pool tests a connection with a round trip before it hands it
-//! out and again when it gets it back, so taking one per statement tripled the round trips of a
-//! one-statement commit, and the first of them sat in the commit's own latency.
+//! (the committer, the relay, a projector). A sqlx pool tests a connection with a round trip
+//! before it hands it out and again when it gets it back, so taking one per statement tripled
+//! the round trips of a one-statement commit, and the first of them sat in the commit's own
+//! latency.
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
