@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::EventStore as _;
-use parley_api::commands::{CommandBus, EventStore, MessageKey};
+use parley_api::commands::{CommandBus, Committed, EventStore, MessageKey};
 use parley_domain::chat::{Chat, ChatCommand, ChatEvent, ChatKind};
 use parley_domain::sealed;
 use parley_domain::EventMetadata;
@@ -22,36 +22,49 @@ fn appended() -> opentelemetry::metrics::Counter<u64> {
     opentelemetry::global::meter("test").u64_counter("appended").build()
 }
 
-#[tokio::test]
-async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::Result<()> {
-    let url = parley_tests::fresh_database("layout").await?;
-    let pool = PgPoolOptions::new().max_connections(4).connect(&url).await?;
-    parley_eventbus::migrate(&pool).await?;
+/// A group of two (Ada, who created it, and Bob), on a bus over a fresh migrated database.
+struct GroupChat {
+    url: String,
+    pool: sqlx::PgPool,
+    bus: CommandBus<Chat>,
+    chat_id: Uuid,
+    id: String,
+    ada: Uuid,
+    bob: Uuid,
+    metadata: EventMetadata,
+}
 
-    let bus: CommandBus<Chat> =
-        CommandBus::new(EventStore::start(pool.clone(), Arc::new(Default::default()), appended()), ());
-    let (chat_id, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    let id = chat_id.to_string();
-    let metadata = EventMetadata::new(Some(ada), Utc::now(), None);
-    let create = ChatCommand::Create {
-        chat_id,
-        kind: ChatKind::Group,
-        creator_id: ada,
-        name: Some("Layout".into()),
-        member_ids: vec![bob],
-        at: Utc::now(),
-    };
-    bus.execute(&id, create, &metadata).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    // 120 messages: past the snapshot written at 100.
-    let mut last = None;
-    for n in 0..120 {
+impl GroupChat {
+    async fn create(database: &str, name: &str) -> anyhow::Result<Self> {
+        let url = parley_tests::fresh_database(database).await?;
+        let pool = PgPoolOptions::new().max_connections(4).connect(&url).await?;
+        parley_eventbus::migrate(&pool).await?;
+        let bus: CommandBus<Chat> =
+            CommandBus::new(EventStore::start(pool.clone(), Arc::new(Default::default()), appended()), ());
+        let (chat_id, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let id = chat_id.to_string();
+        let metadata = EventMetadata::new(Some(ada), Utc::now(), None);
+        let create = ChatCommand::Create {
+            chat_id,
+            kind: ChatKind::Group,
+            creator_id: ada,
+            name: Some(name.into()),
+            member_ids: vec![bob],
+            at: Utc::now(),
+        };
+        bus.execute(&id, create, &metadata).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Self { url, pool, bus, chat_id, id, ada, bob, metadata })
+    }
+
+    /// Sends a message whose body key is `key_byte` repeated, with its key.
+    async fn send(&self, sender_id: Uuid, client_msg_id: String, key_byte: u8) -> anyhow::Result<Committed<Chat>> {
         let message_id = Uuid::now_v7();
-        let key = [n as u8; sealed::KEY_BYTES];
+        let key = [key_byte; sealed::KEY_BYTES];
         let send = ChatCommand::SendMessage {
             message_id,
-            sender_id: if n % 2 == 0 { ada } else { bob },
+            sender_id,
             sender_device_id: None,
-            client_msg_id: format!("c{n}"),
+            client_msg_id,
             body: sealed::seal(&key, &[0u8; sealed::NONCE_BYTES], b"ciphertext"),
             algorithm: "x".into(),
             media_ids: Vec::new(),
@@ -59,7 +72,18 @@ async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::
             at: Utc::now(),
         };
         let keys = vec![MessageKey { message_id, key: key.to_vec() }];
-        last = Some(bus.execute_with_keys(&id, send, &metadata, keys).await.map_err(|e| anyhow::anyhow!("{e}"))?);
+        self.bus.execute_with_keys(&self.id, send, &self.metadata, keys).await.map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+#[tokio::test]
+async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::Result<()> {
+    let chat = GroupChat::create("layout", "Layout").await?;
+    let (pool, chat_id, id, ada, bob) = (chat.pool.clone(), chat.chat_id, chat.id.clone(), chat.ada, chat.bob);
+    // 120 messages: past the snapshot written at 100.
+    let mut last = None;
+    for n in 0..120 {
+        last = Some(chat.send(if n % 2 == 0 { ada } else { bob }, format!("c{n}"), n as u8).await?);
     }
     let last = last.ok_or_else(|| anyhow::anyhow!("nothing sent"))?;
     assert_eq!(last.version, 121);
@@ -117,26 +141,10 @@ async fn events_the_group_committer_wrote_load_through_postgres_es() -> anyhow::
 /// on a fresh connection.
 #[tokio::test]
 async fn a_commit_after_the_database_closed_the_committers_connection_goes_through() -> anyhow::Result<()> {
-    let url = parley_tests::fresh_database("held").await?;
-    let pool = PgPoolOptions::new().max_connections(4).connect(&url).await?;
-    parley_eventbus::migrate(&pool).await?;
-    let bus: CommandBus<Chat> =
-        CommandBus::new(EventStore::start(pool.clone(), Arc::new(Default::default()), appended()), ());
-    let (chat_id, ada, bob) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    let id = chat_id.to_string();
-    let metadata = EventMetadata::new(Some(ada), Utc::now(), None);
-    let create = ChatCommand::Create {
-        chat_id,
-        kind: ChatKind::Group,
-        creator_id: ada,
-        name: Some("Held".into()),
-        member_ids: vec![bob],
-        at: Utc::now(),
-    };
-    bus.execute(&id, create, &metadata).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let chat = GroupChat::create("held", "Held").await?;
 
     // Every other session of this database: the committer's among them.
-    let mut admin = sqlx::PgConnection::connect(&url).await?;
+    let mut admin = sqlx::PgConnection::connect(&chat.url).await?;
     let terminated: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
@@ -157,24 +165,10 @@ async fn a_commit_after_the_database_closed_the_committers_connection_goes_throu
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 
-    let message_id = Uuid::now_v7();
-    let key = [9u8; sealed::KEY_BYTES];
-    let send = ChatCommand::SendMessage {
-        message_id,
-        sender_id: ada,
-        sender_device_id: None,
-        client_msg_id: "after-terminate".into(),
-        body: sealed::seal(&key, &[0u8; sealed::NONCE_BYTES], b"ciphertext"),
-        algorithm: "x".into(),
-        media_ids: Vec::new(),
-        reply_to: None,
-        at: Utc::now(),
-    };
-    let keys = vec![MessageKey { message_id, key: key.to_vec() }];
-    let sent = bus.execute_with_keys(&id, send, &metadata, keys).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sent = chat.send(chat.ada, "after-terminate".into(), 9).await?;
     assert_eq!(sent.version, 2);
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1")
-        .bind(&id)
+        .bind(&chat.id)
         .fetch_one(&mut admin)
         .await?;
     assert_eq!(stored, 2, "the message is stored once");
