@@ -36,8 +36,12 @@ struct GroupChat {
 
 impl GroupChat {
     async fn create(database: &str, name: &str) -> anyhow::Result<Self> {
+        Self::create_with(database, name, PgPoolOptions::new()).await
+    }
+
+    async fn create_with(database: &str, name: &str, options: PgPoolOptions) -> anyhow::Result<Self> {
         let url = parley_tests::fresh_database(database).await?;
-        let pool = PgPoolOptions::new().max_connections(4).connect(&url).await?;
+        let pool = options.max_connections(4).connect(&url).await?;
         parley_eventbus::migrate(&pool).await?;
         let bus: CommandBus<Chat> =
             CommandBus::new(EventStore::start(pool.clone(), Arc::new(Default::default()), appended()), ());
@@ -172,5 +176,42 @@ async fn a_commit_after_the_database_closed_the_committers_connection_goes_throu
         .fetch_one(&mut admin)
         .await?;
     assert_eq!(stored, 2, "the message is stored once");
+    Ok(())
+}
+
+/// The sessions whose last statement was a commit of the committer's (by its beginning: the view
+/// keeps the first kilobyte of a statement).
+async fn committers(admin: &mut sqlx::PgConnection) -> sqlx::Result<Vec<i32>> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+         AND query LIKE 'WITH keys AS (%' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(admin)
+    .await
+}
+
+/// The committer keeps its connection no longer than the pool's `max_lifetime`, as the pool
+/// would: a session PostgreSQL should no longer serve (a revoked role) is not used past it.
+#[tokio::test]
+async fn the_committer_gives_its_connection_back_after_the_pools_max_lifetime() -> anyhow::Result<()> {
+    let lifetime = std::time::Duration::from_secs(1);
+    let chat = GroupChat::create_with("lifetime", "Lifetime", PgPoolOptions::new().max_lifetime(lifetime)).await?;
+    let mut admin = sqlx::PgConnection::connect(&chat.url).await?;
+    chat.send(chat.ada, "first".into(), 1).await?;
+    let first = committers(&mut admin).await?;
+    assert_eq!(first.len(), 1, "one session ran the commits: {first:?}");
+    tokio::time::sleep(lifetime * 2).await;
+    chat.send(chat.bob, "second".into(), 2).await?;
+    // The pool closes the connection it got back (past its lifetime) in a task of its own.
+    let mut now = committers(&mut admin).await?;
+    for _ in 0..100 {
+        if !now.contains(&first[0]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        now = committers(&mut admin).await?;
+    }
+    assert!(!now.contains(&first[0]), "the first session still serves: {now:?}");
+    assert_eq!(now.len(), 1, "a new session ran the second commit: {now:?}");
     Ok(())
 }

@@ -4,12 +4,15 @@
 //! the round trips of a one-statement commit, and the first of them sat in the commit's own
 //! latency.
 
+use std::time::Instant;
+
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
 
 pub struct HeldConnection {
     pool: PgPool,
-    held: Option<PoolConnection<Postgres>>,
+    /// The connection, and when it was taken from the pool.
+    held: Option<(PoolConnection<Postgres>, Instant)>,
 }
 
 impl HeldConnection {
@@ -17,13 +20,23 @@ impl HeldConnection {
         Self { pool, held: None }
     }
 
-    /// The held connection; one is taken from the pool (tested there) when none is held.
+    /// The held connection; one is taken from the pool (tested there) when none is held. One
+    /// held for longer than the pool's `max_lifetime` (30 minutes by default) goes back first,
+    /// and the pool closes it: a revoked password or role, which only bars new sessions, takes
+    /// effect within that time, as for the pool's own connections.
     pub async fn get(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
-        let connection = match self.held.take() {
-            Some(connection) => connection,
-            None => self.pool.acquire().await?,
+        let max_lifetime = self.pool.options().get_max_lifetime();
+        if let (Some((_, taken)), Some(max)) = (&self.held, max_lifetime) {
+            if taken.elapsed() >= max {
+                // Given back before taking another: the pool may have no other connection.
+                self.held = None;
+            }
+        }
+        let held = match self.held.take() {
+            Some(held) => held,
+            None => (self.pool.acquire().await?, Instant::now()),
         };
-        Ok(&mut **self.held.insert(connection))
+        Ok(&mut *self.held.insert(held).0)
     }
 
     /// Hands the connection back to the pool, which tests it and closes it if it is broken: for
